@@ -1,0 +1,38 @@
+# `make demo` runs the studies and a LeNet-5 training run; `make test` runs the tests.
+# Each target creates .venv if it is missing and installs what it needs into it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test oracle bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-base: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-oracle: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test,oracle]'
+	touch $@
+
+demo: $(VENV)/.installed-base
+	$(PY) -m diffkit demo
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest diffkit tests README.md --doctest-glob=README.md
+
+oracle: $(VENV)/.installed-oracle
+	$(PY) -m pytest tests/oracle -q
+
+bench: $(VENV)/.installed-oracle
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

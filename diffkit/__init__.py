@@ -1,0 +1,37 @@
+"""diffkit: finite differences, symbolic differentiation, forward and reverse mode on one IR.
+
+>>> import diffkit as dk
+>>> x, y, z = dk.variables("x y z")
+>>> f = (x + y) * z
+>>> dk.evaluate(f, at={"x": -2.0, "y": 5.0, "z": -4.0})
+-12.0
+>>> dk.gradient(f, at={"x": -2.0, "y": 5.0, "z": -4.0})
+{'x': -4.0, 'y': -4.0, 'z': 3.0}
+"""
+
+from . import ops  # noqa: F401  (fills the op registry)
+from .differentiators import (Cost, ForwardMode, ReverseMode, check_grads, derivative,
+                              get_method, grad_graph, gradient, hessian, jacobian, jvp,
+                              jvp_graph, methods, vjp, vjp_graph)
+from .ir import (EvaluationError, Node, Op, Program, Sample, ShapeError, Unsupported, apply,
+                 compile, const, custom_op, evaluate, graph_size, registry, variable, variables)
+from .ops import (abs, argmax_mask, broadcast_to, cos, exp, greater, greater_equal, log,
+                  log1p, log_softmax, logsumexp, matmul, max, maximum, mean, minimum, relu,
+                  reshape, sigmoid, sign, sin, softmax, softplus, sqrt, square, stop_gradient,
+                  sum, tan, tanh, transpose, var, where)
+from .parse import ParseError, from_sympy, parse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "variable", "variables", "const", "apply", "evaluate", "compile", "graph_size", "Node",
+    "Op", "Sample", "Unsupported", "registry", "custom_op", "Program", "ShapeError",
+    "EvaluationError", "parse", "from_sympy", "ParseError",
+    "gradient", "derivative", "jacobian", "hessian", "jvp", "vjp", "check_grads",
+    "grad_graph", "jvp_graph", "vjp_graph", "methods", "get_method", "ReverseMode",
+    "ForwardMode", "Cost",
+    "abs", "argmax_mask", "broadcast_to", "cos", "exp", "greater", "greater_equal", "log",
+    "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "relu",
+    "reshape", "sigmoid", "sign", "sin", "softmax", "softplus", "sqrt", "square",
+    "stop_gradient", "sum", "tan", "tanh", "transpose", "var", "where",
+]

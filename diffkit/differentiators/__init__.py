@@ -1,0 +1,18 @@
+"""The four ways of differentiating an IR graph, behind one interface.
+
+``ReverseMode`` and ``ForwardMode`` (automatic differentiation),
+``FiniteDifference`` and ``Symbolic``. Each answers ``gradient``, ``derivative``,
+``jacobian`` and ``hessian`` and records the cost of its last call in
+``last_cost``; ``methods()`` lists the names the top-level calls accept.
+"""
+
+from .api import check_grads, derivative, gradient, hessian, jacobian, jvp, vjp
+from .common import Cost, Differentiator, get_method, methods
+from .forward import ForwardMode, jvp_graph
+from .reverse import ReverseMode, grad_graph, vjp_graph
+
+__all__ = [
+    "ReverseMode", "ForwardMode", "Differentiator", "Cost", "methods", "get_method",
+    "gradient", "derivative", "jacobian", "hessian", "jvp", "vjp", "check_grads",
+    "jvp_graph", "vjp_graph", "grad_graph",
+]

@@ -1,0 +1,151 @@
+"""The top-level calls: every differentiator by name, JVP/VJP, and ``check_grads``.
+
+>>> import diffkit as dk
+>>> x, y = dk.variables("x y")
+>>> f = dk.exp(x) * dk.sin(y)
+>>> g = dk.gradient(f, at={"x": 0.0, "y": 0.0}, method="forward")
+>>> g["y"]
+1.0
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..ir.node import Node, as_node, const, variable
+from ..ir.schedule import compile
+from .common import as_output, check_at, get_method, resolve_wrt, variable_shapes
+from .forward import jvp_graph
+from .reverse import vjp_graph
+
+__all__ = ["gradient", "derivative", "jacobian", "hessian", "jvp", "vjp", "check_grads"]
+
+
+def gradient(f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None) -> dict:
+    """The gradient of the scalar ``f`` at ``at``, as a dict name -> value.
+
+    Args:
+        f: a scalar IR node.
+        at: variable name -> value.
+        method: ``"reverse"``, ``"forward"`` or any name in ``dk.methods()``.
+        wrt: a name, a variable or a list of them (all variables by default).
+    """
+    return get_method(method).gradient(f, at, wrt=wrt)
+
+
+def derivative(f: Node, wrt, at: Mapping[str, Any], method: str = "reverse"):
+    """d f / d wrt: a number for scalar ``f`` and ``wrt``, else an array."""
+    return get_method(method).derivative(f, wrt, at)
+
+
+def jacobian(f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None):
+    """The Jacobian of ``f`` (shape ``f.shape + v.shape``) for one variable, or a dict."""
+    return get_method(method).jacobian(f, at, wrt=wrt)
+
+
+def hessian(f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None):
+    """The Hessian of the scalar ``f``; by default forward-over-reverse."""
+    return get_method(method).hessian(f, at, wrt=wrt)
+
+
+def jvp(f, at: Mapping[str, Any], tangents: Mapping[str, Any]):
+    """Forward mode: ``(f(at), J·tangents)``.
+
+    Args:
+        f: a node or a list of nodes.
+        at: variable name -> value.
+        tangents: variable name -> tangent (same shape); missing variables get zero.
+    """
+    outs = [f] if isinstance(f, Node) else list(f)
+    check_at(outs, at)
+    shapes = variable_shapes(outs)
+    for name in tangents:
+        if name not in shapes:
+            raise ValueError(f"jvp: tangent given for {name!r}, which f does not depend on")
+    tvars = {variable(n, shapes[n]): variable(f"tangent[{n}]", shapes[n]) for n in tangents}
+    touts = jvp_graph(outs, tvars)
+    seeds = {}
+    for var, t in tvars.items():
+        value = np.asarray(tangents[var.name])
+        if value.shape != var.shape:
+            raise ValueError(f"jvp: tangent of {var.name!r} has shape {value.shape}, "
+                             f"expected {var.shape}")
+        seeds[t.name] = value
+    values = compile(outs + touts)({**at, **seeds}, strict=False)
+    primal, tangent = values[:len(outs)], values[len(outs):]
+    if isinstance(f, Node):
+        return primal[0], tangent[0]
+    return primal, tangent
+
+
+def vjp(f: Node, at: Mapping[str, Any], cotangent, wrt=None):
+    """Reverse mode: ``(f(at), {name: Jᵀ·cotangent})``.
+
+    Args:
+        f: a node.
+        at: variable name -> value.
+        cotangent: an array of ``f``'s shape.
+        wrt: the variables to return (all by default).
+    """
+    check_at(f, at)
+    names = resolve_wrt(f, wrt)
+    shapes = variable_shapes(f)
+    ct = np.asarray(cotangent)
+    if ct.shape != f.shape:
+        raise ValueError(f"vjp: cotangent has shape {ct.shape}, f has shape {f.shape}")
+    seed = variable(f"cotangent[{id(f)}]", f.shape)
+    cts = vjp_graph([f], [seed], [variable(n, shapes[n]) for n in names])
+    values = compile([f] + cts)({**at, seed.name: ct}, strict=False)
+    return values[0], {n: as_output(v) for n, v in zip(names, values[1:])}
+
+
+def _directional(f: Node, u: dict, v: np.ndarray, shapes) -> Node:
+    """The scalar graph <v, J_f(x) u> for constant directions u, v."""
+    tan = jvp_graph([f], {variable(n, shapes[n]): const(u[n]) for n in u})[0]
+    return (tan * const(v)).sum() if tan.shape else tan * const(v)
+
+
+def check_grads(f: Node, at: Mapping[str, Any], order: int = 1, *, eps: float = 1e-6,
+                rtol: float = 1e-5, atol: float = 1e-8, seed: int = 0) -> None:
+    """Check forward and reverse mode against each other and against central differences.
+
+    Along random directions u (inputs) and v (outputs) it checks the adjoint
+    identity <v, J u> (forward) = <Jᵀ v, u> (reverse), and J u against the central
+    difference (f(x + eps u) - f(x - eps u)) / (2 eps). With ``order=2`` it checks
+    the directional derivative graph the same way, and so on.
+
+    Raises:
+        AssertionError: naming the check that failed and the numbers.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", shape=(3,))
+    >>> dk.check_grads(dk.sum(dk.tanh(x) ** 2), at={"x": [0.1, 0.2, 0.3]}, order=2)
+    """
+    check_at(f, at)
+    shapes = variable_shapes(f)
+    rng = np.random.default_rng(seed)
+    at64 = {k: np.asarray(v, dtype=np.float64) for k, v in at.items()}
+    u = {n: rng.standard_normal(s) for n, s in shapes.items()}
+    v = rng.standard_normal(f.shape)
+    directional = _directional(f, u, v, shapes)
+    fwd = float(compile(directional)(at64, strict=False))
+    _, cts = vjp(f, at64, v)
+    rev = float(sum(np.sum(np.asarray(cts[n]) * u[n]) for n in shapes))
+    scale = max(1.0, abs(fwd), abs(rev))
+    if not abs(fwd - rev) <= 1e-9 * scale:
+        raise AssertionError(f"check_grads: forward <v, J u> = {fwd!r} but reverse "
+                             f"<J^T v, u> = {rev!r}")
+    program = compile(f)
+    plus = program({n: at64[n] + eps * u[n] for n in shapes})
+    minus = program({n: at64[n] - eps * u[n] for n in shapes})
+    fd = float(np.sum((np.asarray(plus) - np.asarray(minus)) / (2 * eps) * v))
+    if not abs(fd - fwd) <= atol + rtol * max(abs(fd), abs(fwd)):
+        raise AssertionError(f"check_grads: central difference {fd!r} disagrees with "
+                             f"automatic differentiation {fwd!r} (order {order})")
+    if order > 1:
+        inner = variable_shapes(directional)
+        if inner:  # a directional derivative that depends on no variable is constant
+            check_grads(as_node(directional), {n: at64[n] for n in inner}, order - 1,
+                        eps=eps, rtol=rtol, atol=atol, seed=seed + 1)

@@ -1,0 +1,177 @@
+"""What every differentiator shares: the call signatures, argument checking, cost records.
+
+A differentiator answers ``gradient``, ``derivative``, ``jacobian`` and ``hessian``
+on IR graphs, and records what the last call cost (function evaluations, graph
+or expression sizes, time) in ``last_cost``. Methods are registered by name so
+that studies and tests swap them with a string.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from ..ir.node import Node
+from ..ir.schedule import EvaluationError, compile, topological_order
+
+__all__ = ["Differentiator", "Cost", "register_method", "get_method", "methods",
+           "resolve_wrt", "check_at", "as_output", "flat_size"]
+
+
+@dataclass
+class Cost:
+    """What a derivative cost: evaluations, sizes, seconds (fields a method does not use stay 0)."""
+
+    method: str = ""
+    function_evaluations: int = 0
+    passes: int = 0
+    graph_size: int = 0
+    expression_size: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class Differentiator:
+    """The common interface; subclasses implement ``_jacobian`` and may override the rest."""
+
+    name = "?"
+
+    def __init__(self) -> None:
+        self.last_cost = Cost(self.name)
+
+    # -- the public calls ---------------------------------------------------------
+    def gradient(self, f: Node, at: Mapping[str, Any], wrt=None) -> dict[str, Any]:
+        """The gradient of the scalar ``f`` at ``at``: a dict name -> value.
+
+        Args:
+            f: a scalar IR node.
+            at: variable name -> value.
+            wrt: a name, a variable or a list of them; every variable of ``f`` by default.
+        """
+        if f.shape != ():
+            raise ValueError(f"{self.name}: gradient needs a scalar output, but f has shape "
+                             f"{f.shape}; use jacobian() or vjp()")
+        names = resolve_wrt(f, wrt)
+        return self._timed(lambda: self._jacobian(f, at, names))
+
+    def derivative(self, f: Node, wrt, at: Mapping[str, Any]):
+        """d f / d wrt at ``at``: a number for scalar ``f`` and ``wrt``, else an array
+        of shape ``f.shape + wrt.shape``."""
+        (name,) = resolve_wrt(f, [wrt])
+        return self._timed(lambda: self._jacobian(f, at, [name]))[name]
+
+    def jacobian(self, f: Node, at: Mapping[str, Any], wrt=None):
+        """The Jacobian of ``f``: an array of shape ``f.shape + v.shape`` for a single
+        ``wrt`` given as a name or variable, else a dict name -> such an array."""
+        single = isinstance(wrt, (str, Node))
+        names = resolve_wrt(f, wrt)
+        out = self._timed(lambda: self._jacobian(f, at, names))
+        return out[names[0]] if single else out
+
+    def hessian(self, f: Node, at: Mapping[str, Any], wrt=None):
+        """The Hessian of the scalar ``f``: for a single ``wrt`` of shape s, an array of
+        shape s + s; otherwise a square array over the flattened variables in the
+        order of ``wrt`` (sorted names by default)."""
+        if f.shape != ():
+            raise ValueError(f"{self.name}: hessian needs a scalar output, but f has shape "
+                             f"{f.shape}")
+        single = isinstance(wrt, (str, Node))
+        names = resolve_wrt(f, wrt)
+        H = self._timed(lambda: self._hessian(f, at, names))
+        if single:
+            shape = variable_shapes(f)[names[0]]
+            return as_output(H.reshape(shape + shape))
+        return H
+
+    # -- for subclasses ------------------------------------------------------------
+    def _jacobian(self, f: Node, at, names: list[str]) -> dict[str, Any]:
+        raise NotImplementedError(f"{self.name} does not compute Jacobians")
+
+    def _hessian(self, f: Node, at, names: list[str]) -> np.ndarray:
+        raise NotImplementedError(f"{self.name} does not compute Hessians")
+
+    def _timed(self, run: Callable[[], Any]):
+        self.last_cost = Cost(self.name)
+        start = time.perf_counter()
+        out = run()
+        self.last_cost.seconds = time.perf_counter() - start
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+_METHODS: dict[str, Callable[[], Differentiator]] = {}
+
+
+def register_method(name: str, factory: Callable[[], Differentiator]) -> None:
+    """Make ``factory()`` available as ``method=name`` in the top-level calls."""
+    _METHODS[name] = factory
+
+
+def methods() -> list[str]:
+    """The names every top-level call accepts as ``method=``."""
+    return list(_METHODS)
+
+
+def get_method(method: str | Differentiator) -> Differentiator:
+    """The differentiator for a method name (or the differentiator itself)."""
+    if isinstance(method, Differentiator):
+        return method
+    factory = _METHODS.get(method)
+    if factory is None:
+        raise ValueError(f"unknown method {method!r}; known methods: {', '.join(_METHODS)}")
+    return factory()
+
+
+def variable_shapes(f: Node | Iterable[Node]) -> dict[str, tuple]:
+    """name -> shape of every variable ``f`` depends on."""
+    outs = [f] if isinstance(f, Node) else list(f)
+    return {n.name: n.shape for n in topological_order(outs) if n.kind == "var"}
+
+
+def resolve_wrt(f: Node | Iterable[Node], wrt) -> list[str]:
+    """``wrt`` (None, a name, a variable or a list) as a list of variable names of ``f``."""
+    shapes = variable_shapes(f)
+    if wrt is None:
+        return sorted(shapes)
+    if isinstance(wrt, (str, Node)):
+        wrt = [wrt]
+    names = []
+    for w in wrt:
+        name = w.name if isinstance(w, Node) and w.kind == "var" else w
+        if not isinstance(name, str):
+            raise TypeError(f"wrt must name variables, got {w!r}")
+        if name not in shapes:
+            known = ", ".join(sorted(shapes)) or "none"
+            raise ValueError(f"f does not depend on a variable named {name!r}; "
+                             f"its variables are: {known}")
+        names.append(name)
+    return names
+
+
+def check_at(f: Node | Iterable[Node], at: Mapping[str, Any]) -> None:
+    """Raise EvaluationError unless ``at`` gives every variable of ``f`` with its shape."""
+    program = compile(f if isinstance(f, Node) else list(f))
+    for _, var, value in program._inputs(at, strict=True):
+        shape = np.shape(value)
+        if tuple(shape) != var.shape:
+            raise EvaluationError(f"variable {var.name!r} has shape {var.shape} but was given "
+                                  f"a value of shape {tuple(shape)}")
+
+
+def flat_size(shape: tuple) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def as_output(value):
+    """Plain floats for 0-d float64 results, arrays otherwise."""
+    arr = np.asarray(value)
+    if arr.shape == () and arr.dtype == np.float64:
+        return float(arr)
+    if arr.shape == () and arr.dtype == np.complex128:
+        return complex(arr)
+    return arr[()] if arr.shape == () else arr

@@ -1,0 +1,27 @@
+"""A small cache of derivative graphs, so that repeated calls build each graph once."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable
+
+from ..ir.node import Node
+
+__all__ = ["cached_graph"]
+
+_CACHE: "OrderedDict[tuple, tuple[Any, Any]]" = OrderedDict()
+_SIZE = 256
+
+
+def cached_graph(key: tuple, build: Callable[[], Any]):
+    """``build()``, remembered under ``key``; nodes in the key are held so their ids stay valid."""
+    ident = tuple(id(k) if isinstance(k, Node) else k for k in key)
+    hit = _CACHE.get(ident)
+    if hit is not None:
+        _CACHE.move_to_end(ident)
+        return hit[1]
+    value = build()
+    _CACHE[ident] = (key, value)
+    if len(_CACHE) > _SIZE:
+        _CACHE.popitem(last=False)
+    return value

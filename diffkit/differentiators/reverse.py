@@ -1,0 +1,176 @@
+"""Reverse mode: the VJP graph, built by adjoint accumulation in reverse topological order.
+
+:func:`vjp_graph` walks the primal DAG from the outputs back to the variables,
+asks each op's record for its VJP rule (written in IR ops), sums broadcast
+cotangents back to each input's shape, and adds up the cotangents that reach a
+node along several paths. It knows nothing about any particular op. Its result
+is IR: evaluate it, differentiate it again, count it.
+
+>>> import diffkit as dk
+>>> x, y, z = dk.variables("x y z")
+>>> dk.gradient((x + y) * z, at={"x": -2.0, "y": 5.0, "z": -4.0})
+{'x': -4.0, 'y': -4.0, 'z': 3.0}
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..ir.node import Node, as_node, const, variable
+from ..ir.op import Unsupported
+from ..ir.schedule import compile, graph_size, topological_order
+from ..ops.shape import sum_to
+from .common import (Differentiator, as_output, check_at, flat_size, register_method,
+                     variable_shapes)
+from .graphs import cached_graph
+
+__all__ = ["vjp_graph", "grad_graph", "ReverseMode"]
+
+
+def _active(order: list[Node], wrt_ids: set[int]) -> set[int]:
+    """Ids of the nodes that depend on one of ``wrt_ids``."""
+    active: set[int] = set()
+    for node in order:
+        if id(node) in wrt_ids or any(id(i) in active for i in node.inputs):
+            active.add(id(node))
+    return active
+
+
+def vjp_graph(outputs: Sequence[Node], cotangents: Sequence[Node],
+              wrt: Iterable[Node]) -> list[Node]:
+    """The cotangent of each variable in ``wrt``: sum over outputs of Jᵀ·cotangent, as IR.
+
+    Args:
+        outputs: primal output nodes.
+        cotangents: one node per output, of the output's shape (or broadcastable to it).
+        wrt: variable nodes.
+
+    Returns:
+        One node per variable of ``wrt`` (a zero constant where no path leads).
+    """
+    outputs, wrt = list(outputs), list(wrt)
+    order = topological_order(outputs)
+    active = _active(order, {id(v) for v in wrt})
+    adjoint: dict[int, Node] = {}
+
+    def accumulate(node: Node, ct: Node) -> None:
+        ct = sum_to(as_node(ct), node.shape)
+        prev = adjoint.get(id(node))
+        adjoint[id(node)] = ct if prev is None else prev + ct
+
+    for out, ct in zip(outputs, cotangents):
+        if id(out) in active:
+            accumulate(out, ct)
+    for node in reversed(order):
+        if node.kind != "op" or id(node) not in adjoint:
+            continue
+        ct = adjoint.pop(id(node))
+        rule = node.op.vjp
+        if isinstance(rule, Unsupported):
+            raise ValueError(f"reverse mode: op {node.op.name!r} is not differentiable: "
+                             f"{rule.reason}")
+        cts = rule(ct, node, *node.inputs, **node.attrs)
+        if len(cts) != len(node.inputs):
+            raise ValueError(f"VJP rule of {node.op.name!r} returned {len(cts)} cotangents for "
+                             f"{len(node.inputs)} inputs")
+        for inp, c in zip(node.inputs, cts):
+            if c is not None and id(inp) in active:
+                accumulate(inp, c)
+    return [adjoint.get(id(v), const(np.zeros(v.shape))) for v in wrt]
+
+
+def grad_graph(f: Node, wrt=None):
+    """The gradient of the scalar ``f`` as IR: a node for a single ``wrt`` name or variable,
+    else a dict name -> node (every variable of ``f`` by default).
+
+    The result is a graph like any other: evaluate it, count it with
+    ``dk.graph_size``, or differentiate it again.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> d3 = dk.grad_graph(dk.grad_graph(dk.grad_graph(dk.sin(x), "x"), "x"), "x")
+    >>> dk.evaluate(d3, at={"x": 0.0})  # -cos(0)
+    -1.0
+    """
+    from .common import resolve_wrt
+
+    if f.shape != ():
+        raise ValueError(f"grad_graph needs a scalar output, but f has shape {f.shape}")
+    single = isinstance(wrt, (str, Node))
+    names = resolve_wrt(f, wrt)
+    shapes = variable_shapes(f)
+    grads = vjp_graph([f], [const(1.0)], [variable(n, shapes[n]) for n in names])
+    return grads[0] if single else dict(zip(names, grads))
+
+
+class ReverseMode(Differentiator):
+    """Reverse-mode automatic differentiation: one backward pass per output entry."""
+
+    name = "reverse"
+
+    def _jacobian(self, f: Node, at, names: list[str]) -> dict:
+        check_at(f, at)
+        shapes = variable_shapes(f)
+        wrt = [variable(n, shapes[n]) for n in names]
+        if f.shape == ():
+            grads = cached_graph(("grad", f, tuple(names)),
+                                 lambda: vjp_graph([f], [const(1.0)], wrt))
+            values = compile(grads)(at, strict=False)
+            self.last_cost.passes = 1
+            self.last_cost.graph_size = graph_size(grads)
+            return {n: as_output(v) for n, v in zip(names, values)}
+        seed = variable(f"cotangent[{id(f)}]", f.shape)
+        cts = cached_graph(("vjp", f, tuple(names)), lambda: vjp_graph([f], [seed], wrt))
+        program = compile(cts)
+        m = flat_size(f.shape)
+        rows = {n: [] for n in names}
+        for k in range(m):
+            e = np.zeros(m)
+            e[k] = 1.0
+            values = program({**at, seed.name: e.reshape(f.shape)}, strict=False)
+            for n, v in zip(names, values):
+                rows[n].append(np.ravel(np.broadcast_to(v, shapes[n])))
+        self.last_cost.passes = m
+        self.last_cost.graph_size = graph_size(cts)
+        return {n: as_output(np.array(rows[n]).reshape(f.shape + shapes[n])) for n in names}
+
+    def _hessian(self, f: Node, at, names: list[str]) -> np.ndarray:
+        from .forward import jvp_graph
+
+        check_at(f, at)
+        shapes = variable_shapes(f)
+        wrt = [variable(n, shapes[n]) for n in names]
+        tangents = [variable(f"tangent[{n}]", shapes[n]) for n in names]
+
+        def build():
+            grads = vjp_graph([f], [const(1.0)], wrt)
+            return jvp_graph(grads, dict(zip(wrt, tangents)))
+
+        hvps = cached_graph(("hvp", f, tuple(names)), build)
+        self.last_cost.graph_size = graph_size(hvps)
+        return _columns(compile(hvps), at, names, shapes, tangents, self.last_cost)
+
+
+def _columns(program, at, names, shapes, tangents, cost) -> np.ndarray:
+    """Run a Hessian-vector-product program on every basis direction: the Hessian."""
+    sizes = [flat_size(shapes[n]) for n in names]
+    total = int(np.sum(sizes))
+    H = np.zeros((total, total))
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    for k in range(total):
+        seeds = {}
+        for i, (n, t) in enumerate(zip(names, tangents)):
+            e = np.zeros(sizes[i])
+            if offsets[i] <= k < offsets[i + 1]:
+                e[k - offsets[i]] = 1.0
+            seeds[t.name] = e.reshape(shapes[n])
+        values = program({**at, **seeds}, strict=False)
+        H[:, k] = np.concatenate([np.ravel(np.broadcast_to(v, shapes[n]))
+                                  for n, v in zip(names, values)])
+    cost.passes = total
+    return H
+
+
+register_method("reverse", ReverseMode)

@@ -1,0 +1,309 @@
+"""Nodes of the IR: variables, constants and op applications, hash-consed.
+
+A :class:`Node` is immutable. Building one infers its shape at once (a mismatch
+raises :class:`ShapeError` naming the op and the shapes), folds trivial algebra
+through the op's ``fold`` rule, folds ops whose inputs are all small constants,
+and returns the existing node when an identical one is alive, so a DAG never
+holds two copies of one sub-expression.
+
+>>> import diffkit as dk
+>>> x, y = dk.variables("x y")
+>>> (x + y) is (x + y)
+True
+>>> (x * 1) is x
+True
+"""
+
+from __future__ import annotations
+
+import weakref
+from fractions import Fraction
+from typing import Any, Iterable
+
+import numpy as np
+
+from .op import Op, get_op
+
+__all__ = [
+    "Node",
+    "ShapeError",
+    "variable",
+    "variables",
+    "const",
+    "as_node",
+    "apply",
+    "is_const",
+    "const_value",
+]
+
+
+class ShapeError(ValueError):
+    """Raised when an op is built on inputs whose shapes it cannot take."""
+
+
+_TABLE: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+_FOLD_LIMIT = 4096  # constants up to this many elements are folded at build time
+
+
+class Node:
+    """One node of the expression DAG.
+
+    Attributes:
+        op: the :class:`~diffkit.ir.op.Op` record, or ``None`` for leaves.
+        kind: ``"var"``, ``"const"`` or ``"op"``.
+        inputs: input nodes.
+        attrs: static attributes, a dict.
+        shape: the output shape, a tuple.
+        name: the variable name (``var`` only).
+        value: the constant's float64 array (``const`` only).
+    """
+
+    __slots__ = ("op", "kind", "inputs", "attrs", "shape", "name", "value", "exact", "__weakref__")
+    __array_priority__ = 1000  # make ``ndarray * node`` defer to Node.__rmul__
+
+    # -- construction -------------------------------------------------------------
+    def __init__(self, kind, op, inputs, attrs, shape, name=None, value=None, exact=None):
+        self.kind = kind
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.shape = shape
+        self.name = name
+        self.value = value
+        self.exact = exact
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self) -> str:
+        if self.kind == "var":
+            return f"Var({self.name!r}, shape={self.shape})"
+        if self.kind == "const":
+            if self.shape == ():
+                return f"Const({float(self.value)!r})"
+            return f"Const(shape={self.shape})"
+        return f"{self.op.name}({', '.join(_short(i) for i in self.inputs)})"
+
+    def __bool__(self):
+        raise TypeError("an IR node has no truth value; use dk.where(...) to select")
+
+    # -- operators ------------------------------------------------------------------
+    def __add__(self, other):
+        return apply("add", self, other)
+
+    def __radd__(self, other):
+        return apply("add", other, self)
+
+    def __sub__(self, other):
+        return apply("sub", self, other)
+
+    def __rsub__(self, other):
+        return apply("sub", other, self)
+
+    def __mul__(self, other):
+        return apply("mul", self, other)
+
+    def __rmul__(self, other):
+        return apply("mul", other, self)
+
+    def __truediv__(self, other):
+        return apply("div", self, other)
+
+    def __rtruediv__(self, other):
+        return apply("div", other, self)
+
+    def __pow__(self, other):
+        return apply("pow", self, other)
+
+    def __rpow__(self, other):
+        return apply("pow", other, self)
+
+    def __neg__(self):
+        return apply("neg", self)
+
+    def __pos__(self):
+        return self
+
+    def __matmul__(self, other):
+        from ..ops.shape import matmul
+
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        from ..ops.shape import matmul
+
+        return matmul(other, self)
+
+    def __gt__(self, other):
+        return apply("greater", self, other)
+
+    def __lt__(self, other):
+        return apply("greater", other, self)
+
+    def __ge__(self, other):
+        return apply("greater_equal", self, other)
+
+    def __le__(self, other):
+        return apply("greater_equal", other, self)
+
+    __hash__ = object.__hash__
+
+    # -- numpy-like conveniences ---------------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        return apply("sum", self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        from ..ops.reduce import mean
+
+        return mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return apply("max", self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape):
+        from ..ops.shape import reshape
+
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return reshape(self, shape)
+
+    def transpose(self, *axes):
+        from ..ops.shape import transpose
+
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return transpose(self, axes or None)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+
+def _short(node: Node) -> str:
+    if node.kind == "var":
+        return node.name
+    if node.kind == "const":
+        return repr(float(node.value)) if node.shape == () else f"const{node.shape}"
+    return node.op.name + "(...)"
+
+
+def _intern(key: tuple, make) -> Node:
+    node = _TABLE.get(key)
+    if node is None:
+        node = make()
+        _TABLE[key] = node
+    return node
+
+
+def variable(name: str, shape: Iterable[int] = ()) -> Node:
+    """A named input of the graph.
+
+    Args:
+        name: the name under which its value is given to ``evaluate(at=...)``.
+        shape: its shape; ``()`` for a scalar.
+
+    >>> import diffkit as dk
+    >>> dk.variable("W", shape=(3, 2)).shape
+    (3, 2)
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a variable needs a non-empty string name, got {name!r}")
+    shape = tuple(int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise ShapeError(f"variable {name!r}: negative dimension in shape {shape}")
+    return _intern(("var", name, shape), lambda: Node("var", None, (), {}, shape, name=name))
+
+
+def variables(names: str | Iterable[str]) -> tuple[Node, ...]:
+    """Scalar variables, from a space- or comma-separated string or a list of names.
+
+    >>> import diffkit as dk
+    >>> x, y, z = dk.variables("x y z")
+    """
+    if isinstance(names, str):
+        names = names.replace(",", " ").split()
+    return tuple(variable(n) for n in names)
+
+
+def const(value: Any) -> Node:
+    """A constant node holding ``value`` (stored as float64; evaluated in the data's dtype)."""
+    if isinstance(value, Node):
+        return value
+    exact = None
+    if isinstance(value, (int, Fraction)) and not isinstance(value, bool):
+        exact = Fraction(value)
+    elif isinstance(value, float) and np.isfinite(value):
+        exact = Fraction(value)
+    arr = np.asarray(value)
+    if arr.dtype.kind == "c":
+        raise TypeError("complex constants are not supported in the IR")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"cannot make a constant from {type(value).__name__}")
+    arr = np.array(arr, dtype=np.float64)
+    arr.setflags(write=False)
+    key = ("const", arr.shape, arr.tobytes(), exact)
+    return _intern(key, lambda: Node("const", None, (), {}, arr.shape, value=arr, exact=exact))
+
+
+def as_node(value: Any) -> Node:
+    """``value`` itself if it is a node, else a constant."""
+    return value if isinstance(value, Node) else const(value)
+
+
+def is_const(node: Node, value: float | None = None) -> bool:
+    """Whether ``node`` is a constant (equal to ``value`` everywhere, when given)."""
+    if node.kind != "const":
+        return False
+    return value is None or bool(np.all(node.value == value))
+
+
+def const_value(node: Node) -> np.ndarray:
+    return node.value
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value
+
+
+def apply(op: Op | str, *inputs: Any, **attrs: Any) -> Node:
+    """Build the node ``op(*inputs, **attrs)``: check shapes, fold, hash-cons.
+
+    Args:
+        op: an :class:`Op` or the name of a registered op.
+        inputs: nodes or values (values become constants).
+        attrs: the op's static attributes.
+
+    Returns:
+        The node, possibly an existing one or a simpler equivalent.
+    """
+    if isinstance(op, str):
+        op = get_op(op)
+    nodes = tuple(as_node(i) for i in inputs)
+    attrs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in attrs.items()}
+    shape = op.shape(tuple(n.shape for n in nodes), **attrs)
+    if not isinstance(shape, tuple):
+        raise TypeError(f"shape rule of {op.name} returned {shape!r}, not a tuple")
+    if op.fold is not None:
+        folded = op.fold(*nodes, **attrs)
+        if folded is not None:
+            return folded
+    if nodes and all(n.kind == "const" for n in nodes) and _small(nodes, shape):
+        with np.errstate(all="ignore"):
+            value = op.impl(*(n.value for n in nodes), **attrs)
+        return const(np.broadcast_to(np.asarray(value, dtype=np.float64), shape))
+    key = ("op", op.name, tuple(id(n) for n in nodes), _freeze(attrs))
+    return _intern(key, lambda: Node("op", op, nodes, attrs, shape))
+
+
+def _small(nodes, shape) -> bool:
+    size = int(np.prod(shape, dtype=np.int64))
+    return size <= _FOLD_LIMIT and all(n.size <= _FOLD_LIMIT for n in nodes)

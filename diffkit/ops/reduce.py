@@ -1,0 +1,215 @@
+"""Reductions and the stable softmax family: sum, max, mean, logsumexp, log_softmax.
+
+``max`` routes its derivative to the first maximum along the reduced axes (the
+convention of ``torch.max(x, dim)`` and of max-pooling); ``logsumexp`` and
+``log_softmax`` subtract the maximum before exponentiating, so large inputs do
+not overflow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.node import Node, apply, as_node
+from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, Unsupported, register
+from ..ir.shapes import normalize_axes, reduce_shape
+from .elementwise import exp
+from .shape import broadcast_to, reshape
+
+__all__ = ["sum", "max", "mean", "var", "logsumexp", "log_softmax", "softmax", "argmax_mask"]
+
+_NO_MP = Unsupported("a reduction over a tensor: compose it from scalar ops for mpmath")
+
+
+def _keepdims_shape(x: Node, axis) -> tuple:
+    axes = normalize_axes("reduce", axis, x.ndim)
+    return tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+
+
+def _expand(ct: Node, x: Node, axis, keepdims: bool) -> Node:
+    """A reduced cotangent broadcast back over the reduced axes of ``x``."""
+    if not keepdims:
+        ct = reshape(ct, _keepdims_shape(x, axis))
+    return broadcast_to(ct, x.shape)
+
+
+# ---- sum ----------------------------------------------------------------------------
+
+def _sum_impl(x, axis=None, keepdims=False):
+    if x.dtype == object:
+        out = np.sum(x, axis=axis, keepdims=keepdims) if x.size else np.zeros(
+            reduce_shape("sum", x.shape, axis, keepdims))
+        return np.asarray(out, dtype=object)
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+SUM = register(Op(
+    name="sum", shape=lambda s, axis=None, keepdims=False: reduce_shape("sum", s[0], axis, keepdims),
+    impl=_sum_impl,
+    # d sum(x) = sum(dx): the cotangent is replicated over the summed axes
+    vjp=lambda ct, out, x, axis=None, keepdims=False: (_expand(ct, x, axis, keepdims),),
+    jvp=LINEAR, mpmath=STRUCTURAL, sympy=STRUCTURAL,
+    samples=(Sample(((3, 4),), {"axis": None}), Sample(((3, 4),), {"axis": 1}),
+             Sample(((2, 3, 4),), {"axis": (0, 2), "keepdims": True})),
+    analytic=True, fold=lambda x, axis=None, keepdims=False: x if axis == () else None,
+    doc="sum over axes"))
+
+
+def sum(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
+    """Sum of ``x`` over ``axis`` (all axes by default)."""
+    x = as_node(x)
+    axes = normalize_axes("sum", axis, x.ndim)
+    if not axes:
+        return x
+    return apply(SUM, x, axis=axes, keepdims=bool(keepdims))
+
+
+def mean(x, axis=None, keepdims: bool = False) -> Node:
+    """Mean of ``x`` over ``axis`` (all axes by default)."""
+    x = as_node(x)
+    axes = normalize_axes("mean", axis, x.ndim)
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    return sum(x, axes, keepdims) / float(n)
+
+
+def var(x, axis=None, keepdims: bool = False, correction: int = 0) -> Node:
+    """Variance over ``axis``: biased (``correction=0``) by default, as in batch norm."""
+    x = as_node(x)
+    axes = normalize_axes("var", axis, x.ndim)
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    centred = x - mean(x, axes, keepdims=True)
+    return sum(centred * centred, axes, keepdims) / float(n - correction)
+
+
+# ---- max ----------------------------------------------------------------------------
+
+def _first_max_mask(x, axis=None):
+    """One-hot (per reduced slice) at the first maximum along ``axis``."""
+    axes = normalize_axes("argmax_mask", axis, x.ndim)
+    rest = [i for i in range(x.ndim) if i not in axes]
+    moved = np.transpose(x.real if x.dtype.kind == "c" else x, rest + list(axes))
+    flat = moved.reshape(moved.shape[:len(rest)] + (-1,))
+    idx = np.argmax(flat, axis=-1)
+    mask = np.zeros(flat.shape, dtype=x.dtype if x.dtype != object else np.float64)
+    np.put_along_axis(mask, idx[..., None], 1, axis=-1)
+    mask = mask.reshape(moved.shape)
+    return np.transpose(mask, np.argsort(rest + list(axes)))
+
+
+def _zero_vjp(ct, out, *inputs, **_):
+    # a selection mask: piecewise constant, derivative 0
+    return (None,) * len(inputs)
+
+
+ARGMAX_MASK = register(Op(
+    name="argmax_mask", shape=lambda s, axis=None: s[0], impl=_first_max_mask,
+    vjp=_zero_vjp, jvp=lambda tangents, out, x, axis=None: None,
+    mpmath=_NO_MP, sympy=Unsupported("a selection mask has no closed form"),
+    samples=(Sample(((3, 4),), {"axis": (1,)}, second_order=False),),
+    analytic=False, doc="1 at the first maximum of each slice along axis, else 0"))
+
+
+def argmax_mask(x, axis=None) -> Node:
+    """1.0 at the first maximum of each slice along ``axis``, 0.0 elsewhere."""
+    x = as_node(x)
+    return apply(ARGMAX_MASK, x, axis=normalize_axes("argmax_mask", axis, x.ndim))
+
+
+def _max_impl(x, axis=None, keepdims=False):
+    if x.dtype.kind == "c":
+        mask = _first_max_mask(x, axis)
+        return np.sum(x * mask, axis=axis, keepdims=keepdims)
+    if x.dtype == object:
+        return np.asarray(np.max(x, axis=axis, keepdims=keepdims), dtype=object)
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+MAX = register(Op(
+    name="max", shape=lambda s, axis=None, keepdims=False: reduce_shape("max", s[0], axis, keepdims),
+    impl=_max_impl,
+    # d max(x) = dx at the first maximum
+    vjp=lambda ct, out, x, axis=None, keepdims=False: (
+        _expand(ct, x, axis, keepdims) * argmax_mask(x, axis),),
+    jvp=lambda tangents, out, x, axis=None, keepdims=False: sum(
+        tangents[0] * argmax_mask(x, axis), axis, keepdims),
+    mpmath=STRUCTURAL, sympy=Unsupported("max over a tensor has no smooth SymPy form"),
+    samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 4),), {"axis": (0, 2)})),
+    analytic=False, doc="maximum over axes; derivative to the first maximum"))
+
+
+def max(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
+    """Maximum of ``x`` over ``axis``; the derivative goes to the first maximum."""
+    x = as_node(x)
+    axes = normalize_axes("max", axis, x.ndim)
+    if not axes:
+        return x
+    return apply(MAX, x, axis=axes, keepdims=bool(keepdims))
+
+
+# ---- logsumexp, log_softmax ------------------------------------------------------------
+
+def _lse_impl(x, axis=None, keepdims=False):
+    real = x.real if x.dtype.kind == "c" else x
+    m = np.max(real, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _lse_vjp(ct, out, x, axis=None, keepdims=False):
+    # d logsumexp(x) = softmax(x) . dx
+    out_k = out if keepdims else reshape(out, _keepdims_shape(x, axis))
+    return (_expand(ct, x, axis, keepdims) * exp(x - out_k),)
+
+
+def _lse_jvp(tangents, out, x, axis=None, keepdims=False):
+    out_k = out if keepdims else reshape(out, _keepdims_shape(x, axis))
+    return sum(tangents[0] * exp(x - out_k), axis, keepdims)
+
+
+LOGSUMEXP = register(Op(
+    name="logsumexp",
+    shape=lambda s, axis=None, keepdims=False: reduce_shape("logsumexp", s[0], axis, keepdims),
+    impl=_lse_impl, vjp=_lse_vjp, jvp=_lse_jvp, mpmath=_NO_MP,
+    sympy=Unsupported("build log(sum(exp(x))) from scalar ops for SymPy"),
+    samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((5,),), {"axis": (0,)})),
+    analytic=True, doc="log(sum(exp(x))) over axes, computed stably"))
+
+
+def logsumexp(x, axis=None, keepdims: bool = False) -> Node:
+    """log(sum(exp(x))) over ``axis``, without overflow for large ``x``.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", shape=(2,))
+    >>> round(dk.evaluate(dk.logsumexp(x), at={"x": [1e4, 1e4]}) - 1e4, 9)  # log 2
+    0.693147181
+    """
+    x = as_node(x)
+    return apply(LOGSUMEXP, x, axis=normalize_axes("logsumexp", axis, x.ndim),
+                 keepdims=bool(keepdims))
+
+
+def _ls_impl(x, axis):
+    return x - _lse_impl(x, axis=axis, keepdims=True)
+
+
+LOG_SOFTMAX = register(Op(
+    name="log_softmax", shape=lambda s, axis: s[0], impl=_ls_impl,
+    # d log_softmax(x) = dx - softmax(x) . dx
+    vjp=lambda ct, out, x, axis: (ct - exp(out) * sum(ct, axis, keepdims=True),),
+    jvp=lambda tangents, out, x, axis: tangents[0] - sum(
+        exp(out) * tangents[0], axis, keepdims=True),
+    mpmath=_NO_MP, sympy=Unsupported("build x - logsumexp(x) from scalar ops for SymPy"),
+    samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 2),), {"axis": (1,)})),
+    analytic=True, doc="x - logsumexp(x) along an axis, computed stably"))
+
+
+def log_softmax(x, axis: int = -1) -> Node:
+    """log(softmax(x)) along ``axis``, computed stably from the logits."""
+    x = as_node(x)
+    return apply(LOG_SOFTMAX, x, axis=normalize_axes("log_softmax", axis, x.ndim))
+
+
+def softmax(x, axis: int = -1) -> Node:
+    """softmax(x) along ``axis`` (the exponential of ``log_softmax``)."""
+    return exp(log_softmax(x, axis))

@@ -1,0 +1,213 @@
+"""Linear ops that move or replicate entries: reshape, transpose, broadcast_to, matmul.
+
+Their JVP is the op applied to the tangent (``jvp=LINEAR``), except matmul's,
+which is bilinear. Their numpy implementations also run on object arrays, so
+they serve mpmath and SymPy unchanged (``STRUCTURAL``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.node import Node, ShapeError, apply, as_node
+from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, register
+from ..ir.shapes import broadcast
+
+__all__ = ["reshape", "transpose", "broadcast_to", "matmul", "sum_to", "swapaxes"]
+
+
+# ---- reshape ---------------------------------------------------------------------
+
+def _reshape_shape(shapes, shape):
+    (src,) = shapes
+    size = int(np.prod(src, dtype=np.int64))
+    shape = tuple(int(s) for s in shape)
+    if shape.count(-1) > 1:
+        raise ShapeError(f"reshape: more than one -1 in {shape}")
+    if -1 in shape:
+        rest = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+        if rest == 0 or size % rest:
+            raise ShapeError(f"reshape: cannot reshape {src} into {shape}")
+        shape = tuple(size // rest if s == -1 else s for s in shape)
+    if int(np.prod(shape, dtype=np.int64)) != size:
+        raise ShapeError(f"reshape: cannot reshape {src} ({size} entries) into {shape}")
+    return shape
+
+
+def _fold_reshape(x, shape):
+    shape = _reshape_shape((x.shape,), shape)
+    if shape == x.shape:
+        return x
+    if x.kind == "op" and x.op.name == "reshape":
+        return reshape(x.inputs[0], shape)
+    return None
+
+
+RESHAPE = register(Op(
+    name="reshape", shape=_reshape_shape, impl=lambda x, shape: np.reshape(x, shape),
+    # the adjoint of a reshape is the reshape back
+    vjp=lambda ct, out, x, shape: (reshape(ct, x.shape),),
+    jvp=LINEAR, mpmath=STRUCTURAL, sympy=STRUCTURAL,
+    samples=(Sample(((2, 6),), {"shape": (3, 4)}), Sample(((2, 3, 2),), {"shape": (-1,)})),
+    analytic=True, fold=_fold_reshape, doc="the same entries in a new shape"))
+
+
+def reshape(x, shape) -> Node:
+    """``x`` with a new shape (one entry may be -1)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    x = as_node(x)
+    return apply(RESHAPE, x, shape=_reshape_shape((x.shape,), shape))
+
+
+# ---- transpose -------------------------------------------------------------------
+
+def _transpose_shape(shapes, axes):
+    (src,) = shapes
+    if sorted(axes) != list(range(len(src))):
+        raise ShapeError(f"transpose: axes {axes} are not a permutation for shape {src}")
+    return tuple(src[a] for a in axes)
+
+
+def _fold_transpose(x, axes):
+    if tuple(axes) == tuple(range(len(axes))):
+        return x
+    return None
+
+
+TRANSPOSE = register(Op(
+    name="transpose", shape=_transpose_shape, impl=lambda x, axes: np.transpose(x, axes),
+    # the adjoint of a permutation is the inverse permutation
+    vjp=lambda ct, out, x, axes: (transpose(ct, tuple(np.argsort(axes))),),
+    jvp=LINEAR, mpmath=STRUCTURAL, sympy=STRUCTURAL,
+    samples=(Sample(((2, 3),), {"axes": (1, 0)}), Sample(((2, 3, 4),), {"axes": (2, 0, 1)})),
+    analytic=True, fold=_fold_transpose, doc="permute the axes"))
+
+
+def transpose(x, axes=None) -> Node:
+    """Permute the axes of ``x`` (reverse them by default)."""
+    x = as_node(x)
+    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % max(x.ndim, 1)
+                                                                      for a in axes)
+    return apply(TRANSPOSE, x, axes=axes)
+
+
+def swapaxes(x, a: int = -1, b: int = -2) -> Node:
+    """``x`` with axes ``a`` and ``b`` exchanged."""
+    x = as_node(x)
+    axes = list(range(x.ndim))
+    axes[a], axes[b] = axes[b], axes[a]
+    return transpose(x, axes)
+
+
+# ---- broadcast_to and its adjoint ---------------------------------------------------
+
+def _broadcast_shape(shapes, shape):
+    (src,) = shapes
+    if broadcast("broadcast_to", src, shape) != tuple(shape):
+        raise ShapeError(f"broadcast_to: cannot broadcast shape {src} to {tuple(shape)}")
+    return tuple(shape)
+
+
+BROADCAST_TO = register(Op(
+    name="broadcast_to", shape=_broadcast_shape,
+    impl=lambda x, shape: np.broadcast_to(x, shape),
+    # the adjoint of replication is summation, done by the engine's sum_to
+    vjp=lambda ct, out, x, shape: (ct,),
+    jvp=LINEAR, mpmath=STRUCTURAL, sympy=STRUCTURAL,
+    samples=(Sample(((3,),), {"shape": (2, 3)}), Sample(((2, 1),), {"shape": (2, 4)})),
+    analytic=True, fold=lambda x, shape: x if x.shape == tuple(shape) else None,
+    doc="replicate along new or unit axes"))
+
+
+def broadcast_to(x, shape) -> Node:
+    """``x`` replicated to ``shape`` under numpy's broadcasting rules."""
+    return apply(BROADCAST_TO, x, shape=tuple(shape))
+
+
+def sum_to(x: Node, shape: tuple) -> Node:
+    """Sum ``x`` over the axes that broadcasting added, so that it has ``shape``.
+
+    This is the adjoint of broadcasting ``shape`` to ``x.shape``; when ``x`` is
+    smaller than ``shape`` it is broadcast instead.
+    """
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    if lead < 0:
+        return broadcast_to(x, shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1)
+    out = apply("sum", x, axis=axes, keepdims=False) if axes else x
+    kept = tuple(1 if d == 1 else x.shape[lead + i] for i, d in enumerate(shape))
+    out = reshape(out, kept)
+    return out if kept == shape else broadcast_to(out, shape)
+
+
+# ---- matmul ----------------------------------------------------------------------
+
+def _matmul_shape(shapes):
+    a, b = shapes
+    if len(a) < 2 or len(b) < 2:
+        raise ShapeError(f"matmul: the primitive takes arrays of 2 or more dimensions, got "
+                         f"{a} and {b}")
+    if a[-1] != b[-2]:
+        raise ShapeError(f"matmul: shapes {a} and {b} do not match "
+                         f"(inner dimensions {a[-1]} and {b[-2]})")
+    batch = broadcast("matmul", a[:-2], b[:-2])
+    return batch + (a[-2], b[-1])
+
+
+def _matmul_impl(a, b):
+    if a.dtype == object or b.dtype == object:
+        return np.matmul(a.astype(object), b.astype(object))
+    return np.matmul(a, b)
+
+
+MATMUL = register(Op(
+    name="matmul", shape=_matmul_shape, impl=_matmul_impl,
+    # d(AB) = dA B + A dB
+    vjp=lambda ct, out, a, b: (matmul(ct, swapaxes(b)), matmul(swapaxes(a), ct)),
+    jvp=lambda tangents, out, a, b: _sum_tangents(
+        None if tangents[0] is None else matmul(tangents[0], b),
+        None if tangents[1] is None else matmul(a, tangents[1])),
+    mpmath=STRUCTURAL, sympy=STRUCTURAL,
+    samples=(Sample(((3, 4), (4, 2))), Sample(((2, 3, 4), (4, 5))), Sample(((1, 2), (3, 2, 2)))),
+    analytic=True, doc="matrix product with batch broadcasting"))
+
+
+def _sum_tangents(*ts):
+    ts = [t for t in ts if t is not None]
+    if not ts:
+        return None
+    out = ts[0]
+    for t in ts[1:]:
+        out = out + t
+    return out
+
+
+def matmul(a, b) -> Node:
+    """The matrix product ``a @ b``, with numpy's rules for 1-D and batched operands.
+
+    >>> import diffkit as dk, numpy as np
+    >>> W = dk.variable("W", shape=(2, 3)); x = dk.variable("x", shape=(3,))
+    >>> (W @ x).shape
+    (2,)
+    """
+    a, b = as_node(a), as_node(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: operands must have at least one dimension, got {a.shape} "
+                         f"and {b.shape}")
+    va, vb = a.ndim == 1, b.ndim == 1
+    if va:
+        a = reshape(a, (1,) + a.shape)
+    if vb:
+        b = reshape(b, b.shape + (1,))
+    out = apply(MATMUL, a, b)
+    if va and vb:
+        return reshape(out, out.shape[:-2])
+    if va:
+        return reshape(out, out.shape[:-2] + out.shape[-1:])
+    if vb:
+        return reshape(out, out.shape[:-1])
+    return out
