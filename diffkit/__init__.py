@@ -10,9 +10,11 @@
 """
 
 from . import ops  # noqa: F401  (fills the op registry)
-from .differentiators import (Cost, ForwardMode, ReverseMode, check_grads, derivative,
-                              get_method, grad_graph, gradient, hessian, jacobian, jvp,
-                              jvp_graph, methods, vjp, vjp_graph)
+from .differentiators import (SCHEMES, Cost, ExpressionSize, FiniteDifference, ForwardMode,
+                              ReverseMode, Symbolic, check_grads, compare, derivative,
+                              expression_size, get_method, grad_graph, gradient, hessian,
+                              jacobian, jvp, jvp_graph, methods, reference_derivative,
+                              symbolic_derivative, to_sympy, vjp, vjp_graph)
 from .ir import (EvaluationError, Node, Op, Program, Sample, ShapeError, Unsupported, apply,
                  compile, const, custom_op, evaluate, graph_size, registry, variable, variables)
 from .ops import (abs, argmax_mask, broadcast_to, cos, exp, greater, greater_equal, log,
@@ -29,7 +31,8 @@ __all__ = [
     "EvaluationError", "parse", "from_sympy", "ParseError",
     "gradient", "derivative", "jacobian", "hessian", "jvp", "vjp", "check_grads",
     "grad_graph", "jvp_graph", "vjp_graph", "methods", "get_method", "ReverseMode",
-    "ForwardMode", "Cost",
+    "ForwardMode", "Cost", "FiniteDifference", "Symbolic", "SCHEMES", "ExpressionSize",
+    "expression_size", "reference_derivative", "symbolic_derivative", "to_sympy", "compare",
     "abs", "argmax_mask", "broadcast_to", "cos", "exp", "greater", "greater_equal", "log",
     "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "relu",
     "reshape", "sigmoid", "sign", "sin", "softmax", "softplus", "sqrt", "square",

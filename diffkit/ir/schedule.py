@@ -205,16 +205,20 @@ class Program:
         outs = [_finish(np.asarray(vals[s])) for s in self._out_slots]
         return outs[0] if self.single else outs
 
-    def run_objects(self, at: Mapping[str, Any] | None, backend: str, precision: int = 50):
-        """Run on object arrays of mpmath (``backend="mpmath"``) or SymPy numbers."""
+    def run_objects(self, at: Mapping[str, Any] | None, backend: str,
+                    precision: int | None = 50):
+        """Run on object arrays of mpmath (``backend="mpmath"``, at ``precision`` digits, or
+        at the current mpmath precision for ``None``) or of SymPy expressions."""
         return self._run_objects(at, True, backend, precision)
 
     def _run_objects(self, at, strict, backend, precision):
         import mpmath
 
         given = self._inputs(at, strict)
+        import contextlib
+
         if backend == "mpmath":
-            ctx = mpmath.workdps(precision)
+            ctx = mpmath.workdps(precision) if precision is not None else contextlib.nullcontext()
             leaf = mpmath.mpf
 
             def from_const(node):
@@ -223,8 +227,6 @@ class Program:
                                       dtype=object)
                 return _objects(node.value, mpmath.mpf)
         elif backend == "sympy":
-            import contextlib
-
             import sympy
 
             ctx = contextlib.nullcontext()

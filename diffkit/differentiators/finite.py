@@ -1,0 +1,295 @@
+"""Finite differences: derivatives from evaluations of the primal graph at shifted points.
+
+Schemes (truncation error for a step h):
+
+=====================  ==========================================  ==========
+forward-difference     (f(x+h) - f(x)) / h                         O(h)
+backward-difference    (f(x) - f(x-h)) / h                         O(h)
+central                (f(x+h) - f(x-h)) / 2h                      O(h^2)
+five-point             (-f(x+2h) + 8f(x+h) - 8f(x-h) + f(x-2h))/12h O(h^4)
+richardson             central differences at h, h/2, h/4, ...
+                       extrapolated to h -> 0 (with an error estimate)
+complex-step           Im f(x + ih) / h  (Squire & Trapp)          O(h^2), no
+                                                                   cancellation
+=====================  ==========================================  ==========
+
+The default step balances truncation against round-off for each scheme:
+sqrt(eps)·max(1, |x|) one-sided, eps^(1/3)·max(1, |x|) central, eps^(1/5)·max(1, |x|)
+five-point, where eps is the machine epsilon of the data's dtype (float32 works).
+
+>>> import diffkit as dk
+>>> x = dk.variable("x")
+>>> fd = dk.FiniteDifference("complex-step")
+>>> fd.derivative(dk.exp(x) * dk.sin(x), "x", at={"x": 1.0})
+3.756049227094728
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from ..ir.node import Node
+from ..ir.schedule import compile, topological_order
+from .common import Differentiator, as_output, check_at, flat_size, register_method, variable_shapes
+
+__all__ = ["FiniteDifference", "SCHEMES", "default_step", "stencil", "error_model", "optimal_step"]
+
+SCHEMES = ("forward-difference", "backward-difference", "central", "five-point", "richardson",
+           "complex-step")
+
+#: (offsets, weights) of each real stencil: f'(x) ~ sum w_k f(x + o_k h) / h
+_STENCILS = {
+    "forward-difference": ((1.0, 0.0), (1.0, -1.0)),
+    "backward-difference": ((0.0, -1.0), (1.0, -1.0)),
+    "central": ((1.0, -1.0), (0.5, -0.5)),
+    "five-point": ((2.0, 1.0, -1.0, -2.0), (-1 / 12, 8 / 12, -8 / 12, 1 / 12)),
+}
+#: truncation order of each scheme, used by the default step rule
+_ORDER = {"forward-difference": 1, "backward-difference": 1, "central": 2, "five-point": 4,
+          "richardson": 2, "complex-step": 2}
+
+
+def default_step(scheme: str, x: float, eps: float = float(np.finfo(np.float64).eps)) -> float:
+    """The rule-of-thumb step of ``scheme`` at ``x``: eps^(1/(p+1))·max(1, |x|) for a
+    scheme of order p (sqrt(eps) one-sided, eps^(1/3) central); 1e-20·max(1,|x|) for the
+    complex step, which has no cancellation; 0.1·max(1, |x|) as the first step of
+    Richardson's sequence."""
+    scale = max(1.0, abs(float(x)))
+    if scheme == "complex-step":
+        return 1e-20 * scale
+    if scheme == "richardson":
+        return 0.1 * scale
+    return eps ** (1.0 / (_ORDER[scheme] + 1)) * scale
+
+
+def stencil(scheme: str) -> tuple[tuple, tuple]:
+    """(offsets, weights) of a real difference scheme."""
+    return _STENCILS[scheme]
+
+
+def _check_step(step) -> None:
+    if step is None:
+        return
+    try:
+        ok = math.isfinite(float(step)) and float(step) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"finite differences: the step must be a positive finite number, "
+                         f"got {step!r}")
+
+
+def non_analytic_ops(f: Node | list) -> list[str]:
+    """Names of the ops in ``f`` through which the complex step cannot run."""
+    outs = [f] if isinstance(f, Node) else f
+    return sorted({n.op.name for n in topological_order(outs)
+                   if n.kind == "op" and not n.op.analytic})
+
+
+class FiniteDifference(Differentiator):
+    """Derivatives by finite differences of the primal graph.
+
+    Args:
+        scheme: one of ``SCHEMES``.
+        step: the step h (relative steps are not applied to a user step); the
+            scheme's rule by default.
+        richardson_terms: number of step halvings in Richardson extrapolation.
+
+    After each call, ``last_cost.function_evaluations`` counts the evaluations of
+    ``f`` and, for Richardson, ``last_cost.extra["error_estimate"]`` holds the
+    largest estimated absolute error.
+    """
+
+    def __init__(self, scheme: str = "central", step: float | None = None,
+                 richardson_terms: int = 6):
+        if scheme not in SCHEMES:
+            raise ValueError(f"unknown finite-difference scheme {scheme!r}; known: "
+                             f"{', '.join(SCHEMES)}")
+        _check_step(step)
+        self.scheme = scheme
+        self.name = scheme
+        self.step = None if step is None else float(step)
+        self.richardson_terms = int(richardson_terms)
+        super().__init__()
+
+    def __repr__(self) -> str:
+        return f"FiniteDifference({self.scheme!r}, step={self.step!r})"
+
+    # -- one directional derivative ------------------------------------------------
+    def _eps(self, at) -> float:
+        dts = [np.asarray(v).dtype for v in at.values()]
+        if dts and all(d == np.float32 for d in dts):
+            return float(np.finfo(np.float32).eps)
+        return float(np.finfo(np.float64).eps)
+
+    def _partial(self, evaluate: Callable, x0: float, eps: float):
+        """d/dt of ``evaluate(t)`` at ``x0`` (evaluate returns an array or a number)."""
+        h = self.step if self.step is not None else default_step(self.scheme, x0, eps)
+        if self.scheme == "complex-step":
+            self.last_cost.function_evaluations += 1
+            return np.imag(evaluate(x0 + 1j * h)) / h
+        if self.scheme == "richardson":
+            return self._richardson(evaluate, x0, h)
+        offsets, weights = _STENCILS[self.scheme]
+        total = 0.0
+        for o, w in zip(offsets, weights):
+            if w == 0.0:
+                continue
+            # the shifted point is rounded to the dtype before use, like any input
+            total = total + w * np.asarray(evaluate(x0 + o * h))
+            self.last_cost.function_evaluations += 1
+        return total / h
+
+    def _richardson(self, evaluate, x0, h0):
+        """Neville's tableau on central differences at h0 / 2^k, eliminating h^2, h^4, ..."""
+        rows = []
+        best, best_err = None, None
+        for k in range(self.richardson_terms):
+            h = h0 / 2**k
+            d = (np.asarray(evaluate(x0 + h)) - np.asarray(evaluate(x0 - h))) / (2 * h)
+            self.last_cost.function_evaluations += 2
+            row = [d]
+            for j in range(1, k + 1):
+                factor = 4.0**j
+                row.append(row[j - 1] + (row[j - 1] - rows[k - 1][j - 1]) / (factor - 1))
+            if k >= 1:
+                for j in range(1, k + 1):
+                    err = np.max(np.abs(row[j] - row[j - 1])) + np.max(
+                        np.abs(row[j] - rows[k - 1][j - 1]))
+                    if best_err is None or err < best_err:
+                        best, best_err = row[j], err
+            rows.append(row)
+        if best is None:
+            best, best_err = rows[0][0], float("inf")
+        errs = self.last_cost.extra.setdefault("error_estimate", 0.0)
+        self.last_cost.extra["error_estimate"] = max(errs, float(best_err))
+        return best
+
+    # -- the Differentiator calls ----------------------------------------------------
+    def _check_analytic(self, f) -> None:
+        if self.scheme == "complex-step":
+            bad = non_analytic_ops(f)
+            if bad:
+                raise ValueError(f"complex-step: op {bad[0]!r} is not analytic (not holomorphic), "
+                                 f"so Im f(x + ih)/h is not its derivative; use another scheme"
+                                 + (f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else ""))
+
+    def _jacobian(self, f: Node, at, names: list[str]) -> dict:
+        check_at(f, at)
+        self._check_analytic(f)
+        program = compile(f)
+        shapes = variable_shapes(f)
+        eps = self._eps(at)
+        base = {k: np.asarray(v) for k, v in at.items()}
+        dtype = np.result_type(*[v.dtype for v in base.values()]) if base else np.float64
+        if dtype.kind in "iub":
+            dtype = np.dtype(np.float64)
+        out = {}
+        for n in names:
+            size = flat_size(shapes[n])
+            x = np.asarray(base[n], dtype=dtype).ravel()
+            cols = []
+            for k in range(size):
+                def evaluate(t, k=k):
+                    xv = x.astype(np.result_type(x.dtype, np.asarray(t).dtype), copy=True)
+                    xv[k] = t
+                    return program({**base, n: xv.reshape(shapes[n])}, strict=False)
+
+                cols.append(np.ravel(np.broadcast_to(self._partial(evaluate, x[k], eps),
+                                                     f.shape)))
+            jac = np.array(cols).T if cols else np.zeros((flat_size(f.shape), 0))
+            out[n] = as_output(jac.reshape(f.shape + shapes[n]).astype(
+                dtype if dtype.kind == "f" else np.float64))
+        self.last_cost.passes = self.last_cost.function_evaluations
+        return out
+
+    def _hessian(self, f: Node, at, names: list[str]) -> np.ndarray:
+        """Second differences: central ones (one-sided for the one-sided schemes)."""
+        check_at(f, at)
+        program = compile(f)
+        shapes = variable_shapes(f)
+        eps = self._eps(at)
+        base = {k: np.asarray(v, dtype=np.float64) for k, v in at.items()}
+        flat = np.concatenate([base[n].ravel() for n in names])
+        sizes = [flat_size(shapes[n]) for n in names]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+
+        def f_at(vec):
+            vals = dict(base)
+            for i, n in enumerate(names):
+                vals[n] = vec[offsets[i]:offsets[i + 1]].reshape(shapes[n])
+            self.last_cost.function_evaluations += 1
+            return float(program(vals, strict=False))
+
+        N = flat.size
+        steps = np.array([self.step if self.step is not None else
+                          eps ** 0.25 * max(1.0, abs(v)) for v in flat])
+        H = np.zeros((N, N))
+        one_sided = self.scheme in ("forward-difference", "backward-difference")
+        sign = -1.0 if self.scheme == "backward-difference" else 1.0
+        f0 = f_at(flat) if one_sided else None
+        for i in range(N):
+            for j in range(i, N):
+                ei = np.zeros(N)
+                ei[i] = steps[i]
+                ej = np.zeros(N)
+                ej[j] = steps[j]
+                if one_sided:
+                    ei, ej = sign * ei, sign * ej
+                    value = (f_at(flat + ei + ej) - f_at(flat + ei) - f_at(flat + ej) + f0) / (
+                        steps[i] * steps[j])
+                else:
+                    value = (f_at(flat + ei + ej) - f_at(flat + ei - ej) - f_at(flat - ei + ej)
+                             + f_at(flat - ei - ej)) / (4 * steps[i] * steps[j])
+                H[i, j] = H[j, i] = value
+        return H
+
+
+for _scheme in SCHEMES:
+    register_method(_scheme, lambda s=_scheme: FiniteDifference(s))
+
+
+def error_model(scheme: str, h, f: float, derivatives: dict, eps: float = float(
+        np.finfo(np.float64).eps)):
+    """The textbook error bound of a scheme at step ``h``: truncation + round-off.
+
+    Args:
+        scheme: a real scheme or ``"complex-step"``.
+        h: step(s), a number or an array.
+        f: |f(x)|.
+        derivatives: {k: |f^(k)(x)|} for the orders the scheme needs (2, 3 or 5).
+        eps: machine epsilon.
+
+    Returns:
+        ``(truncation, roundoff)``: forward/backward h|f''|/2 and eps|f|/h; central
+        h^2|f'''|/6 and eps|f|/(2h); five-point h^4|f^(5)|/30 and 3 eps|f|/(4h);
+        complex step h^2|f'''|/6 and no cancellation term.
+    """
+    h = np.asarray(h, dtype=float)
+    if scheme in ("forward-difference", "backward-difference"):
+        return h * derivatives[2] / 2, eps * f / h
+    if scheme == "central":
+        return h**2 * derivatives[3] / 6, eps * f / (2 * h)
+    if scheme == "five-point":
+        return h**4 * derivatives[5] / 30, 0.75 * eps * f / h
+    if scheme == "complex-step":
+        return h**2 * derivatives[3] / 6, np.zeros_like(h)
+    raise ValueError(f"no error model for scheme {scheme!r}")
+
+
+def optimal_step(scheme: str, f: float, derivatives: dict,
+                 eps: float = float(np.finfo(np.float64).eps)) -> tuple[float, float]:
+    """The step minimising :func:`error_model`, and the error it predicts there."""
+    if scheme in ("forward-difference", "backward-difference"):
+        h = math.sqrt(2 * eps * f / derivatives[2])
+    elif scheme == "central":
+        h = (1.5 * eps * f / derivatives[3]) ** (1 / 3)
+    elif scheme == "five-point":
+        h = (30 * 0.75 * eps * f / (4 * derivatives[5])) ** (1 / 5)
+    else:
+        raise ValueError(f"no optimal step for scheme {scheme!r}")
+    t, r = error_model(scheme, h, f, derivatives, eps)
+    return h, float(t + r)
