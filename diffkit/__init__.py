@@ -17,11 +17,12 @@ from .differentiators import (SCHEMES, Cost, ExpressionSize, FiniteDifference, F
                               symbolic_derivative, to_sympy, vjp, vjp_graph)
 from .ir import (EvaluationError, Node, Op, Program, Sample, ShapeError, Unsupported, apply,
                  compile, const, custom_op, evaluate, graph_size, registry, variable, variables)
-from .ops import (abs, argmax_mask, broadcast_to, cos, exp, greater, greater_equal, log,
+from .ops import (abs, argmax_mask, avg_pool2d, conv2d, fold, max_pool2d, unfold, broadcast_to, cos, exp, greater, greater_equal, log,
                   log1p, log_softmax, logsumexp, matmul, max, maximum, mean, minimum, relu,
                   reshape, sigmoid, sign, sin, softmax, softplus, sqrt, square, stop_gradient,
                   sum, tan, tanh, transpose, var, where)
 from .parse import ParseError, from_sympy, parse
+from . import nn  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -33,7 +34,7 @@ __all__ = [
     "grad_graph", "jvp_graph", "vjp_graph", "methods", "get_method", "ReverseMode",
     "ForwardMode", "Cost", "FiniteDifference", "Symbolic", "SCHEMES", "ExpressionSize",
     "expression_size", "reference_derivative", "symbolic_derivative", "to_sympy", "compare",
-    "abs", "argmax_mask", "broadcast_to", "cos", "exp", "greater", "greater_equal", "log",
+    "avg_pool2d", "conv2d", "fold", "max_pool2d", "unfold", "abs", "argmax_mask", "broadcast_to", "cos", "exp", "greater", "greater_equal", "log",
     "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "relu",
     "reshape", "sigmoid", "sign", "sin", "softmax", "softplus", "sqrt", "square",
     "stop_gradient", "sum", "tan", "tanh", "transpose", "var", "where",

@@ -1,0 +1,193 @@
+"""Layers: Linear, Conv2d, pooling, activations, Flatten, Sequential, Identity.
+
+Shapes, names and initialisation follow PyTorch (NCHW; ``weight`` is (out, in) or
+(out, in, kh, kw); weights and biases drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import ops
+from ..ir.node import Node, ShapeError
+from ..ops.conv import pair
+from .module import Module, default_rng
+
+__all__ = ["Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Sigmoid", "Tanh", "Flatten",
+           "Sequential", "Identity"]
+
+
+def _uniform(shape, fan_in, dtype):
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return default_rng().uniform(-bound, bound, shape).astype(dtype)
+
+
+def _positive(name, **values):
+    for key, value in values.items():
+        if isinstance(value, tuple):
+            ok = all(isinstance(v, (int, np.integer)) and v > 0 for v in value)
+        else:
+            ok = isinstance(value, (int, np.integer)) and value > 0
+        if not ok:
+            raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
+
+
+class Linear(Module):
+    """y = x Wᵀ + b, with ``weight`` of shape (out_features, in_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+        super().__init__(dtype)
+        _positive("Linear", in_features=in_features, out_features=out_features)
+        self.in_features, self.out_features = in_features, out_features
+        self.add_parameter("weight", _uniform((out_features, in_features), in_features, dtype))
+        if bias:
+            self.add_parameter("bias", _uniform((out_features,), in_features, dtype))
+
+    def forward(self, x: Node) -> Node:
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ShapeError(f"Linear({self._path or 'linear'}): expected inputs with "
+                             f"{self.in_features} features, got shape {x.shape}")
+        y = ops.matmul(x, ops.transpose(self.param("weight"), (1, 0)))
+        if "bias" in self._parameters:
+            y = y + self.param("bias")
+        return y
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, bias={'bias' in self._parameters}"
+
+
+class Conv2d(Module):
+    """A bank of ``out_channels`` kernels of shape (in_channels, kh, kw), with zero padding."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = True, dtype=np.float32):
+        super().__init__(dtype)
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        _positive("Conv2d", in_channels=in_channels, out_channels=out_channels,
+                  kernel_size=self.kernel_size, stride=self.stride)
+        if min(self.padding) < 0:
+            raise ValueError(f"Conv2d: padding must be non-negative, got {padding!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+        self.add_parameter("weight", _uniform((out_channels, in_channels) + self.kernel_size,
+                                              fan_in, dtype))
+        if bias:
+            self.add_parameter("bias", _uniform((out_channels,), fan_in, dtype))
+
+    def forward(self, x: Node) -> Node:
+        name = self._path or "conv"
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ShapeError(f"Conv2d({name}): expected NCHW input with {self.in_channels} "
+                             f"channels, got shape {x.shape}")
+        try:
+            return ops.conv2d(x, self.param("weight"),
+                              self.param("bias") if "bias" in self._parameters else None,
+                              stride=self.stride, padding=self.padding)
+        except ShapeError as err:
+            raise ShapeError(f"Conv2d({name}): {err}") from None
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+
+class _Pool(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+        super().__init__()
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        self.ceil_mode = bool(ceil_mode)
+        _positive(type(self).__name__, kernel_size=self.kernel_size, stride=self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+    def _check(self, x):
+        if x.ndim != 4:
+            raise ShapeError(f"{type(self).__name__}({self._path or 'pool'}): expected an NCHW "
+                             f"input, got shape {x.shape}")
+
+
+class MaxPool2d(_Pool):
+    """Max over windows; padding counts as -inf; gradient to the first maximum (PyTorch)."""
+
+    def forward(self, x: Node) -> Node:
+        self._check(x)
+        try:
+            return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        except ShapeError as err:
+            raise ShapeError(f"MaxPool2d({self._path or 'pool'}): {err}") from None
+
+
+class AvgPool2d(_Pool):
+    """Mean over windows; zero padding counts in the divisor unless count_include_pad=False."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def forward(self, x: Node) -> Node:
+        self._check(x)
+        try:
+            return ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                  self.count_include_pad)
+        except ShapeError as err:
+            raise ShapeError(f"AvgPool2d({self._path or 'pool'}): {err}") from None
+
+
+class ReLU(Module):
+    """max(x, 0), derivative 0 at 0."""
+
+    def forward(self, x: Node) -> Node:
+        return ops.relu(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x: Node) -> Node:
+        return ops.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x: Node) -> Node:
+        return ops.tanh(x)
+
+
+class Identity(Module):
+    def forward(self, x: Node) -> Node:
+        return x
+
+
+class Flatten(Module):
+    """(N, ...) -> (N, prod(...))."""
+
+    def forward(self, x: Node) -> Node:
+        return ops.reshape(x, (x.shape[0], -1))
+
+
+class Sequential(Module):
+    """Modules applied in order; children are named "0", "1", ..."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def forward(self, x: Node) -> Node:
+        for m in self._modules.values():
+            x = m(x)
+        return x

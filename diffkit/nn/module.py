@@ -1,0 +1,195 @@
+"""``Module``: parameters and buffers as named IR variables, PyTorch-style.
+
+A module holds numpy arrays (its parameters and buffers) and, when called on an
+IR node, builds the IR of its computation, in which every parameter and buffer
+is a variable named by its path (``conv1.weight``). ``inputs()`` gives the values
+to evaluate such a graph with. Batch-normalization layers in training mode also
+leave behind the batch statistics they used (``batch_statistics()``), so a
+training step can update the running averages from one evaluation.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..ir.node import Node, variable
+
+__all__ = ["Module", "manual_seed", "default_rng"]
+
+_RNG = np.random.default_rng(0)
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator that initialises parameters (like ``torch.manual_seed``)."""
+    global _RNG
+    _RNG = np.random.default_rng(seed)
+
+
+def default_rng() -> np.random.Generator:
+    return _RNG
+
+
+class Module:
+    """Base class of layers and models.
+
+    Subclasses call ``super().__init__(dtype)``, create parameters with
+    ``self.add_parameter(name, array)`` and buffers with ``self.add_buffer``,
+    assign sub-modules as attributes, and implement ``forward(x: Node) -> Node``.
+    """
+
+    def __init__(self, dtype=np.float32) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_path", "")
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "dtype", np.dtype(dtype))
+        object.__setattr__(self, "_stats", [])
+
+    # -- structure ----------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Module):
+            self._modules[name] = value
+            value._set_path(self._child_path(name))
+        object.__setattr__(self, name, value)
+
+    def _child_path(self, name: str) -> str:
+        return f"{self._path}.{name}" if self._path else name
+
+    def _set_path(self, path: str) -> None:
+        object.__setattr__(self, "_path", path)
+        for name, child in self._modules.items():
+            child._set_path(self._child_path(name))
+
+    def add_parameter(self, name: str, value: np.ndarray) -> None:
+        self._parameters[name] = np.asarray(value, dtype=self.dtype)
+
+    def add_buffer(self, name: str, value: np.ndarray) -> None:
+        self._buffers[name] = np.asarray(value, dtype=self.dtype)
+
+    def named_modules(self) -> Iterator[tuple[str, "Module"]]:
+        yield self._path, self
+        for child in self._modules.values():
+            yield from child.named_modules()
+
+    def children(self) -> list["Module"]:
+        return list(self._modules.values())
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """Full name -> array of every parameter (the IR variable names)."""
+        out = {}
+        for path, mod in self.named_modules():
+            for name, value in mod._parameters.items():
+                out[f"{path}.{name}" if path else name] = value
+        return out
+
+    def named_buffers(self) -> dict[str, np.ndarray]:
+        out = {}
+        for path, mod in self.named_modules():
+            for name, value in mod._buffers.items():
+                out[f"{path}.{name}" if path else name] = value
+        return out
+
+    def parameters(self) -> list[np.ndarray]:
+        return list(self.named_parameters().values())
+
+    def num_parameters(self) -> int:
+        return int(sum(p.size for p in self.parameters()))
+
+    # -- IR -------------------------------------------------------------------------
+    def param(self, name: str) -> Node:
+        """The IR variable of one of this module's parameters or buffers."""
+        value = self._parameters.get(name)
+        if value is None:
+            value = self._buffers[name]
+        return variable(f"{self._path}.{name}" if self._path else name, value.shape)
+
+    def __call__(self, x: Node) -> Node:
+        return self.forward(x)
+
+    def forward(self, x: Node) -> Node:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def inputs(self) -> dict[str, np.ndarray]:
+        """Values of every parameter and buffer, keyed by variable name (for ``at=``)."""
+        return {**self.named_parameters(), **self.named_buffers()}
+
+    def batch_statistics(self) -> list:
+        """``(module, mean_node, var_node)`` recorded by normalization layers in the last
+        training-mode build."""
+        out = []
+        for _, mod in self.named_modules():
+            out.extend(mod._stats)
+        return out
+
+    def update_statistics(self, values: list) -> None:
+        """Apply evaluated batch statistics (in ``batch_statistics()`` order)."""
+        stats = self.batch_statistics()
+        for (mod, _, _), (mean, var) in zip(stats, values):
+            mod._update_running(mean, var)
+
+    # -- modes and state ---------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        for _, mod in self.named_modules():
+            object.__setattr__(mod, "training", bool(mode))
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Parameters and buffers by name (copies)."""
+        return OrderedDict((k, v.copy()) for k, v in self.inputs().items())
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Load parameters and buffers; unknown or missing keys and shape mismatches raise."""
+        own = {}
+        for path, mod in self.named_modules():
+            for table in (mod._parameters, mod._buffers):
+                for name, value in table.items():
+                    own[f"{path}.{name}" if path else name] = (table, name, value)
+        if strict:
+            missing = [k for k in own if k not in state]
+            unexpected = [k for k in state if k not in own]
+            if missing or unexpected:
+                raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys "
+                               f"{unexpected}")
+        for key, value in state.items():
+            if key not in own:
+                continue
+            table, name, current = own[key]
+            value = np.asarray(value)
+            if value.shape != current.shape:
+                raise ValueError(f"load_state_dict: {key!r} has shape {current.shape} in the "
+                                 f"model but {value.shape} in the state dict")
+        for key, value in state.items():
+            if key in own:
+                table, name, current = own[key]
+                table[name] = np.array(value, dtype=current.dtype)
+
+    def to(self, dtype) -> "Module":
+        """Convert every parameter and buffer to ``dtype`` (float32 or float64)."""
+        for _, mod in self.named_modules():
+            object.__setattr__(mod, "dtype", np.dtype(dtype))
+            for table in (mod._parameters, mod._buffers):
+                for k in table:
+                    if table[k].dtype.kind == "f":
+                        table[k] = table[k].astype(dtype)
+        return self
+
+    def copy(self) -> "Module":
+        return copy.deepcopy(self)
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._modules.items():
+            sub = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {sub}")
+        return "\n".join(lines) + (")" if len(lines) == 1 else "\n)")

@@ -1,0 +1,230 @@
+"""Windows of images: ``unfold`` (im2col) and its adjoint ``fold`` (col2im), and what is
+composed from them: ``conv2d``, ``max_pool2d``, ``avg_pool2d``.
+
+``unfold`` returns the K×K windows of a padded, strided NCHW input as a strided
+view of shape (N, C, OH, OW, KH, KW): no copy, no loop over pixels. Its VJP is
+``fold``, a scatter-add with one vectorised step per kernel offset; ``fold``'s
+VJP is ``unfold``. Convolution is then one matrix product of the unfolded input,
+max-pooling a max over the window axis (the derivative goes to the first maximum,
+as in PyTorch), average pooling a sum divided by the window's size. Output sizes
+follow floor((W - K + 2P) / S) + 1 (ceil with ``ceil_mode``, as PyTorch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.node import Node, ShapeError, apply, as_node, const
+from ..ir.op import LINEAR, Op, Sample, Unsupported, register
+from .reduce import max as reduce_max
+from .reduce import sum as reduce_sum
+from .shape import matmul, reshape, transpose
+
+__all__ = ["unfold", "fold", "conv2d", "max_pool2d", "avg_pool2d", "output_size", "pair"]
+
+_NO_SCALAR = Unsupported("an image op: no scalar form (convolution and pooling are not "
+                         "expanded symbolically)")
+
+
+def pair(value, name: str = "argument") -> tuple[int, int]:
+    """``value`` (an int or a pair) as a pair of ints."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    try:
+        a, b = value
+        return int(a), int(b)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
+    """floor((size - kernel + 2 padding) / stride) + 1, or PyTorch's ceil mode."""
+    span = size + 2 * padding - kernel
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + padding:  # the last window must start inside the input
+        out -= 1
+    return out
+
+
+def _geometry(shape, kernel_size, stride, padding, ceil_mode, op="unfold"):
+    if len(shape) != 4:
+        raise ShapeError(f"{op}: expected an NCHW input of 4 dimensions, got shape {shape}")
+    n, c, h, w = shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
+        raise ShapeError(f"{op}: kernel {kernel_size} and stride {stride} must be positive and "
+                         f"padding {padding} non-negative")
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        raise ShapeError(f"{op}: input of size {h}x{w} with padding {ph}x{pw} is smaller than "
+                         f"the kernel {kh}x{kw}")
+    oh = output_size(h, kh, sh, ph, ceil_mode)
+    ow = output_size(w, kw, sw, pw, ceil_mode)
+    # extra right/bottom padding so that every (ceil-mode) window lies in the array
+    eh = max(0, (oh - 1) * sh + kh - (h + 2 * ph))
+    ew = max(0, (ow - 1) * sw + kw - (w + 2 * pw))
+    return n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew
+
+
+def _unfold_shape(shapes, kernel_size, stride, padding, value=0.0, ceil_mode=False):
+    n, c, _, _, kh, kw, _, _, _, _, oh, ow, _, _ = _geometry(shapes[0], kernel_size, stride,
+                                                             padding, ceil_mode)
+    return (n, c, oh, ow, kh, kw)
+
+
+def _unfold_impl(x, kernel_size, stride, padding, value=0.0, ceil_mode=False):
+    n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew = _geometry(
+        x.shape, kernel_size, stride, padding, ceil_mode)
+    if ph or pw or eh or ew:
+        padded = np.full((n, c, h + 2 * ph + eh, w + 2 * pw + ew), value, dtype=x.dtype)
+        padded[:, :, ph:ph + h, pw:pw + w] = x
+    else:
+        padded = np.ascontiguousarray(x)
+    s = padded.strides
+    return np.lib.stride_tricks.as_strided(
+        padded, (n, c, oh, ow, kh, kw), (s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]),
+        writeable=False)
+
+
+def _fold_impl(cols, input_shape, kernel_size, stride, padding, ceil_mode=False):
+    n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew = _geometry(
+        input_shape, kernel_size, stride, padding, ceil_mode)
+    out = np.zeros((n, c, h + 2 * ph + eh, w + 2 * pw + ew), dtype=cols.dtype)
+    for p in range(kh):  # one vectorised scatter-add per kernel offset
+        for q in range(kw):
+            out[:, :, p:p + sh * oh:sh, q:q + sw * ow:sw] += cols[:, :, :, :, p, q]
+    return out[:, :, ph:ph + h, pw:pw + w]
+
+
+def _unfold_attrs(attrs):
+    return {k: attrs[k] for k in ("kernel_size", "stride", "padding", "ceil_mode") if k in attrs}
+
+
+UNFOLD = register(Op(
+    name="unfold", shape=_unfold_shape, impl=_unfold_impl,
+    # the adjoint of gathering windows is scatter-adding them back
+    vjp=lambda ct, out, x, **a: (fold(ct, x.shape, **_unfold_attrs(a)),),
+    # linear in x; the tangent's padding is zero whatever the primal's padding value
+    jvp=lambda tangents, out, x, **a: apply(UNFOLD, tangents[0], value=0.0, **_unfold_attrs(a)),
+    mpmath=_NO_SCALAR, sympy=_NO_SCALAR,
+    samples=(Sample(((2, 2, 5, 4),), {"kernel_size": (3, 2), "stride": (1, 2),
+                                      "padding": (1, 0)}),
+             Sample(((1, 1, 5, 5),), {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0),
+                                      "ceil_mode": True})),
+    analytic=True, doc="the KxK windows of an NCHW input: (N, C, OH, OW, KH, KW)"))
+
+FOLD = register(Op(
+    name="fold",
+    shape=lambda shapes, input_shape, **a: _check_fold(shapes[0], input_shape, a),
+    impl=_fold_impl,
+    # the adjoint of scatter-adding windows is gathering them
+    vjp=lambda ct, out, cols, input_shape, **a: (apply(UNFOLD, ct, value=0.0, **a),),
+    jvp=LINEAR, mpmath=_NO_SCALAR, sympy=_NO_SCALAR,
+    samples=(Sample(((2, 2, 5, 2, 3, 2),), {"input_shape": (2, 2, 5, 4), "kernel_size": (3, 2),
+                                            "stride": (1, 2), "padding": (1, 0)}),),
+    analytic=True, doc="scatter-add windows back into an NCHW array (col2im)"))
+
+
+def _check_fold(shape, input_shape, attrs):
+    expected = _unfold_shape((tuple(input_shape),), **attrs)
+    if tuple(shape) != expected:
+        raise ShapeError(f"fold: windows of shape {shape} do not match input {input_shape} "
+                         f"(expected {expected})")
+    return tuple(input_shape)
+
+
+def unfold(x, kernel_size, stride=1, padding=0, value: float = 0.0, ceil_mode: bool = False):
+    """The windows of an NCHW input, shape (N, C, OH, OW, KH, KW).
+
+    Args:
+        x: an NCHW node.
+        kernel_size, stride, padding: ints or pairs.
+        value: the padding value (0 for convolution, -inf for max-pooling).
+        ceil_mode: round the output size up, as PyTorch's pooling does.
+    """
+    return apply(UNFOLD, x, kernel_size=pair(kernel_size, "kernel_size"),
+                 stride=pair(stride, "stride"), padding=pair(padding, "padding"),
+                 value=float(value), ceil_mode=bool(ceil_mode))
+
+
+def fold(cols, input_shape, kernel_size, stride=1, padding=0, ceil_mode: bool = False):
+    """Scatter-add windows (N, C, OH, OW, KH, KW) back into an array of ``input_shape``."""
+    return apply(FOLD, cols, input_shape=tuple(input_shape),
+                 kernel_size=pair(kernel_size), stride=pair(stride), padding=pair(padding),
+                 ceil_mode=bool(ceil_mode))
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
+    """2-D cross-correlation (PyTorch's ``conv2d``) of NCHW ``x`` with OIHW ``weight``.
+
+    Computed as one matrix product of the unfolded input, (N·OH·OW, C·KH·KW) @
+    (C·KH·KW, O); the unfolded input is one node, shared by the weight gradient.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (1, 1, 4, 4)); w = dk.variable("w", (2, 1, 3, 3))
+    >>> dk.conv2d(x, w, padding=1).shape
+    (1, 2, 4, 4)
+    """
+    x, weight = as_node(x), as_node(weight)
+    if weight.ndim != 4:
+        raise ShapeError(f"conv2d: weight must have shape (out, in, kh, kw), got {weight.shape}")
+    if x.ndim != 4 or x.shape[1] != weight.shape[1]:
+        raise ShapeError(f"conv2d: input of shape {x.shape} does not match weight of shape "
+                         f"{weight.shape} (expected NCHW with C = {weight.shape[1]})")
+    o, c, kh, kw = weight.shape
+    cols = unfold(x, (kh, kw), stride, padding)  # (N, C, OH, OW, KH, KW)
+    n, _, oh, ow, _, _ = cols.shape
+    flat = reshape(transpose(cols, (0, 2, 3, 1, 4, 5)), (n * oh * ow, c * kh * kw))
+    out = matmul(flat, transpose(reshape(weight, (o, c * kh * kw)), (1, 0)))  # (N·OH·OW, O)
+    out = transpose(reshape(out, (n, oh, ow, o)), (0, 3, 1, 2))
+    if bias is not None:
+        bias = as_node(bias)
+        if bias.shape != (o,):
+            raise ShapeError(f"conv2d: bias must have shape ({o},), got {bias.shape}")
+        out = out + reshape(bias, (1, o, 1, 1))
+    return out
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False) -> Node:
+    """Max over each window (padding with -inf); the derivative goes to the first maximum."""
+    x = as_node(x)
+    kernel_size = pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else pair(stride, "stride")
+    padding = pair(padding, "padding")
+    if padding[0] * 2 > kernel_size[0] or padding[1] * 2 > kernel_size[1]:
+        raise ShapeError(f"max_pool2d: padding {padding} should be at most half the kernel "
+                         f"{kernel_size}")
+    cols = unfold(x, kernel_size, stride, padding, value=-np.inf, ceil_mode=ceil_mode)
+    n, c, oh, ow, kh, kw = cols.shape
+    return reduce_max(reshape(cols, (n, c, oh, ow, kh * kw)), axis=-1)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Node:
+    """Mean over each window; the zero padding counts in the divisor by default (PyTorch)."""
+    x = as_node(x)
+    kernel_size = pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else pair(stride, "stride")
+    padding = pair(padding, "padding")
+    cols = unfold(x, kernel_size, stride, padding, value=0.0, ceil_mode=ceil_mode)
+    total = reduce_sum(cols, axis=(4, 5))
+    _, _, h, w = x.shape
+    counts = np.outer(_counts(h, kernel_size[0], stride[0], padding[0], cols.shape[2],
+                              count_include_pad),
+                      _counts(w, kernel_size[1], stride[1], padding[1], cols.shape[3],
+                              count_include_pad))
+    if np.all(counts == kernel_size[0] * kernel_size[1]):
+        return total / float(kernel_size[0] * kernel_size[1])
+    return total / const(counts)
+
+
+def _counts(size, k, s, p, out, include_pad):
+    """Per output position along one axis: how many entries PyTorch divides by."""
+    starts = np.arange(out) * s - p
+    ends = np.minimum(starts + k, size + p)
+    if not include_pad:
+        return (np.minimum(ends, size) - np.maximum(starts, 0)).astype(float)
+    return (ends - starts).astype(float)
