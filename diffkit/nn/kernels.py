@@ -3,9 +3,9 @@
 Each is a 3×3 array; ``as_weight`` shapes one as a conv2d weight (1, 1, 3, 3).
 
 >>> from diffkit.nn import kernels
->>> kernels.GAUSSIAN_BLUR.sum()
+>>> float(kernels.GAUSSIAN_BLUR.sum())
 1.0
->>> (kernels.SOBEL_Y == kernels.SOBEL_X.T).all()
+>>> bool((kernels.SOBEL_Y == kernels.SOBEL_X.T).all())
 True
 """
 
