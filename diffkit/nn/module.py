@@ -119,18 +119,13 @@ class Module:
         return {**self.named_parameters(), **self.named_buffers()}
 
     def batch_statistics(self) -> list:
-        """``(module, mean_node, var_node)`` recorded by normalization layers in the last
-        training-mode build."""
+        """``(module, mean_node, var_node, count)`` recorded by the batch-normalization
+        layers during the last training-mode build of this model's graph. Evaluate the
+        nodes with the graph and pass the values to ``module.update_running``."""
         out = []
         for _, mod in self.named_modules():
             out.extend(mod._stats)
         return out
-
-    def update_statistics(self, values: list) -> None:
-        """Apply evaluated batch statistics (in ``batch_statistics()`` order)."""
-        stats = self.batch_statistics()
-        for (mod, _, _), (mean, var) in zip(stats, values):
-            mod._update_running(mean, var)
 
     # -- modes and state ---------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":

@@ -60,9 +60,8 @@ class _BatchNorm(Module):
                 raise ValueError(f"{self._name()}: expected more than 1 value per channel when "
                                  f"training, got input of shape {x.shape}")
             xhat, mean, var = normalize(x, axes, self.eps)
-            object.__setattr__(self, "_count", count)
             self._stats[:] = [(self, ops.reshape(mean, (self.num_features,)),
-                               ops.reshape(var, (self.num_features,)))] \
+                               ops.reshape(var, (self.num_features,)), count)] \
                 if self.training and self.track_running_stats else []
         else:
             mean = ops.reshape(self.param("running_mean"), shape)
@@ -74,8 +73,9 @@ class _BatchNorm(Module):
                 self.param("bias"), shape)
         return xhat
 
-    def _update_running(self, mean: np.ndarray, var: np.ndarray) -> None:
-        n = self._count
+    def update_running(self, mean: np.ndarray, var: np.ndarray, n: int) -> None:
+        """Fold one batch's statistics (biased variance over ``n`` values) into the running
+        averages, as PyTorch does (the running variance is unbiased)."""
         m = self.momentum
         unbiased = np.asarray(var, dtype=np.float64) * n / (n - 1)
         b = self._buffers

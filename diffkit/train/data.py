@@ -1,0 +1,219 @@
+"""Datasets: the bundled UCI digits, MNIST and Fashion-MNIST from IDX files, minibatches.
+
+The digits (1,797 real 8×8 images of 10 classes, the set scikit-learn ships as
+``load_digits``; UCI "Optical Recognition of Handwritten Digits", CC BY 4.0) ship
+inside the package as ``diffkit/data/digits.npz``, checked against its SHA-256
+on load; ``tools/make_digits.py`` regenerates it. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Dataset", "load_digits", "load_idx_dataset", "read_idx", "batches", "resize",
+           "DataError", "DIGITS_SHA256", "one_hot", "stratified_split", "random_shift"]
+
+DIGITS_PATH = Path(__file__).resolve().parents[1] / "data" / "digits.npz"
+DIGITS_SHA256 = "b2dab7b501728c22e9119ad76740b2e17c77a231e42d1e592380d90886f1a05e"
+
+
+class DataError(ValueError):
+    """A data file is missing, corrupt or not what it claims to be."""
+
+
+@dataclass
+class Dataset:
+    """Images (N, C, H, W) float32 and integer labels (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx) -> "Dataset":
+        return Dataset(self.images[idx], self.labels[idx], self.num_classes, self.name)
+
+
+def one_hot(labels: np.ndarray, num_classes: int, dtype=np.float32) -> np.ndarray:
+    out = np.zeros((len(labels), num_classes), dtype=dtype)
+    out[np.arange(len(labels)), labels] = 1
+    return out
+
+
+def _interp_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Bilinear resampling weights (half-pixel centres, like align_corners=False)."""
+    A = np.zeros((n_out, n_in))
+    scale = n_in / n_out
+    for i in range(n_out):
+        src = min(max((i + 0.5) * scale - 0.5, 0.0), n_in - 1)
+        lo = int(np.floor(src))
+        hi = min(lo + 1, n_in - 1)
+        t = src - lo
+        A[i, lo] += 1 - t
+        A[i, hi] += t
+    return A
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of (N, C, H, W) images to size×size."""
+    n, c, h, w = images.shape
+    if (h, w) == (size, size):
+        return images
+    A, B = _interp_matrix(h, size), _interp_matrix(w, size)
+    return np.einsum("ih,nchw,jw->ncij", A, images, B, optimize=True).astype(images.dtype)
+
+
+def stratified_split(labels: np.ndarray, test_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices with each class in proportion, exactly ``test_size`` for test."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts * test_size / len(labels)
+    take = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - take), kind="stable")[: test_size - take.sum()]:
+        take[i] += 1
+    test = []
+    for c, k in zip(classes, take):
+        idx = np.flatnonzero(labels == c)
+        test.extend(rng.permutation(idx)[:k])
+    test = np.sort(np.array(test))
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    return train, test
+
+
+def _load_digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        blob = DIGITS_PATH.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"the bundled digits file {DIGITS_PATH} is missing; run "
+                        f"tools/make_digits.py") from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != DIGITS_SHA256:
+        raise DataError(f"{DIGITS_PATH}: checksum {digest[:16]}... does not match the expected "
+                        f"{DIGITS_SHA256[:16]}...; the file is corrupt")
+    import io
+
+    with np.load(io.BytesIO(blob)) as z:
+        return z["images"], z["labels"]
+
+
+def load_digits(size: int = 32, test_size: int = 360, seed: int = 0,
+                dtype=np.float32) -> tuple[Dataset, Dataset]:
+    """The bundled digits as (train, test): a stratified split (1,437 / 360 by default),
+    scaled to [0, 1], standardised by the training set's mean and deviation, and
+    resized to ``size``×``size`` (bilinear).
+    """
+    images, labels = _load_digits_raw()
+    x = images.astype(np.float64)[:, None] / 16.0
+    x = resize(x, size)
+    train, test = stratified_split(labels, test_size, seed)
+    mean, std = x[train].mean(), x[train].std()
+    x = ((x - mean) / std).astype(dtype)
+    y = labels.astype(np.int64)
+    return (Dataset(x[train], y[train], 10, "digits"), Dataset(x[test], y[test], 10, "digits"))
+
+
+# ---- IDX (MNIST, Fashion-MNIST) --------------------------------------------------------
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (gzip or raw), checking its magic number, dimensions and size."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise DataError(f"{path}: corrupt gzip data ({err})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
+    ndim = raw[3]
+    if ndim < 1 or len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    expected = int(np.prod(dims)) * dtype.itemsize
+    body = raw[4 + 4 * ndim:]
+    if len(body) != expected:
+        raise DataError(f"{path}: header says {dims} ({expected} bytes of data) but the file "
+                        f"holds {len(body)} bytes")
+    return np.frombuffer(body, dtype=dtype).reshape(dims)
+
+
+_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _find(directory: Path, stem: str) -> Path:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+        if (directory / name).exists():
+            return directory / name
+    raise DataError(f"{directory}: missing {stem}(.gz); MNIST-style datasets need the four "
+                    f"IDX files train-images/labels and t10k-images/labels")
+
+
+def load_idx_dataset(directory: str | Path, name: str = "mnist", dtype=np.float32,
+                     size: int | None = None) -> tuple[Dataset, Dataset]:
+    """MNIST or Fashion-MNIST (train, test) from the IDX files in ``directory``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"--data-dir {directory}: no such directory")
+    out = []
+    stats = None
+    for split in ("train", "test"):
+        img_path = _find(directory, _IDX_FILES[split][0])
+        lab_path = _find(directory, _IDX_FILES[split][1])
+        images, labels = read_idx(img_path), read_idx(lab_path)
+        if images.ndim != 3:
+            raise DataError(f"{img_path}: expected 3 dimensions (N, H, W), got {images.shape}")
+        if labels.ndim != 1:
+            raise DataError(f"{lab_path}: expected 1 dimension, got {labels.shape}")
+        if len(images) != len(labels):
+            raise DataError(f"{img_path} holds {len(images)} images but {lab_path} holds "
+                            f"{len(labels)} labels")
+        if labels.size and labels.max() > 9:
+            raise DataError(f"{lab_path}: label {int(labels.max())} is not a class 0..9")
+        x = images.astype(np.float64)[:, None] / 255.0
+        if size is not None:
+            x = resize(x, size)
+        if stats is None:
+            stats = (x.mean(), x.std() or 1.0)
+        x = ((x - stats[0]) / stats[1]).astype(dtype)
+        out.append(Dataset(x, labels.astype(np.int64), 10, name))
+    return out[0], out[1]
+
+
+def random_shift(images: np.ndarray, rng: np.random.Generator, max_shift: int = 2) -> np.ndarray:
+    """Each image translated by a random whole number of pixels in [-max_shift, max_shift]
+    along each axis, the uncovered border filled with the image's minimum (background)."""
+    n, c, h, w = images.shape
+    m = max_shift
+    fill = images.min(axis=(1, 2, 3), keepdims=True)
+    padded = np.broadcast_to(fill, (n, c, h + 2 * m, w + 2 * m)).copy()
+    padded[:, :, m:m + h, m:m + w] = images
+    dy, dx = rng.integers(0, 2 * m + 1, (2, n))
+    rows = (dy[:, None] + np.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + np.arange(w))[:, None, None, :]
+    return padded[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols]
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator | None, drop_last: bool = False):
+    """Index arrays of minibatches of ``range(n)``, shuffled by ``rng`` (in order if None)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]

@@ -1,0 +1,143 @@
+"""Optimizers: SGD (stochastic, minibatch or full batch; momentum; weight decay),
+learning-rate schedules, and damped Newton's method with a line search.
+
+SGD follows PyTorch: d = g + λ p; b = μ b + d (b = d at the first step); p -= lr b.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["SGD", "StepLR", "CosineLR", "newton", "NewtonResult"]
+
+
+class SGD:
+    """Stochastic gradient descent on a dict of parameter arrays (updated in place).
+
+    Args:
+        params: name -> array (``model.named_parameters()``).
+        lr: learning rate (> 0).
+        momentum: μ in [0, 1).
+        weight_decay: λ >= 0 (L2 penalty λ/2 |p|²).
+    """
+
+    def __init__(self, params: dict, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"SGD: learning rate must be a positive number, got {lr!r}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
+        if weight_decay < 0:
+            raise ValueError(f"SGD: weight_decay must be non-negative, got {weight_decay!r}")
+        self.params = params
+        self.lr, self.base_lr = float(lr), float(lr)
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def step(self, grads: dict) -> None:
+        for name, p in self.params.items():
+            g = grads[name]
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            if self.momentum:
+                buf = self.buffers.get(name)
+                if buf is None:
+                    buf = self.buffers[name] = np.array(g, dtype=p.dtype)
+                else:
+                    buf *= self.momentum
+                    buf += g
+                g = buf
+            p -= (self.lr * g).astype(p.dtype, copy=False)
+
+    def state_dict(self) -> dict:
+        return {"lr": self.lr, "buffers": {k: v.copy() for k, v in self.buffers.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lr = float(state["lr"])
+        self.buffers = {k: np.array(v) for k, v in state["buffers"].items()}
+
+
+class StepLR:
+    """lr = base · gamma^(epoch // step_size)."""
+
+    def __init__(self, step_size: int, gamma: float = 0.1):
+        self.step_size, self.gamma = int(step_size), float(gamma)
+
+    def __call__(self, base: float, epoch: int, epochs: int) -> float:
+        return base * self.gamma ** (epoch // self.step_size)
+
+
+class CosineLR:
+    """lr = base · (1 + cos(π epoch / epochs)) / 2."""
+
+    def __call__(self, base: float, epoch: int, epochs: int) -> float:
+        return base * 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))
+
+
+class NewtonResult:
+    """The iterates of :func:`newton`: x, and per iteration loss, gradient norm, time."""
+
+    def __init__(self):
+        self.x = None
+        self.losses: list[float] = []
+        self.grad_norms: list[float] = []
+        self.seconds: list[float] = []
+        self.iterations = 0
+
+    def __repr__(self) -> str:
+        return (f"NewtonResult(iterations={self.iterations}, loss={self.losses[-1]:.6g}, "
+                f"grad_norm={self.grad_norms[-1]:.3g})")
+
+
+def newton(loss: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.ndarray],
+           hess: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, max_iter: int = 20,
+           tol: float = 1e-10, damping: float = 1e-8, c1: float = 1e-4) -> NewtonResult:
+    """Damped Newton's method with a backtracking (Armijo) line search.
+
+    Each step solves (H + λI) d = -g, raising λ until d is a descent direction,
+    then halves the step until the loss decreases enough.
+
+    Args:
+        loss, grad, hess: functions of the flat parameter vector.
+        x0: the starting point.
+        max_iter: iteration limit.
+        tol: stop when |g| < tol.
+    """
+    import time
+
+    result = NewtonResult()
+    x = np.array(x0, dtype=np.float64)
+    start = time.perf_counter()
+    f, g = loss(x), grad(x)
+    result.losses.append(f)
+    result.grad_norms.append(float(np.linalg.norm(g)))
+    result.seconds.append(0.0)
+    for _ in range(max_iter):
+        if result.grad_norms[-1] < tol:
+            break
+        H = hess(x)
+        lam = damping
+        while True:
+            try:
+                d = np.linalg.solve(H + lam * np.eye(len(x)), -g)
+                if g @ d < 0:
+                    break
+            except np.linalg.LinAlgError:
+                pass
+            lam = max(lam * 10, 1e-6)
+        t = 1.0
+        while True:
+            fn = loss(x + t * d)
+            if fn <= f + c1 * t * (g @ d) or t < 1e-10:
+                break
+            t *= 0.5
+        x = x + t * d
+        f, g = fn, grad(x)
+        result.iterations += 1
+        result.losses.append(f)
+        result.grad_norms.append(float(np.linalg.norm(g)))
+        result.seconds.append(time.perf_counter() - start)
+    result.x = x
+    return result
