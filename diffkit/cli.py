@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _load_subcommands() -> None:
     import importlib
 
-    for name in ("diffkit.commands",):
+    for name in ("diffkit.commands", "diffkit.train.commands"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as err:
