@@ -163,8 +163,8 @@ class Module:
                                  f"model but {value.shape} in the state dict")
         for key, value in state.items():
             if key in own:
-                table, name, current = own[key]
-                table[name] = np.array(value, dtype=current.dtype)
+                # in place, so that optimizers holding these arrays keep updating the model
+                own[key][2][...] = np.asarray(value, dtype=own[key][2].dtype)
 
     def to(self, dtype) -> "Module":
         """Convert every parameter and buffer to ``dtype`` (float32 or float64)."""
