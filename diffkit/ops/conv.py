@@ -16,7 +16,6 @@ import numpy as np
 
 from ..ir.node import Node, ShapeError, apply, as_node, const
 from ..ir.op import LINEAR, Op, Sample, Unsupported, register
-from .reduce import max as reduce_max
 from .reduce import sum as reduce_sum
 from .shape import matmul, reshape, transpose
 
@@ -92,11 +91,14 @@ def _unfold_impl(x, kernel_size, stride, padding, value=0.0, ceil_mode=False):
 def _fold_impl(cols, input_shape, kernel_size, stride, padding, ceil_mode=False):
     n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew = _geometry(
         input_shape, kernel_size, stride, padding, ceil_mode)
-    out = np.zeros((n, c, h + 2 * ph + eh, w + 2 * pw + ew), dtype=cols.dtype)
+    # accumulate channel-major: conv2d's windows are laid out (C, KH, KW, N, OH, OW), so each
+    # (p, q) block read below is contiguous
+    src = cols.transpose(4, 5, 1, 0, 2, 3)
+    out = np.zeros((c, n, h + 2 * ph + eh, w + 2 * pw + ew), dtype=cols.dtype)
     for p in range(kh):  # one vectorised scatter-add per kernel offset
         for q in range(kw):
-            out[:, :, p:p + sh * oh:sh, q:q + sw * ow:sw] += cols[:, :, :, :, p, q]
-    return out[:, :, ph:ph + h, pw:pw + w]
+            out[:, :, p:p + sh * oh:sh, q:q + sw * ow:sw] += src[p, q]
+    return out[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
 
 
 def _unfold_attrs(attrs):
@@ -160,8 +162,8 @@ def fold(cols, input_shape, kernel_size, stride=1, padding=0, ceil_mode: bool = 
 def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
     """2-D cross-correlation (PyTorch's ``conv2d``) of NCHW ``x`` with OIHW ``weight``.
 
-    Computed as one matrix product of the unfolded input, (N·OH·OW, C·KH·KW) @
-    (C·KH·KW, O); the unfolded input is one node, shared by the weight gradient.
+    Computed as one matrix product, (O, C·KH·KW) @ (C·KH·KW, N·OH·OW), of the weight and
+    the unfolded input; the unfolded input is one node, shared by the weight gradient.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (1, 1, 4, 4)); w = dk.variable("w", (2, 1, 3, 3))
@@ -175,11 +177,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
         raise ShapeError(f"conv2d: input of shape {x.shape} does not match weight of shape "
                          f"{weight.shape} (expected NCHW with C = {weight.shape[1]})")
     o, c, kh, kw = weight.shape
-    cols = unfold(x, (kh, kw), stride, padding)  # (N, C, OH, OW, KH, KW)
+    cols = unfold(x, (kh, kw), stride, padding)  # (N, C, OH, OW, KH, KW), a strided view
     n, _, oh, ow, _, _ = cols.shape
-    flat = reshape(transpose(cols, (0, 2, 3, 1, 4, 5)), (n * oh * ow, c * kh * kw))
-    out = matmul(flat, transpose(reshape(weight, (o, c * kh * kw)), (1, 0)))  # (N·OH·OW, O)
-    out = transpose(reshape(out, (n, oh, ow, o)), (0, 3, 1, 2))
+    # im2col in the (C·KH·KW, N·OH·OW) layout: each (c, p, q) row is a block of whole image rows
+    flat = reshape(transpose(cols, (1, 4, 5, 0, 2, 3)), (c * kh * kw, n * oh * ow))
+    out = matmul(reshape(weight, (o, c * kh * kw)), flat)  # (O, N·OH·OW)
+    out = transpose(reshape(out, (o, n, oh, ow)), (1, 0, 2, 3))
     if bias is not None:
         bias = as_node(bias)
         if bias.shape != (o,):
@@ -188,8 +191,129 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
     return out
 
 
+def _pool_windows(x, kernel_size, stride, padding, ceil_mode, value):
+    """The padded input and, per kernel offset (p, q), the strided slice it contributes."""
+    n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew = _geometry(
+        x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
+    if ph or pw or eh or ew:
+        padded = np.full((n, c, h + 2 * ph + eh, w + 2 * pw + ew), value, dtype=x.dtype)
+        padded[:, :, ph:ph + h, pw:pw + w] = x
+    else:
+        padded = x
+    slices = [(np.s_[:, :, p:p + sh * oh:sh, q:q + sw * ow:sw]) for p in range(kh)
+              for q in range(kw)]
+    return padded, slices, (ph, pw, h, w)
+
+
+def _real(a):
+    return a.real if a.dtype.kind == "c" else a
+
+
+def _first_max_masks(x, out, kernel_size, stride, padding, ceil_mode):
+    """For each kernel offset, where that offset holds the first maximum of its window
+    (row-major order over the window, as PyTorch scans it)."""
+    padded, slices, crop = _pool_windows(_real(x), kernel_size, stride, padding, ceil_mode,
+                                         -np.inf)
+    taken = np.zeros(out.shape, dtype=bool)
+    masks = []
+    target = _real(out)
+    for sl in slices:
+        m = (padded[sl] == target) & ~taken
+        taken |= m
+        masks.append(m)
+    return masks, slices, crop, padded.shape
+
+
+def _max_pool_impl(x, kernel_size, stride, padding, ceil_mode=False):
+    padded, slices, _ = _pool_windows(_real(x), kernel_size, stride, padding, ceil_mode, -np.inf)
+    out = padded[slices[0]].copy()
+    for sl in slices[1:]:
+        np.maximum(out, padded[sl], out=out)
+    if x.dtype.kind != "c":
+        return out
+    # complex inputs (complex step through a graph holding a pool): select by the real part
+    return _max_pool_select_impl(x, x, out, kernel_size, stride, padding, ceil_mode)
+
+
+def _max_pool_backward_impl(ct, x, out, kernel_size, stride, padding, ceil_mode=False):
+    masks, slices, (ph, pw, h, w), shape = _first_max_masks(x, out, kernel_size, stride,
+                                                            padding, ceil_mode)
+    grad = np.zeros(shape, dtype=np.result_type(ct.dtype, x.dtype))
+    for m, sl in zip(masks, slices):
+        grad[sl] += np.where(m, ct, 0)
+    return grad[:, :, ph:ph + h, pw:pw + w]
+
+
+def _max_pool_select_impl(t, x, out, kernel_size, stride, padding, ceil_mode=False):
+    masks, slices, _, _ = _first_max_masks(x, out, kernel_size, stride, padding, ceil_mode)
+    tpad, _, _ = _pool_windows(t, kernel_size, stride, padding, ceil_mode, 0)
+    result = np.zeros(out.shape, dtype=t.dtype)
+    for m, sl in zip(masks, slices):
+        result += np.where(m, tpad[sl], 0)
+    return result
+
+
+def _pool_shape(shapes, kernel_size, stride, padding, ceil_mode=False):
+    n, c, _, _, _, _, _, _, ph, pw, oh, ow, _, _ = _geometry(
+        shapes[0], kernel_size, stride, padding, ceil_mode, "max_pool2d")
+    return (n, c, oh, ow)
+
+
+_POOL_SAMPLES = (
+    Sample(((2, 2, 5, 4),), {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}),
+    Sample(((1, 2, 5, 5),), {"kernel_size": (3, 3), "stride": (2, 2), "padding": (1, 1),
+                             "ceil_mode": True}),
+)
+
+MAX_POOL2D = register(Op(
+    name="max_pool2d", shape=_pool_shape, impl=_max_pool_impl,
+    # d max(window) = d x at the window's first maximum
+    vjp=lambda ct, out, x, **a: (apply(MAX_POOL2D_BACKWARD, ct, x, out, **a),),
+    jvp=lambda tangents, out, x, **a: apply(MAX_POOL2D_SELECT, tangents[0], x, out, **a),
+    mpmath=_NO_SCALAR, sympy=_NO_SCALAR, samples=_POOL_SAMPLES, analytic=False,
+    doc="max over KxK windows (padding counts as -inf)"))
+
+MAX_POOL2D_BACKWARD = register(Op(
+    name="max_pool2d_backward", shape=lambda shapes, **a: shapes[1],
+    impl=_max_pool_backward_impl,
+    # linear in the cotangent, whose adjoint is the selection; the mask has derivative 0
+    vjp=lambda ct, out, g, x, y, **a: (apply(MAX_POOL2D_SELECT, ct, x, y, **a), None, None),
+    jvp=lambda tangents, out, g, x, y, **a: None if tangents[0] is None else apply(
+        MAX_POOL2D_BACKWARD, tangents[0], x, y, **a),
+    mpmath=_NO_SCALAR, sympy=_NO_SCALAR, nondiff_inputs=(1, 2),
+    samples=(Sample(((1, 2, 2, 2), (1, 2, 4, 4), (1, 2, 2, 2)),
+                    {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}, const=(1, 2),
+                    make=lambda rng: _pool_grad_sample(rng)),),
+    analytic=False, doc="the gradient of max_pool2d: the cotangent at each first maximum"))
+
+MAX_POOL2D_SELECT = register(Op(
+    name="max_pool2d_select", shape=lambda shapes, **a: shapes[2],
+    impl=_max_pool_select_impl,
+    vjp=lambda ct, out, t, x, y, **a: (apply(MAX_POOL2D_BACKWARD, ct, x, y, **a), None, None),
+    jvp=lambda tangents, out, t, x, y, **a: None if tangents[0] is None else apply(
+        MAX_POOL2D_SELECT, tangents[0], x, y, **a),
+    mpmath=_NO_SCALAR, sympy=_NO_SCALAR, nondiff_inputs=(1, 2),
+    samples=(Sample(((1, 2, 4, 4), (1, 2, 4, 4), (1, 2, 2, 2)),
+                    {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}, const=(1, 2),
+                    make=lambda rng: _pool_select_sample(rng)),),
+    analytic=False, doc="the tangent of max_pool2d: t at each window's first maximum"))
+
+
+def _pool_grad_sample(rng):
+    x = rng.standard_normal((1, 2, 4, 4))
+    y = _max_pool_impl(x, (2, 2), (2, 2), (0, 0))
+    return [rng.standard_normal((1, 2, 2, 2)), x, y]
+
+
+def _pool_select_sample(rng):
+    x = rng.standard_normal((1, 2, 4, 4))
+    y = _max_pool_impl(x, (2, 2), (2, 2), (0, 0))
+    return [rng.standard_normal((1, 2, 4, 4)), x, y]
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False) -> Node:
-    """Max over each window (padding with -inf); the derivative goes to the first maximum."""
+    """Max over each window (padding counts as -inf); the derivative goes to the first
+    maximum of each window, as in PyTorch."""
     x = as_node(x)
     kernel_size = pair(kernel_size, "kernel_size")
     stride = kernel_size if stride is None else pair(stride, "stride")
@@ -197,9 +321,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False) 
     if padding[0] * 2 > kernel_size[0] or padding[1] * 2 > kernel_size[1]:
         raise ShapeError(f"max_pool2d: padding {padding} should be at most half the kernel "
                          f"{kernel_size}")
-    cols = unfold(x, kernel_size, stride, padding, value=-np.inf, ceil_mode=ceil_mode)
-    n, c, oh, ow, kh, kw = cols.shape
-    return reduce_max(reshape(cols, (n, c, oh, ow, kh * kw)), axis=-1)
+    return apply(MAX_POOL2D, x, kernel_size=kernel_size, stride=stride, padding=padding,
+                 ceil_mode=bool(ceil_mode))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
