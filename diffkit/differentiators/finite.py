@@ -125,8 +125,9 @@ class FiniteDifference(Differentiator):
             return float(np.finfo(np.float32).eps)
         return float(np.finfo(np.float64).eps)
 
-    def _partial(self, evaluate: Callable, x0: float, eps: float):
-        """d/dt of ``evaluate(t)`` at ``x0`` (evaluate returns an array or a number)."""
+    def _partial(self, evaluate: Callable, x0: float, eps: float, at_x0: Callable | None = None):
+        """d/dt of ``evaluate(t)`` at ``x0`` (evaluate returns an array or a number);
+        ``at_x0()`` gives the unshifted value, evaluated once for all coordinates."""
         h = self.step if self.step is not None else default_step(self.scheme, x0, eps)
         if self.scheme == "complex-step":
             self.last_cost.function_evaluations += 1
@@ -137,6 +138,9 @@ class FiniteDifference(Differentiator):
         total = 0.0
         for o, w in zip(offsets, weights):
             if w == 0.0:
+                continue
+            if o == 0.0 and at_x0 is not None:
+                total = total + w * np.asarray(at_x0())
                 continue
             # the shifted point is rounded to the dtype before use, like any input
             total = total + w * np.asarray(evaluate(x0 + o * h))
@@ -188,6 +192,14 @@ class FiniteDifference(Differentiator):
         if dtype.kind in "iub":
             dtype = np.dtype(np.float64)
         out = {}
+        cache: list = []
+
+        def at_x0():  # f at the unshifted point: one evaluation shared by all coordinates
+            if not cache:
+                cache.append(program(base, strict=False))
+                self.last_cost.function_evaluations += 1
+            return cache[0]
+
         for n in names:
             size = flat_size(shapes[n])
             x = np.asarray(base[n], dtype=dtype).ravel()
@@ -198,7 +210,7 @@ class FiniteDifference(Differentiator):
                     xv[k] = t
                     return program({**base, n: xv.reshape(shapes[n])}, strict=False)
 
-                cols.append(np.ravel(np.broadcast_to(self._partial(evaluate, x[k], eps),
+                cols.append(np.ravel(np.broadcast_to(self._partial(evaluate, x[k], eps, at_x0),
                                                      f.shape)))
             jac = np.array(cols).T if cols else np.zeros((flat_size(f.shape), 0))
             out[n] = as_output(jac.reshape(f.shape + shapes[n]).astype(

@@ -26,7 +26,8 @@ def new_figure(rows: int = 1, cols: int = 1, figsize=(7, 4.5)):
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     """Save ``fig`` as PNG to ``path`` atomically and close it."""
     buf = io.BytesIO()
-    fig.tight_layout()
+    if not fig.legends:
+        fig.tight_layout()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
