@@ -69,3 +69,85 @@ def _compare(sub) -> None:
     p.add_argument("--digits", type=int, default=50, help="digits of the reference (50)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_run_compare)
+
+
+STUDIES = ("roundoff", "blowup", "cost", "normalization", "optimizers", "receptive-fields",
+           "graphs")
+
+
+def studies_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1] / "studies"
+
+
+def load_study(name: str):
+    """The module of ``studies/NAME.py`` (studies are scripts beside the package)."""
+    import importlib.util
+
+    if name not in STUDIES:
+        raise UsageError(f"unknown study {name!r}; known studies: {', '.join(STUDIES)}")
+    path = studies_dir() / f"{name.replace('-', '_')}.py"
+    if not path.exists():
+        raise UsageError(f"study script {path} not found (the studies ship with the source "
+                         f"tree: install diffkit from a clone, editable)")
+    spec = importlib.util.spec_from_file_location(f"diffkit_study_{name.replace('-', '_')}",
+                                                  path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_study(args) -> int:
+    import time
+
+    names = STUDIES if args.name == "all" else [args.name]
+    for name in names:
+        module = load_study(name)
+        out = args.out if args.out and len(names) == 1 else (
+            f"{args.out}/{name}" if args.out else f"reports/{name}")
+        start = time.perf_counter()
+        module.main(out, quick=args.quick)
+        print(f"study {name}: wrote {out}/README.md ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+@subcommand
+def _study(sub) -> None:
+    p = sub.add_parser("study", help="run a study and write its report")
+    p.add_argument("name", help=f"one of {', '.join(STUDIES)}, or all")
+    p.add_argument("--out", help="output directory (default reports/NAME)")
+    p.add_argument("--quick", action="store_true", help="a reduced grid, in seconds")
+    p.set_defaults(run=_run_study)
+
+
+def _run_graph(args) -> int:
+    import diffkit as dk
+
+    try:
+        f = dk.parse(args.expression)
+    except dk.ParseError as err:
+        raise UsageError(str(err)) from None
+    at = _parse_point(args.at or [])
+    names = dk.differentiators.common.resolve_wrt(f, None)
+    missing = [n for n in names if n not in at]
+    if at and missing:
+        raise UsageError(f"--at: no value for variable {missing[0]!r}")
+    extra = [n for n in at if n not in names]
+    if extra:
+        raise UsageError(f"--at: {extra[0]!r} is not a variable of the expression")
+    if not args.out.endswith(".png"):
+        raise UsageError(f"--out: {args.out!r} should name a .png file")
+    info = dk.viz.draw_graph(f, at=at or None, path=args.out)
+    print(f"wrote {args.out} ({len(info['order'])} nodes)")
+    return 0
+
+
+@subcommand
+def _graph(sub) -> None:
+    p = sub.add_parser("graph", help="draw the computational graph of an expression")
+    p.add_argument("expression")
+    p.add_argument("--at", action="append", metavar="NAME=VALUE",
+                   help="values (then gradients) to write on the edges")
+    p.add_argument("--out", default="graph.png", help="the PNG to write")
+    p.set_defaults(run=_run_graph)

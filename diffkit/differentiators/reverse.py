@@ -45,10 +45,10 @@ def vjp_graph(outputs: Sequence[Node], cotangents: Sequence[Node],
     Args:
         outputs: primal output nodes.
         cotangents: one node per output, of the output's shape (or broadcastable to it).
-        wrt: variable nodes.
+        wrt: variable nodes (or any nodes of the graph: their adjoints are returned).
 
     Returns:
-        One node per variable of ``wrt`` (a zero constant where no path leads).
+        One node per entry of ``wrt`` (a zero constant where no path leads).
     """
     outputs, wrt = list(outputs), list(wrt)
     order = topological_order(outputs)
@@ -66,7 +66,7 @@ def vjp_graph(outputs: Sequence[Node], cotangents: Sequence[Node],
     for node in reversed(order):
         if node.kind != "op" or id(node) not in adjoint:
             continue
-        ct = adjoint.pop(id(node))
+        ct = adjoint[id(node)]
         rule = node.op.vjp
         if isinstance(rule, Unsupported):
             raise ValueError(f"reverse mode: op {node.op.name!r} is not differentiable: "

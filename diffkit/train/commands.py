@@ -227,7 +227,7 @@ def _train(sub) -> None:
     p.add_argument("--model", default="lenet5", help="lenet5 | mlp | logreg")
     p.add_argument("--dataset", default="digits", help="digits | mnist | fashion-mnist")
     p.add_argument("--data-dir", help="directory of the IDX files (mnist, fashion-mnist)")
-    p.add_argument("--epochs", type=int, default=20, help="epochs (Newton: iterations)")
+    p.add_argument("--epochs", type=int, default=30, help="epochs (Newton: iterations)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)

@@ -96,14 +96,18 @@ def newton(loss: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.
            tol: float = 1e-10, damping: float = 1e-8, c1: float = 1e-4) -> NewtonResult:
     """Damped Newton's method with a backtracking (Armijo) line search.
 
-    Each step solves (H + λI) d = -g, raising λ until d is a descent direction,
-    then halves the step until the loss decreases enough.
+    Each step solves (H + λI) d = -g, with λ raised until H + λI is positive definite
+    (so d is a descent direction even where the loss is not convex), then halves the
+    step until the loss decreases enough. λ shrinks after a full step and grows after
+    a shortened one (Levenberg-Marquardt style), so near a minimum the steps become
+    pure Newton steps and converge quadratically.
 
     Args:
         loss, grad, hess: functions of the flat parameter vector.
         x0: the starting point.
         max_iter: iteration limit.
         tol: stop when |g| < tol.
+        damping: the smallest λ.
     """
     import time
 
@@ -114,25 +118,27 @@ def newton(loss: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.
     result.losses.append(f)
     result.grad_norms.append(float(np.linalg.norm(g)))
     result.seconds.append(0.0)
+    lam = damping
+    eye = np.eye(len(x))
     for _ in range(max_iter):
         if result.grad_norms[-1] < tol:
             break
         H = hess(x)
-        lam = damping
+        H = 0.5 * (H + H.T)
         while True:
             try:
-                d = np.linalg.solve(H + lam * np.eye(len(x)), -g)
-                if g @ d < 0:
-                    break
+                L = np.linalg.cholesky(H + lam * eye)
+                d = -np.linalg.solve(L.T, np.linalg.solve(L, g))
+                break
             except np.linalg.LinAlgError:
-                pass
-            lam = max(lam * 10, 1e-6)
+                lam = max(lam * 10, 1e-6)
         t = 1.0
         while True:
             fn = loss(x + t * d)
             if fn <= f + c1 * t * (g @ d) or t < 1e-10:
                 break
             t *= 0.5
+        lam = max(lam / 10, damping) if t == 1.0 else lam * 10
         x = x + t * d
         f, g = fn, grad(x)
         result.iterations += 1

@@ -1,0 +1,127 @@
+"""Every study in quick mode, into a temporary directory, with assertions on its numbers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from diffkit.cli import main as cli
+from diffkit.commands import STUDIES, load_study
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    return tmp_path_factory.mktemp("reports")
+
+
+def _files(path):
+    assert (path / "README.md").exists()
+    pngs = list(path.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 5000 for p in pngs)
+    return (path / "README.md").read_text()
+
+
+def test_roundoff(out):
+    r = load_study("roundoff").main(out / "roundoff", quick=True)
+    s = r["summary"]
+    key = "exp(x) sin(x)"
+    eps = np.finfo(float).eps
+    fwd = s[(key, "float64", "forward-difference")]
+    cen = s[(key, "float64", "central")]
+    assert fwd[1] <= 10 * math.sqrt(eps) * 3.76 and 1e-9 <= fwd[0] <= 1e-7
+    assert cen[1] <= 10 * eps ** (2 / 3) * 3.76 and 1e-7 <= cen[0] <= 1e-4
+    assert s[(key, "float64", "complex-step")][1] < 1e-15
+    assert s[(key, "float32", "central")][1] > 1e3 * cen[1]
+    assert fwd[1] <= 10 * fwd[3]  # within 10x of the predicted minimum
+    text = _files(out / "roundoff")
+    assert "| exp(x) sin(x) | float64 | central |" in text
+
+
+def test_blowup(out):
+    r = load_study("blowup").main(out / "blowup", quick=True)
+    logistic = dict(r["data"]["logistic map l_n"])
+    assert all(g >= 2 for g in r["growth"])
+    rev = [logistic[n]["reverse graph"] for n in sorted(logistic)]
+    assert max(np.diff(rev[1:])) <= 12
+    text = _files(out / "blowup")
+    assert "$$" in text and "16 \\left(- 16 x^{3} + 24 x^{2} - 10 x + 1\\right)" in text
+
+
+def test_cost(out):
+    r = load_study("cost").main(out / "cost", quick=True)
+    n = [row[0] for row in r["rows"]]
+    assert r["evals"]["forward-difference"] == [k + 1 for k in n]
+    assert r["evals"]["central"] == [2 * k for k in n]
+    assert r["evals"]["forward"] == n and r["evals"]["reverse"] == [1] * len(n)
+    assert max(r["ratios"]) < 10  # one reverse pass costs a small multiple of f
+    _files(out / "cost")
+
+
+def test_normalization(out):
+    r = load_study("normalization").main(out / "normalization", quick=True)
+    assert r["fusion_diff"] < 1e-10
+    bn = r["runs"][("batch", r["lrs"][0])]
+    assert bn.history and bn.history[-1]["train_loss"] < bn.history[0]["train_loss"] * 1.5
+    _files(out / "normalization")
+
+
+def test_optimizers(out):
+    r = load_study("optimizers").main(out / "optimizers", quick=True)["results"]
+    newton = r[("logistic regression", "Newton")]
+    assert newton["loss"][-1] <= min(v["loss"][-1] for v in r.values() if v is not newton) + 1e-9
+    for v in r.values():
+        assert v["loss"][-1] < v["loss"][0]
+    _files(out / "optimizers")
+
+
+def test_receptive_fields(out):
+    r = load_study("receptive-fields").main(out / "receptive-fields", quick=True)
+    for row in r["rows"]:
+        if "max-pool" not in row[0]:
+            assert row[2] == row[3], row
+        if row[0] == "3×3 conv, stride 1":
+            assert row[2] == 1 + row[1] * 2
+    _files(out / "receptive-fields")
+
+
+def test_graphs(out):
+    r = load_study("graphs").main(out / "graphs", quick=True)
+    assert r["simple"]["values"]["+"] == 3.0 and r["simple"]["values"]["×"] == -12.0
+    assert r["simple"]["gradients"]["z"] == 3.0 and r["simple"]["gradients"]["x"] == -4.0
+    assert round(r["elementary"]["gradients"]["w0"], 2) == -0.20
+    assert round(r["elementary"]["gradients"]["x0"], 2) == 0.39
+    assert r["block"]["gradients"]["x1"] == pytest.approx(r["elementary"]["gradients"]["x1"])
+    _files(out / "graphs")
+
+
+def test_studies_are_deterministic(tmp_path):
+    a = load_study("blowup").main(tmp_path / "a", quick=True)
+    b = load_study("blowup").main(tmp_path / "b", quick=True)
+    strip = {t: [(n, {k: v for k, v in m.items() if not k.startswith("seconds")})
+                 for n, m in rows] for t, rows in a["data"].items()}
+    strip_b = {t: [(n, {k: v for k, v in m.items() if not k.startswith("seconds")})
+                   for n, m in rows] for t, rows in b["data"].items()}
+    assert repr(strip) == repr(strip_b)  # repr: nan entries compare equal
+
+
+def test_study_cli(tmp_path, capsys):
+    assert cli(["study", "graphs", "--out", str(tmp_path / "g"), "--quick"]) == 0
+    assert (tmp_path / "g" / "graph_xyz.png").exists()
+    assert cli(["study", "nonsense"]) == 2
+    assert "unknown study 'nonsense'" in capsys.readouterr().err
+    assert cli(["graph", "(x+y)*z", "--at", "x=-2,y=5,z=-4", "--out",
+                str(tmp_path / "g.png")]) == 0
+    assert cli(["graph", "x*y", "--at", "x=1", "--out", str(tmp_path / "h.png")]) == 2
+    assert set(STUDIES) == {"roundoff", "blowup", "cost", "normalization", "optimizers",
+                            "receptive-fields", "graphs"}
+
+
+def test_demo_quick(tmp_path, capsys):
+    assert cli(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    index = (tmp_path / "README.md").read_text()
+    for name in STUDIES:
+        assert f"({name}/README.md)" in index
+    assert (tmp_path / "training" / "curves.png").exists()
+    assert "start reading at" in capsys.readouterr().out
