@@ -62,6 +62,7 @@ def main(out: str | Path = "reports/normalization", quick: bool = False) -> dict
                         label=f"lr = {lr}" + (" (diverged)" if runs[(norm, lr)][1].diverged
                                               else ""))
         ax.set_title(f"LeNet-5, {label[norm]}")
+        ax.set_ylim(1e-2, 30)  # same scale on both panels; larger losses run off the top
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss (cross-entropy)")
         ax.legend(fontsize=8)

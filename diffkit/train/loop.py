@@ -218,7 +218,7 @@ def fit(model: Module, train: Dataset, test: Dataset, optimizer: SGD, epochs: in
             seen += len(idx)
             bar.update(len(idx))
             bar.set_postfix(loss=f"{total / seen:.4f}", acc=f"{correct / seen:.3f}",
-                            rate=f"{seen / (time.perf_counter() - t0):.0f}/s")
+                            rate=f"{seen / (time.perf_counter() - t0):.0f}/s", refresh=False)
         bar.close()
         train_time = time.perf_counter() - t0
         test_loss, test_acc = evaluate_model(model, test, cache=eval_cache)
