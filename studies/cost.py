@@ -12,13 +12,13 @@ from run to run, the evaluation counts do not.
 
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
 import diffkit as dk
+from diffkit.timing import median_time
 from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_text
 
 METHODS = ["forward-difference", "central", "forward", "reverse", "symbolic"]
@@ -26,13 +26,7 @@ CHEAP_GRADIENT_BOUND = 5  # Griewank & Walther: a reverse sweep costs at most ~5
 
 
 def _median(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_time(fn, repeats)[0]
 
 
 def problem(n, seed=0):

@@ -8,13 +8,12 @@ into the preceding layer at no cost. Each claim is measured here.
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
 import diffkit as dk
+from diffkit.timing import median_time
 from diffkit import nn
 from diffkit.train import SGD, fit, load_digits
 from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_text
@@ -92,13 +91,7 @@ def main(out: str | Path = "reports/normalization", quick: bool = False) -> dict
     diff = float(np.max(np.abs(p_full(at_full, strict=False) - p_fused(at_fused, strict=False))))
 
     def median(fn, k=5 if quick else 15):
-        fn()
-        t = []
-        for _ in range(k):
-            s = time.perf_counter()
-            fn()
-            t.append(time.perf_counter() - s)
-        return statistics.median(t)
+        return median_time(fn, k)[0]
 
     t_full = median(lambda: p_full(at_full, strict=False))
     t_fused = median(lambda: p_fused(at_fused, strict=False))

@@ -79,20 +79,20 @@ class Module:
     def children(self) -> list["Module"]:
         return list(self._modules.values())
 
-    def named_parameters(self) -> dict[str, np.ndarray]:
-        """Full name -> array of every parameter (the IR variable names)."""
+    def _named(self, table: str) -> dict[str, np.ndarray]:
         out = {}
         for path, mod in self.named_modules():
-            for name, value in mod._parameters.items():
+            for name, value in getattr(mod, table).items():
                 out[f"{path}.{name}" if path else name] = value
         return out
 
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """Full name -> array of every parameter (the IR variable names)."""
+        return self._named("_parameters")
+
     def named_buffers(self) -> dict[str, np.ndarray]:
-        out = {}
-        for path, mod in self.named_modules():
-            for name, value in mod._buffers.items():
-                out[f"{path}.{name}" if path else name] = value
-        return out
+        """Full name -> array of every buffer (running statistics)."""
+        return self._named("_buffers")
 
     def parameters(self) -> list[np.ndarray]:
         return list(self.named_parameters().values())
