@@ -9,22 +9,30 @@ from .cli import UsageError, _parse_point, subcommand
 __all__: list[str] = []
 
 
-def _run_compare(args) -> int:
+def _expression_and_point(args, required: bool = True):
+    """The parsed expression, the ``--at`` point and the variable names, checked together."""
     import diffkit as dk
 
     try:
         f = dk.parse(args.expression)
     except dk.ParseError as err:
         raise UsageError(str(err)) from None
-    at = _parse_point(args.at)
+    at = _parse_point(args.at or [])
     names = dk.differentiators.common.resolve_wrt(f, None)
     missing = [n for n in names if n not in at]
-    if missing:
+    if missing and (required or at):
         raise UsageError(f"--at: no value for variable {missing[0]!r} "
                          f"(the expression's variables: {', '.join(names)})")
     extra = [n for n in at if n not in names]
     if extra:
         raise UsageError(f"--at: {extra[0]!r} is not a variable of the expression")
+    return f, at, names
+
+
+def _run_compare(args) -> int:
+    import diffkit as dk
+
+    f, at, names = _expression_and_point(args)
     wrt = args.wrt or names[0]
     if wrt not in names:
         raise UsageError(f"--wrt: {wrt!r} is not a variable of the expression "
@@ -124,18 +132,7 @@ def _study(sub) -> None:
 def _run_graph(args) -> int:
     import diffkit as dk
 
-    try:
-        f = dk.parse(args.expression)
-    except dk.ParseError as err:
-        raise UsageError(str(err)) from None
-    at = _parse_point(args.at or [])
-    names = dk.differentiators.common.resolve_wrt(f, None)
-    missing = [n for n in names if n not in at]
-    if at and missing:
-        raise UsageError(f"--at: no value for variable {missing[0]!r}")
-    extra = [n for n in at if n not in names]
-    if extra:
-        raise UsageError(f"--at: {extra[0]!r} is not a variable of the expression")
+    f, at, _ = _expression_and_point(args, required=False)
     if not args.out.endswith(".png"):
         raise UsageError(f"--out: {args.out!r} should name a .png file")
     info = dk.viz.draw_graph(f, at=at or None, path=args.out)

@@ -44,8 +44,7 @@ def test_op_derivatives(name, index):
     out = dk.apply(op, *nodes, **sample.attrs)
     weights = rng.standard_normal(out.shape)
     f = dk.sum(out * dk.const(weights)) if out.shape else out * float(weights)
-    if not at:
-        pytest.skip("sample has no differentiable input")
+    assert at, f"{name}: sample {index} has no differentiable input"
     if sample.zero_derivative:
         for k, g in dk.gradient(f, at).items():
             assert np.all(np.asarray(g) == 0), f"{name}: derivative of {k} should be zero"
@@ -108,8 +107,7 @@ def test_complex_step_through_op(name):
     sample = op.samples[0]
     rng = np.random.default_rng(11)
     nodes, at, _ = _inputs(op, sample, rng)
-    if not at:
-        pytest.skip("no differentiable input")
+    assert at, f"{name}: the first sample has no differentiable input"
     out = dk.apply(op, *nodes, **sample.attrs)
     f = dk.sum(out) if out.shape else out
     u = {k: rng.standard_normal(np.shape(v)) for k, v in at.items()}

@@ -27,7 +27,7 @@ import numpy as np
 import sympy
 
 from ..ir.node import Node
-from ..ir.schedule import compile
+from ..ir.schedule import UnsupportedBackendError, compile
 from .common import Differentiator, as_output, check_at, register_method, variable_shapes
 
 __all__ = ["Symbolic", "to_sympy", "expression_size", "ExpressionSize", "symbolic_derivative",
@@ -76,7 +76,7 @@ def to_sympy(f: Node | list):
     program = compile(f)
     try:
         expr = program.run_objects(symbols, "sympy")
-    except NotImplementedError as err:
+    except UnsupportedBackendError as err:
         raise ValueError(f"symbolic: {err}") from None
     return expr, symbols
 

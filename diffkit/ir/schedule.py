@@ -27,11 +27,16 @@ import numpy as np
 from .node import Node
 from .op import STRUCTURAL, Unsupported
 
-__all__ = ["compile", "evaluate", "topological_order", "Program", "graph_size", "EvaluationError"]
+__all__ = ["compile", "evaluate", "topological_order", "Program", "graph_size", "EvaluationError",
+           "UnsupportedBackendError"]
 
 
 class EvaluationError(ValueError):
     """Raised for values that do not fit the graph (missing, unknown, wrong shape)."""
+
+
+class UnsupportedBackendError(ValueError):
+    """An op has no rule for the requested interpreter (mpmath or SymPy)."""
 
 
 def topological_order(outputs: Iterable[Node]) -> list[Node]:
@@ -256,7 +261,7 @@ class Program:
                     out = impl(*args, **attrs)
                 elif isinstance(rule, Unsupported) or rule is None:
                     why = rule.reason if isinstance(rule, Unsupported) else "no rule"
-                    raise NotImplementedError(f"op {op.name!r} has no {backend} form: {why}")
+                    raise UnsupportedBackendError(f"op {op.name!r} has no {backend} form: {why}")
                 else:
                     out = np.frompyfunc(lambda *a, r=rule, kw=attrs: r(*a, **kw), len(args), 1)(*args)
                 vals[slot] = np.asarray(out, dtype=object)
