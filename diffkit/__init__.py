@@ -22,7 +22,7 @@ from .ops import (abs, argmax_mask, avg_pool2d, conv2d, fold, max_pool2d, unfold
                   reshape, sigmoid, sign, sin, softmax, softplus, sqrt, square, stop_gradient,
                   sum, tan, tanh, transpose, var, where)
 from .parse import ParseError, from_sympy, parse
-from . import nn, viz  # noqa: E402
+from . import nn, train, viz  # noqa: E402
 
 __version__ = "0.1.0"
 

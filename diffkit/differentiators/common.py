@@ -51,6 +51,7 @@ class Differentiator:
             at: variable name -> value.
             wrt: a name, a variable or a list of them; every variable of ``f`` by default.
         """
+        _require_node(f)
         if f.shape != ():
             raise ValueError(f"{self.name}: gradient needs a scalar output, but f has shape "
                              f"{f.shape}; use jacobian() or vjp()")
@@ -60,12 +61,14 @@ class Differentiator:
     def derivative(self, f: Node, wrt, at: Mapping[str, Any]):
         """d f / d wrt at ``at``: a number for scalar ``f`` and ``wrt``, else an array
         of shape ``f.shape + wrt.shape``."""
+        _require_node(f)
         (name,) = resolve_wrt(f, [wrt])
         return self._timed(lambda: self._jacobian(f, at, [name]))[name]
 
     def jacobian(self, f: Node, at: Mapping[str, Any], wrt=None):
         """The Jacobian of ``f``: an array of shape ``f.shape + v.shape`` for a single
         ``wrt`` given as a name or variable, else a dict name -> such an array."""
+        _require_node(f)
         single = isinstance(wrt, (str, Node))
         names = resolve_wrt(f, wrt)
         out = self._timed(lambda: self._jacobian(f, at, names))
@@ -75,6 +78,7 @@ class Differentiator:
         """The Hessian of the scalar ``f``: for a single ``wrt`` of shape s, an array of
         shape s + s; otherwise a square array over the flattened variables in the
         order of ``wrt`` (sorted names by default)."""
+        _require_node(f)
         if f.shape != ():
             raise ValueError(f"{self.name}: hessian needs a scalar output, but f has shape "
                              f"{f.shape}")
@@ -127,9 +131,17 @@ def get_method(method: str | Differentiator) -> Differentiator:
     return factory()
 
 
+def _require_node(f) -> None:
+    if not isinstance(f, Node):
+        raise TypeError(f"expected an IR node (built from dk.variable, dk.parse, ...), got "
+                        f"{type(f).__name__} {f!r:.40}")
+
+
 def variable_shapes(f: Node | Iterable[Node]) -> dict[str, tuple]:
     """name -> shape of every variable ``f`` depends on."""
-    outs = [f] if isinstance(f, Node) else list(f)
+    outs = [f] if isinstance(f, Node) else list(f) if isinstance(f, (list, tuple)) else [f]
+    for o in outs:
+        _require_node(o)
     return {n.name: n.shape for n in topological_order(outs) if n.kind == "var"}
 
 

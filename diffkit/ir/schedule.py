@@ -189,11 +189,17 @@ class Program:
             The value of the output (a list of values when compiled from a list).
         """
         if precision is not None:
+            if not isinstance(precision, (int, np.integer)) or precision < 1:
+                raise EvaluationError(f"precision must be a positive number of digits, got "
+                                      f"{precision!r}")
             return self._run_objects(at, strict, "mpmath", precision)
         given = self._inputs(at, strict)
         arrays = []
         for _, var, value in given:
             arr = np.asarray(value)
+            if arr.dtype.kind not in "biufc":
+                raise EvaluationError(f"variable {var.name!r}: the value {value!r:.60} is not "
+                                      f"numeric (dtype {arr.dtype})")
             self._check_shape(var, arr.shape)
             arrays.append(arr)
         dtype = self._working_dtype(arrays)

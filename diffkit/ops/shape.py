@@ -199,6 +199,10 @@ def matmul(a, b) -> Node:
         raise ShapeError(f"matmul: operands must have at least one dimension, got {a.shape} "
                          f"and {b.shape}")
     va, vb = a.ndim == 1, b.ndim == 1
+    inner_b = b.shape[0] if vb else b.shape[-2]
+    if a.shape[-1] != inner_b:
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not match "
+                         f"(inner dimensions {a.shape[-1]} and {inner_b})")
     if va:
         a = reshape(a, (1,) + a.shape)
     if vb:

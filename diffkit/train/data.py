@@ -169,7 +169,7 @@ def load_idx_dataset(directory: str | Path, name: str = "mnist", dtype=np.float3
     """MNIST or Fashion-MNIST (train, test) from the IDX files in ``directory``."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise DataError(f"--data-dir {directory}: no such directory")
+        raise DataError(f"data directory {directory}: no such directory")
     out = []
     stats = None
     for split in ("train", "test"):
