@@ -230,3 +230,18 @@ def test_check_grads_catches_a_wrong_rule():
     dk.check_grads(dk.sin(x), {"x": 0.4}, order=2)
     with pytest.raises(AssertionError, match="central difference"):
         dk.check_grads(wrong(x), {"x": 0.4})
+
+
+def test_more_bad_input_is_named():
+    x = dk.variable("x", (3,))
+    with pytest.raises(dk.EvaluationError, match="'x': the value 'abc' is not numeric"):
+        dk.evaluate(x * 2, {"x": "abc"})
+    with pytest.raises(dk.EvaluationError, match="precision must be a positive"):
+        dk.evaluate(x * 2, {"x": [1.0, 2.0, 3.0]}, precision=0)
+    with pytest.raises(TypeError, match="expected an IR node.*float"):
+        dk.gradient(3.0, {"x": 1.0})
+    with pytest.raises(dk.ShapeError, match=r"matmul: shapes \(3,\) and \(4,\)"):
+        x @ dk.variable("y", (4,))
+    with pytest.raises(ValueError, match="no mpmath form|has no mpmath"):
+        dk.evaluate(dk.conv2d(dk.variable("im", (1, 1, 4, 4)), dk.variable("w", (1, 1, 3, 3))),
+                    {"im": np.ones((1, 1, 4, 4)), "w": np.ones((1, 1, 3, 3))}, precision=20)
