@@ -236,11 +236,15 @@ def _max_pool_impl(x, kernel_size, stride, padding, ceil_mode=False):
 
 
 def _max_pool_backward_impl(ct, x, out, kernel_size, stride, padding, ceil_mode=False):
-    masks, slices, (ph, pw, h, w), shape = _first_max_masks(x, out, kernel_size, stride,
-                                                            padding, ceil_mode)
+    masks, slices, (ph, pw, h, w), shape = _first_max_masks(
+        np.ascontiguousarray(x), out, kernel_size, stride, padding, ceil_mode)
     grad = np.zeros(shape, dtype=np.result_type(ct.dtype, x.dtype))
+    disjoint = stride[0] >= kernel_size[0] and stride[1] >= kernel_size[1]
     for m, sl in zip(masks, slices):
-        grad[sl] += np.where(m, ct, 0)
+        if disjoint:  # windows do not overlap: each entry is written once
+            grad[sl] = np.where(m, ct, 0)
+        else:
+            grad[sl] += np.where(m, ct, 0)
     return grad[:, :, ph:ph + h, pw:pw + w]
 
 
