@@ -32,7 +32,7 @@ oracle: $(VENV)/.installed-oracle
 	$(PY) -m pytest tests/oracle -q
 
 bench: $(VENV)/.installed-oracle
-	$(PY) benchmarks/run_all.py
+	cd benchmarks && ../$(PY) run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,13 @@
+"""Run every benchmark and print its numbers: `make bench` (installs the oracle extra first)."""
+
+from __future__ import annotations
+
+import autodiff_overhead
+import lenet_step
+
+if __name__ == "__main__":
+    print("== interpreter overhead and the cheap-gradient ratio ==")
+    autodiff_overhead.chain_overhead()
+    autodiff_overhead.mlp_ratio()
+    print("\n== one LeNet-5 training step, diffkit against PyTorch ==")
+    lenet_step.main()
