@@ -19,8 +19,10 @@ def chain_overhead(length: int = 2000) -> None:
         y = dk.sin(y) if i % 2 else y * 1.0001 + 0.5
     program = dk.compile(y)
     med, lo, hi = median_time(lambda: program({"x": 0.3}), repeats=30)
-    print(f"scalar chain of {len(program)} nodes: {med * 1e3:.2f} ms per evaluation "
-          f"(min {lo * 1e3:.2f}, max {hi * 1e3:.2f}), {med / len(program) * 1e6:.2f} us per node")
+    print(
+        f"scalar chain of {len(program)} nodes: {med * 1e3:.2f} ms per evaluation "
+        f"(min {lo * 1e3:.2f}, max {hi * 1e3:.2f}), {med / len(program) * 1e6:.2f} us per node"
+    )
 
 
 def mlp_ratio(batch: int = 256) -> float:
@@ -31,12 +33,18 @@ def mlp_ratio(batch: int = 256) -> float:
     y = dk.variable("target", (batch, 10))
     loss = dk.nn.CrossEntropyLoss()(model(x), y)
     names = list(model.named_parameters())
-    grads = dk.vjp_graph([loss], [dk.const(1.0)],
-                         [dk.variable(n, p.shape) for n, p in model.named_parameters().items()])
+    grads = dk.vjp_graph(
+        [loss],
+        [dk.const(1.0)],
+        [dk.variable(n, p.shape) for n, p in model.named_parameters().items()],
+    )
     f_prog = dk.compile(loss)
     g_prog = dk.compile([loss] + grads)
-    at = {**model.inputs(), "input": rng.standard_normal((batch, 784)).astype(np.float32),
-          "target": np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]}
+    at = {
+        **model.inputs(),
+        "input": rng.standard_normal((batch, 784)).astype(np.float32),
+        "target": np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)],
+    }
     assert g_prog(at)[1].dtype == np.float32
     t_f, _, _ = median_time(lambda: f_prog(at), repeats=50)
     t_g, _, _ = median_time(lambda: g_prog(at), repeats=50)

@@ -42,8 +42,11 @@ def torch_step(batch: int):
         def __init__(self):
             super().__init__()
             self.conv1, self.conv2 = tnn.Conv2d(1, 6, 5), tnn.Conv2d(6, 16, 5)
-            self.fc1, self.fc2, self.fc3 = tnn.Linear(400, 120), tnn.Linear(120, 84), \
-                tnn.Linear(84, 10)
+            self.fc1, self.fc2, self.fc3 = (
+                tnn.Linear(400, 120),
+                tnn.Linear(120, 84),
+                tnn.Linear(84, 10),
+            )
 
         def forward(self, x):
             x = F.max_pool2d(F.relu(self.conv1(x)), 2)
@@ -81,8 +84,10 @@ def main() -> None:
         run()
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        line = (f"batch {batch:3d}: diffkit median {ours * 1e3:6.2f} ms (min {lo * 1e3:.2f}, max "
-                f"{hi * 1e3:.2f}; step graph {size} nodes; peak memory {peak / 2**20:.1f} MiB)")
+        line = (
+            f"batch {batch:3d}: diffkit median {ours * 1e3:6.2f} ms (min {lo * 1e3:.2f}, max "
+            f"{hi * 1e3:.2f}; step graph {size} nodes; peak memory {peak / 2**20:.1f} MiB)"
+        )
         if have_torch:
             theirs, _, _ = median_time(torch_step(batch), repeats=30)
             line += f"  PyTorch median {theirs * 1e3:6.2f} ms  ratio {ours / theirs:.2f}"

@@ -21,8 +21,10 @@ def _expression_and_point(args, required: bool = True):
     names = dk.differentiators.common.resolve_wrt(f, None)
     missing = [n for n in names if n not in at]
     if missing and (required or at):
-        raise UsageError(f"--at: no value for variable {missing[0]!r} "
-                         f"(the expression's variables: {', '.join(names)})")
+        raise UsageError(
+            f"--at: no value for variable {missing[0]!r} "
+            f"(the expression's variables: {', '.join(names)})"
+        )
     extra = [n for n in at if n not in names]
     if extra:
         raise UsageError(f"--at: {extra[0]!r} is not a variable of the expression")
@@ -35,34 +37,48 @@ def _run_compare(args) -> int:
     f, at, names = _expression_and_point(args)
     wrt = args.wrt or names[0]
     if wrt not in names:
-        raise UsageError(f"--wrt: {wrt!r} is not a variable of the expression "
-                         f"({', '.join(names)})")
+        raise UsageError(f"--wrt: {wrt!r} is not a variable of the expression ({', '.join(names)})")
     methods = None
     if args.methods:
         methods = [m.strip() for m in ",".join(args.methods).split(",") if m.strip()]
         unknown = [m for m in methods if m not in dk.methods()]
         if unknown:
-            raise UsageError(f"--methods: unknown method {unknown[0]!r}; known: "
-                             f"{', '.join(dk.methods())}")
+            raise UsageError(
+                f"--methods: unknown method {unknown[0]!r}; known: {', '.join(dk.methods())}"
+            )
     try:
         rows = dk.compare(f, at, wrt=wrt, methods=methods, digits=args.digits)
     except ValueError as err:
         raise UsageError(str(err)) from None
     if args.json:
-        print(json.dumps({"expression": args.expression, "at": at, "wrt": wrt,
-                          "truth": rows[0]["truth"] if rows else None, "rows": rows}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "expression": args.expression,
+                    "at": at,
+                    "wrt": wrt,
+                    "truth": rows[0]["truth"] if rows else None,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
         return 0
     truth = rows[0]["truth"] if rows else ""
     print(f"d/d{wrt} {args.expression} at {', '.join(f'{k}={v:g}' for k, v in at.items())}")
     print(f"truth ({args.digits} digits): {truth}")
-    header = f"{'method':20s} {'derivative':>24s} {'abs error':>10s} {'rel error':>10s} " \
-             f"{'evals':>6s} {'time':>10s}  size"
+    header = (
+        f"{'method':20s} {'derivative':>24s} {'abs error':>10s} {'rel error':>10s} "
+        f"{'evals':>6s} {'time':>10s}  size"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         size = f"{r['size']} {r['size_kind']}" if r["size"] else ""
-        print(f"{r['method']:20s} {r['derivative']:24.17g} {r['abs_error']:10.2e} "
-              f"{r['rel_error']:10.2e} {r['evaluations']:6d} {r['seconds'] * 1e6:8.0f}us  {size}")
+        print(
+            f"{r['method']:20s} {r['derivative']:24.17g} {r['abs_error']:10.2e} "
+            f"{r['rel_error']:10.2e} {r['evaluations']:6d} {r['seconds'] * 1e6:8.0f}us  {size}"
+        )
     return 0
 
 
@@ -70,8 +86,13 @@ def _run_compare(args) -> int:
 def _compare(sub) -> None:
     p = sub.add_parser("compare", help="every differentiation method on one derivative")
     p.add_argument("expression", help='e.g. "exp(x)*sin(x)"')
-    p.add_argument("--at", action="append", required=True, metavar="NAME=VALUE",
-                   help="the point, e.g. --at x=1 or --at x=1,y=2")
+    p.add_argument(
+        "--at",
+        action="append",
+        required=True,
+        metavar="NAME=VALUE",
+        help="the point, e.g. --at x=1 or --at x=1,y=2",
+    )
     p.add_argument("--wrt", help="the variable (default: the first in sorted order)")
     p.add_argument("--methods", action="append", help="comma-separated method names")
     p.add_argument("--digits", type=int, default=50, help="digits of the reference (50)")
@@ -79,8 +100,15 @@ def _compare(sub) -> None:
     p.set_defaults(run=_run_compare)
 
 
-STUDIES = ("roundoff", "blowup", "cost", "normalization", "optimizers", "receptive-fields",
-           "graphs")
+STUDIES = (
+    "roundoff",
+    "blowup",
+    "cost",
+    "normalization",
+    "optimizers",
+    "receptive-fields",
+    "graphs",
+)
 
 
 def studies_dir():
@@ -97,10 +125,11 @@ def load_study(name: str):
         raise UsageError(f"unknown study {name!r}; known studies: {', '.join(STUDIES)}")
     path = studies_dir() / f"{name.replace('-', '_')}.py"
     if not path.exists():
-        raise UsageError(f"study script {path} not found (the studies ship with the source "
-                         f"tree: install diffkit from a clone, editable)")
-    spec = importlib.util.spec_from_file_location(f"diffkit_study_{name.replace('-', '_')}",
-                                                  path)
+        raise UsageError(
+            f"study script {path} not found (the studies ship with the source "
+            f"tree: install diffkit from a clone, editable)"
+        )
+    spec = importlib.util.spec_from_file_location(f"diffkit_study_{name.replace('-', '_')}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -112,8 +141,11 @@ def _run_study(args) -> int:
     names = STUDIES if args.name == "all" else [args.name]
     for name in names:
         module = load_study(name)
-        out = args.out if args.out and len(names) == 1 else (
-            f"{args.out}/{name}" if args.out else f"reports/{name}")
+        out = (
+            args.out
+            if args.out and len(names) == 1
+            else (f"{args.out}/{name}" if args.out else f"reports/{name}")
+        )
         start = time.perf_counter()
         module.main(out, quick=args.quick)
         print(f"study {name}: wrote {out}/README.md ({time.perf_counter() - start:.1f} s)")
@@ -144,7 +176,11 @@ def _run_graph(args) -> int:
 def _graph(sub) -> None:
     p = sub.add_parser("graph", help="draw the computational graph of an expression")
     p.add_argument("expression")
-    p.add_argument("--at", action="append", metavar="NAME=VALUE",
-                   help="values (then gradients) to write on the edges")
+    p.add_argument(
+        "--at",
+        action="append",
+        metavar="NAME=VALUE",
+        help="values (then gradients) to write on the edges",
+    )
     p.add_argument("--out", default="graph.png", help="the PNG to write")
     p.set_defaults(run=_run_graph)

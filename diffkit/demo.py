@@ -43,9 +43,11 @@ def write_index(out: Path) -> Path:
     """reports/README.md: one line and one thumbnail per report found under ``out``."""
     from .viz.plotting import write_text
 
-    lines = ["# diffkit reports\n",
-             "Each study answers one question of the course with numbers measured by diffkit. "
-             "Regenerate them with `make demo` or `diffkit study NAME`.\n"]
+    lines = [
+        "# diffkit reports\n",
+        "Each study answers one question of the course with numbers measured by diffkit. "
+        "Regenerate them with `make demo` or `diffkit study NAME`.\n",
+    ]
     for name, title in TITLES.items():
         folder = out / name
         if not (folder / "README.md").exists():
@@ -53,8 +55,10 @@ def write_index(out: Path) -> Path:
         pngs = sorted(folder.glob("*.png"))
         lines.append(f"## [{title}]({name}/README.md)\n")
         if pngs:
-            lines.append(f'<a href="{name}/README.md"><img src="{name}/{pngs[0].name}" '
-                         f'width="420" alt="{name}"></a>\n')
+            lines.append(
+                f'<a href="{name}/README.md"><img src="{name}/{pngs[0].name}" '
+                f'width="420" alt="{name}"></a>\n'
+            )
     return write_text(out / "README.md", "\n".join(lines))
 
 
@@ -75,10 +79,27 @@ def _training(out: Path, quick: bool) -> None:
     if ckpt.exists():
         ckpt.unlink()
     epochs = 2 if quick else 30
-    result = fit(model, train, test, opt, epochs, 32, seed=0, out=out, schedule=CosineLR(),
-                 config={"model": "lenet5", "dataset": "digits", "input_size": 32,
-                         "batchnorm": False, "seed": 0, "title": "LeNet-5 on the digits"},
-                 augment=2, progress=not quick)
+    result = fit(
+        model,
+        train,
+        test,
+        opt,
+        epochs,
+        32,
+        seed=0,
+        out=out,
+        schedule=CosineLR(),
+        config={
+            "model": "lenet5",
+            "dataset": "digits",
+            "input_size": 32,
+            "batchnorm": False,
+            "seed": 0,
+            "title": "LeNet-5 on the digits",
+        },
+        augment=2,
+        progress=not quick,
+    )
     h = result.history
     text = [
         "# LeNet-5 on the bundled digits\n",
@@ -89,9 +110,20 @@ def _training(out: Path, quick: bool) -> None:
         f"Final test accuracy: **{100 * h[-1]['test_acc']:.2f}%** after "
         f"{sum(e['seconds'] for e in h):.1f} s of training.\n",
         "![curves](curves.png)\n",
-        markdown_table(["epoch", "train loss", "train acc", "test loss", "test acc", "seconds"],
-                       [[e["epoch"], e["train_loss"], e["train_acc"], e["test_loss"],
-                         e["test_acc"], e["seconds"]] for e in h]),
+        markdown_table(
+            ["epoch", "train loss", "train acc", "test loss", "test acc", "seconds"],
+            [
+                [
+                    e["epoch"],
+                    e["train_loss"],
+                    e["train_acc"],
+                    e["test_loss"],
+                    e["test_acc"],
+                    e["seconds"],
+                ]
+                for e in h
+            ],
+        ),
     ]
     write_text(out / "README.md", "\n".join(text))
 

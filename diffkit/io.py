@@ -15,7 +15,9 @@ from typing import Callable
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes"]
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[object], None], mode: str = "wb") -> Path:
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[object], None], mode: str = "wb"
+) -> Path:
     """Create or replace ``path`` with what ``write(file)`` writes, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

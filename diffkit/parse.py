@@ -13,8 +13,7 @@ import tokenize
 from fractions import Fraction
 
 import sympy
-from sympy.parsing.sympy_parser import (convert_xor,
-                                        parse_expr, standard_transformations)
+from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
 
 from . import ops
 from .ir.node import Node, const, variable
@@ -32,10 +31,23 @@ _SOFTPLUS = sympy.Function("softplus")
 
 #: name in the text -> SymPy function used while parsing
 FUNCTIONS = {
-    "exp": sympy.exp, "log": sympy.log, "ln": sympy.log, "sin": sympy.sin, "cos": sympy.cos,
-    "tan": sympy.tan, "tanh": sympy.tanh, "sqrt": sympy.sqrt, "abs": sympy.Abs,
-    "Abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min, "maximum": sympy.Max,
-    "minimum": sympy.Min, "sigmoid": _SIGMOID, "relu": _RELU, "softplus": _SOFTPLUS,
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "ln": sympy.log,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tan": sympy.tan,
+    "tanh": sympy.tanh,
+    "sqrt": sympy.sqrt,
+    "abs": sympy.Abs,
+    "Abs": sympy.Abs,
+    "max": sympy.Max,
+    "min": sympy.Min,
+    "maximum": sympy.Max,
+    "minimum": sympy.Min,
+    "sigmoid": _SIGMOID,
+    "relu": _RELU,
+    "softplus": _SOFTPLUS,
     "log1p": lambda x: sympy.log(1 + x),
 }
 _CONSTANTS = {"pi": sympy.pi, "E": sympy.E}
@@ -56,24 +68,29 @@ def parse(text: str) -> Node:
     local = dict(_CONSTANTS)
     for match in _IDENT.finditer(text):
         name = match.group()
-        rest = text[match.end():].lstrip()
+        rest = text[match.end() :].lstrip()
         if rest.startswith("("):
             if name not in FUNCTIONS:
                 known = ", ".join(sorted(FUNCTIONS))
-                raise ParseError(f"unknown function {name!r} in {text!r}; known functions: "
-                                 f"{known}")
+                raise ParseError(f"unknown function {name!r} in {text!r}; known functions: {known}")
             local[name] = FUNCTIONS[name]
         elif name not in local:
             if name in FUNCTIONS:
                 raise ParseError(f"{name!r} is a function and needs an argument, in {text!r}")
             local[name] = sympy.Symbol(name, real=True)
     try:
-        expr = parse_expr(text, local_dict=local, global_dict={"Integer": sympy.Integer,
-                                                               "Float": sympy.Float,
-                                                               "Rational": sympy.Rational,
-                                                               "Symbol": sympy.Symbol},
-                          transformations=standard_transformations + (convert_xor,),
-                          evaluate=True)
+        expr = parse_expr(
+            text,
+            local_dict=local,
+            global_dict={
+                "Integer": sympy.Integer,
+                "Float": sympy.Float,
+                "Rational": sympy.Rational,
+                "Symbol": sympy.Symbol,
+            },
+            transformations=standard_transformations + (convert_xor,),
+            evaluate=True,
+        )
     except (SyntaxError, tokenize.TokenError, TypeError, AttributeError) as err:
         raise ParseError(f"cannot parse {text!r}: {err.__class__.__name__}: {err}") from None
     if not isinstance(expr, sympy.Basic):
@@ -121,8 +138,14 @@ def from_sympy(expr) -> Node:
                 return ops.div(1.0, args[0])
             return ops.power(args[0], args[1])
         table = {
-            sympy.exp: ops.exp, sympy.log: ops.log, sympy.sin: ops.sin, sympy.cos: ops.cos,
-            sympy.tan: ops.tan, sympy.tanh: ops.tanh, sympy.Abs: ops.abs, sympy.sign: ops.sign,
+            sympy.exp: ops.exp,
+            sympy.log: ops.log,
+            sympy.sin: ops.sin,
+            sympy.cos: ops.cos,
+            sympy.tan: ops.tan,
+            sympy.tanh: ops.tanh,
+            sympy.Abs: ops.abs,
+            sympy.sign: ops.sign,
         }
         func = e.func
         if func in table and len(args) == 1:

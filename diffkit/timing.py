@@ -9,8 +9,9 @@ from typing import Callable
 __all__ = ["median_time"]
 
 
-def median_time(fn: Callable[[], object], repeats: int = 20,
-                warmup: int = 1) -> tuple[float, float, float]:
+def median_time(
+    fn: Callable[[], object], repeats: int = 20, warmup: int = 1
+) -> tuple[float, float, float]:
     """(median, min, max) seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` runs."""
     for _ in range(warmup):
         fn()

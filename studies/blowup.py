@@ -21,10 +21,10 @@ from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_
 
 def logistic(n):
     x = dk.variable("x")
-    l = x
+    ln = x
     for _ in range(n - 1):
-        l = 4 * l * (1 - l)
-    return l, "x"
+        ln = 4 * ln * (1 - ln)
+    return ln, "x"
 
 
 def nested(n):
@@ -51,8 +51,10 @@ def tanh_net(n):
     for layer in range(n):
         W = rng.standard_normal((2, 2)) / 1.5
         first = w if layer == 0 else float(W[0, 0])
-        h = [dk.tanh(first * h[0] + float(W[0, 1]) * h[1]),
-             dk.tanh(float(W[1, 0]) * h[0] + float(W[1, 1]) * h[1])]
+        h = [
+            dk.tanh(first * h[0] + float(W[0, 1]) * h[1]),
+            dk.tanh(float(W[1, 0]) * h[0] + float(W[1, 1]) * h[1]),
+        ]
     return (h[0] - 0.2) ** 2, "w"
 
 
@@ -101,28 +103,37 @@ def _summed(parts):
     def total(sizes):
         if any(s is None for s in sizes):
             return None
-        return ExpressionSize(sum(s.tree for s in sizes), sum(s.ops for s in sizes),
-                              sum(s.cse for s in sizes))
+        return ExpressionSize(
+            sum(s.tree for s in sizes), sum(s.ops for s in sizes), sum(s.cse for s in sizes)
+        )
 
-    return replace(parts[0], derivative_size=total([p.derivative_size for p in parts]),
-                   simplified_size=total([p.simplified_size for p in parts]),
-                   seconds_diff=sum(p.seconds_diff for p in parts),
-                   seconds_simplify=None if parts[0].seconds_simplify is None else
-                   sum(p.seconds_simplify for p in parts))
+    return replace(
+        parts[0],
+        derivative_size=total([p.derivative_size for p in parts]),
+        simplified_size=total([p.simplified_size for p in parts]),
+        seconds_diff=sum(p.seconds_diff for p in parts),
+        seconds_simplify=None
+        if parts[0].seconds_simplify is None
+        else sum(p.seconds_simplify for p in parts),
+    )
 
 
 def _latex_table(results):
     """Baydin et al. (2018), Table 1: n, l_n, d/dx l_n as differentiated, simplified."""
     x = sympy.Symbol("x", real=True)
-    lines = ["| n | l_n | d/dx l_n (as differentiated) | d/dx l_n (simplified) |",
-             "|---|---|---|---|"]
+    lines = [
+        "| n | l_n | d/dx l_n (as differentiated) | d/dx l_n (simplified) |",
+        "|---|---|---|---|",
+    ]
     for n, m in results:
         r = m["result"]
         fn = sympy.factor(r.function) if n > 1 else r.function
-        cells = [f"$${sympy.latex(fn)}$$ ({m['function tree']} nodes)",
-                 f"$${sympy.latex(r.derivative)}$$ ({m['symbolic tree']} nodes)",
-                 f"$${sympy.latex(sympy.factor_terms(sympy.expand(r.simplified)))}$$ "
-                 f"({m['simplified tree']} nodes)"]
+        cells = [
+            f"$${sympy.latex(fn)}$$ ({m['function tree']} nodes)",
+            f"$${sympy.latex(r.derivative)}$$ ({m['symbolic tree']} nodes)",
+            f"$${sympy.latex(sympy.factor_terms(sympy.expand(r.simplified)))}$$ "
+            f"({m['simplified tree']} nodes)",
+        ]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     del x
     return "\n".join(lines) + "\n"
@@ -145,11 +156,24 @@ def main(out: str | Path = "reports/blowup", quick: bool = False) -> dict:
                 m["seconds total"] = time.perf_counter() - start
                 data[title].append((n, m))
                 bar.update()
-    keys = ["symbolic tree", "symbolic count_ops", "simplified tree", "symbolic after CSE",
-            "forward graph", "reverse graph", "function graph"]
-    styles = {"symbolic tree": "o-", "symbolic count_ops": "v-", "simplified tree": "s--",
-              "symbolic after CSE": "D-", "forward graph": "^-", "reverse graph": "x-",
-              "function graph": "k:"}
+    keys = [
+        "symbolic tree",
+        "symbolic count_ops",
+        "simplified tree",
+        "symbolic after CSE",
+        "forward graph",
+        "reverse graph",
+        "function graph",
+    ]
+    styles = {
+        "symbolic tree": "o-",
+        "symbolic count_ops": "v-",
+        "simplified tree": "s--",
+        "symbolic after CSE": "D-",
+        "forward graph": "^-",
+        "reverse graph": "x-",
+        "function graph": "k:",
+    }
     fig, axes = new_figure(2, 2, figsize=(12, 9))
     for ax, (title, rows) in zip(np.ravel(axes), data.items()):
         ns = [n for n, _ in rows]
@@ -165,13 +189,19 @@ def main(out: str | Path = "reports/blowup", quick: bool = False) -> dict:
 
     fig, ax = new_figure()
     for title, rows in data.items():
-        ax.semilogy([n for n, _ in rows], [m["seconds diff"] for _, m in rows], "o-",
-                    label=f"{title}: sympy.diff")
+        ax.semilogy(
+            [n for n, _ in rows],
+            [m["seconds diff"] for _, m in rows],
+            "o-",
+            label=f"{title}: sympy.diff",
+        )
     rows = data["logistic map l_n"]
-    ax.semilogy([n for n, m in rows if m["seconds simplify"] == m["seconds simplify"]],
-                [m["seconds simplify"] for n, m in rows
-                 if m["seconds simplify"] == m["seconds simplify"]], "s--",
-                label="logistic map: sympy.simplify")
+    ax.semilogy(
+        [n for n, m in rows if m["seconds simplify"] == m["seconds simplify"]],
+        [m["seconds simplify"] for n, m in rows if m["seconds simplify"] == m["seconds simplify"]],
+        "s--",
+        label="logistic map: sympy.simplify",
+    )
     ax.set_xlabel("n")
     ax.set_ylabel("seconds")
     ax.set_title("time to differentiate symbolically")
@@ -202,7 +232,7 @@ def main(out: str | Path = "reports/blowup", quick: bool = False) -> dict:
         f"n = {len(sym)}, against {sym[-1]} tree nodes; simplification turns the derivative "
         f"into a polynomial, but its time grows from "
         f"{logi[0][1]['seconds simplify'] * 1e3:.1f} ms to "
-        f"{max(m['seconds simplify'] for _, m in logi if m['seconds simplify'] == m['seconds simplify']):.2f} s.",
+        f"{np.nanmax([m['seconds simplify'] for _, m in logi]):.2f} s.",
         "\n![sizes](blowup_sizes.png)\n\n![time](blowup_time.png)\n",
         "## The logistic map, in the layout of Baydin et al. (2018), Table 1\n",
         _latex_table(logi[:4]),
@@ -210,13 +240,23 @@ def main(out: str | Path = "reports/blowup", quick: bool = False) -> dict:
     ]
     for title, rows in data.items():
         text.append(f"### {title}\n")
-        text.append(markdown_table(["n"] + keys + ["sympy.diff (s)", "simplify (s)"],
-                                   [[n] + [m[k] for k in keys] + [m["seconds diff"],
-                                                                   m["seconds simplify"]]
-                                    for n, m in rows]))
+        text.append(
+            markdown_table(
+                ["n"] + keys + ["sympy.diff (s)", "simplify (s)"],
+                [
+                    [n] + [m[k] for k in keys] + [m["seconds diff"], m["seconds simplify"]]
+                    for n, m in rows
+                ],
+            )
+        )
     write_text(out / "README.md", "\n".join(text))
-    return {"data": {t: [(n, {k: v for k, v in m.items() if k != "result"}) for n, m in rows]
-                     for t, rows in data.items()}, "growth": growth}
+    return {
+        "data": {
+            t: [(n, {k: v for k, v in m.items() if k != "result"}) for n, m in rows]
+            for t, rows in data.items()
+        },
+        "growth": growth,
+    }
 
 
 if __name__ == "__main__":

@@ -86,12 +86,21 @@ def main(out: str | Path = "reports/cost", quick: bool = False) -> dict:
 
     fig, (a, b) = new_figure(1, 2, figsize=(13, 5))
     for m in METHODS:
-        a.loglog(ns, times[m], "o-", label=m + (" (evaluating the lambdified gradient)"
-                                               if m == "symbolic" else ""))
+        a.loglog(
+            ns,
+            times[m],
+            "o-",
+            label=m + (" (evaluating the lambdified gradient)" if m == "symbolic" else ""),
+        )
         b.loglog(ns, np.array(times[m]) / np.array(t_f_all), "o-", label=m)
     a.loglog(ns, t_f_all, "k:", label="f itself")
-    a.loglog([n for n, _ in derive], [t for _, t in derive], "s--", color="C4",
-             label="symbolic: deriving the gradient")
+    a.loglog(
+        [n for n, _ in derive],
+        [t for _, t in derive],
+        "s--",
+        color="C4",
+        label="symbolic: deriving the gradient",
+    )
     a.set_xlabel("n (input dimension)")
     a.set_ylabel("seconds per gradient (median)")
     a.set_title("full gradient of f: R^n -> R")
@@ -117,8 +126,9 @@ def main(out: str | Path = "reports/cost", quick: bool = False) -> dict:
         tr = _median(lambda: dk.jacobian(g, at, method="reverse", wrt="x"), repeats)
         fwd_t.append(tf)
         rev_t.append(tr)
-        cross_rows.append([m, n_in, n_in, m, tf * 1e3, tr * 1e3, "reverse" if tr < tf else
-                           "forward"])
+        cross_rows.append(
+            [m, n_in, n_in, m, tf * 1e3, tr * 1e3, "reverse" if tr < tf else "forward"]
+        )
     fig, ax = new_figure()
     ax.loglog(ms, fwd_t, "o-", label=f"forward mode ({n_in} passes)")
     ax.loglog(ms, rev_t, "s-", label="reverse mode (m passes)")
@@ -143,23 +153,36 @@ def main(out: str | Path = "reports/cost", quick: bool = False) -> dict:
         f"{last[4]:.0f}× ({evals['central'][-1]:.0f}); forward mode {last[6]:.0f}× "
         f"({evals['forward'][-1]:.0f} passes). Their cost grows linearly with n.",
         f"- Reverse mode costs {min(rev_ratios):.1f}× to {max(rev_ratios):.1f}× the function "
-        f"over all n: " + ("within the cheap-gradient bound of "
-                          f"{CHEAP_GRADIENT_BOUND} for every n, whatever the dimension."
-                          if max(rev_ratios) <= CHEAP_GRADIENT_BOUND else
-                          f"above the cheap-gradient bound of {CHEAP_GRADIENT_BOUND} for some n "
-                          f"(interpreter overhead on small problems)."),
+        f"over all n: "
+        + (
+            "within the cheap-gradient bound of "
+            f"{CHEAP_GRADIENT_BOUND} for every n, whatever the dimension."
+            if max(rev_ratios) <= CHEAP_GRADIENT_BOUND
+            else f"above the cheap-gradient bound of {CHEAP_GRADIENT_BOUND} for some n "
+            f"(interpreter overhead on small problems)."
+        ),
         f"- SymPy's derivation time grows from {derive[0][1] * 1e3:.1f} ms (n = {derive[0][0]}) to "
         f"{derive[-1][1]:.2f} s (n = {derive[-1][0]}); beyond that it is not run.",
         f"- For Jacobians of R^{n_in} -> R^m, reverse mode is faster while m is small; forward "
         f"mode overtakes it from m = {crossover} on, near m = n = {n_in}."
-        if crossover else f"- Reverse mode stayed faster for every m up to {ms[-1]}.",
+        if crossover
+        else f"- Reverse mode stayed faster for every m up to {ms[-1]}.",
         "\n![gradient cost](cost_gradient.png)\n\n![jacobian crossover](cost_jacobian.png)\n",
         "## Gradient cost relative to f\n",
-        markdown_table(["n", "f (µs)"] + [h for m in METHODS for h in (f"{m} ×f", "evals")],
-                       rows),
+        markdown_table(["n", "f (µs)"] + [h for m in METHODS for h in (f"{m} ×f", "evals")], rows),
         "\n## Jacobian: forward against reverse\n",
-        markdown_table(["m", "n", "forward passes", "reverse passes", "forward (ms)",
-                        "reverse (ms)", "faster"], cross_rows),
+        markdown_table(
+            [
+                "m",
+                "n",
+                "forward passes",
+                "reverse passes",
+                "forward (ms)",
+                "reverse (ms)",
+                "faster",
+            ],
+            cross_rows,
+        ),
     ]
     write_text(out / "README.md", "\n".join(text))
     return {"rows": rows, "evals": evals, "ratios": rev_ratios, "crossover": crossover}

@@ -43,23 +43,36 @@ def main(out: str | Path = "reports/normalization", quick: bool = False) -> dict
         model, result = train_one(norm, lr, epochs, train, test)
         runs[(norm, lr)] = (model, result)
 
-    label = {None: "no normalization", "batch": "batch norm", "layer": "layer norm",
-             "instance": "instance norm"}
+    label = {
+        None: "no normalization",
+        "batch": "batch norm",
+        "layer": "layer norm",
+        "instance": "instance norm",
+    }
     rows = []
     for (norm, lr), (_, r) in runs.items():
         h = r.history
-        rows.append([label[norm], lr, "yes" if r.diverged else "no",
-                     h[-1]["train_loss"] if h else float("nan"),
-                     100 * h[-1]["test_acc"] if h else float("nan"),
-                     100 * h[0]["test_acc"] if h else float("nan")])
+        rows.append(
+            [
+                label[norm],
+                lr,
+                "yes" if r.diverged else "no",
+                h[-1]["train_loss"] if h else float("nan"),
+                100 * h[-1]["test_acc"] if h else float("nan"),
+                100 * h[0]["test_acc"] if h else float("nan"),
+            ]
+        )
 
     fig, axes = new_figure(1, 2, figsize=(13, 5))
     for ax, norm in zip(axes, (None, "batch")):
         for lr in lrs:
             h = runs[(norm, lr)][1].history
-            ax.semilogy([e["epoch"] for e in h], [e["train_loss"] for e in h], "o-",
-                        label=f"lr = {lr}" + (" (diverged)" if runs[(norm, lr)][1].diverged
-                                              else ""))
+            ax.semilogy(
+                [e["epoch"] for e in h],
+                [e["train_loss"] for e in h],
+                "o-",
+                label=f"lr = {lr}" + (" (diverged)" if runs[(norm, lr)][1].diverged else ""),
+            )
         ax.set_title(f"LeNet-5, {label[norm]}")
         ax.set_ylim(1e-2, 30)  # same scale on both panels; larger losses run off the top
         ax.set_xlabel("epoch")
@@ -69,8 +82,12 @@ def main(out: str | Path = "reports/normalization", quick: bool = False) -> dict
 
     fig, ax = new_figure()
     for norm, style in ((None, "o-"), ("batch", "s-")):
-        acc = [100 * runs[(norm, lr)][1].final_test_accuracy if not runs[(norm, lr)][1].diverged
-               else 0.0 for lr in lrs]
+        acc = [
+            100 * runs[(norm, lr)][1].final_test_accuracy
+            if not runs[(norm, lr)][1].diverged
+            else 0.0
+            for lr in lrs
+        ]
         ax.semilogx(lrs, acc, style, label=label[norm])
     ax.set_xlabel("learning rate (SGD, momentum 0.9)")
     ax.set_ylabel(f"test accuracy after {epochs} epochs (%)")
@@ -97,13 +114,19 @@ def main(out: str | Path = "reports/normalization", quick: bool = False) -> dict
     t_fused = median(lambda: p_fused(at_fused, strict=False))
 
     def best(norm):
-        ok = [(runs[(norm, lr)][1].final_test_accuracy, lr) for lr in lrs
-              if not runs[(norm, lr)][1].diverged]
+        ok = [
+            (runs[(norm, lr)][1].final_test_accuracy, lr)
+            for lr in lrs
+            if not runs[(norm, lr)][1].diverged
+        ]
         return max(ok) if ok else (float("nan"), None)
 
     def diverged(norm):
-        return [lr for lr in lrs if runs[(norm, lr)][1].diverged
-                or runs[(norm, lr)][1].final_test_accuracy < 0.2]
+        return [
+            lr
+            for lr in lrs
+            if runs[(norm, lr)][1].diverged or runs[(norm, lr)][1].final_test_accuracy < 0.2
+        ]
 
     b_none, b_bn = best(None), best("batch")
     high = lrs[-1]
@@ -121,8 +144,12 @@ def main(out: str | Path = "reports/normalization", quick: bool = False) -> dict
         f"{diverged(None) or 'none'} without normalization, {diverged('batch') or 'none'} with "
         f"batch norm. At lr = {high}, batch norm reaches "
         f"{100 * runs[('batch', high)][1].final_test_accuracy:.1f}%"
-        + ("" if runs[(None, high)][1].diverged else
-           f" against {100 * runs[(None, high)][1].final_test_accuracy:.1f}% without") + ".",
+        + (
+            ""
+            if runs[(None, high)][1].diverged
+            else f" against {100 * runs[(None, high)][1].final_test_accuracy:.1f}% without"
+        )
+        + ".",
         f"- Folding batch norm into the preceding layers (`fuse_conv_bn`) changes the outputs "
         f"by at most {diff:.1e} (float64) and takes the inference time of a 256-image batch "
         f"from {t_full * 1e3:.2f} ms to {t_fused * 1e3:.2f} ms "
@@ -130,15 +157,30 @@ def main(out: str | Path = "reports/normalization", quick: bool = False) -> dict
         "\n![loss curves](normalization_loss.png)\n\n![accuracy against learning rate]"
         "(normalization_lr.png)\n",
         "## Runs\n",
-        markdown_table(["normalization", "lr", "diverged", "final train loss",
-                        "final test acc (%)", "test acc after epoch 1 (%)"], rows),
+        markdown_table(
+            [
+                "normalization",
+                "lr",
+                "diverged",
+                "final train loss",
+                "final test acc (%)",
+                "test acc after epoch 1 (%)",
+            ],
+            rows,
+        ),
         "\n## Conv-BN fusion\n",
-        markdown_table(["max |output difference|", "unfused (ms)", "fused (ms)", "speed-up"],
-                       [[diff, t_full * 1e3, t_fused * 1e3, t_full / t_fused]]),
+        markdown_table(
+            ["max |output difference|", "unfused (ms)", "fused (ms)", "speed-up"],
+            [[diff, t_full * 1e3, t_fused * 1e3, t_full / t_fused]],
+        ),
     ]
     write_text(out / "README.md", "\n".join(text))
-    return {"runs": {k: v[1] for k, v in runs.items()}, "fusion_diff": diff,
-            "speedup": t_full / t_fused, "lrs": lrs}
+    return {
+        "runs": {k: v[1] for k, v in runs.items()},
+        "fusion_diff": diff,
+        "speedup": t_full / t_fused,
+        "lrs": lrs,
+    }
 
 
 if __name__ == "__main__":

@@ -46,8 +46,10 @@ def full_loss(model, data, cache):
         y = dk.variable("target", (len(data), 2))
         loss = nn.CrossEntropyLoss()(model(x), y)
         cache[key] = dk.compile(loss)
-    value = cache[key]({**model.inputs(), "input": data.images,
-                        "target": one_hot(data.labels, 2, np.float64)}, strict=False)
+    value = cache[key](
+        {**model.inputs(), "input": data.images, "target": one_hot(data.labels, 2, np.float64)},
+        strict=False,
+    )
     penalty = 0.5 * WEIGHT_DECAY * sum(float(np.sum(p * p)) for p in model.parameters())
     return float(value) + penalty
 
@@ -79,12 +81,16 @@ def run_sgd(kind, data, batch_size, lr, epochs, seed=0):
 def run_newton(kind, data, iterations):
     model = make_model(kind)
     start = time.perf_counter()
-    result = train_newton(model, data, data, max_iter=iterations, weight_decay=WEIGHT_DECAY,
-                          progress=False)
+    result = train_newton(
+        model, data, data, max_iter=iterations, weight_decay=WEIGHT_DECAY, progress=False
+    )
     elapsed = time.perf_counter() - start
-    return {"steps": list(range(len(result.losses))),
-            "seconds": [s * elapsed / max(result.seconds[-1], 1e-12) for s in result.seconds],
-            "loss": result.losses, "grad_norm": result.grad_norms}
+    return {
+        "steps": list(range(len(result.losses))),
+        "seconds": [s * elapsed / max(result.seconds[-1], 1e-12) for s in result.seconds],
+        "loss": result.losses,
+        "grad_norm": result.grad_norms,
+    }
 
 
 def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
@@ -92,9 +98,11 @@ def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
 
     out = Path(out)
     data = two_class_digits(limit=120 if quick else None)
-    epochs = {"stochastic (batch 1)": 3 if quick else 15,
-              "minibatch (batch 32)": 10 if quick else 60,
-              "full batch": 30 if quick else 300}
+    epochs = {
+        "stochastic (batch 1)": 3 if quick else 15,
+        "minibatch (batch 32)": 10 if quick else 60,
+        "full batch": 30 if quick else 300,
+    }
     sizes = {"stochastic (batch 1)": 1, "minibatch (batch 32)": 32, "full batch": len(data)}
     lrs = {"stochastic (batch 1)": 0.01, "minibatch (batch 32)": 0.1, "full batch": 0.5}
     kinds = ["logistic regression", "MLP 64-8-2 (tanh)"]
@@ -104,8 +112,9 @@ def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
         if method == "Newton":
             results[(kind, method)] = run_newton(kind, data, 5 if quick else 10)
         else:
-            results[(kind, method)] = run_sgd(kind, data, sizes[method], lrs[method],
-                                              epochs[method])
+            results[(kind, method)] = run_sgd(
+                kind, data, sizes[method], lrs[method], epochs[method]
+            )
     best = min(min(r["loss"]) for r in results.values())
     fig, axes = new_figure(2, 2, figsize=(13, 9))
     for row, kind in enumerate(kinds):
@@ -126,8 +135,17 @@ def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
     save_figure(fig, out / "optimizers.png")
     rows = []
     for (kind, method), r in results.items():
-        rows.append([kind, method, r["steps"][-1], r["seconds"][-1], r["loss"][0], r["loss"][-1],
-                     r.get("grad_norm", [float("nan")])[-1]])
+        rows.append(
+            [
+                kind,
+                method,
+                r["steps"][-1],
+                r["seconds"][-1],
+                r["loss"][0],
+                r["loss"][-1],
+                r.get("grad_norm", [float("nan")])[-1],
+            ]
+        )
     newton_lr = results[("logistic regression", "Newton")]
     gd_lr = results[("logistic regression", "full batch")]
     text = [
@@ -135,7 +153,8 @@ def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
         f"Two-class task: digits 3 against 8 ({len(data)} images of 8×8 pixels). Loss: mean "
         f"cross-entropy plus {WEIGHT_DECAY}/2·|θ|² (the penalty makes the logistic-regression "
         "minimum unique and finite). Learning rates: "
-        + ", ".join(f"{m} {lrs[m]}" for m in sizes) + ". Newton: damped, with a backtracking "
+        + ", ".join(f"{m} {lrs[m]}" for m in sizes)
+        + ". Newton: damped, with a backtracking "
         "line search, Hessian by forward-over-reverse mode. For logistic regression the curves "
         "show the loss minus its minimum (found by Newton's method); for the MLP, the loss.\n",
         "## Findings\n",
@@ -145,9 +164,11 @@ def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
         f"gradient descent is at {gd_lr['loss'][-1]:.10f} after {gd_lr['steps'][-1]} steps "
         f"({gd_lr['seconds'][-1]:.2f} s).",
         "- After one pass over the data (logistic regression), the loss is "
-        + ", ".join(f"{results[('logistic regression', m)]['loss'][1]:.4f} for {m} "
-                    f"({results[('logistic regression', m)]['steps'][1]} updates)"
-                    for m in sizes)
+        + ", ".join(
+            f"{results[('logistic regression', m)]['loss'][1]:.4f} for {m} "
+            f"({results[('logistic regression', m)]['steps'][1]} updates)"
+            for m in sizes
+        )
         + ": more, noisier updates make more progress per pass. At the end, stochastic "
         f"descent is at {results[('logistic regression', 'stochastic (batch 1)')]['loss'][-1]:.4f}"
         f" (its constant step keeps it above the minimum), full-batch descent at "
@@ -160,8 +181,18 @@ def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
         f"- The lowest loss reached by any method: {best:.6f}.",
         "\n![optimizers](optimizers.png)\n",
         "## Final values\n",
-        markdown_table(["model", "method", "updates", "seconds", "initial loss", "final loss",
-                        "final |gradient|"], rows),
+        markdown_table(
+            [
+                "model",
+                "method",
+                "updates",
+                "seconds",
+                "initial loss",
+                "final loss",
+                "final |gradient|",
+            ],
+            rows,
+        ),
     ]
     write_text(out / "README.md", "\n".join(text))
     return {"results": results}

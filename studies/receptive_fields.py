@@ -20,8 +20,10 @@ from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_
 
 
 def measure(layers, size=64, seed=0):
-    """Side of the gradient support of the centre output pixel. ``layers`` is a list of
-    ("conv", K, stride), ("avgpool", K) or ("pool", K) (max) entries; returns (side, gradient image)."""
+    """Side of the gradient support of the centre output pixel, and the gradient image.
+
+    ``layers`` lists ("conv", K, stride), ("avgpool", K) or ("pool", K) (max) entries.
+    """
     rng = np.random.default_rng(seed)
     x = dk.variable("x", (1, 1, size, size))
     h = x
@@ -58,10 +60,12 @@ def main(out: str | Path = "reports/receptive-fields", quick: bool = False) -> d
         "3×3 conv, stride 1": lambda L: [("conv", 3, 1)] * L,
         "5×5 conv, stride 1": lambda L: [("conv", 5, 1)] * L,
         "3×3 conv, stride 2": lambda L: [("conv", 3, 2)] * L,
-        "3×3 conv + 2×2 avg-pool": lambda L: [x for _ in range(L) for x in (("conv", 3, 1),
-                                                                            ("avgpool", 2))],
-        "3×3 conv + 2×2 max-pool": lambda L: [x for _ in range(L) for x in (("conv", 3, 1),
-                                                                            ("pool", 2))],
+        "3×3 conv + 2×2 avg-pool": lambda L: [
+            x for _ in range(L) for x in (("conv", 3, 1), ("avgpool", 2))
+        ],
+        "3×3 conv + 2×2 max-pool": lambda L: [
+            x for _ in range(L) for x in (("conv", 3, 1), ("pool", 2))
+        ],
     }
     max_pool = "3×3 conv + 2×2 max-pool"
     rows, measured = [], {}
@@ -90,9 +94,14 @@ def main(out: str | Path = "reports/receptive-fields", quick: bool = False) -> d
 
     L = 3
     fig, axes = new_figure(1, 3, figsize=(12, 4))
-    for a, (name, layers) in zip(axes, [("3 × (3×3 conv)", [("conv", 3, 1)] * L),
-                                          ("3 × (5×5 conv)", [("conv", 5, 1)] * L),
-                                          ("3 × (3×3 conv, stride 2)", [("conv", 3, 2)] * L)]):
+    for a, (name, layers) in zip(
+        axes,
+        [
+            ("3 × (3×3 conv)", [("conv", 3, 1)] * L),
+            ("3 × (5×5 conv)", [("conv", 5, 1)] * L),
+            ("3 × (3×3 conv, stride 2)", [("conv", 3, 2)] * L),
+        ],
+    ):
         side, g = measure(layers, size=48)
         im = a.imshow(np.abs(g), cmap="magma")
         a.set_title(f"{name}: side {side}")
@@ -110,10 +119,13 @@ def main(out: str | Path = "reports/receptive-fields", quick: bool = False) -> d
     maps = dk.evaluate(dk.conv2d(x, dk.const(weight), padding=1), {"x": digit})[0]
     magnitude = np.sqrt(maps[1] ** 2 + maps[2] ** 2)
     fig, axes = new_figure(1, 5, figsize=(16, 3.6))
-    panels = [("digit", digit[0, 0], "gray"), ("Gaussian blur G", maps[0], "gray"),
-              ("Sobel S_x (horizontal derivative)", maps[1], "RdBu"),
-              ("Sobel S_y = S_xᵀ (vertical)", maps[2], "RdBu"),
-              ("gradient magnitude", magnitude, "magma")]
+    panels = [
+        ("digit", digit[0, 0], "gray"),
+        ("Gaussian blur G", maps[0], "gray"),
+        ("Sobel S_x (horizontal derivative)", maps[1], "RdBu"),
+        ("Sobel S_y = S_xᵀ (vertical)", maps[2], "RdBu"),
+        ("gradient magnitude", magnitude, "magma"),
+    ]
     for a, (title, img, cmap) in zip(axes, panels):
         if cmap == "RdBu":
             lim = np.abs(img).max()
@@ -152,8 +164,9 @@ def main(out: str | Path = "reports/receptive-fields", quick: bool = False) -> d
         "training digit resized to 32×32.\n",
         "![kernels](kernels_on_a_digit.png)\n",
         "## Measurements\n",
-        markdown_table(["setting", "L", "measured side", "predicted side", "1 + L(K−1)",
-                        "agree"], rows),
+        markdown_table(
+            ["setting", "L", "measured side", "predicted side", "1 + L(K−1)", "agree"], rows
+        ),
     ]
     write_text(out / "README.md", "\n".join(text))
     return {"rows": rows, "measured": measured}

@@ -18,13 +18,31 @@ import diffkit as dk
 from diffkit.differentiators.finite import error_model, optimal_step
 from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_text
 
-SCHEMES = ["forward-difference", "backward-difference", "central", "five-point", "richardson",
-           "complex-step"]
+SCHEMES = [
+    "forward-difference",
+    "backward-difference",
+    "central",
+    "five-point",
+    "richardson",
+    "complex-step",
+]
 MODELLED = ["forward-difference", "central", "five-point", "complex-step"]
-MARKERS = {"forward-difference": "o", "backward-difference": "v", "central": "s",
-           "five-point": "D", "richardson": "^", "complex-step": "x"}
-COLORS = {"forward-difference": "C0", "backward-difference": "C9", "central": "C1",
-          "five-point": "C2", "richardson": "C4", "complex-step": "C3"}
+MARKERS = {
+    "forward-difference": "o",
+    "backward-difference": "v",
+    "central": "s",
+    "five-point": "D",
+    "richardson": "^",
+    "complex-step": "x",
+}
+COLORS = {
+    "forward-difference": "C0",
+    "backward-difference": "C9",
+    "central": "C1",
+    "five-point": "C2",
+    "richardson": "C4",
+    "complex-step": "C3",
+}
 
 
 def _tanh_net_loss():
@@ -48,7 +66,7 @@ def functions():
     net, name, w0 = _tanh_net_loss()
     return [
         ("exp(x) sin(x)", dk.exp(x) * dk.sin(x), "x", 1.0),
-        ("x^(3/2) + log(1+x^2)", x ** 1.5 + dk.log(1 + x * x), "x", 2.5),
+        ("x^(3/2) + log(1+x^2)", x**1.5 + dk.log(1 + x * x), "x", 2.5),
         ("tanh-network loss, d/d w11", net, name, w0),
     ]
 
@@ -72,8 +90,16 @@ def run_case(f, name, x0, hs, dtype):
         refs[method] = abs(value - t)
     g = dk.compile(f)
     with mpmath.workdps(40):
-        derivs = {k: abs(float(mpmath.diff(lambda s: g.run_objects({name: s}, "mpmath", None),
-                                           mpmath.mpf(x0), k))) for k in range(6)}
+        derivs = {
+            k: abs(
+                float(
+                    mpmath.diff(
+                        lambda s: g.run_objects({name: s}, "mpmath", None), mpmath.mpf(x0), k
+                    )
+                )
+            )
+            for k in range(6)
+        }
     return t, errors, refs, derivs
 
 
@@ -90,16 +116,36 @@ def main(out: str | Path = "reports/roundoff", quick: bool = False) -> dict:
             truth, errors, refs, d = run_case(f, name, x0, hs, dtype)
             floor = eps * abs(truth) / 4
             for scheme in SCHEMES:
-                ax.loglog(hs, np.maximum(errors[scheme], floor), "-", marker=MARKERS[scheme],
-                          ms=3.5, lw=1.1, color=COLORS[scheme], label=scheme, alpha=0.85)
+                ax.loglog(
+                    hs,
+                    np.maximum(errors[scheme], floor),
+                    "-",
+                    marker=MARKERS[scheme],
+                    ms=3.5,
+                    lw=1.1,
+                    color=COLORS[scheme],
+                    label=scheme,
+                    alpha=0.85,
+                )
             for scheme in MODELLED:
                 tr, ro = error_model(scheme, hs, abs(d[0]), d, eps)
-                ax.loglog(hs, np.maximum(tr + ro, floor), ":", color=COLORS[scheme], lw=1.3,
-                          label=f"model: {scheme}" if dtype == np.float64 else None)
+                ax.loglog(
+                    hs,
+                    np.maximum(tr + ro, floor),
+                    ":",
+                    color=COLORS[scheme],
+                    lw=1.3,
+                    label=f"model: {scheme}" if dtype == np.float64 else None,
+                )
             for method, style in (("reverse", "k--"), ("symbolic", "k-.")):
                 if method in refs:
-                    ax.axhline(max(refs[method], floor), color="k", ls=style[1:], lw=1,
-                               label=f"{method} (no step)" if dtype == np.float64 else None)
+                    ax.axhline(
+                        max(refs[method], floor),
+                        color="k",
+                        ls=style[1:],
+                        lw=1,
+                        label=f"{method} (no step)" if dtype == np.float64 else None,
+                    )
             ax.set_xlabel("step h")
             ax.set_ylabel("|error| against the 50-digit derivative")
             ax.set_title(f"{title} at {name}={x0:.4g}, {np.dtype(dtype).name}")
@@ -111,19 +157,47 @@ def main(out: str | Path = "reports/roundoff", quick: bool = False) -> dict:
                 pred_h = pred_err = float("nan")
                 if scheme in MODELLED and scheme != "complex-step":
                     pred_h, pred_err = optimal_step(scheme, abs(d[0]), d, eps)
-                rows.append([title, np.dtype(dtype).name, scheme, float(hs[best]),
-                             float(errors[scheme][best]), pred_h, pred_err])
-                summary[(title, np.dtype(dtype).name, scheme)] = (float(hs[best]),
-                                                                 float(errors[scheme][best]),
-                                                                 pred_h, pred_err)
+                rows.append(
+                    [
+                        title,
+                        np.dtype(dtype).name,
+                        scheme,
+                        float(hs[best]),
+                        float(errors[scheme][best]),
+                        pred_h,
+                        pred_err,
+                    ]
+                )
+                summary[(title, np.dtype(dtype).name, scheme)] = (
+                    float(hs[best]),
+                    float(errors[scheme][best]),
+                    pred_h,
+                    pred_err,
+                )
             for method, err in refs.items():
-                summary[(title, np.dtype(dtype).name, method)] = (float("nan"), err, float("nan"),
-                                                                 float("nan"))
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=8,
-                   frameon=False)
+                summary[(title, np.dtype(dtype).name, method)] = (
+                    float("nan"),
+                    err,
+                    float("nan"),
+                    float("nan"),
+                )
+        fig.legend(
+            *axes[0].get_legend_handles_labels(),
+            loc="lower center",
+            ncol=6,
+            fontsize=8,
+            frameon=False,
+        )
         fig.subplots_adjust(bottom=0.2)
-        slug = title.split(",")[0].replace(" ", "_").replace("/", "").replace("^", "").replace(
-            "(", "").replace(")", "").replace("+", "plus")
+        slug = (
+            title.split(",")[0]
+            .replace(" ", "_")
+            .replace("/", "")
+            .replace("^", "")
+            .replace("(", "")
+            .replace(")", "")
+            .replace("+", "plus")
+        )
         save_figure(fig, out / f"roundoff_{slug}.png")
     # findings computed from the numbers
     key = cases[0][0]
@@ -154,13 +228,30 @@ def main(out: str | Path = "reports/roundoff", quick: bool = False) -> dict:
         f"single precision moves the optimum to larger steps and raises the floor by "
         f"eps32/eps64 to the power 2/3.\n",
         "## Best step and best error, against theory\n",
-        markdown_table(["function", "dtype", "scheme", "best h", "best error",
-                        "predicted h*", "predicted error"], rows),
+        markdown_table(
+            [
+                "function",
+                "dtype",
+                "scheme",
+                "best h",
+                "best error",
+                "predicted h*",
+                "predicted error",
+            ],
+            rows,
+        ),
         "\n## Figures\n",
     ]
     for title, *_ in cases:
-        slug = title.split(",")[0].replace(" ", "_").replace("/", "").replace("^", "").replace(
-            "(", "").replace(")", "").replace("+", "plus")
+        slug = (
+            title.split(",")[0]
+            .replace(" ", "_")
+            .replace("/", "")
+            .replace("^", "")
+            .replace("(", "")
+            .replace(")", "")
+            .replace("+", "plus")
+        )
         text.append(f"![{title}](roundoff_{slug}.png)\n")
     write_text(out / "README.md", "\n".join(text))
     return {"summary": summary, "hs": hs}

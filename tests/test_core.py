@@ -39,7 +39,8 @@ def test_sigmoid_neuron_of_the_notes():
     # the notes' values: dw0 = -0.2, dx0 = 0.39, to 2 decimals
     assert round(g2["w0"], 2) == -0.2 and round(g2["x0"], 2) == 0.39
     assert dk.graph_size(dk.grad_graph(block, "w0")) < dk.graph_size(
-        dk.grad_graph(elementary, "w0"))
+        dk.grad_graph(elementary, "w0")
+    )
 
 
 def test_linear_layer_jacobian_is_W():
@@ -65,8 +66,9 @@ def test_chain_rule_for_composed_vector_functions():
     J_f = dk.jacobian(f_of_u, {"u": dk.evaluate(g, {"x": a})}, wrt="u")
     J_fg = dk.jacobian(composed, {"x": a}, wrt="x")
     np.testing.assert_allclose(J_fg, J_f @ J_g, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(J_fg, dk.jacobian(composed, {"x": a}, wrt="x", method="forward"),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        J_fg, dk.jacobian(composed, {"x": a}, wrt="x", method="forward"), rtol=1e-12, atol=1e-14
+    )
 
 
 def test_hash_consing_and_folding():
@@ -75,7 +77,7 @@ def test_hash_consing_and_folding():
     assert dk.sin(x) is dk.sin(x)
     assert (x * 1) is x and (1 * x) is x and (x + 0) is x and (0 + x) is x and (x - 0) is x
     assert dk.evaluate(0 * x, {}) == 0.0
-    assert (x / 1) is x and (x ** 1) is x and -(-x) is x
+    assert (x / 1) is x and (x**1) is x and -(-x) is x
     assert dk.graph_size((x * y) + (x * y)) == 4  # x, y, x*y, add
 
 
@@ -90,18 +92,22 @@ def test_third_derivative_of_sin():
 
 def test_hessian_forward_over_reverse():
     x, y = dk.variables("x y")
-    f = x ** 3 * y + dk.exp(x * y)
+    f = x**3 * y + dk.exp(x * y)
     at = {"x": 0.5, "y": -1.2}
     ex = np.exp(0.5 * -1.2)
-    exact = np.array([[6 * 0.5 * -1.2 + 1.44 * ex, 3 * 0.25 + ex + 0.5 * -1.2 * ex],
-                      [3 * 0.25 + ex + 0.5 * -1.2 * ex, 0.25 * ex]])
+    exact = np.array(
+        [
+            [6 * 0.5 * -1.2 + 1.44 * ex, 3 * 0.25 + ex + 0.5 * -1.2 * ex],
+            [3 * 0.25 + ex + 0.5 * -1.2 * ex, 0.25 * ex],
+        ]
+    )
     np.testing.assert_allclose(dk.hessian(f, at), exact, rtol=1e-13)
     np.testing.assert_allclose(dk.hessian(f, at, method="forward"), exact, rtol=1e-13)
 
 
 def test_tensor_hessian_shape():
     v = dk.variable("v", (2, 2))
-    f = dk.sum(v ** 3)
+    f = dk.sum(v**3)
     H = dk.hessian(f, {"v": np.ones((2, 2))}, wrt="v")
     assert H.shape == (2, 2, 2, 2)
     assert H[0, 1, 0, 1] == 6.0 and H[0, 1, 1, 0] == 0.0
@@ -169,8 +175,9 @@ def test_parse():
 def test_custom_op_block():
     import numpy as np
 
-    cube = dk.custom_op("cube_test", lambda a: a ** 3, lambda ct, out, a: (ct * 3 * a * a,),
-                        mpmath=lambda a: a ** 3)
+    cube = dk.custom_op(
+        "cube_test", lambda a: a**3, lambda ct, out, a: (ct * 3 * a * a,), mpmath=lambda a: a**3
+    )
     x = dk.variable("x")
     assert dk.derivative(cube(x), "x", {"x": 2.0}) == 12.0
     assert dk.derivative(cube(x), "x", {"x": 2.0}, method="forward") == 12.0
@@ -243,5 +250,8 @@ def test_more_bad_input_is_named():
     with pytest.raises(dk.ShapeError, match=r"matmul: shapes \(3,\) and \(4,\)"):
         x @ dk.variable("y", (4,))
     with pytest.raises(ValueError, match="no mpmath form|has no mpmath"):
-        dk.evaluate(dk.conv2d(dk.variable("im", (1, 1, 4, 4)), dk.variable("w", (1, 1, 3, 3))),
-                    {"im": np.ones((1, 1, 4, 4)), "w": np.ones((1, 1, 3, 3))}, precision=20)
+        dk.evaluate(
+            dk.conv2d(dk.variable("im", (1, 1, 4, 4)), dk.variable("w", (1, 1, 3, 3))),
+            {"im": np.ones((1, 1, 4, 4)), "w": np.ones((1, 1, 3, 3))},
+            precision=20,
+        )

@@ -16,15 +16,35 @@ from diffkit.cli import main
 from diffkit.differentiators.finite import optimal_step
 
 EPS = float(np.finfo(float).eps)
-TOL = {"reverse": 1e-12, "forward": 1e-12, "symbolic": 1e-12, "complex-step": 1e-13,
-       "richardson": 1e-10, "central": 1e-7, "five-point": 1e-7,
-       "forward-difference": 1e-5, "backward-difference": 1e-5}
+TOL = {
+    "reverse": 1e-12,
+    "forward": 1e-12,
+    "symbolic": 1e-12,
+    "complex-step": 1e-13,
+    "richardson": 1e-10,
+    "central": 1e-7,
+    "five-point": 1e-7,
+    "forward-difference": 1e-5,
+    "backward-difference": 1e-5,
+}
 X, Y, Z = dk.variables("x y z")
 
-UNARY = [dk.sin, dk.cos, dk.tanh, dk.sigmoid, lambda e: dk.exp(dk.tanh(e)),
-         lambda e: dk.log(1 + e * e), lambda e: dk.sqrt(1 + e * e), lambda e: 1 / (2 + dk.sin(e))]
-BINARY = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b,
-          lambda a, b: a / (1.5 + dk.cos(b))]
+UNARY = [
+    dk.sin,
+    dk.cos,
+    dk.tanh,
+    dk.sigmoid,
+    lambda e: dk.exp(dk.tanh(e)),
+    lambda e: dk.log(1 + e * e),
+    lambda e: dk.sqrt(1 + e * e),
+    lambda e: 1 / (2 + dk.sin(e)),
+]
+BINARY = [
+    lambda a, b: a + b,
+    lambda a, b: a - b,
+    lambda a, b: a * b,
+    lambda a, b: a / (1.5 + dk.cos(b)),
+]
 
 
 def expressions(leaves):
@@ -33,8 +53,10 @@ def expressions(leaves):
         base,
         lambda sub: st.one_of(
             st.tuples(st.sampled_from(UNARY), sub).map(lambda t: t[0](t[1])),
-            st.tuples(st.sampled_from(BINARY), sub, sub).map(lambda t: t[0](t[1], t[2]))),
-        max_leaves=6)
+            st.tuples(st.sampled_from(BINARY), sub, sub).map(lambda t: t[0](t[1], t[2])),
+        ),
+        max_leaves=6,
+    )
 
 
 def _close(value, truth, tol):
@@ -67,12 +89,11 @@ def test_gradients_and_hessians_agree_across_methods(expr, p):
         g = dk.gradient(expr, at, method=method)
         for k in at:
             assert _close(g[k], ref_g[k], 1e-6 if method == "central" else 1e-9), (method, k)
-    np.testing.assert_allclose(dk.hessian(expr, at, method="forward"), ref_h, rtol=1e-10,
-                               atol=1e-10)
-    np.testing.assert_allclose(dk.hessian(expr, at, method="symbolic"), ref_h, rtol=1e-9,
-                               atol=1e-9)
-    np.testing.assert_allclose(dk.hessian(expr, at, method="central"), ref_h, rtol=1e-3,
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        dk.hessian(expr, at, method="forward"), ref_h, rtol=1e-10, atol=1e-10
+    )
+    np.testing.assert_allclose(dk.hessian(expr, at, method="symbolic"), ref_h, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(dk.hessian(expr, at, method="central"), ref_h, rtol=1e-3, atol=1e-3)
 
 
 def _exp_sin_derivs(x):
@@ -87,8 +108,12 @@ def test_roundoff_of_forward_and_central_differences():
     hs = 10.0 ** -np.arange(1, 17)
 
     def errors(scheme):
-        return np.array([abs(dk.FiniteDifference(scheme, step=h).derivative(f, "x", {"x": 1.0})
-                             - truth) for h in hs])
+        return np.array(
+            [
+                abs(dk.FiniteDifference(scheme, step=h).derivative(f, "x", {"x": 1.0}) - truth)
+                for h in hs
+            ]
+        )
 
     fwd, cen = errors("forward-difference"), errors("central")
     assert fwd.min() <= 10 * math.sqrt(EPS) * abs(truth)
@@ -103,18 +128,20 @@ def test_roundoff_of_forward_and_central_differences():
         assert 0.05 * EPS * fval / h <= e <= 20 * EPS * fval / h, (h, e)
     assert fwd[-1] > 100 * fwd[hs == 1e-12][0] / 10 and cen[-1] > cen[hs == 1e-12][0]
     # the complex step stays exact to round-off at every step
-    cs = [abs(dk.FiniteDifference("complex-step", step=h).derivative(f, "x", {"x": 1.0}) - truth)
-          for h in hs]
+    cs = [
+        abs(dk.FiniteDifference("complex-step", step=h).derivative(f, "x", {"x": 1.0}) - truth)
+        for h in hs
+    ]
     assert max(cs[7:]) <= 4 * EPS * abs(truth)
 
 
 def test_expression_swell_of_the_logistic_map():
-    l = X
+    ln = X
     sym_sizes, rev_sizes = [], []
     for _ in range(8):
-        sym_sizes.append(dk.symbolic_derivative(l, "x").derivative_size.tree)
-        rev_sizes.append(dk.graph_size(dk.grad_graph(l, "x")))
-        l = 4 * l * (1 - l)
+        sym_sizes.append(dk.symbolic_derivative(ln, "x").derivative_size.tree)
+        rev_sizes.append(dk.graph_size(dk.grad_graph(ln, "x")))
+        ln = 4 * ln * (1 - ln)
     growth = [b / a for a, b in zip(sym_sizes[1:], sym_sizes[2:])]
     assert all(g >= 2 for g in growth), sym_sizes
     steps = np.diff(rev_sizes[1:])
@@ -125,10 +152,10 @@ def test_logistic_map_table_entries():
     """Baydin et al. Table 1: l_3 = 16x(1-x)(1-2x)^2, d/dx l_3 = 16(1 - 10x + 24x^2 - 16x^3)."""
     import sympy
 
-    l = X
+    ln = X
     for _ in range(2):
-        l = 4 * l * (1 - l)
-    r = dk.symbolic_derivative(l, "x", simplify=True)
+        ln = 4 * ln * (1 - ln)
+    r = dk.symbolic_derivative(ln, "x", simplify=True)
     x = sympy.Symbol("x", real=True)
     assert sympy.expand(r.function - 16 * x * (1 - x) * (1 - 2 * x) ** 2) == 0
     assert sympy.expand(r.simplified - 16 * (1 - 10 * x + 24 * x**2 - 16 * x**3)) == 0
@@ -140,8 +167,11 @@ def test_symbolic_tiny_mlp_matches_reverse_mode():
     w2 = dk.variable("w2", (3,))
     xin = dk.const(np.array([0.5, -1.0]))
     f = dk.sum(w2 * dk.tanh(W1 @ xin + b1))
-    at = {"W1": rng.standard_normal((3, 2)), "b1": rng.standard_normal(3),
-          "w2": rng.standard_normal(3)}
+    at = {
+        "W1": rng.standard_normal((3, 2)),
+        "b1": rng.standard_normal(3),
+        "w2": rng.standard_normal(3),
+    }
     g_sym, g_rev = dk.gradient(f, at, method="symbolic"), dk.gradient(f, at)
     for k in at:
         np.testing.assert_allclose(g_sym[k], g_rev[k], rtol=1e-12)
@@ -151,10 +181,13 @@ def test_from_sympy_round_trip_and_mpmath_evaluation():
     r = dk.symbolic_derivative(dk.exp(X) * dk.sin(X), "x")
     back = dk.from_sympy(r.derivative)
     assert dk.evaluate(back, {"x": 1.0}) == pytest.approx(
-        dk.derivative(dk.exp(X) * dk.sin(X), "x", {"x": 1.0}), rel=1e-15)
+        dk.derivative(dk.exp(X) * dk.sin(X), "x", {"x": 1.0}), rel=1e-15
+    )
     hi = dk.evaluate(back, {"x": 1}, precision=50)
-    assert abs(hi - dk.reference_derivative(dk.exp(X) * dk.sin(X), "x", {"x": 1})) < \
-        mpmath.mpf(10) ** -45
+    assert (
+        abs(hi - dk.reference_derivative(dk.exp(X) * dk.sin(X), "x", {"x": 1}))
+        < mpmath.mpf(10) ** -45
+    )
     sym = dk.Symbolic(precision=50).derivative(dk.exp(X) * dk.sin(X), "x", {"x": 1})
     assert abs(sym - hi) < mpmath.mpf(10) ** -45
 
@@ -178,7 +211,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="positive finite"):
         dk.FiniteDifference("central", step=float("nan"))
     for op in (dk.abs, dk.relu, lambda e: dk.maximum(e, 0.5)):
-        with pytest.raises(ValueError, match="complex-step: op '(abs|relu|maximum)' is not analytic"):
+        with pytest.raises(
+            ValueError, match="complex-step: op '(abs|relu|maximum)' is not analytic"
+        ):
             dk.derivative(op(X) + X, "x", {"x": 1.0}, method="complex-step")
     with pytest.raises(ValueError, match="unknown method 'newton'.*central"):
         dk.derivative(X * X, "x", {"x": 1.0}, method="newton")
@@ -190,9 +225,17 @@ def test_bad_input():
 
 
 def test_methods_list():
-    assert set(dk.methods()) == {"reverse", "forward", "symbolic", "forward-difference",
-                                 "backward-difference", "central", "five-point", "richardson",
-                                 "complex-step"}
+    assert set(dk.methods()) == {
+        "reverse",
+        "forward",
+        "symbolic",
+        "forward-difference",
+        "backward-difference",
+        "central",
+        "five-point",
+        "richardson",
+        "complex-step",
+    }
 
 
 def test_compare_cli(capsys):
@@ -204,10 +247,12 @@ def test_compare_cli(capsys):
     assert rows["symbolic"]["size"] > 0 and rows["reverse"]["size"] > 0
     assert main(["compare", "exp(x)*sin(x)", "--at", "x=1"]) == 0
     assert "richardson" in capsys.readouterr().out
-    for argv, msg in ([["compare", "exp(x", "--at", "x=1"], "cannot parse"],
-                      [["compare", "x*y", "--at", "x=1"], "no value for variable 'y'"],
-                      [["compare", "x", "--at", "x=1", "--methods", "nope"], "unknown method"],
-                      [["compare", "x", "--at", "x=one"], "not a number"]):
+    for argv, msg in (
+        [["compare", "exp(x", "--at", "x=1"], "cannot parse"],
+        [["compare", "x*y", "--at", "x=1"], "no value for variable 'y'"],
+        [["compare", "x", "--at", "x=1", "--methods", "nope"], "unknown method"],
+        [["compare", "x", "--at", "x=one"], "not a number"],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1

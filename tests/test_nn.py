@@ -16,7 +16,7 @@ def conv_ref(x, w, b, stride, pad):
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     xp = np.zeros((n, c, h + 2 * pad[0], wd + 2 * pad[1]))
-    xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + wd] = x
+    xp[:, :, pad[0] : pad[0] + h, pad[1] : pad[1] + wd] = x
     oh = (h + 2 * pad[0] - kh) // stride[0] + 1
     ow = (wd + 2 * pad[1] - kw) // stride[1] + 1
     out = np.zeros((n, o, oh, ow))
@@ -24,7 +24,9 @@ def conv_ref(x, w, b, stride, pad):
         for f in range(o):
             for i in range(oh):
                 for j in range(ow):
-                    win = xp[a, :, i * stride[0]:i * stride[0] + kh, j * stride[1]:j * stride[1] + kw]
+                    win = xp[
+                        a, :, i * stride[0] : i * stride[0] + kh, j * stride[1] : j * stride[1] + kw
+                    ]
                     out[a, f, i, j] = np.sum(win * w[f]) + (b[f] if b is not None else 0.0)
     return out
 
@@ -33,12 +35,12 @@ def pool_ref(x, k, s, pad, kind):
     n, c, h, w = x.shape
     fill = -np.inf if kind == "max" else 0.0
     xp = np.full((n, c, h + 2 * pad, w + 2 * pad), fill)
-    xp[:, :, pad:pad + h, pad:pad + w] = x
+    xp[:, :, pad : pad + h, pad : pad + w] = x
     oh, ow = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
     out = np.zeros((n, c, oh, ow))
     for i in range(oh):
         for j in range(ow):
-            win = xp[:, :, i * s:i * s + k, j * s:j * s + k]
+            win = xp[:, :, i * s : i * s + k, j * s : j * s + k]
             out[:, :, i, j] = win.max(axis=(2, 3)) if kind == "max" else win.mean(axis=(2, 3))
     return out
 
@@ -102,8 +104,11 @@ def test_normalization_against_reference_and_finite_differences(kind):
     elif kind == "ln":
         layer, x, axes = nn.LayerNorm((3, 4), dtype=F64), rng.standard_normal((2, 3, 4)), (1, 2)
     else:
-        layer, x, axes = nn.InstanceNorm2d(3, affine=True, dtype=F64), \
-            rng.standard_normal((2, 3, 4, 5)), (2, 3)
+        layer, x, axes = (
+            nn.InstanceNorm2d(3, affine=True, dtype=F64),
+            rng.standard_normal((2, 3, 4, 5)),
+            (2, 3),
+        )
     for name, p in layer.named_parameters().items():
         p[...] = rng.standard_normal(p.shape)
     xv = dk.variable("x", x.shape)
@@ -116,8 +121,9 @@ def test_normalization_against_reference_and_finite_differences(kind):
         gamma, beta = params["weight"].reshape(shape), params["bias"].reshape(shape)
     else:
         gamma, beta = params["weight"], params["bias"]
-    np.testing.assert_allclose(dk.evaluate(out, at), _norm_ref(x, axes, 1e-5) * gamma + beta,
-                               rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(
+        dk.evaluate(out, at), _norm_ref(x, axes, 1e-5) * gamma + beta, rtol=1e-11, atol=1e-12
+    )
     dk.check_grads(dk.sum(out * dk.const(rng.standard_normal(out.shape))), at)
 
 
@@ -126,7 +132,7 @@ def test_batchnorm_running_statistics_and_eval_mode():
     bn = nn.BatchNorm1d(3, momentum=0.1, dtype=F64)
     xv = dk.variable("x", (6, 3))
     out = bn(xv)
-    (_, mean, var, count), = bn.batch_statistics()
+    ((_, mean, var, count),) = bn.batch_statistics()
     program = dk.compile([out, mean, var])
     rm, rv = np.zeros(3), np.ones(3)
     for _ in range(4):
@@ -156,8 +162,11 @@ def test_zero_variance_channel_gives_no_nan():
 
 
 def test_batchnorm_training_needs_more_than_one_value():
-    with pytest.raises(ValueError, match=r"BatchNorm1d\(bn\): expected more than 1 value per "
-                                         r"channel.*\(1, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"BatchNorm1d\(bn\): expected more than 1 value per "
+        r"channel.*\(1, 4\)",
+    ):
         nn.BatchNorm1d(4)(dk.variable("x", (1, 4)))
     bn = nn.BatchNorm1d(4).eval()
     bn(dk.variable("x", (1, 4)))  # fine in eval mode
@@ -222,24 +231,35 @@ def test_receptive_field_of_stacked_convolutions():
 def test_sobel_on_a_ramp_is_constant():
     slope = 0.7
     ramp = slope * np.tile(np.arange(8.0), (8, 1))[None, None]
-    out = dk.evaluate(dk.conv2d(dk.variable("x", ramp.shape),
-                                dk.const(nn.kernels.as_weight(nn.kernels.SOBEL_X,
-                                                              nn.kernels.SOBEL_Y))),
-                      {"x": ramp})
+    out = dk.evaluate(
+        dk.conv2d(
+            dk.variable("x", ramp.shape),
+            dk.const(nn.kernels.as_weight(nn.kernels.SOBEL_X, nn.kernels.SOBEL_Y)),
+        ),
+        {"x": ramp},
+    )
     np.testing.assert_allclose(out[0, 0], -8 * slope)  # cross-correlation: (left - right) * 4
     np.testing.assert_allclose(out[0, 1], 0.0, atol=1e-14)
-    blur = dk.evaluate(dk.conv2d(dk.variable("x", ramp.shape),
-                                 dk.const(nn.kernels.as_weight(nn.kernels.GAUSSIAN_BLUR))),
-                       {"x": ramp})
+    blur = dk.evaluate(
+        dk.conv2d(
+            dk.variable("x", ramp.shape), dk.const(nn.kernels.as_weight(nn.kernels.GAUSSIAN_BLUR))
+        ),
+        {"x": ramp},
+    )
     np.testing.assert_allclose(blur[0, 0], ramp[0, 0, 1:-1, 1:-1])  # a blur keeps a linear ramp
 
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_fuse_conv_bn_matches_eval_model(bias):
     rng = np.random.default_rng(3)
-    model = nn.Sequential(nn.Conv2d(2, 3, 3, bias=bias, dtype=F64), nn.BatchNorm2d(3, dtype=F64),
-                          nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 5, bias=bias, dtype=F64),
-                          nn.BatchNorm1d(5, dtype=F64))
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, bias=bias, dtype=F64),
+        nn.BatchNorm2d(3, dtype=F64),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 4 * 4, 5, bias=bias, dtype=F64),
+        nn.BatchNorm1d(5, dtype=F64),
+    )
     for name, buf in model.named_buffers().items():
         if buf.dtype.kind == "f":
             buf[...] = rng.random(buf.shape) + (0.5 if "var" in name else -0.5)
@@ -252,7 +272,9 @@ def test_fuse_conv_bn_matches_eval_model(bias):
     a = dk.compile(model(xv))({**model.inputs(), "x": x}, strict=False)
     b = dk.compile(fused(xv))({**fused.inputs(), "x": x}, strict=False)
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
-    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for _, m in fused.named_modules())
+    assert not any(
+        isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for _, m in fused.named_modules()
+    )
 
 
 def test_lenet5_shapes_names_and_state_dict():

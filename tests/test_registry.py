@@ -58,10 +58,14 @@ def test_op_derivatives(name, index):
         np.testing.assert_allclose(g_rev[k], g_fwd[k], rtol=1e-12, atol=1e-12)
 
 
-SCALAR = [name for name, op in sorted(OPS.items())
-          if callable(op.mpmath) and op.mpmath is not STRUCTURAL
-          and not isinstance(op.mpmath, Unsupported)
-          and any(all(s == () for s in smp.shapes) for smp in op.samples)]
+SCALAR = [
+    name
+    for name, op in sorted(OPS.items())
+    if callable(op.mpmath)
+    and op.mpmath is not STRUCTURAL
+    and not isinstance(op.mpmath, Unsupported)
+    and any(all(s == () for s in smp.shapes) for smp in op.samples)
+]
 
 
 @pytest.mark.parametrize("name", SCALAR)
@@ -81,19 +85,29 @@ def test_scalar_op_against_mpmath(name):
         for i, node in enumerate(nodes):
             if node.kind != "var":
                 continue
-            partial = mpmath.diff(lambda t: op.mpmath(*(args[:i] + [t] + args[i + 1:])), args[i])
+            partial = mpmath.diff(lambda t: op.mpmath(*(args[:i] + [t] + args[i + 1 :])), args[i])
             assert abs(grads[node.name] - float(partial)) <= 1e-12 * max(1, abs(float(partial)))
             # second derivative, from the derivative graph differentiated again
             d1 = dk.grad_graph(f, node.name)
             if d1.kind == "const":
                 continue
-            d2 = dk.grad_graph(d1, node.name) if node.name in {
-                v.name for v in dk.ir.topological_order([d1]) if v.kind == "var"} else None
+            d2 = (
+                dk.grad_graph(d1, node.name)
+                if node.name in {v.name for v in dk.ir.topological_order([d1]) if v.kind == "var"}
+                else None
+            )
             if d2 is not None:
-                second = mpmath.diff(lambda t: op.mpmath(*(args[:i] + [t] + args[i + 1:])),
-                                     args[i], 2)
-                got = dk.evaluate(d2, {k: v for k, v in at.items()
-                                       if k in {n.name for n in dk.ir.topological_order([d2])}})
+                second = mpmath.diff(
+                    lambda t: op.mpmath(*(args[:i] + [t] + args[i + 1 :])), args[i], 2
+                )
+                got = dk.evaluate(
+                    d2,
+                    {
+                        k: v
+                        for k, v in at.items()
+                        if k in {n.name for n in dk.ir.topological_order([d2])}
+                    },
+                )
                 assert abs(got - float(second)) <= 1e-10 * max(1, abs(float(second)))
 
 

@@ -99,10 +99,14 @@ def test_graphs(out):
 def test_studies_are_deterministic(tmp_path):
     a = load_study("blowup").main(tmp_path / "a", quick=True)
     b = load_study("blowup").main(tmp_path / "b", quick=True)
-    strip = {t: [(n, {k: v for k, v in m.items() if not k.startswith("seconds")})
-                 for n, m in rows] for t, rows in a["data"].items()}
-    strip_b = {t: [(n, {k: v for k, v in m.items() if not k.startswith("seconds")})
-                   for n, m in rows] for t, rows in b["data"].items()}
+    strip = {
+        t: [(n, {k: v for k, v in m.items() if not k.startswith("seconds")}) for n, m in rows]
+        for t, rows in a["data"].items()
+    }
+    strip_b = {
+        t: [(n, {k: v for k, v in m.items() if not k.startswith("seconds")}) for n, m in rows]
+        for t, rows in b["data"].items()
+    }
     assert repr(strip) == repr(strip_b)  # repr: nan entries compare equal
 
 
@@ -111,11 +115,17 @@ def test_study_cli(tmp_path, capsys):
     assert (tmp_path / "g" / "graph_xyz.png").exists()
     assert cli(["study", "nonsense"]) == 2
     assert "unknown study 'nonsense'" in capsys.readouterr().err
-    assert cli(["graph", "(x+y)*z", "--at", "x=-2,y=5,z=-4", "--out",
-                str(tmp_path / "g.png")]) == 0
+    assert cli(["graph", "(x+y)*z", "--at", "x=-2,y=5,z=-4", "--out", str(tmp_path / "g.png")]) == 0
     assert cli(["graph", "x*y", "--at", "x=1", "--out", str(tmp_path / "h.png")]) == 2
-    assert set(STUDIES) == {"roundoff", "blowup", "cost", "normalization", "optimizers",
-                            "receptive-fields", "graphs"}
+    assert set(STUDIES) == {
+        "roundoff",
+        "blowup",
+        "cost",
+        "normalization",
+        "optimizers",
+        "receptive-fields",
+        "graphs",
+    }
 
 
 def test_demo_quick(tmp_path, capsys):

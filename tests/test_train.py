@@ -42,8 +42,12 @@ def test_sgd_step_equals_formula(digits8):
     # reverse-mode gradients against an independent evaluation through dk.gradient
     xv, yv = dk.variable("input", x.shape), dk.variable("target", y.shape)
     loss = nn.CrossEntropyLoss()(model(xv), yv)
-    ref = dk.gradient(loss, {**model.inputs(), "input": x, "target": y},
-                      wrt=list(model.named_parameters()), method="forward")
+    ref = dk.gradient(
+        loss,
+        {**model.inputs(), "input": x, "target": y},
+        wrt=list(model.named_parameters()),
+        method="forward",
+    )
     opt = SGD(model.named_parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
     opt.step(grads)
     for k, p in model.named_parameters().items():
@@ -62,8 +66,20 @@ def _run(data, out=None, epochs=3, resume=False, seed=0, lr=0.1):
     nn.manual_seed(seed)
     model = nn.MLP([64, 32, 10])
     opt = SGD(model.named_parameters(), lr=lr, momentum=0.9)
-    return fit(model, train, test, opt, epochs, 16, seed=seed, out=out, resume=resume,
-               progress=False, plot=False, augment=1)
+    return fit(
+        model,
+        train,
+        test,
+        opt,
+        epochs,
+        16,
+        seed=seed,
+        out=out,
+        resume=resume,
+        progress=False,
+        plot=False,
+        augment=1,
+    )
 
 
 def _strip(history):
@@ -101,16 +117,18 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(digits8, tmp_path):
             before.append((tmp_path / "checkpoint.npz").read_bytes())
         return base if epoch == 0 else 1e30
 
-    result = fit(model, train, test, opt, 3, 16, out=tmp_path, schedule=schedule,
-                 progress=False, plot=False)
+    result = fit(
+        model, train, test, opt, 3, 16, out=tmp_path, schedule=schedule, progress=False, plot=False
+    )
     before = before[0]
     assert result.diverged and "non-finite loss" in result.diverged and "step" in result.diverged
     assert (tmp_path / "checkpoint.npz").read_bytes() == before
 
 
 def _write_idx(path, array, magic_type=0x08, compress=False):
-    header = bytes([0, 0, magic_type, array.ndim]) + b"".join(struct.pack(">I", d)
-                                                             for d in array.shape)
+    header = bytes([0, 0, magic_type, array.ndim]) + b"".join(
+        struct.pack(">I", d) for d in array.shape
+    )
     data = header + array.astype(np.uint8).tobytes()
     path.write_bytes(gzip.compress(data) if compress else data)
 
@@ -118,10 +136,16 @@ def _write_idx(path, array, magic_type=0x08, compress=False):
 def _mnist_dir(tmp_path, compress):
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 12), ("t10k", 6)):
-        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte{'.gz' if compress else ''}",
-                   rng.integers(0, 256, (n, 28, 28)), compress=compress)
-        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte{'.gz' if compress else ''}",
-                   rng.integers(0, 10, n), compress=compress)
+        _write_idx(
+            tmp_path / f"{prefix}-images-idx3-ubyte{'.gz' if compress else ''}",
+            rng.integers(0, 256, (n, 28, 28)),
+            compress=compress,
+        )
+        _write_idx(
+            tmp_path / f"{prefix}-labels-idx1-ubyte{'.gz' if compress else ''}",
+            rng.integers(0, 10, n),
+            compress=compress,
+        )
     return tmp_path
 
 
@@ -164,12 +188,34 @@ def test_cli_train_evaluate_and_bad_input(tmp_path, capsys):
         (argv + ["--lr", "-0.1"], "--lr must be a positive number"),
         (["train", "--model", "vgg", "--out", str(out)], "unknown model 'vgg'"),
         (argv, "already holds a checkpoint"),
-        (["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"), "--out",
-          str(out)], "no such directory"),
-        (["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out",
-          str(tmp_path / "r2")], "missing train-images-idx3-ubyte"),
-        (["train", "--model", "lenet5", "--epochs", "3", "--out", str(out), "--resume"],
-         "another architecture"),
+        (
+            [
+                "train",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                str(tmp_path / "none"),
+                "--out",
+                str(out),
+            ],
+            "no such directory",
+        ),
+        (
+            [
+                "train",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "r2"),
+            ],
+            "missing train-images-idx3-ubyte",
+        ),
+        (
+            ["train", "--model", "lenet5", "--epochs", "3", "--out", str(out), "--resume"],
+            "another architecture",
+        ),
         (["train", "--epochs", "oops"], "invalid int value"),
     ]
     for args, msg in cases:

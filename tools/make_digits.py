@@ -28,8 +28,20 @@ OUT = Path(__file__).resolve().parents[1] / "diffkit" / "data" / "digits.npz"
 
 def _wheel() -> Path:
     tmp = Path(tempfile.mkdtemp())
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                    "-d", str(tmp), "scikit-learn"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(tmp),
+            "scikit-learn",
+        ],
+        check=True,
+    )
     return next(tmp.glob("scikit_learn-*.whl"))
 
 

@@ -12,13 +12,41 @@ from .compare import compare
 from .finite import SCHEMES, FiniteDifference
 from .forward import ForwardMode, jvp_graph
 from .reverse import ReverseMode, grad_graph, vjp_graph
-from .symbolic import (ExpressionSize, Symbolic, SymbolicDerivative, expression_size,
-                       reference_derivative, symbolic_derivative, to_sympy)
+from .symbolic import (
+    ExpressionSize,
+    Symbolic,
+    SymbolicDerivative,
+    expression_size,
+    reference_derivative,
+    symbolic_derivative,
+    to_sympy,
+)
 
 __all__ = [
-    "ReverseMode", "ForwardMode", "Differentiator", "Cost", "methods", "get_method",
-    "gradient", "derivative", "jacobian", "hessian", "jvp", "vjp", "check_grads",
-    "jvp_graph", "vjp_graph", "grad_graph", "FiniteDifference", "SCHEMES", "Symbolic",
-    "SymbolicDerivative", "ExpressionSize", "expression_size", "reference_derivative",
-    "symbolic_derivative", "to_sympy", "compare",
+    "ReverseMode",
+    "ForwardMode",
+    "Differentiator",
+    "Cost",
+    "methods",
+    "get_method",
+    "gradient",
+    "derivative",
+    "jacobian",
+    "hessian",
+    "jvp",
+    "vjp",
+    "check_grads",
+    "jvp_graph",
+    "vjp_graph",
+    "grad_graph",
+    "FiniteDifference",
+    "SCHEMES",
+    "Symbolic",
+    "SymbolicDerivative",
+    "ExpressionSize",
+    "expression_size",
+    "reference_derivative",
+    "symbolic_derivative",
+    "to_sympy",
+    "compare",
 ]

@@ -70,11 +70,12 @@ def jvp(f, at: Mapping[str, Any], tangents: Mapping[str, Any]):
     for var, t in tvars.items():
         value = np.asarray(tangents[var.name])
         if value.shape != var.shape:
-            raise ValueError(f"jvp: tangent of {var.name!r} has shape {value.shape}, "
-                             f"expected {var.shape}")
+            raise ValueError(
+                f"jvp: tangent of {var.name!r} has shape {value.shape}, expected {var.shape}"
+            )
         seeds[t.name] = value
     values = compile(outs + touts)({**at, **seeds}, strict=False)
-    primal, tangent = values[:len(outs)], values[len(outs):]
+    primal, tangent = values[: len(outs)], values[len(outs) :]
     if isinstance(f, Node):
         return primal[0], tangent[0]
     return primal, tangent
@@ -107,8 +108,16 @@ def _directional(f: Node, u: dict, v: np.ndarray, shapes) -> Node:
     return (tan * const(v)).sum() if tan.shape else tan * const(v)
 
 
-def check_grads(f: Node, at: Mapping[str, Any], order: int = 1, *, eps: float = 1e-6,
-                rtol: float = 1e-5, atol: float = 1e-8, seed: int = 0) -> None:
+def check_grads(
+    f: Node,
+    at: Mapping[str, Any],
+    order: int = 1,
+    *,
+    eps: float = 1e-6,
+    rtol: float = 1e-5,
+    atol: float = 1e-8,
+    seed: int = 0,
+) -> None:
     """Check forward and reverse mode against each other and against central differences.
 
     Along random directions u (inputs) and v (outputs) it checks the adjoint
@@ -135,17 +144,27 @@ def check_grads(f: Node, at: Mapping[str, Any], order: int = 1, *, eps: float = 
     rev = float(sum(np.sum(np.asarray(cts[n]) * u[n]) for n in shapes))
     scale = max(1.0, abs(fwd), abs(rev))
     if not abs(fwd - rev) <= 1e-9 * scale:
-        raise AssertionError(f"check_grads: forward <v, J u> = {fwd!r} but reverse "
-                             f"<J^T v, u> = {rev!r}")
+        raise AssertionError(
+            f"check_grads: forward <v, J u> = {fwd!r} but reverse <J^T v, u> = {rev!r}"
+        )
     program = compile(f)
     plus = program({n: at64[n] + eps * u[n] for n in shapes})
     minus = program({n: at64[n] - eps * u[n] for n in shapes})
     fd = float(np.sum((np.asarray(plus) - np.asarray(minus)) / (2 * eps) * v))
     if not abs(fd - fwd) <= atol + rtol * max(abs(fd), abs(fwd)):
-        raise AssertionError(f"check_grads: central difference {fd!r} disagrees with "
-                             f"automatic differentiation {fwd!r} (order {order})")
+        raise AssertionError(
+            f"check_grads: central difference {fd!r} disagrees with "
+            f"automatic differentiation {fwd!r} (order {order})"
+        )
     if order > 1:
         inner = variable_shapes(directional)
         if inner:  # a directional derivative that depends on no variable is constant
-            check_grads(as_node(directional), {n: at64[n] for n in inner}, order - 1,
-                        eps=eps, rtol=rtol, atol=atol, seed=seed + 1)
+            check_grads(
+                as_node(directional),
+                {n: at64[n] for n in inner},
+                order - 1,
+                eps=eps,
+                rtol=rtol,
+                atol=atol,
+                seed=seed + 1,
+            )

@@ -17,8 +17,17 @@ import numpy as np
 from ..ir.node import Node
 from ..ir.schedule import EvaluationError, compile, topological_order
 
-__all__ = ["Differentiator", "Cost", "register_method", "get_method", "methods",
-           "resolve_wrt", "check_at", "as_output", "flat_size"]
+__all__ = [
+    "Differentiator",
+    "Cost",
+    "register_method",
+    "get_method",
+    "methods",
+    "resolve_wrt",
+    "check_at",
+    "as_output",
+    "flat_size",
+]
 
 
 @dataclass
@@ -53,8 +62,10 @@ class Differentiator:
         """
         _require_node(f)
         if f.shape != ():
-            raise ValueError(f"{self.name}: gradient needs a scalar output, but f has shape "
-                             f"{f.shape}; use jacobian() or vjp()")
+            raise ValueError(
+                f"{self.name}: gradient needs a scalar output, but f has shape "
+                f"{f.shape}; use jacobian() or vjp()"
+            )
         names = resolve_wrt(f, wrt)
         return self._timed(lambda: self._jacobian(f, at, names))
 
@@ -80,8 +91,9 @@ class Differentiator:
         order of ``wrt`` (sorted names by default)."""
         _require_node(f)
         if f.shape != ():
-            raise ValueError(f"{self.name}: hessian needs a scalar output, but f has shape "
-                             f"{f.shape}")
+            raise ValueError(
+                f"{self.name}: hessian needs a scalar output, but f has shape {f.shape}"
+            )
         single = isinstance(wrt, (str, Node))
         names = resolve_wrt(f, wrt)
         H = self._timed(lambda: self._hessian(f, at, names))
@@ -133,8 +145,10 @@ def get_method(method: str | Differentiator) -> Differentiator:
 
 def _require_node(f) -> None:
     if not isinstance(f, Node):
-        raise TypeError(f"expected an IR node (built from dk.variable, dk.parse, ...), got "
-                        f"{type(f).__name__} {f!r:.40}")
+        raise TypeError(
+            f"expected an IR node (built from dk.variable, dk.parse, ...), got "
+            f"{type(f).__name__} {f!r:.40}"
+        )
 
 
 def variable_shapes(f: Node | Iterable[Node]) -> dict[str, tuple]:
@@ -159,8 +173,9 @@ def resolve_wrt(f: Node | Iterable[Node], wrt) -> list[str]:
             raise TypeError(f"wrt must name variables, got {w!r}")
         if name not in shapes:
             known = ", ".join(sorted(shapes)) or "none"
-            raise ValueError(f"f does not depend on a variable named {name!r}; "
-                             f"its variables are: {known}")
+            raise ValueError(
+                f"f does not depend on a variable named {name!r}; its variables are: {known}"
+            )
         names.append(name)
     return names
 
@@ -171,8 +186,10 @@ def check_at(f: Node | Iterable[Node], at: Mapping[str, Any]) -> None:
     for _, var, value in program._inputs(at, strict=True):
         shape = np.shape(value)
         if tuple(shape) != var.shape:
-            raise EvaluationError(f"variable {var.name!r} has shape {var.shape} but was given "
-                                  f"a value of shape {tuple(shape)}")
+            raise EvaluationError(
+                f"variable {var.name!r} has shape {var.shape} but was given "
+                f"a value of shape {tuple(shape)}"
+            )
 
 
 def flat_size(shape: tuple) -> int:

@@ -22,8 +22,9 @@ from .symbolic import reference_derivative
 __all__ = ["compare"]
 
 
-def compare(f: Node | str, at: dict, wrt=None, methods: Sequence[str] | None = None,
-            digits: int = 50) -> list[dict]:
+def compare(
+    f: Node | str, at: dict, wrt=None, methods: Sequence[str] | None = None, digits: int = 50
+) -> list[dict]:
     """One row per method: derivative, errors against the ``digits``-digit truth, cost.
 
     Args:
@@ -59,10 +60,17 @@ def compare(f: Node | str, at: dict, wrt=None, methods: Sequence[str] | None = N
             size, kind = cost.graph_size, "derivative graph nodes"
         else:
             size, kind = 0, ""
-        rows.append({
-            "method": method, "derivative": value, "abs_error": float(abs_err),
-            "rel_error": float(rel_err), "evaluations": cost.function_evaluations or cost.passes,
-            "seconds": seconds, "size": size, "size_kind": kind,
-            "truth": mpmath.nstr(truth, digits),
-        })
+        rows.append(
+            {
+                "method": method,
+                "derivative": value,
+                "abs_error": float(abs_err),
+                "rel_error": float(rel_err),
+                "evaluations": cost.function_evaluations or cost.passes,
+                "seconds": seconds,
+                "size": size,
+                "size_kind": kind,
+                "truth": mpmath.nstr(truth, digits),
+            }
+        )
     return rows

@@ -37,8 +37,14 @@ from .common import Differentiator, as_output, check_at, flat_size, register_met
 
 __all__ = ["FiniteDifference", "SCHEMES", "default_step", "stencil", "error_model", "optimal_step"]
 
-SCHEMES = ("forward-difference", "backward-difference", "central", "five-point", "richardson",
-           "complex-step")
+SCHEMES = (
+    "forward-difference",
+    "backward-difference",
+    "central",
+    "five-point",
+    "richardson",
+    "complex-step",
+)
 
 #: (offsets, weights) of each real stencil: f'(x) ~ sum w_k f(x + o_k h) / h
 _STENCILS = {
@@ -48,8 +54,14 @@ _STENCILS = {
     "five-point": ((2.0, 1.0, -1.0, -2.0), (-1 / 12, 8 / 12, -8 / 12, 1 / 12)),
 }
 #: truncation order of each scheme, used by the default step rule
-_ORDER = {"forward-difference": 1, "backward-difference": 1, "central": 2, "five-point": 4,
-          "richardson": 2, "complex-step": 2}
+_ORDER = {
+    "forward-difference": 1,
+    "backward-difference": 1,
+    "central": 2,
+    "five-point": 4,
+    "richardson": 2,
+    "complex-step": 2,
+}
 
 
 def default_step(scheme: str, x: float, eps: float = float(np.finfo(np.float64).eps)) -> float:
@@ -78,15 +90,17 @@ def _check_step(step) -> None:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise ValueError(f"finite differences: the step must be a positive finite number, "
-                         f"got {step!r}")
+        raise ValueError(
+            f"finite differences: the step must be a positive finite number, got {step!r}"
+        )
 
 
 def non_analytic_ops(f: Node | list) -> list[str]:
     """Names of the ops in ``f`` through which the complex step cannot run."""
     outs = [f] if isinstance(f, Node) else f
-    return sorted({n.op.name for n in topological_order(outs)
-                   if n.kind == "op" and not n.op.analytic})
+    return sorted(
+        {n.op.name for n in topological_order(outs) if n.kind == "op" and not n.op.analytic}
+    )
 
 
 class FiniteDifference(Differentiator):
@@ -103,11 +117,13 @@ class FiniteDifference(Differentiator):
     largest estimated absolute error.
     """
 
-    def __init__(self, scheme: str = "central", step: float | None = None,
-                 richardson_terms: int = 6):
+    def __init__(
+        self, scheme: str = "central", step: float | None = None, richardson_terms: int = 6
+    ):
         if scheme not in SCHEMES:
-            raise ValueError(f"unknown finite-difference scheme {scheme!r}; known: "
-                             f"{', '.join(SCHEMES)}")
+            raise ValueError(
+                f"unknown finite-difference scheme {scheme!r}; known: {', '.join(SCHEMES)}"
+            )
         _check_step(step)
         self.scheme = scheme
         self.name = scheme
@@ -162,7 +178,8 @@ class FiniteDifference(Differentiator):
             if k >= 1:
                 for j in range(1, k + 1):
                     err = np.max(np.abs(row[j] - row[j - 1])) + np.max(
-                        np.abs(row[j] - rows[k - 1][j - 1]))
+                        np.abs(row[j] - rows[k - 1][j - 1])
+                    )
                     if best_err is None or err < best_err:
                         best, best_err = row[j], err
             rows.append(row)
@@ -177,9 +194,11 @@ class FiniteDifference(Differentiator):
         if self.scheme == "complex-step":
             bad = non_analytic_ops(f)
             if bad:
-                raise ValueError(f"complex-step: op {bad[0]!r} is not analytic (not holomorphic), "
-                                 f"so Im f(x + ih)/h is not its derivative; use another scheme"
-                                 + (f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else ""))
+                raise ValueError(
+                    f"complex-step: op {bad[0]!r} is not analytic (not holomorphic), "
+                    f"so Im f(x + ih)/h is not its derivative; use another scheme"
+                    + (f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else "")
+                )
 
     def _jacobian(self, f: Node, at, names: list[str]) -> dict:
         check_at(f, at)
@@ -205,16 +224,19 @@ class FiniteDifference(Differentiator):
             x = np.asarray(base[n], dtype=dtype).ravel()
             cols = []
             for k in range(size):
+
                 def evaluate(t, k=k):
                     xv = x.astype(np.result_type(x.dtype, np.asarray(t).dtype), copy=True)
                     xv[k] = t
                     return program({**base, n: xv.reshape(shapes[n])}, strict=False)
 
-                cols.append(np.ravel(np.broadcast_to(self._partial(evaluate, x[k], eps, at_x0),
-                                                     f.shape)))
+                cols.append(
+                    np.ravel(np.broadcast_to(self._partial(evaluate, x[k], eps, at_x0), f.shape))
+                )
             jac = np.array(cols).T if cols else np.zeros((flat_size(f.shape), 0))
-            out[n] = as_output(jac.reshape(f.shape + shapes[n]).astype(
-                dtype if dtype.kind == "f" else np.float64))
+            out[n] = as_output(
+                jac.reshape(f.shape + shapes[n]).astype(dtype if dtype.kind == "f" else np.float64)
+            )
         self.last_cost.passes = self.last_cost.function_evaluations
         return out
 
@@ -232,13 +254,14 @@ class FiniteDifference(Differentiator):
         def f_at(vec):
             vals = dict(base)
             for i, n in enumerate(names):
-                vals[n] = vec[offsets[i]:offsets[i + 1]].reshape(shapes[n])
+                vals[n] = vec[offsets[i] : offsets[i + 1]].reshape(shapes[n])
             self.last_cost.function_evaluations += 1
             return float(program(vals, strict=False))
 
         N = flat.size
-        steps = np.array([self.step if self.step is not None else
-                          eps ** 0.25 * max(1.0, abs(v)) for v in flat])
+        steps = np.array(
+            [self.step if self.step is not None else eps**0.25 * max(1.0, abs(v)) for v in flat]
+        )
         H = np.zeros((N, N))
         one_sided = self.scheme in ("forward-difference", "backward-difference")
         sign = -1.0 if self.scheme == "backward-difference" else 1.0
@@ -252,10 +275,15 @@ class FiniteDifference(Differentiator):
                 if one_sided:
                     ei, ej = sign * ei, sign * ej
                     value = (f_at(flat + ei + ej) - f_at(flat + ei) - f_at(flat + ej) + f0) / (
-                        steps[i] * steps[j])
+                        steps[i] * steps[j]
+                    )
                 else:
-                    value = (f_at(flat + ei + ej) - f_at(flat + ei - ej) - f_at(flat - ei + ej)
-                             + f_at(flat - ei - ej)) / (4 * steps[i] * steps[j])
+                    value = (
+                        f_at(flat + ei + ej)
+                        - f_at(flat + ei - ej)
+                        - f_at(flat - ei + ej)
+                        + f_at(flat - ei - ej)
+                    ) / (4 * steps[i] * steps[j])
                 H[i, j] = H[j, i] = value
         return H
 
@@ -264,8 +292,9 @@ for _scheme in SCHEMES:
     register_method(_scheme, lambda s=_scheme: FiniteDifference(s))
 
 
-def error_model(scheme: str, h, f: float, derivatives: dict, eps: float = float(
-        np.finfo(np.float64).eps)):
+def error_model(
+    scheme: str, h, f: float, derivatives: dict, eps: float = float(np.finfo(np.float64).eps)
+):
     """The textbook error bound of a scheme at step ``h``: truncation + round-off.
 
     Args:
@@ -292,8 +321,9 @@ def error_model(scheme: str, h, f: float, derivatives: dict, eps: float = float(
     raise ValueError(f"no error model for scheme {scheme!r}")
 
 
-def optimal_step(scheme: str, f: float, derivatives: dict,
-                 eps: float = float(np.finfo(np.float64).eps)) -> tuple[float, float]:
+def optimal_step(
+    scheme: str, f: float, derivatives: dict, eps: float = float(np.finfo(np.float64).eps)
+) -> tuple[float, float]:
     """The step minimising :func:`error_model`, and the error it predicts there."""
     if scheme in ("forward-difference", "backward-difference"):
         h = math.sqrt(2 * eps * f / derivatives[2])

@@ -20,8 +20,7 @@ from ..ir.node import Node, apply, as_node, const, variable
 from ..ir.op import ELEMENTWISE, LINEAR, Unsupported
 from ..ir.schedule import compile, graph_size, topological_order
 from ..ops.shape import sum_to
-from .common import (Differentiator, as_output, check_at, flat_size, register_method,
-                     variable_shapes)
+from .common import Differentiator, as_output, check_at, flat_size, register_method, variable_shapes
 from .graphs import cached_graph
 
 __all__ = ["jvp_graph", "ForwardMode", "jvp_rule"]
@@ -42,8 +41,9 @@ def jvp_rule(node: Node, tangents: list) -> Node | None:
             total = part if total is None else total + part
         return total
     if rule is LINEAR:
-        args = [t if t is not None else const(np.zeros(i.shape))
-                for t, i in zip(tangents, node.inputs)]
+        args = [
+            t if t is not None else const(np.zeros(i.shape)) for t, i in zip(tangents, node.inputs)
+        ]
         return apply(op, *args, **node.attrs)
     if isinstance(rule, Unsupported):
         raise ValueError(f"forward mode: op {op.name!r} has no JVP rule: {rule.reason}")
@@ -84,8 +84,9 @@ class ForwardMode(Differentiator):
         shapes = variable_shapes(f)
         tvars = [variable(f"tangent[{n}]", shapes[n]) for n in names]
         wrt = [variable(n, shapes[n]) for n in names]
-        out = cached_graph(("jvp", f, tuple(names)),
-                           lambda: jvp_graph([f], dict(zip(wrt, tvars)))[0])
+        out = cached_graph(
+            ("jvp", f, tuple(names)), lambda: jvp_graph([f], dict(zip(wrt, tvars)))[0]
+        )
         return out, tvars, shapes
 
     def _jacobian(self, f: Node, at, names: list[str]) -> dict:
@@ -116,8 +117,9 @@ class ForwardMode(Differentiator):
         out, tvars, shapes = self._tangent_program(f, names)
         svars = [variable(f"tangent2[{n}]", shapes[n]) for n in names]
         wrt = [variable(n, shapes[n]) for n in names]
-        second = cached_graph(("jvp2", f, tuple(names)),
-                              lambda: jvp_graph([out], dict(zip(wrt, svars)))[0])
+        second = cached_graph(
+            ("jvp2", f, tuple(names)), lambda: jvp_graph([out], dict(zip(wrt, svars)))[0]
+        )
         program = compile(second)
         sizes = [flat_size(shapes[n]) for n in names]
         total = int(np.sum(sizes))
@@ -135,8 +137,9 @@ class ForwardMode(Differentiator):
         H = np.zeros((total, total))
         for i in range(total):
             for j in range(i, total):
-                H[i, j] = H[j, i] = program({**at, **seeds(i, tvars), **seeds(j, svars)},
-                                            strict=False)
+                H[i, j] = H[j, i] = program(
+                    {**at, **seeds(i, tvars), **seeds(j, svars)}, strict=False
+                )
         self.last_cost.passes = total * (total + 1) // 2
         self.last_cost.graph_size = graph_size(second)
         return H

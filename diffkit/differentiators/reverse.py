@@ -22,8 +22,7 @@ from ..ir.node import Node, as_node, const, variable
 from ..ir.op import Unsupported
 from ..ir.schedule import compile, graph_size, topological_order
 from ..ops.shape import sum_to
-from .common import (Differentiator, as_output, check_at, flat_size, register_method,
-                     variable_shapes)
+from .common import Differentiator, as_output, check_at, flat_size, register_method, variable_shapes
 from .graphs import cached_graph
 
 __all__ = ["vjp_graph", "grad_graph", "ReverseMode"]
@@ -38,8 +37,9 @@ def _active(order: list[Node], wrt_ids: set[int]) -> set[int]:
     return active
 
 
-def vjp_graph(outputs: Sequence[Node], cotangents: Sequence[Node],
-              wrt: Iterable[Node]) -> list[Node]:
+def vjp_graph(
+    outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Iterable[Node]
+) -> list[Node]:
     """The cotangent of each variable in ``wrt``: sum over outputs of Jᵀ·cotangent, as IR.
 
     Args:
@@ -69,12 +69,15 @@ def vjp_graph(outputs: Sequence[Node], cotangents: Sequence[Node],
         ct = adjoint[id(node)]
         rule = node.op.vjp
         if isinstance(rule, Unsupported):
-            raise ValueError(f"reverse mode: op {node.op.name!r} is not differentiable: "
-                             f"{rule.reason}")
+            raise ValueError(
+                f"reverse mode: op {node.op.name!r} is not differentiable: {rule.reason}"
+            )
         cts = rule(ct, node, *node.inputs, **node.attrs)
         if len(cts) != len(node.inputs):
-            raise ValueError(f"VJP rule of {node.op.name!r} returned {len(cts)} cotangents for "
-                             f"{len(node.inputs)} inputs")
+            raise ValueError(
+                f"VJP rule of {node.op.name!r} returned {len(cts)} cotangents for "
+                f"{len(node.inputs)} inputs"
+            )
         for inp, c in zip(node.inputs, cts):
             if c is not None and id(inp) in active:
                 accumulate(inp, c)
@@ -115,8 +118,9 @@ class ReverseMode(Differentiator):
         shapes = variable_shapes(f)
         wrt = [variable(n, shapes[n]) for n in names]
         if f.shape == ():
-            grads = cached_graph(("grad", f, tuple(names)),
-                                 lambda: vjp_graph([f], [const(1.0)], wrt))
+            grads = cached_graph(
+                ("grad", f, tuple(names)), lambda: vjp_graph([f], [const(1.0)], wrt)
+            )
             values = compile(grads)(at, strict=False)
             self.last_cost.passes = 1
             self.last_cost.graph_size = graph_size(grads)
@@ -167,8 +171,9 @@ def _columns(program, at, names, shapes, tangents, cost) -> np.ndarray:
                 e[k - offsets[i]] = 1.0
             seeds[t.name] = e.reshape(shapes[n])
         values = program({**at, **seeds}, strict=False)
-        H[:, k] = np.concatenate([np.ravel(np.broadcast_to(v, shapes[n]))
-                                  for n, v in zip(names, values)])
+        H[:, k] = np.concatenate(
+            [np.ravel(np.broadcast_to(v, shapes[n])) for n, v in zip(names, values)]
+        )
     cost.passes = total
     return H
 

@@ -30,8 +30,15 @@ from ..ir.node import Node
 from ..ir.schedule import UnsupportedBackendError, compile
 from .common import Differentiator, as_output, check_at, register_method, variable_shapes
 
-__all__ = ["Symbolic", "to_sympy", "expression_size", "ExpressionSize", "symbolic_derivative",
-           "SymbolicDerivative", "reference_derivative"]
+__all__ = [
+    "Symbolic",
+    "to_sympy",
+    "expression_size",
+    "ExpressionSize",
+    "symbolic_derivative",
+    "SymbolicDerivative",
+    "reference_derivative",
+]
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,11 @@ class ExpressionSize:
 
 def expression_size(expr) -> ExpressionSize:
     """The three size measures of a SymPy expression (or an array of them, summed)."""
-    exprs = list(np.ravel(np.asarray(expr, dtype=object))) if not isinstance(
-        expr, sympy.Basic) else [expr]
+    exprs = (
+        list(np.ravel(np.asarray(expr, dtype=object)))
+        if not isinstance(expr, sympy.Basic)
+        else [expr]
+    )
     tree = sum(sum(1 for _ in sympy.preorder_traversal(e)) for e in exprs)
     ops = sum(int(sympy.count_ops(e)) for e in exprs)
     replacements, reduced = sympy.cse(exprs)
@@ -115,8 +125,16 @@ def symbolic_derivative(f: Node, wrt, simplify: bool = False) -> SymbolicDerivat
         start = time.perf_counter()
         simp = sympy.simplify(d)
         t_simp = time.perf_counter() - start
-    return SymbolicDerivative(expr, d, simp, expression_size(expr), expression_size(d),
-                              None if simp is None else expression_size(simp), t_diff, t_simp)
+    return SymbolicDerivative(
+        expr,
+        d,
+        simp,
+        expression_size(expr),
+        expression_size(d),
+        None if simp is None else expression_size(simp),
+        t_diff,
+        t_simp,
+    )
 
 
 class Symbolic(Differentiator):
@@ -168,8 +186,9 @@ class Symbolic(Differentiator):
         self.last_cost.extra["seconds_symbolic"] = time.perf_counter() - start
         size = expression_size(np.array(ders, dtype=object))
         self.last_cost.expression_size = size.tree
-        self.last_cost.extra.update(count_ops=size.ops, cse=size.cse,
-                                    function_tree=expression_size(expr).tree)
+        self.last_cost.extra.update(
+            count_ops=size.ops, cse=size.cse, function_tree=expression_size(expr).tree
+        )
         return ders, symbols, len(outs), len(wrt_syms)
 
     def _jacobian(self, f: Node, at, names: list[str]) -> dict:
@@ -184,9 +203,12 @@ class Symbolic(Differentiator):
         out, col = {}, 0
         for name in names:
             size = int(np.prod(shapes[name], dtype=np.int64))
-            block = jac[:, col:col + size].reshape(f.shape + shapes[name])
-            out[name] = block[()] if self.precision is not None and block.shape == () else (
-                as_output(block) if self.precision is None else block)
+            block = jac[:, col : col + size].reshape(f.shape + shapes[name])
+            out[name] = (
+                block[()]
+                if self.precision is not None and block.shape == ()
+                else (as_output(block) if self.precision is None else block)
+            )
             col += size
         return out
 

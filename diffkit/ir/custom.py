@@ -18,9 +18,19 @@ from .shapes import elementwise_shape
 __all__ = ["custom_op"]
 
 
-def custom_op(name: str, impl: Callable, vjp: Callable, *, jvp=ELEMENTWISE, shape=None,
-              mpmath=None, sympy=None, samples=None, analytic: bool = True,
-              doc: str = "") -> Callable[..., Node]:
+def custom_op(
+    name: str,
+    impl: Callable,
+    vjp: Callable,
+    *,
+    jvp=ELEMENTWISE,
+    shape=None,
+    mpmath=None,
+    sympy=None,
+    samples=None,
+    analytic: bool = True,
+    doc: str = "",
+) -> Callable[..., Node]:
     """Register a block with a hand-written derivative and return its builder.
 
     Args:
@@ -48,18 +58,20 @@ def custom_op(name: str, impl: Callable, vjp: Callable, *, jvp=ELEMENTWISE, shap
     >>> dk.derivative(softsign(x), "x", at={"x": 1.0})
     0.25
     """
-    record = register(Op(
-        name=name,
-        shape=shape or elementwise_shape(name),
-        impl=impl,
-        vjp=vjp,
-        jvp=jvp,
-        mpmath=mpmath if mpmath is not None else Unsupported(f"{name}: no mpmath rule given"),
-        sympy=sympy if sympy is not None else Unsupported(f"{name}: no SymPy rule given"),
-        samples=samples if samples is not None else (Sample(((),)), Sample(((3, 4),))),
-        analytic=analytic,
-        doc=doc,
-    ))
+    record = register(
+        Op(
+            name=name,
+            shape=shape or elementwise_shape(name),
+            impl=impl,
+            vjp=vjp,
+            jvp=jvp,
+            mpmath=mpmath if mpmath is not None else Unsupported(f"{name}: no mpmath rule given"),
+            sympy=sympy if sympy is not None else Unsupported(f"{name}: no SymPy rule given"),
+            samples=samples if samples is not None else (Sample(((),)), Sample(((3, 4),))),
+            analytic=analytic,
+            doc=doc,
+        )
+    )
 
     def build(*inputs, **attrs) -> Node:
         return apply(record, *inputs, **attrs)

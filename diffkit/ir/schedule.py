@@ -27,8 +27,15 @@ import numpy as np
 from .node import Node
 from .op import STRUCTURAL, Unsupported
 
-__all__ = ["compile", "evaluate", "topological_order", "Program", "graph_size", "EvaluationError",
-           "UnsupportedBackendError"]
+__all__ = [
+    "compile",
+    "evaluate",
+    "topological_order",
+    "Program",
+    "graph_size",
+    "EvaluationError",
+    "UnsupportedBackendError",
+]
 
 
 class EvaluationError(ValueError):
@@ -114,8 +121,14 @@ class Program:
             if slot not in keep:
                 frees.setdefault(step, []).append(slot)
         self._steps = [
-            (i, node.op, node.op.impl, tuple(index[id(x)] for x in node.inputs), node.attrs,
-             tuple(frees.get(i, ())))
+            (
+                i,
+                node.op,
+                node.op.impl,
+                tuple(index[id(x)] for x in node.inputs),
+                node.attrs,
+                tuple(frees.get(i, ())),
+            )
             for i, node in enumerate(self.order)
             if node.kind == "op"
         ]
@@ -176,8 +189,13 @@ class Program:
         return cached
 
     # -- running ----------------------------------------------------------------
-    def __call__(self, at: Mapping[str, Any] | None = None, *, precision: int | None = None,
-                 strict: bool = True):
+    def __call__(
+        self,
+        at: Mapping[str, Any] | None = None,
+        *,
+        precision: int | None = None,
+        strict: bool = True,
+    ):
         """Run the program.
 
         Args:
@@ -190,16 +208,19 @@ class Program:
         """
         if precision is not None:
             if not isinstance(precision, (int, np.integer)) or precision < 1:
-                raise EvaluationError(f"precision must be a positive number of digits, got "
-                                      f"{precision!r}")
+                raise EvaluationError(
+                    f"precision must be a positive number of digits, got {precision!r}"
+                )
             return self._run_objects(at, strict, "mpmath", precision)
         given = self._inputs(at, strict)
         arrays = []
         for _, var, value in given:
             arr = np.asarray(value)
             if arr.dtype.kind not in "biufc":
-                raise EvaluationError(f"variable {var.name!r}: the value {value!r:.60} is not "
-                                      f"numeric (dtype {arr.dtype})")
+                raise EvaluationError(
+                    f"variable {var.name!r}: the value {value!r:.60} is not "
+                    f"numeric (dtype {arr.dtype})"
+                )
             self._check_shape(var, arr.shape)
             arrays.append(arr)
         dtype = self._working_dtype(arrays)
@@ -216,8 +237,7 @@ class Program:
         outs = [_finish(np.asarray(vals[s])) for s in self._out_slots]
         return outs[0] if self.single else outs
 
-    def run_objects(self, at: Mapping[str, Any] | None, backend: str,
-                    precision: int | None = 50):
+    def run_objects(self, at: Mapping[str, Any] | None, backend: str, precision: int | None = 50):
         """Run on object arrays of mpmath (``backend="mpmath"``, at ``precision`` digits, or
         at the current mpmath precision for ``None``) or of SymPy expressions."""
         return self._run_objects(at, True, backend, precision)
@@ -234,8 +254,9 @@ class Program:
 
             def from_const(node):
                 if node.exact is not None:
-                    return np.asarray(mpmath.mpf(node.exact.numerator) / node.exact.denominator,
-                                      dtype=object)
+                    return np.asarray(
+                        mpmath.mpf(node.exact.numerator) / node.exact.denominator, dtype=object
+                    )
                 return _objects(node.value, mpmath.mpf)
         elif backend == "sympy":
             import sympy
@@ -247,8 +268,9 @@ class Program:
 
             def from_const(node):
                 if node.exact is not None:
-                    return np.asarray(sympy.Rational(node.exact.numerator, node.exact.denominator),
-                                      dtype=object)
+                    return np.asarray(
+                        sympy.Rational(node.exact.numerator, node.exact.denominator), dtype=object
+                    )
                 return _objects(node.value, lambda v: sympy.Float(float(v)))
         else:
             raise ValueError(f"unknown backend {backend!r}; use 'mpmath' or 'sympy'")
@@ -269,7 +291,9 @@ class Program:
                     why = rule.reason if isinstance(rule, Unsupported) else "no rule"
                     raise UnsupportedBackendError(f"op {op.name!r} has no {backend} form: {why}")
                 else:
-                    out = np.frompyfunc(lambda *a, r=rule, kw=attrs: r(*a, **kw), len(args), 1)(*args)
+                    out = np.frompyfunc(lambda *a, r=rule, kw=attrs: r(*a, **kw), len(args), 1)(
+                        *args
+                    )
                 vals[slot] = np.asarray(out, dtype=object)
                 for f in frees:
                     vals[f] = None
@@ -316,8 +340,12 @@ def compile(outputs: Node | Iterable[Node]) -> Program:
     return program
 
 
-def evaluate(outputs: Node | Iterable[Node], at: Mapping[str, Any] | None = None, *,
-             precision: int | None = None):
+def evaluate(
+    outputs: Node | Iterable[Node],
+    at: Mapping[str, Any] | None = None,
+    *,
+    precision: int | None = None,
+):
     """Evaluate a node (or a list of nodes) at the variable values ``at``.
 
     Args:

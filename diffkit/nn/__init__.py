@@ -2,16 +2,46 @@
 
 from . import kernels
 from .fusion import fuse_conv_bn
-from .layers import (AvgPool2d, Conv2d, Flatten, Identity, Linear, MaxPool2d, ReLU, Sequential,
-                     Sigmoid, Tanh)
+from .layers import (
+    AvgPool2d,
+    Conv2d,
+    Flatten,
+    Identity,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .models import MLP, LeNet5, LogisticRegression
 from .module import Module, manual_seed
 from .norm import BatchNorm1d, BatchNorm2d, InstanceNorm2d, LayerNorm
 
 __all__ = [
-    "Module", "manual_seed", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Sigmoid",
-    "Tanh", "Flatten", "Sequential", "Identity", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
-    "InstanceNorm2d", "CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "LeNet5", "MLP",
-    "LogisticRegression", "fuse_conv_bn", "kernels",
+    "Module",
+    "manual_seed",
+    "Linear",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "Flatten",
+    "Sequential",
+    "Identity",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "InstanceNorm2d",
+    "CrossEntropyLoss",
+    "BCEWithLogitsLoss",
+    "MSELoss",
+    "LeNet5",
+    "MLP",
+    "LogisticRegression",
+    "fuse_conv_bn",
+    "kernels",
 ]

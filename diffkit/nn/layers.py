@@ -15,8 +15,18 @@ from ..ir.node import Node, ShapeError
 from ..ops.conv import pair
 from .module import Module, default_rng
 
-__all__ = ["Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Sigmoid", "Tanh", "Flatten",
-           "Sequential", "Identity"]
+__all__ = [
+    "Linear",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "Flatten",
+    "Sequential",
+    "Identity",
+]
 
 
 def _uniform(shape, fan_in, dtype):
@@ -47,8 +57,10 @@ class Linear(Module):
 
     def forward(self, x: Node) -> Node:
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ShapeError(f"Linear({self._path or 'linear'}): expected inputs with "
-                             f"{self.in_features} features, got shape {x.shape}")
+            raise ShapeError(
+                f"Linear({self._path or 'linear'}): expected inputs with "
+                f"{self.in_features} features, got shape {x.shape}"
+            )
         y = ops.matmul(x, ops.transpose(self.param("weight"), (1, 0)))
         if "bias" in self._parameters:
             y = y + self.param("bias")
@@ -61,38 +73,60 @@ class Linear(Module):
 class Conv2d(Module):
     """A bank of ``out_channels`` kernels of shape (in_channels, kh, kw), with zero padding."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 bias: bool = True, dtype=np.float32):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        bias: bool = True,
+        dtype=np.float32,
+    ):
         super().__init__(dtype)
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
         self.padding = pair(padding, "padding")
-        _positive("Conv2d", in_channels=in_channels, out_channels=out_channels,
-                  kernel_size=self.kernel_size, stride=self.stride)
+        _positive(
+            "Conv2d",
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+        )
         if min(self.padding) < 0:
             raise ValueError(f"Conv2d: padding must be non-negative, got {padding!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
-        self.add_parameter("weight", _uniform((out_channels, in_channels) + self.kernel_size,
-                                              fan_in, dtype))
+        self.add_parameter(
+            "weight", _uniform((out_channels, in_channels) + self.kernel_size, fan_in, dtype)
+        )
         if bias:
             self.add_parameter("bias", _uniform((out_channels,), fan_in, dtype))
 
     def forward(self, x: Node) -> Node:
         name = self._path or "conv"
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ShapeError(f"Conv2d({name}): expected NCHW input with {self.in_channels} "
-                             f"channels, got shape {x.shape}")
+            raise ShapeError(
+                f"Conv2d({name}): expected NCHW input with {self.in_channels} "
+                f"channels, got shape {x.shape}"
+            )
         try:
-            return ops.conv2d(x, self.param("weight"),
-                              self.param("bias") if "bias" in self._parameters else None,
-                              stride=self.stride, padding=self.padding)
+            return ops.conv2d(
+                x,
+                self.param("weight"),
+                self.param("bias") if "bias" in self._parameters else None,
+                stride=self.stride,
+                padding=self.padding,
+            )
         except ShapeError as err:
             raise ShapeError(f"Conv2d({name}): {err}") from None
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
 
 
 class _Pool(Module):
@@ -109,8 +143,10 @@ class _Pool(Module):
 
     def _check(self, x):
         if x.ndim != 4:
-            raise ShapeError(f"{type(self).__name__}({self._path or 'pool'}): expected an NCHW "
-                             f"input, got shape {x.shape}")
+            raise ShapeError(
+                f"{type(self).__name__}({self._path or 'pool'}): expected an NCHW "
+                f"input, got shape {x.shape}"
+            )
 
 
 class MaxPool2d(_Pool):
@@ -127,16 +163,23 @@ class MaxPool2d(_Pool):
 class AvgPool2d(_Pool):
     """Mean over windows; zero padding counts in the divisor unless count_include_pad=False."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True):
+    def __init__(
+        self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
+    ):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
 
     def forward(self, x: Node) -> Node:
         self._check(x)
         try:
-            return ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                                  self.count_include_pad)
+            return ops.avg_pool2d(
+                x,
+                self.kernel_size,
+                self.stride,
+                self.padding,
+                self.ceil_mode,
+                self.count_include_pad,
+            )
         except ShapeError as err:
             raise ShapeError(f"AvgPool2d({self._path or 'pool'}): {err}") from None
 

@@ -15,8 +15,7 @@ __all__ = ["CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss"]
 
 def _same_shape(name, a: Node, b: Node) -> None:
     if a.shape != b.shape:
-        raise ShapeError(f"{name}: input of shape {a.shape} and target of shape {b.shape} "
-                         f"differ")
+        raise ShapeError(f"{name}: input of shape {a.shape} and target of shape {b.shape} differ")
 
 
 class CrossEntropyLoss(Module):

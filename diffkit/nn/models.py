@@ -30,16 +30,24 @@ class LeNet5(Module):
     (6, 1, 5, 5)
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 32,
-                 pool: str = "max", batchnorm: bool = False, norm: str | None = None,
-                 dtype=np.float32):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: int = 32,
+        pool: str = "max",
+        batchnorm: bool = False,
+        norm: str | None = None,
+        dtype=np.float32,
+    ):
         super().__init__(dtype)
         if pool not in ("max", "avg"):
             raise ValueError(f"LeNet5: pool must be 'max' or 'avg', got {pool!r}")
         norm = "batch" if batchnorm and norm is None else norm
         if norm not in (None, "batch", "layer", "instance"):
-            raise ValueError(f"LeNet5: norm must be None, 'batch', 'layer' or 'instance', "
-                             f"got {norm!r}")
+            raise ValueError(
+                f"LeNet5: norm must be None, 'batch', 'layer' or 'instance', got {norm!r}"
+            )
         padding = 2 if input_size == 28 else 0
         size = input_size + 2 * padding - 4
         if size < 2:
@@ -100,8 +108,9 @@ class MLP(Module):
         if len(sizes) < 2:
             raise ValueError(f"MLP: needs at least an input and an output size, got {sizes}")
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"MLP: unknown activation {activation!r}; known: "
-                             f"{', '.join(_ACTIVATIONS)}")
+            raise ValueError(
+                f"MLP: unknown activation {activation!r}; known: {', '.join(_ACTIVATIONS)}"
+            )
         self.sizes = sizes
         self.act = _ACTIVATIONS[activation]()
         self.depth = len(sizes) - 1

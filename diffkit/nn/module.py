@@ -151,16 +151,19 @@ class Module:
             missing = [k for k in own if k not in state]
             unexpected = [k for k in state if k not in own]
             if missing or unexpected:
-                raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys "
-                               f"{unexpected}")
+                raise KeyError(
+                    f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
+                )
         for key, value in state.items():
             if key not in own:
                 continue
             table, name, current = own[key]
             value = np.asarray(value)
             if value.shape != current.shape:
-                raise ValueError(f"load_state_dict: {key!r} has shape {current.shape} in the "
-                                 f"model but {value.shape} in the state dict")
+                raise ValueError(
+                    f"load_state_dict: {key!r} has shape {current.shape} in the "
+                    f"model but {value.shape} in the state dict"
+                )
         for key, value in state.items():
             if key in own:
                 # in place, so that optimizers holding these arrays keep updating the model

@@ -29,12 +29,21 @@ def normalize(x: Node, axes: tuple, eps: float):
 class _BatchNorm(Module):
     _ndims: tuple = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype=np.float32,
+    ):
         super().__init__(dtype)
         if not isinstance(num_features, (int, np.integer)) or num_features < 1:
-            raise ValueError(f"{type(self).__name__}: num_features must be a positive integer, "
-                             f"got {num_features!r}")
+            raise ValueError(
+                f"{type(self).__name__}: num_features must be a positive integer, "
+                f"got {num_features!r}"
+            )
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
@@ -50,19 +59,32 @@ class _BatchNorm(Module):
 
     def forward(self, x: Node) -> Node:
         if x.ndim not in self._ndims or x.shape[1] != self.num_features:
-            raise ShapeError(f"{self._name()}: expected input of {' or '.join(map(str, self._ndims))}"
-                             f" dimensions with {self.num_features} channels, got shape {x.shape}")
+            raise ShapeError(
+                f"{self._name()}: expected input of {' or '.join(map(str, self._ndims))}"
+                f" dimensions with {self.num_features} channels, got shape {x.shape}"
+            )
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, self.num_features) + (1,) * (x.ndim - 2)
         count = int(np.prod([x.shape[a] for a in axes]))
         if self.training or not self.track_running_stats:
             if count <= 1:
-                raise ValueError(f"{self._name()}: expected more than 1 value per channel when "
-                                 f"training, got input of shape {x.shape}")
+                raise ValueError(
+                    f"{self._name()}: expected more than 1 value per channel when "
+                    f"training, got input of shape {x.shape}"
+                )
             xhat, mean, var = normalize(x, axes, self.eps)
-            self._stats[:] = [(self, ops.reshape(mean, (self.num_features,)),
-                               ops.reshape(var, (self.num_features,)), count)] \
-                if self.training and self.track_running_stats else []
+            self._stats[:] = (
+                [
+                    (
+                        self,
+                        ops.reshape(mean, (self.num_features,)),
+                        ops.reshape(var, (self.num_features,)),
+                        count,
+                    )
+                ]
+                if self.training and self.track_running_stats
+                else []
+            )
         else:
             mean = ops.reshape(self.param("running_mean"), shape)
             var = ops.reshape(self.param("running_var"), shape)
@@ -70,7 +92,8 @@ class _BatchNorm(Module):
             self._stats[:] = []
         if self.affine:
             xhat = xhat * ops.reshape(self.param("weight"), shape) + ops.reshape(
-                self.param("bias"), shape)
+                self.param("bias"), shape
+            )
         return xhat
 
     def update_running(self, mean: np.ndarray, var: np.ndarray, n: int) -> None:
@@ -102,8 +125,9 @@ class BatchNorm2d(_BatchNorm):
 class LayerNorm(Module):
     """Normalizes each sample over its last ``len(normalized_shape)`` dimensions."""
 
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
-                 dtype=np.float32):
+    def __init__(
+        self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, dtype=np.float32
+    ):
         super().__init__(dtype)
         if isinstance(normalized_shape, (int, np.integer)):
             normalized_shape = (int(normalized_shape),)
@@ -117,8 +141,10 @@ class LayerNorm(Module):
     def forward(self, x: Node) -> Node:
         k = len(self.normalized_shape)
         if tuple(x.shape[-k:]) != self.normalized_shape:
-            raise ShapeError(f"LayerNorm({self._path or 'ln'}): input of shape {x.shape} does "
-                             f"not end with the normalized shape {self.normalized_shape}")
+            raise ShapeError(
+                f"LayerNorm({self._path or 'ln'}): input of shape {x.shape} does "
+                f"not end with the normalized shape {self.normalized_shape}"
+            )
         xhat, _, _ = normalize(x, tuple(range(x.ndim - k, x.ndim)), self.eps)
         if self.elementwise_affine:
             xhat = xhat * self.param("weight") + self.param("bias")
@@ -128,8 +154,9 @@ class LayerNorm(Module):
 class InstanceNorm2d(Module):
     """Normalizes each sample and channel over H×W (PyTorch: affine=False by default)."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = False,
-                 dtype=np.float32):
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, affine: bool = False, dtype=np.float32
+    ):
         super().__init__(dtype)
         self.num_features, self.eps, self.affine = int(num_features), float(eps), affine
         if affine:
@@ -138,14 +165,19 @@ class InstanceNorm2d(Module):
 
     def forward(self, x: Node) -> Node:
         if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ShapeError(f"InstanceNorm2d({self._path or 'in'}): expected NCHW input with "
-                             f"{self.num_features} channels, got shape {x.shape}")
+            raise ShapeError(
+                f"InstanceNorm2d({self._path or 'in'}): expected NCHW input with "
+                f"{self.num_features} channels, got shape {x.shape}"
+            )
         if x.shape[2] * x.shape[3] <= 1:
-            raise ValueError(f"InstanceNorm2d({self._path or 'in'}): expected more than 1 "
-                             f"spatial element, got input of shape {x.shape}")
+            raise ValueError(
+                f"InstanceNorm2d({self._path or 'in'}): expected more than 1 "
+                f"spatial element, got input of shape {x.shape}"
+            )
         xhat, _, _ = normalize(x, (2, 3), self.eps)
         if self.affine:
             shape = (1, self.num_features, 1, 1)
             xhat = xhat * ops.reshape(self.param("weight"), shape) + ops.reshape(
-                self.param("bias"), shape)
+                self.param("bias"), shape
+            )
         return xhat

@@ -21,8 +21,9 @@ from .shape import matmul, reshape, transpose
 
 __all__ = ["unfold", "fold", "conv2d", "max_pool2d", "avg_pool2d", "output_size", "pair"]
 
-_NO_SCALAR = Unsupported("an image op: no scalar form (convolution and pooling are not "
-                         "expanded symbolically)")
+_NO_SCALAR = Unsupported(
+    "an image op: no scalar form (convolution and pooling are not expanded symbolically)"
+)
 
 
 def pair(value, name: str = "argument") -> tuple[int, int]:
@@ -55,11 +56,15 @@ def _geometry(shape, kernel_size, stride, padding, ceil_mode, op="unfold"):
     n, c, h, w = shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
-        raise ShapeError(f"{op}: kernel {kernel_size} and stride {stride} must be positive and "
-                         f"padding {padding} non-negative")
+        raise ShapeError(
+            f"{op}: kernel {kernel_size} and stride {stride} must be positive and "
+            f"padding {padding} non-negative"
+        )
     if h + 2 * ph < kh or w + 2 * pw < kw:
-        raise ShapeError(f"{op}: input of size {h}x{w} with padding {ph}x{pw} is smaller than "
-                         f"the kernel {kh}x{kw}")
+        raise ShapeError(
+            f"{op}: input of size {h}x{w} with padding {ph}x{pw} is smaller than "
+            f"the kernel {kh}x{kw}"
+        )
     oh = output_size(h, kh, sh, ph, ceil_mode)
     ow = output_size(w, kw, sw, pw, ceil_mode)
     # extra right/bottom padding so that every (ceil-mode) window lies in the array
@@ -69,72 +74,104 @@ def _geometry(shape, kernel_size, stride, padding, ceil_mode, op="unfold"):
 
 
 def _unfold_shape(shapes, kernel_size, stride, padding, value=0.0, ceil_mode=False):
-    n, c, _, _, kh, kw, _, _, _, _, oh, ow, _, _ = _geometry(shapes[0], kernel_size, stride,
-                                                             padding, ceil_mode)
+    n, c, _, _, kh, kw, _, _, _, _, oh, ow, _, _ = _geometry(
+        shapes[0], kernel_size, stride, padding, ceil_mode
+    )
     return (n, c, oh, ow, kh, kw)
 
 
 def _unfold_impl(x, kernel_size, stride, padding, value=0.0, ceil_mode=False):
     n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew = _geometry(
-        x.shape, kernel_size, stride, padding, ceil_mode)
+        x.shape, kernel_size, stride, padding, ceil_mode
+    )
     if ph or pw or eh or ew:
         padded = np.full((n, c, h + 2 * ph + eh, w + 2 * pw + ew), value, dtype=x.dtype)
-        padded[:, :, ph:ph + h, pw:pw + w] = x
+        padded[:, :, ph : ph + h, pw : pw + w] = x
     else:
         padded = np.ascontiguousarray(x)
     s = padded.strides
     return np.lib.stride_tricks.as_strided(
-        padded, (n, c, oh, ow, kh, kw), (s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]),
-        writeable=False)
+        padded,
+        (n, c, oh, ow, kh, kw),
+        (s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]),
+        writeable=False,
+    )
 
 
 def _fold_impl(cols, input_shape, kernel_size, stride, padding, ceil_mode=False):
     n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew = _geometry(
-        input_shape, kernel_size, stride, padding, ceil_mode)
+        input_shape, kernel_size, stride, padding, ceil_mode
+    )
     # accumulate channel-major: conv2d's windows are laid out (C, KH, KW, N, OH, OW), so each
     # (p, q) block read below is contiguous
     src = cols.transpose(4, 5, 1, 0, 2, 3)
     out = np.zeros((c, n, h + 2 * ph + eh, w + 2 * pw + ew), dtype=cols.dtype)
     for p in range(kh):  # one vectorised scatter-add per kernel offset
         for q in range(kw):
-            out[:, :, p:p + sh * oh:sh, q:q + sw * ow:sw] += src[p, q]
-    return out[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
+            out[:, :, p : p + sh * oh : sh, q : q + sw * ow : sw] += src[p, q]
+    return out[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
 
 
 def _unfold_attrs(attrs):
     return {k: attrs[k] for k in ("kernel_size", "stride", "padding", "ceil_mode") if k in attrs}
 
 
-UNFOLD = register(Op(
-    name="unfold", shape=_unfold_shape, impl=_unfold_impl,
-    # the adjoint of gathering windows is scatter-adding them back
-    vjp=lambda ct, out, x, **a: (fold(ct, x.shape, **_unfold_attrs(a)),),
-    # linear in x; the tangent's padding is zero whatever the primal's padding value
-    jvp=lambda tangents, out, x, **a: apply(UNFOLD, tangents[0], value=0.0, **_unfold_attrs(a)),
-    mpmath=_NO_SCALAR, sympy=_NO_SCALAR,
-    samples=(Sample(((2, 2, 5, 4),), {"kernel_size": (3, 2), "stride": (1, 2),
-                                      "padding": (1, 0)}),
-             Sample(((1, 1, 5, 5),), {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0),
-                                      "ceil_mode": True})),
-    analytic=True, doc="the KxK windows of an NCHW input: (N, C, OH, OW, KH, KW)"))
+UNFOLD = register(
+    Op(
+        name="unfold",
+        shape=_unfold_shape,
+        impl=_unfold_impl,
+        # the adjoint of gathering windows is scatter-adding them back
+        vjp=lambda ct, out, x, **a: (fold(ct, x.shape, **_unfold_attrs(a)),),
+        # linear in x; the tangent's padding is zero whatever the primal's padding value
+        jvp=lambda tangents, out, x, **a: apply(UNFOLD, tangents[0], value=0.0, **_unfold_attrs(a)),
+        mpmath=_NO_SCALAR,
+        sympy=_NO_SCALAR,
+        samples=(
+            Sample(((2, 2, 5, 4),), {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 0)}),
+            Sample(
+                ((1, 1, 5, 5),),
+                {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": True},
+            ),
+        ),
+        analytic=True,
+        doc="the KxK windows of an NCHW input: (N, C, OH, OW, KH, KW)",
+    )
+)
 
-FOLD = register(Op(
-    name="fold",
-    shape=lambda shapes, input_shape, **a: _check_fold(shapes[0], input_shape, a),
-    impl=_fold_impl,
-    # the adjoint of scatter-adding windows is gathering them
-    vjp=lambda ct, out, cols, input_shape, **a: (apply(UNFOLD, ct, value=0.0, **a),),
-    jvp=LINEAR, mpmath=_NO_SCALAR, sympy=_NO_SCALAR,
-    samples=(Sample(((2, 2, 5, 2, 3, 2),), {"input_shape": (2, 2, 5, 4), "kernel_size": (3, 2),
-                                            "stride": (1, 2), "padding": (1, 0)}),),
-    analytic=True, doc="scatter-add windows back into an NCHW array (col2im)"))
+FOLD = register(
+    Op(
+        name="fold",
+        shape=lambda shapes, input_shape, **a: _check_fold(shapes[0], input_shape, a),
+        impl=_fold_impl,
+        # the adjoint of scatter-adding windows is gathering them
+        vjp=lambda ct, out, cols, input_shape, **a: (apply(UNFOLD, ct, value=0.0, **a),),
+        jvp=LINEAR,
+        mpmath=_NO_SCALAR,
+        sympy=_NO_SCALAR,
+        samples=(
+            Sample(
+                ((2, 2, 5, 2, 3, 2),),
+                {
+                    "input_shape": (2, 2, 5, 4),
+                    "kernel_size": (3, 2),
+                    "stride": (1, 2),
+                    "padding": (1, 0),
+                },
+            ),
+        ),
+        analytic=True,
+        doc="scatter-add windows back into an NCHW array (col2im)",
+    )
+)
 
 
 def _check_fold(shape, input_shape, attrs):
     expected = _unfold_shape((tuple(input_shape),), **attrs)
     if tuple(shape) != expected:
-        raise ShapeError(f"fold: windows of shape {shape} do not match input {input_shape} "
-                         f"(expected {expected})")
+        raise ShapeError(
+            f"fold: windows of shape {shape} do not match input {input_shape} (expected {expected})"
+        )
     return tuple(input_shape)
 
 
@@ -147,16 +184,28 @@ def unfold(x, kernel_size, stride=1, padding=0, value: float = 0.0, ceil_mode: b
         value: the padding value (0 for convolution, -inf for max-pooling).
         ceil_mode: round the output size up, as PyTorch's pooling does.
     """
-    return apply(UNFOLD, x, kernel_size=pair(kernel_size, "kernel_size"),
-                 stride=pair(stride, "stride"), padding=pair(padding, "padding"),
-                 value=float(value), ceil_mode=bool(ceil_mode))
+    return apply(
+        UNFOLD,
+        x,
+        kernel_size=pair(kernel_size, "kernel_size"),
+        stride=pair(stride, "stride"),
+        padding=pair(padding, "padding"),
+        value=float(value),
+        ceil_mode=bool(ceil_mode),
+    )
 
 
 def fold(cols, input_shape, kernel_size, stride=1, padding=0, ceil_mode: bool = False):
     """Scatter-add windows (N, C, OH, OW, KH, KW) back into an array of ``input_shape``."""
-    return apply(FOLD, cols, input_shape=tuple(input_shape),
-                 kernel_size=pair(kernel_size), stride=pair(stride), padding=pair(padding),
-                 ceil_mode=bool(ceil_mode))
+    return apply(
+        FOLD,
+        cols,
+        input_shape=tuple(input_shape),
+        kernel_size=pair(kernel_size),
+        stride=pair(stride),
+        padding=pair(padding),
+        ceil_mode=bool(ceil_mode),
+    )
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
@@ -174,8 +223,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: weight must have shape (out, in, kh, kw), got {weight.shape}")
     if x.ndim != 4 or x.shape[1] != weight.shape[1]:
-        raise ShapeError(f"conv2d: input of shape {x.shape} does not match weight of shape "
-                         f"{weight.shape} (expected NCHW with C = {weight.shape[1]})")
+        raise ShapeError(
+            f"conv2d: input of shape {x.shape} does not match weight of shape "
+            f"{weight.shape} (expected NCHW with C = {weight.shape[1]})"
+        )
     o, c, kh, kw = weight.shape
     cols = unfold(x, (kh, kw), stride, padding)  # (N, C, OH, OW, KH, KW), a strided view
     n, _, oh, ow, _, _ = cols.shape
@@ -194,14 +245,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
 def _pool_windows(x, kernel_size, stride, padding, ceil_mode, value):
     """The padded input and, per kernel offset (p, q), the strided slice it contributes."""
     n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew = _geometry(
-        x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
+        x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d"
+    )
     if ph or pw or eh or ew:
         padded = np.full((n, c, h + 2 * ph + eh, w + 2 * pw + ew), value, dtype=x.dtype)
-        padded[:, :, ph:ph + h, pw:pw + w] = x
+        padded[:, :, ph : ph + h, pw : pw + w] = x
     else:
         padded = x
-    slices = [(np.s_[:, :, p:p + sh * oh:sh, q:q + sw * ow:sw]) for p in range(kh)
-              for q in range(kw)]
+    slices = [
+        (np.s_[:, :, p : p + sh * oh : sh, q : q + sw * ow : sw])
+        for p in range(kh)
+        for q in range(kw)
+    ]
     return padded, slices, (ph, pw, h, w)
 
 
@@ -212,8 +267,7 @@ def _real(a):
 def _first_max_masks(x, out, kernel_size, stride, padding, ceil_mode):
     """For each kernel offset, where that offset holds the first maximum of its window
     (row-major order over the window, as PyTorch scans it)."""
-    padded, slices, crop = _pool_windows(_real(x), kernel_size, stride, padding, ceil_mode,
-                                         -np.inf)
+    padded, slices, crop = _pool_windows(_real(x), kernel_size, stride, padding, ceil_mode, -np.inf)
     taken = np.zeros(out.shape, dtype=bool)
     masks = []
     target = _real(out)
@@ -237,7 +291,8 @@ def _max_pool_impl(x, kernel_size, stride, padding, ceil_mode=False):
 
 def _max_pool_backward_impl(ct, x, out, kernel_size, stride, padding, ceil_mode=False):
     masks, slices, (ph, pw, h, w), shape = _first_max_masks(
-        np.ascontiguousarray(x), out, kernel_size, stride, padding, ceil_mode)
+        np.ascontiguousarray(x), out, kernel_size, stride, padding, ceil_mode
+    )
     grad = np.zeros(shape, dtype=np.result_type(ct.dtype, x.dtype))
     disjoint = stride[0] >= kernel_size[0] and stride[1] >= kernel_size[1]
     for m, sl in zip(masks, slices):
@@ -245,7 +300,7 @@ def _max_pool_backward_impl(ct, x, out, kernel_size, stride, padding, ceil_mode=
             grad[sl] = np.where(m, ct, 0)
         else:
             grad[sl] += np.where(m, ct, 0)
-    return grad[:, :, ph:ph + h, pw:pw + w]
+    return grad[:, :, ph : ph + h, pw : pw + w]
 
 
 def _max_pool_select_impl(t, x, out, kernel_size, stride, padding, ceil_mode=False):
@@ -259,48 +314,85 @@ def _max_pool_select_impl(t, x, out, kernel_size, stride, padding, ceil_mode=Fal
 
 def _pool_shape(shapes, kernel_size, stride, padding, ceil_mode=False):
     n, c, _, _, _, _, _, _, ph, pw, oh, ow, _, _ = _geometry(
-        shapes[0], kernel_size, stride, padding, ceil_mode, "max_pool2d")
+        shapes[0], kernel_size, stride, padding, ceil_mode, "max_pool2d"
+    )
     return (n, c, oh, ow)
 
 
 _POOL_SAMPLES = (
     Sample(((2, 2, 5, 4),), {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}),
-    Sample(((1, 2, 5, 5),), {"kernel_size": (3, 3), "stride": (2, 2), "padding": (1, 1),
-                             "ceil_mode": True}),
+    Sample(
+        ((1, 2, 5, 5),),
+        {"kernel_size": (3, 3), "stride": (2, 2), "padding": (1, 1), "ceil_mode": True},
+    ),
 )
 
-MAX_POOL2D = register(Op(
-    name="max_pool2d", shape=_pool_shape, impl=_max_pool_impl,
-    # d max(window) = d x at the window's first maximum
-    vjp=lambda ct, out, x, **a: (apply(MAX_POOL2D_BACKWARD, ct, x, out, **a),),
-    jvp=lambda tangents, out, x, **a: apply(MAX_POOL2D_SELECT, tangents[0], x, out, **a),
-    mpmath=_NO_SCALAR, sympy=_NO_SCALAR, samples=_POOL_SAMPLES, analytic=False,
-    doc="max over KxK windows (padding counts as -inf)"))
+MAX_POOL2D = register(
+    Op(
+        name="max_pool2d",
+        shape=_pool_shape,
+        impl=_max_pool_impl,
+        # d max(window) = d x at the window's first maximum
+        vjp=lambda ct, out, x, **a: (apply(MAX_POOL2D_BACKWARD, ct, x, out, **a),),
+        jvp=lambda tangents, out, x, **a: apply(MAX_POOL2D_SELECT, tangents[0], x, out, **a),
+        mpmath=_NO_SCALAR,
+        sympy=_NO_SCALAR,
+        samples=_POOL_SAMPLES,
+        analytic=False,
+        doc="max over KxK windows (padding counts as -inf)",
+    )
+)
 
-MAX_POOL2D_BACKWARD = register(Op(
-    name="max_pool2d_backward", shape=lambda shapes, **a: shapes[1],
-    impl=_max_pool_backward_impl,
-    # linear in the cotangent, whose adjoint is the selection; the mask has derivative 0
-    vjp=lambda ct, out, g, x, y, **a: (apply(MAX_POOL2D_SELECT, ct, x, y, **a), None, None),
-    jvp=lambda tangents, out, g, x, y, **a: None if tangents[0] is None else apply(
-        MAX_POOL2D_BACKWARD, tangents[0], x, y, **a),
-    mpmath=_NO_SCALAR, sympy=_NO_SCALAR, nondiff_inputs=(1, 2),
-    samples=(Sample(((1, 2, 2, 2), (1, 2, 4, 4), (1, 2, 2, 2)),
-                    {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}, const=(1, 2),
-                    make=lambda rng: _pool_grad_sample(rng)),),
-    analytic=False, doc="the gradient of max_pool2d: the cotangent at each first maximum"))
+MAX_POOL2D_BACKWARD = register(
+    Op(
+        name="max_pool2d_backward",
+        shape=lambda shapes, **a: shapes[1],
+        impl=_max_pool_backward_impl,
+        # linear in the cotangent, whose adjoint is the selection; the mask has derivative 0
+        vjp=lambda ct, out, g, x, y, **a: (apply(MAX_POOL2D_SELECT, ct, x, y, **a), None, None),
+        jvp=lambda tangents, out, g, x, y, **a: (
+            None if tangents[0] is None else apply(MAX_POOL2D_BACKWARD, tangents[0], x, y, **a)
+        ),
+        mpmath=_NO_SCALAR,
+        sympy=_NO_SCALAR,
+        nondiff_inputs=(1, 2),
+        samples=(
+            Sample(
+                ((1, 2, 2, 2), (1, 2, 4, 4), (1, 2, 2, 2)),
+                {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)},
+                const=(1, 2),
+                make=lambda rng: _pool_grad_sample(rng),
+            ),
+        ),
+        analytic=False,
+        doc="the gradient of max_pool2d: the cotangent at each first maximum",
+    )
+)
 
-MAX_POOL2D_SELECT = register(Op(
-    name="max_pool2d_select", shape=lambda shapes, **a: shapes[2],
-    impl=_max_pool_select_impl,
-    vjp=lambda ct, out, t, x, y, **a: (apply(MAX_POOL2D_BACKWARD, ct, x, y, **a), None, None),
-    jvp=lambda tangents, out, t, x, y, **a: None if tangents[0] is None else apply(
-        MAX_POOL2D_SELECT, tangents[0], x, y, **a),
-    mpmath=_NO_SCALAR, sympy=_NO_SCALAR, nondiff_inputs=(1, 2),
-    samples=(Sample(((1, 2, 4, 4), (1, 2, 4, 4), (1, 2, 2, 2)),
-                    {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}, const=(1, 2),
-                    make=lambda rng: _pool_select_sample(rng)),),
-    analytic=False, doc="the tangent of max_pool2d: t at each window's first maximum"))
+MAX_POOL2D_SELECT = register(
+    Op(
+        name="max_pool2d_select",
+        shape=lambda shapes, **a: shapes[2],
+        impl=_max_pool_select_impl,
+        vjp=lambda ct, out, t, x, y, **a: (apply(MAX_POOL2D_BACKWARD, ct, x, y, **a), None, None),
+        jvp=lambda tangents, out, t, x, y, **a: (
+            None if tangents[0] is None else apply(MAX_POOL2D_SELECT, tangents[0], x, y, **a)
+        ),
+        mpmath=_NO_SCALAR,
+        sympy=_NO_SCALAR,
+        nondiff_inputs=(1, 2),
+        samples=(
+            Sample(
+                ((1, 2, 4, 4), (1, 2, 4, 4), (1, 2, 2, 2)),
+                {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)},
+                const=(1, 2),
+                make=lambda rng: _pool_select_sample(rng),
+            ),
+        ),
+        analytic=False,
+        doc="the tangent of max_pool2d: t at each window's first maximum",
+    )
+)
 
 
 def _pool_grad_sample(rng):
@@ -323,14 +415,22 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False) 
     stride = kernel_size if stride is None else pair(stride, "stride")
     padding = pair(padding, "padding")
     if padding[0] * 2 > kernel_size[0] or padding[1] * 2 > kernel_size[1]:
-        raise ShapeError(f"max_pool2d: padding {padding} should be at most half the kernel "
-                         f"{kernel_size}")
-    return apply(MAX_POOL2D, x, kernel_size=kernel_size, stride=stride, padding=padding,
-                 ceil_mode=bool(ceil_mode))
+        raise ShapeError(
+            f"max_pool2d: padding {padding} should be at most half the kernel {kernel_size}"
+        )
+    return apply(
+        MAX_POOL2D,
+        x,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        ceil_mode=bool(ceil_mode),
+    )
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True) -> Node:
+def avg_pool2d(
+    x, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True
+) -> Node:
     """Mean over each window; the zero padding counts in the divisor by default (PyTorch)."""
     x = as_node(x)
     kernel_size = pair(kernel_size, "kernel_size")
@@ -339,10 +439,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
     cols = unfold(x, kernel_size, stride, padding, value=0.0, ceil_mode=ceil_mode)
     total = reduce_sum(cols, axis=(4, 5))
     _, _, h, w = x.shape
-    counts = np.outer(_counts(h, kernel_size[0], stride[0], padding[0], cols.shape[2],
-                              count_include_pad),
-                      _counts(w, kernel_size[1], stride[1], padding[1], cols.shape[3],
-                              count_include_pad))
+    counts = np.outer(
+        _counts(h, kernel_size[0], stride[0], padding[0], cols.shape[2], count_include_pad),
+        _counts(w, kernel_size[1], stride[1], padding[1], cols.shape[3], count_include_pad),
+    )
     if np.all(counts == kernel_size[0] * kernel_size[1]):
         return total / float(kernel_size[0] * kernel_size[1])
     return total / const(counts)

@@ -16,9 +16,30 @@ from ..ir.op import ELEMENTWISE, Op, Sample, register
 from ..ir.shapes import broadcast, elementwise_shape
 
 __all__ = [
-    "add", "sub", "mul", "div", "neg", "power", "exp", "log", "log1p", "sin", "cos", "tan",
-    "tanh", "sqrt", "relu", "abs", "sign", "maximum", "minimum", "where", "greater",
-    "greater_equal", "stop_gradient", "square",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "power",
+    "exp",
+    "log",
+    "log1p",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "sqrt",
+    "relu",
+    "abs",
+    "sign",
+    "maximum",
+    "minimum",
+    "where",
+    "greater",
+    "greater_equal",
+    "stop_gradient",
+    "square",
 ]
 
 _S1 = (Sample(((),)), Sample(((3, 4),)))
@@ -33,14 +54,30 @@ def _keep(node, shape):
 
 
 def _unary(name, impl, vjp, mp, sp, *, samples=_S1, analytic=True, fold=None, doc=""):
-    return register(Op(name=name, shape=elementwise_shape(name), impl=impl, vjp=vjp,
-                       jvp=ELEMENTWISE, mpmath=mp, sympy=sp, samples=samples,
-                       analytic=analytic, fold=fold, doc=doc))
+    return register(
+        Op(
+            name=name,
+            shape=elementwise_shape(name),
+            impl=impl,
+            vjp=vjp,
+            jvp=ELEMENTWISE,
+            mpmath=mp,
+            sympy=sp,
+            samples=samples,
+            analytic=analytic,
+            fold=fold,
+            doc=doc,
+        )
+    )
 
 
 def _binary_samples(**kw):
-    return (Sample(((), ()), **kw), Sample(((3, 4), (3, 4)), **kw), Sample(((2, 3), (3,)), **kw),
-            Sample(((4, 1), (1, 5)), **kw))
+    return (
+        Sample(((), ()), **kw),
+        Sample(((3, 4), (3, 4)), **kw),
+        Sample(((2, 3), (3,)), **kw),
+        Sample(((4, 1), (1, 5)), **kw),
+    )
 
 
 # ---- arithmetic ------------------------------------------------------------------
@@ -55,12 +92,22 @@ def _fold_add(a, b):
     return None
 
 
-ADD = register(Op(
-    name="add", shape=elementwise_shape("add"), impl=np.add,
-    # d(a+b) = da + db
-    vjp=lambda ct, out, a, b: (ct, ct),
-    jvp=ELEMENTWISE, mpmath=lambda a, b: a + b, sympy=lambda a, b: a + b,
-    samples=_binary_samples(), analytic=True, fold=_fold_add, doc="a + b"))
+ADD = register(
+    Op(
+        name="add",
+        shape=elementwise_shape("add"),
+        impl=np.add,
+        # d(a+b) = da + db
+        vjp=lambda ct, out, a, b: (ct, ct),
+        jvp=ELEMENTWISE,
+        mpmath=lambda a, b: a + b,
+        sympy=lambda a, b: a + b,
+        samples=_binary_samples(),
+        analytic=True,
+        fold=_fold_add,
+        doc="a + b",
+    )
+)
 
 
 def _fold_sub(a, b):
@@ -74,12 +121,22 @@ def _fold_sub(a, b):
     return None
 
 
-SUB = register(Op(
-    name="sub", shape=elementwise_shape("sub"), impl=np.subtract,
-    # d(a-b) = da - db
-    vjp=lambda ct, out, a, b: (ct, neg(ct)),
-    jvp=ELEMENTWISE, mpmath=lambda a, b: a - b, sympy=lambda a, b: a - b,
-    samples=_binary_samples(), analytic=True, fold=_fold_sub, doc="a - b"))
+SUB = register(
+    Op(
+        name="sub",
+        shape=elementwise_shape("sub"),
+        impl=np.subtract,
+        # d(a-b) = da - db
+        vjp=lambda ct, out, a, b: (ct, neg(ct)),
+        jvp=ELEMENTWISE,
+        mpmath=lambda a, b: a - b,
+        sympy=lambda a, b: a - b,
+        samples=_binary_samples(),
+        analytic=True,
+        fold=_fold_sub,
+        doc="a - b",
+    )
+)
 
 
 def _fold_mul(a, b):
@@ -97,12 +154,22 @@ def _fold_mul(a, b):
     return None
 
 
-MUL = register(Op(
-    name="mul", shape=elementwise_shape("mul"), impl=np.multiply,
-    # d(ab) = b da + a db
-    vjp=lambda ct, out, a, b: (ct * b, ct * a),
-    jvp=ELEMENTWISE, mpmath=lambda a, b: a * b, sympy=lambda a, b: a * b,
-    samples=_binary_samples(), analytic=True, fold=_fold_mul, doc="a * b"))
+MUL = register(
+    Op(
+        name="mul",
+        shape=elementwise_shape("mul"),
+        impl=np.multiply,
+        # d(ab) = b da + a db
+        vjp=lambda ct, out, a, b: (ct * b, ct * a),
+        jvp=ELEMENTWISE,
+        mpmath=lambda a, b: a * b,
+        sympy=lambda a, b: a * b,
+        samples=_binary_samples(),
+        analytic=True,
+        fold=_fold_mul,
+        doc="a * b",
+    )
+)
 
 
 def _fold_div(a, b):
@@ -114,13 +181,22 @@ def _fold_div(a, b):
     return None
 
 
-DIV = register(Op(
-    name="div", shape=elementwise_shape("div"), impl=np.true_divide,
-    # d(a/b) = da / b - (a/b) db / b
-    vjp=lambda ct, out, a, b: (ct / b, neg(ct * out / b)),
-    jvp=ELEMENTWISE, mpmath=lambda a, b: a / b, sympy=lambda a, b: a / b,
-    samples=(Sample(((), ()), low=0.5, high=2.0), Sample(((3, 4), (4,)), low=0.5, high=2.0)),
-    analytic=True, fold=_fold_div, doc="a / b"))
+DIV = register(
+    Op(
+        name="div",
+        shape=elementwise_shape("div"),
+        impl=np.true_divide,
+        # d(a/b) = da / b - (a/b) db / b
+        vjp=lambda ct, out, a, b: (ct / b, neg(ct * out / b)),
+        jvp=ELEMENTWISE,
+        mpmath=lambda a, b: a / b,
+        sympy=lambda a, b: a / b,
+        samples=(Sample(((), ()), low=0.5, high=2.0), Sample(((3, 4), (4,)), low=0.5, high=2.0)),
+        analytic=True,
+        fold=_fold_div,
+        doc="a / b",
+    )
+)
 
 
 def _fold_neg(a):
@@ -129,12 +205,22 @@ def _fold_neg(a):
     return None
 
 
-NEG = register(Op(
-    name="neg", shape=elementwise_shape("neg"), impl=np.negative,
-    # d(-a) = -da
-    vjp=lambda ct, out, a: (neg(ct),),
-    jvp=ELEMENTWISE, mpmath=lambda a: -a, sympy=lambda a: -a,
-    samples=_S1, analytic=True, fold=_fold_neg, doc="-a"))
+NEG = register(
+    Op(
+        name="neg",
+        shape=elementwise_shape("neg"),
+        impl=np.negative,
+        # d(-a) = -da
+        vjp=lambda ct, out, a: (neg(ct),),
+        jvp=ELEMENTWISE,
+        mpmath=lambda a: -a,
+        sympy=lambda a: -a,
+        samples=_S1,
+        analytic=True,
+        fold=_fold_neg,
+        doc="-a",
+    )
+)
 
 
 def _fold_pow(a, b):
@@ -153,13 +239,29 @@ def _pow_vjp(ct, out, a, b):
     return da, db
 
 
-POW = register(Op(
-    name="pow", shape=elementwise_shape("pow"), impl=np.power,
-    vjp=_pow_vjp, jvp=ELEMENTWISE, mpmath=lambda a, b: a**b, sympy=lambda a, b: a**b,
-    samples=(Sample(((), ()), low=0.5, high=2.0), Sample(((3,), (3,)), low=0.5, high=2.0),
-             Sample(((2, 3), ()), make=lambda rng: [rng.uniform(-2, 2, (2, 3)), np.array(3.0)],
-                    const=(1,))),
-    analytic=True, fold=_fold_pow, doc="a ** b"))
+POW = register(
+    Op(
+        name="pow",
+        shape=elementwise_shape("pow"),
+        impl=np.power,
+        vjp=_pow_vjp,
+        jvp=ELEMENTWISE,
+        mpmath=lambda a, b: a**b,
+        sympy=lambda a, b: a**b,
+        samples=(
+            Sample(((), ()), low=0.5, high=2.0),
+            Sample(((3,), (3,)), low=0.5, high=2.0),
+            Sample(
+                ((2, 3), ()),
+                make=lambda rng: [rng.uniform(-2, 2, (2, 3)), np.array(3.0)],
+                const=(1,),
+            ),
+        ),
+        analytic=True,
+        fold=_fold_pow,
+        doc="a ** b",
+    )
+)
 
 
 def add(a, b):
@@ -199,27 +301,74 @@ def square(a):
 
 # ---- transcendental functions ------------------------------------------------------
 
-EXP = _unary("exp", np.exp, lambda ct, out, x: (ct * out,),  # d/dx exp x = exp x
-             mpmath.exp, sympy.exp, doc="e ** x")
-LOG = _unary("log", np.log, lambda ct, out, x: (ct / x,),  # d/dx log x = 1/x
-             mpmath.log, sympy.log, samples=(Sample(((),), **_POS), Sample(((3, 4),), **_POS)),
-             doc="natural logarithm")
-LOG1P = _unary("log1p", np.log1p, lambda ct, out, x: (ct / (1 + x),),  # d/dx log(1+x) = 1/(1+x)
-               lambda x: mpmath.log(1 + x), lambda x: sympy.log(1 + x),
-               samples=(Sample(((),), low=-0.5, high=2.0), Sample(((3,),), low=-0.5, high=2.0)),
-               doc="log(1 + x), accurate for small x")
-SIN = _unary("sin", np.sin, lambda ct, out, x: (ct * cos(x),),  # d/dx sin x = cos x
-             mpmath.sin, sympy.sin, doc="sine")
-COS = _unary("cos", np.cos, lambda ct, out, x: (neg(ct * sin(x)),),  # d/dx cos x = -sin x
-             mpmath.cos, sympy.cos, doc="cosine")
-TAN = _unary("tan", np.tan, lambda ct, out, x: (ct * (1 + out * out),),  # d/dx tan x = 1 + tan^2 x
-             mpmath.tan, sympy.tan, samples=(Sample(((),), low=-1.2, high=1.2),
-                                             Sample(((3,),), low=-1.2, high=1.2)), doc="tangent")
-TANH = _unary("tanh", np.tanh, lambda ct, out, x: (ct * (1 - out * out),),  # 1 - tanh^2
-              mpmath.tanh, sympy.tanh, doc="hyperbolic tangent")
-SQRT = _unary("sqrt", np.sqrt, lambda ct, out, x: (ct * 0.5 / out,),  # d/dx sqrt x = 1/(2 sqrt x)
-              mpmath.sqrt, sympy.sqrt, samples=(Sample(((),), **_POS), Sample(((3,),), **_POS)),
-              doc="square root")
+EXP = _unary(
+    "exp",
+    np.exp,
+    lambda ct, out, x: (ct * out,),  # d/dx exp x = exp x
+    mpmath.exp,
+    sympy.exp,
+    doc="e ** x",
+)
+LOG = _unary(
+    "log",
+    np.log,
+    lambda ct, out, x: (ct / x,),  # d/dx log x = 1/x
+    mpmath.log,
+    sympy.log,
+    samples=(Sample(((),), **_POS), Sample(((3, 4),), **_POS)),
+    doc="natural logarithm",
+)
+LOG1P = _unary(
+    "log1p",
+    np.log1p,
+    lambda ct, out, x: (ct / (1 + x),),  # d/dx log(1+x) = 1/(1+x)
+    lambda x: mpmath.log(1 + x),
+    lambda x: sympy.log(1 + x),
+    samples=(Sample(((),), low=-0.5, high=2.0), Sample(((3,),), low=-0.5, high=2.0)),
+    doc="log(1 + x), accurate for small x",
+)
+SIN = _unary(
+    "sin",
+    np.sin,
+    lambda ct, out, x: (ct * cos(x),),  # d/dx sin x = cos x
+    mpmath.sin,
+    sympy.sin,
+    doc="sine",
+)
+COS = _unary(
+    "cos",
+    np.cos,
+    lambda ct, out, x: (neg(ct * sin(x)),),  # d/dx cos x = -sin x
+    mpmath.cos,
+    sympy.cos,
+    doc="cosine",
+)
+TAN = _unary(
+    "tan",
+    np.tan,
+    lambda ct, out, x: (ct * (1 + out * out),),  # d/dx tan x = 1 + tan^2 x
+    mpmath.tan,
+    sympy.tan,
+    samples=(Sample(((),), low=-1.2, high=1.2), Sample(((3,),), low=-1.2, high=1.2)),
+    doc="tangent",
+)
+TANH = _unary(
+    "tanh",
+    np.tanh,
+    lambda ct, out, x: (ct * (1 - out * out),),  # 1 - tanh^2
+    mpmath.tanh,
+    sympy.tanh,
+    doc="hyperbolic tangent",
+)
+SQRT = _unary(
+    "sqrt",
+    np.sqrt,
+    lambda ct, out, x: (ct * 0.5 / out,),  # d/dx sqrt x = 1/(2 sqrt x)
+    mpmath.sqrt,
+    sympy.sqrt,
+    samples=(Sample(((),), **_POS), Sample(((3,),), **_POS)),
+    doc="square root",
+)
 
 
 def exp(x):
@@ -264,10 +413,12 @@ def sqrt(x):
 
 # ---- comparisons, kinks and selection --------------------------------------------
 
+
 def _cmp(fn):
     def impl(a, b):
         a_r, b_r = np.real(a), np.real(b)
         return fn(a_r, b_r).astype(np.result_type(a, b))
+
     return impl
 
 
@@ -282,25 +433,58 @@ def _zero_jvp(tangents, out, *inputs, **_):
 
 _CMP_SAMPLES = (Sample(((3, 4), (3, 4)), second_order=False),)
 
-GREATER = register(Op(
-    name="greater", shape=elementwise_shape("greater"), impl=_cmp(np.greater),
-    vjp=_zero_vjp, jvp=_zero_jvp,
-    mpmath=lambda a, b: mpmath.mpf(1) if a > b else mpmath.mpf(0),
-    sympy=lambda a, b: sympy.Piecewise((1, a > b), (0, True)),
-    samples=_CMP_SAMPLES, analytic=False, doc="1 where a > b, else 0"))
-GREATER_EQUAL = register(Op(
-    name="greater_equal", shape=elementwise_shape("greater_equal"), impl=_cmp(np.greater_equal),
-    vjp=_zero_vjp, jvp=_zero_jvp,
-    mpmath=lambda a, b: mpmath.mpf(1) if a >= b else mpmath.mpf(0),
-    sympy=lambda a, b: sympy.Piecewise((1, a >= b), (0, True)),
-    samples=_CMP_SAMPLES, analytic=False, doc="1 where a >= b, else 0"))
-SIGN = _unary("sign", lambda x: np.sign(np.real(x)).astype(x.dtype), _zero_vjp,
-              mpmath.sign, sympy.sign, analytic=False,
-              samples=(Sample(((3, 4),), second_order=False),), doc="sign, 0 at 0")
-STOP_GRADIENT = register(Op(
-    name="stop_gradient", shape=elementwise_shape("stop_gradient"), impl=lambda x: x,
-    vjp=_zero_vjp, jvp=_zero_jvp, mpmath=lambda x: x, sympy=lambda x: x,
-    samples=(Sample(((3,),), zero_derivative=True),), analytic=False, doc="identity whose derivative is zero"))
+GREATER = register(
+    Op(
+        name="greater",
+        shape=elementwise_shape("greater"),
+        impl=_cmp(np.greater),
+        vjp=_zero_vjp,
+        jvp=_zero_jvp,
+        mpmath=lambda a, b: mpmath.mpf(1) if a > b else mpmath.mpf(0),
+        sympy=lambda a, b: sympy.Piecewise((1, a > b), (0, True)),
+        samples=_CMP_SAMPLES,
+        analytic=False,
+        doc="1 where a > b, else 0",
+    )
+)
+GREATER_EQUAL = register(
+    Op(
+        name="greater_equal",
+        shape=elementwise_shape("greater_equal"),
+        impl=_cmp(np.greater_equal),
+        vjp=_zero_vjp,
+        jvp=_zero_jvp,
+        mpmath=lambda a, b: mpmath.mpf(1) if a >= b else mpmath.mpf(0),
+        sympy=lambda a, b: sympy.Piecewise((1, a >= b), (0, True)),
+        samples=_CMP_SAMPLES,
+        analytic=False,
+        doc="1 where a >= b, else 0",
+    )
+)
+SIGN = _unary(
+    "sign",
+    lambda x: np.sign(np.real(x)).astype(x.dtype),
+    _zero_vjp,
+    mpmath.sign,
+    sympy.sign,
+    analytic=False,
+    samples=(Sample(((3, 4),), second_order=False),),
+    doc="sign, 0 at 0",
+)
+STOP_GRADIENT = register(
+    Op(
+        name="stop_gradient",
+        shape=elementwise_shape("stop_gradient"),
+        impl=lambda x: x,
+        vjp=_zero_vjp,
+        jvp=_zero_jvp,
+        mpmath=lambda x: x,
+        sympy=lambda x: x,
+        samples=(Sample(((3,),), zero_derivative=True),),
+        analytic=False,
+        doc="identity whose derivative is zero",
+    )
+)
 
 
 def greater(a, b):
@@ -327,15 +511,26 @@ def _relu_impl(x):
     return np.maximum(x, 0) if x.dtype.kind != "c" else np.where(x.real > 0, x, 0)
 
 
-RELU = _unary("relu", _relu_impl,
-              # d/dx relu x = 1 if x > 0 else 0 (0 at the kink, as PyTorch)
-              lambda ct, out, x: (ct * greater(x, 0),),
-              lambda x: x if x > 0 else mpmath.mpf(0), lambda x: sympy.Max(x, 0),
-              analytic=False, doc="max(x, 0); derivative 0 at 0")
-ABS = _unary("abs", lambda x: np.abs(x) if x.dtype.kind != "c" else np.where(x.real < 0, -x, x),
-             # d/dx |x| = sign x (0 at 0, as PyTorch)
-             lambda ct, out, x: (ct * sign(x),),
-             mpmath.fabs, sympy.Abs, analytic=False, doc="|x|; derivative 0 at 0")
+RELU = _unary(
+    "relu",
+    _relu_impl,
+    # d/dx relu x = 1 if x > 0 else 0 (0 at the kink, as PyTorch)
+    lambda ct, out, x: (ct * greater(x, 0),),
+    lambda x: x if x > 0 else mpmath.mpf(0),
+    lambda x: sympy.Max(x, 0),
+    analytic=False,
+    doc="max(x, 0); derivative 0 at 0",
+)
+ABS = _unary(
+    "abs",
+    lambda x: np.abs(x) if x.dtype.kind != "c" else np.where(x.real < 0, -x, x),
+    # d/dx |x| = sign x (0 at 0, as PyTorch)
+    lambda ct, out, x: (ct * sign(x),),
+    mpmath.fabs,
+    sympy.Abs,
+    analytic=False,
+    doc="|x|; derivative 0 at 0",
+)
 
 
 def relu(x):
@@ -365,18 +560,36 @@ def _tie_split(a, b):
     return 0.5 * (greater(a, b) + greater_equal(a, b))
 
 
-MAXIMUM = register(Op(
-    name="maximum", shape=elementwise_shape("maximum"), impl=_max_impl,
-    # d max(a,b) = [a>b] da + [b>a] db, split evenly at ties
-    vjp=lambda ct, out, a, b: (ct * _tie_split(a, b), ct * _tie_split(b, a)),
-    jvp=ELEMENTWISE, mpmath=lambda a, b: a if a >= b else b, sympy=sympy.Max,
-    samples=_binary_samples(), analytic=False, doc="elementwise maximum"))
-MINIMUM = register(Op(
-    name="minimum", shape=elementwise_shape("minimum"), impl=_min_impl,
-    # d min(a,b) = [a<b] da + [b<a] db, split evenly at ties
-    vjp=lambda ct, out, a, b: (ct * _tie_split(b, a), ct * _tie_split(a, b)),
-    jvp=ELEMENTWISE, mpmath=lambda a, b: a if a <= b else b, sympy=sympy.Min,
-    samples=_binary_samples(), analytic=False, doc="elementwise minimum"))
+MAXIMUM = register(
+    Op(
+        name="maximum",
+        shape=elementwise_shape("maximum"),
+        impl=_max_impl,
+        # d max(a,b) = [a>b] da + [b>a] db, split evenly at ties
+        vjp=lambda ct, out, a, b: (ct * _tie_split(a, b), ct * _tie_split(b, a)),
+        jvp=ELEMENTWISE,
+        mpmath=lambda a, b: a if a >= b else b,
+        sympy=sympy.Max,
+        samples=_binary_samples(),
+        analytic=False,
+        doc="elementwise maximum",
+    )
+)
+MINIMUM = register(
+    Op(
+        name="minimum",
+        shape=elementwise_shape("minimum"),
+        impl=_min_impl,
+        # d min(a,b) = [a<b] da + [b<a] db, split evenly at ties
+        vjp=lambda ct, out, a, b: (ct * _tie_split(b, a), ct * _tie_split(a, b)),
+        jvp=ELEMENTWISE,
+        mpmath=lambda a, b: a if a <= b else b,
+        sympy=sympy.Min,
+        samples=_binary_samples(),
+        analytic=False,
+        doc="elementwise minimum",
+    )
+)
 
 
 def maximum(a, b):
@@ -393,16 +606,32 @@ def _where_impl(c, a, b):
     return np.where(np.real(c) != 0, a, b)
 
 
-WHERE = register(Op(
-    name="where", shape=elementwise_shape("where"), impl=_where_impl,
-    # d where(c, a, b) = where(c, da, 0) + where(c, 0, db)
-    vjp=lambda ct, out, c, a, b: (None, where(c, ct, 0.0), where(c, 0.0, ct)),
-    jvp=ELEMENTWISE, mpmath=lambda c, a, b: a if c != 0 else b,
-    sympy=lambda c, a, b: sympy.Piecewise((a, sympy.Ne(c, 0)), (b, True)),
-    samples=(Sample(((3, 4), (3, 4), (3, 4)), const=(0,),
-                    make=lambda rng: [(rng.uniform(size=(3, 4)) > 0.5).astype(float),
-                                      rng.uniform(-2, 2, (3, 4)), rng.uniform(-2, 2, (3, 4))]),),
-    analytic=True, nondiff_inputs=(0,), doc="a where c != 0, else b"))
+WHERE = register(
+    Op(
+        name="where",
+        shape=elementwise_shape("where"),
+        impl=_where_impl,
+        # d where(c, a, b) = where(c, da, 0) + where(c, 0, db)
+        vjp=lambda ct, out, c, a, b: (None, where(c, ct, 0.0), where(c, 0.0, ct)),
+        jvp=ELEMENTWISE,
+        mpmath=lambda c, a, b: a if c != 0 else b,
+        sympy=lambda c, a, b: sympy.Piecewise((a, sympy.Ne(c, 0)), (b, True)),
+        samples=(
+            Sample(
+                ((3, 4), (3, 4), (3, 4)),
+                const=(0,),
+                make=lambda rng: [
+                    (rng.uniform(size=(3, 4)) > 0.5).astype(float),
+                    rng.uniform(-2, 2, (3, 4)),
+                    rng.uniform(-2, 2, (3, 4)),
+                ],
+            ),
+        ),
+        analytic=True,
+        nondiff_inputs=(0,),
+        doc="a where c != 0, else b",
+    )
+)
 
 
 def where(condition, a, b):

@@ -35,24 +35,38 @@ def _expand(ct: Node, x: Node, axis, keepdims: bool) -> Node:
 
 # ---- sum ----------------------------------------------------------------------------
 
+
 def _sum_impl(x, axis=None, keepdims=False):
     if x.dtype == object:
-        out = np.sum(x, axis=axis, keepdims=keepdims) if x.size else np.zeros(
-            reduce_shape("sum", x.shape, axis, keepdims))
+        out = (
+            np.sum(x, axis=axis, keepdims=keepdims)
+            if x.size
+            else np.zeros(reduce_shape("sum", x.shape, axis, keepdims))
+        )
         return np.asarray(out, dtype=object)
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
-SUM = register(Op(
-    name="sum", shape=lambda s, axis=None, keepdims=False: reduce_shape("sum", s[0], axis, keepdims),
-    impl=_sum_impl,
-    # d sum(x) = sum(dx): the cotangent is replicated over the summed axes
-    vjp=lambda ct, out, x, axis=None, keepdims=False: (_expand(ct, x, axis, keepdims),),
-    jvp=LINEAR, mpmath=STRUCTURAL, sympy=STRUCTURAL,
-    samples=(Sample(((3, 4),), {"axis": None}), Sample(((3, 4),), {"axis": 1}),
-             Sample(((2, 3, 4),), {"axis": (0, 2), "keepdims": True})),
-    analytic=True, fold=lambda x, axis=None, keepdims=False: x if axis == () else None,
-    doc="sum over axes"))
+SUM = register(
+    Op(
+        name="sum",
+        shape=lambda s, axis=None, keepdims=False: reduce_shape("sum", s[0], axis, keepdims),
+        impl=_sum_impl,
+        # d sum(x) = sum(dx): the cotangent is replicated over the summed axes
+        vjp=lambda ct, out, x, axis=None, keepdims=False: (_expand(ct, x, axis, keepdims),),
+        jvp=LINEAR,
+        mpmath=STRUCTURAL,
+        sympy=STRUCTURAL,
+        samples=(
+            Sample(((3, 4),), {"axis": None}),
+            Sample(((3, 4),), {"axis": 1}),
+            Sample(((2, 3, 4),), {"axis": (0, 2), "keepdims": True}),
+        ),
+        analytic=True,
+        fold=lambda x, axis=None, keepdims=False: x if axis == () else None,
+        doc="sum over axes",
+    )
+)
 
 
 def sum(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
@@ -83,12 +97,13 @@ def var(x, axis=None, keepdims: bool = False, correction: int = 0) -> Node:
 
 # ---- max ----------------------------------------------------------------------------
 
+
 def _first_max_mask(x, axis=None):
     """One-hot (per reduced slice) at the first maximum along ``axis``."""
     axes = normalize_axes("argmax_mask", axis, x.ndim)
     rest = [i for i in range(x.ndim) if i not in axes]
     moved = np.transpose(x.real if x.dtype.kind == "c" else x, rest + list(axes))
-    flat = moved.reshape(moved.shape[:len(rest)] + (-1,))
+    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
     idx = np.argmax(flat, axis=-1)
     mask = np.zeros(flat.shape, dtype=x.dtype if x.dtype != object else np.float64)
     np.put_along_axis(mask, idx[..., None], 1, axis=-1)
@@ -101,12 +116,20 @@ def _zero_vjp(ct, out, *inputs, **_):
     return (None,) * len(inputs)
 
 
-ARGMAX_MASK = register(Op(
-    name="argmax_mask", shape=lambda s, axis=None: s[0], impl=_first_max_mask,
-    vjp=_zero_vjp, jvp=lambda tangents, out, x, axis=None: None,
-    mpmath=_NO_MP, sympy=Unsupported("a selection mask has no closed form"),
-    samples=(Sample(((3, 4),), {"axis": (1,)}, second_order=False),),
-    analytic=False, doc="1 at the first maximum of each slice along axis, else 0"))
+ARGMAX_MASK = register(
+    Op(
+        name="argmax_mask",
+        shape=lambda s, axis=None: s[0],
+        impl=_first_max_mask,
+        vjp=_zero_vjp,
+        jvp=lambda tangents, out, x, axis=None: None,
+        mpmath=_NO_MP,
+        sympy=Unsupported("a selection mask has no closed form"),
+        samples=(Sample(((3, 4),), {"axis": (1,)}, second_order=False),),
+        analytic=False,
+        doc="1 at the first maximum of each slice along axis, else 0",
+    )
+)
 
 
 def argmax_mask(x, axis=None) -> Node:
@@ -124,17 +147,25 @@ def _max_impl(x, axis=None, keepdims=False):
     return np.max(x, axis=axis, keepdims=keepdims)
 
 
-MAX = register(Op(
-    name="max", shape=lambda s, axis=None, keepdims=False: reduce_shape("max", s[0], axis, keepdims),
-    impl=_max_impl,
-    # d max(x) = dx at the first maximum
-    vjp=lambda ct, out, x, axis=None, keepdims=False: (
-        _expand(ct, x, axis, keepdims) * argmax_mask(x, axis),),
-    jvp=lambda tangents, out, x, axis=None, keepdims=False: sum(
-        tangents[0] * argmax_mask(x, axis), axis, keepdims),
-    mpmath=STRUCTURAL, sympy=Unsupported("max over a tensor has no smooth SymPy form"),
-    samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 4),), {"axis": (0, 2)})),
-    analytic=False, doc="maximum over axes; derivative to the first maximum"))
+MAX = register(
+    Op(
+        name="max",
+        shape=lambda s, axis=None, keepdims=False: reduce_shape("max", s[0], axis, keepdims),
+        impl=_max_impl,
+        # d max(x) = dx at the first maximum
+        vjp=lambda ct, out, x, axis=None, keepdims=False: (
+            _expand(ct, x, axis, keepdims) * argmax_mask(x, axis),
+        ),
+        jvp=lambda tangents, out, x, axis=None, keepdims=False: sum(
+            tangents[0] * argmax_mask(x, axis), axis, keepdims
+        ),
+        mpmath=STRUCTURAL,
+        sympy=Unsupported("max over a tensor has no smooth SymPy form"),
+        samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 4),), {"axis": (0, 2)})),
+        analytic=False,
+        doc="maximum over axes; derivative to the first maximum",
+    )
+)
 
 
 def max(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
@@ -147,6 +178,7 @@ def max(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-lik
 
 
 # ---- logsumexp, log_softmax ------------------------------------------------------------
+
 
 def _lse_impl(x, axis=None, keepdims=False):
     real = x.real if x.dtype.kind == "c" else x
@@ -167,13 +199,20 @@ def _lse_jvp(tangents, out, x, axis=None, keepdims=False):
     return sum(tangents[0] * exp(x - out_k), axis, keepdims)
 
 
-LOGSUMEXP = register(Op(
-    name="logsumexp",
-    shape=lambda s, axis=None, keepdims=False: reduce_shape("logsumexp", s[0], axis, keepdims),
-    impl=_lse_impl, vjp=_lse_vjp, jvp=_lse_jvp, mpmath=_NO_MP,
-    sympy=Unsupported("build log(sum(exp(x))) from scalar ops for SymPy"),
-    samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((5,),), {"axis": (0,)})),
-    analytic=True, doc="log(sum(exp(x))) over axes, computed stably"))
+LOGSUMEXP = register(
+    Op(
+        name="logsumexp",
+        shape=lambda s, axis=None, keepdims=False: reduce_shape("logsumexp", s[0], axis, keepdims),
+        impl=_lse_impl,
+        vjp=_lse_vjp,
+        jvp=_lse_jvp,
+        mpmath=_NO_MP,
+        sympy=Unsupported("build log(sum(exp(x))) from scalar ops for SymPy"),
+        samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((5,),), {"axis": (0,)})),
+        analytic=True,
+        doc="log(sum(exp(x))) over axes, computed stably",
+    )
+)
 
 
 def logsumexp(x, axis=None, keepdims: bool = False) -> Node:
@@ -185,23 +224,32 @@ def logsumexp(x, axis=None, keepdims: bool = False) -> Node:
     0.693147181
     """
     x = as_node(x)
-    return apply(LOGSUMEXP, x, axis=normalize_axes("logsumexp", axis, x.ndim),
-                 keepdims=bool(keepdims))
+    return apply(
+        LOGSUMEXP, x, axis=normalize_axes("logsumexp", axis, x.ndim), keepdims=bool(keepdims)
+    )
 
 
 def _ls_impl(x, axis):
     return x - _lse_impl(x, axis=axis, keepdims=True)
 
 
-LOG_SOFTMAX = register(Op(
-    name="log_softmax", shape=lambda s, axis: s[0], impl=_ls_impl,
-    # d log_softmax(x) = dx - softmax(x) . dx
-    vjp=lambda ct, out, x, axis: (ct - exp(out) * sum(ct, axis, keepdims=True),),
-    jvp=lambda tangents, out, x, axis: tangents[0] - sum(
-        exp(out) * tangents[0], axis, keepdims=True),
-    mpmath=_NO_MP, sympy=Unsupported("build x - logsumexp(x) from scalar ops for SymPy"),
-    samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 2),), {"axis": (1,)})),
-    analytic=True, doc="x - logsumexp(x) along an axis, computed stably"))
+LOG_SOFTMAX = register(
+    Op(
+        name="log_softmax",
+        shape=lambda s, axis: s[0],
+        impl=_ls_impl,
+        # d log_softmax(x) = dx - softmax(x) . dx
+        vjp=lambda ct, out, x, axis: (ct - exp(out) * sum(ct, axis, keepdims=True),),
+        jvp=lambda tangents, out, x, axis: (
+            tangents[0] - sum(exp(out) * tangents[0], axis, keepdims=True)
+        ),
+        mpmath=_NO_MP,
+        sympy=Unsupported("build x - logsumexp(x) from scalar ops for SymPy"),
+        samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 2),), {"axis": (1,)})),
+        analytic=True,
+        doc="x - logsumexp(x) along an axis, computed stably",
+    )
+)
 
 
 def log_softmax(x, axis: int = -1) -> Node:

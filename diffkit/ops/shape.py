@@ -18,6 +18,7 @@ __all__ = ["reshape", "transpose", "broadcast_to", "matmul", "sum_to", "swapaxes
 
 # ---- reshape ---------------------------------------------------------------------
 
+
 def _reshape_shape(shapes, shape):
     (src,) = shapes
     size = int(np.prod(src, dtype=np.int64))
@@ -43,13 +44,22 @@ def _fold_reshape(x, shape):
     return None
 
 
-RESHAPE = register(Op(
-    name="reshape", shape=_reshape_shape, impl=lambda x, shape: np.reshape(x, shape),
-    # the adjoint of a reshape is the reshape back
-    vjp=lambda ct, out, x, shape: (reshape(ct, x.shape),),
-    jvp=LINEAR, mpmath=STRUCTURAL, sympy=STRUCTURAL,
-    samples=(Sample(((2, 6),), {"shape": (3, 4)}), Sample(((2, 3, 2),), {"shape": (-1,)})),
-    analytic=True, fold=_fold_reshape, doc="the same entries in a new shape"))
+RESHAPE = register(
+    Op(
+        name="reshape",
+        shape=_reshape_shape,
+        impl=lambda x, shape: np.reshape(x, shape),
+        # the adjoint of a reshape is the reshape back
+        vjp=lambda ct, out, x, shape: (reshape(ct, x.shape),),
+        jvp=LINEAR,
+        mpmath=STRUCTURAL,
+        sympy=STRUCTURAL,
+        samples=(Sample(((2, 6),), {"shape": (3, 4)}), Sample(((2, 3, 2),), {"shape": (-1,)})),
+        analytic=True,
+        fold=_fold_reshape,
+        doc="the same entries in a new shape",
+    )
+)
 
 
 def reshape(x, shape) -> Node:
@@ -60,6 +70,7 @@ def reshape(x, shape) -> Node:
 
 
 # ---- transpose -------------------------------------------------------------------
+
 
 def _transpose_shape(shapes, axes):
     (src,) = shapes
@@ -74,20 +85,32 @@ def _fold_transpose(x, axes):
     return None
 
 
-TRANSPOSE = register(Op(
-    name="transpose", shape=_transpose_shape, impl=lambda x, axes: np.transpose(x, axes),
-    # the adjoint of a permutation is the inverse permutation
-    vjp=lambda ct, out, x, axes: (transpose(ct, tuple(np.argsort(axes))),),
-    jvp=LINEAR, mpmath=STRUCTURAL, sympy=STRUCTURAL,
-    samples=(Sample(((2, 3),), {"axes": (1, 0)}), Sample(((2, 3, 4),), {"axes": (2, 0, 1)})),
-    analytic=True, fold=_fold_transpose, doc="permute the axes"))
+TRANSPOSE = register(
+    Op(
+        name="transpose",
+        shape=_transpose_shape,
+        impl=lambda x, axes: np.transpose(x, axes),
+        # the adjoint of a permutation is the inverse permutation
+        vjp=lambda ct, out, x, axes: (transpose(ct, tuple(np.argsort(axes))),),
+        jvp=LINEAR,
+        mpmath=STRUCTURAL,
+        sympy=STRUCTURAL,
+        samples=(Sample(((2, 3),), {"axes": (1, 0)}), Sample(((2, 3, 4),), {"axes": (2, 0, 1)})),
+        analytic=True,
+        fold=_fold_transpose,
+        doc="permute the axes",
+    )
+)
 
 
 def transpose(x, axes=None) -> Node:
     """Permute the axes of ``x`` (reverse them by default)."""
     x = as_node(x)
-    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % max(x.ndim, 1)
-                                                                      for a in axes)
+    axes = (
+        tuple(reversed(range(x.ndim)))
+        if axes is None
+        else tuple(int(a) % max(x.ndim, 1) for a in axes)
+    )
     return apply(TRANSPOSE, x, axes=axes)
 
 
@@ -101,6 +124,7 @@ def swapaxes(x, a: int = -1, b: int = -2) -> Node:
 
 # ---- broadcast_to and its adjoint ---------------------------------------------------
 
+
 def _broadcast_shape(shapes, shape):
     (src,) = shapes
     if broadcast("broadcast_to", src, shape) != tuple(shape):
@@ -108,15 +132,22 @@ def _broadcast_shape(shapes, shape):
     return tuple(shape)
 
 
-BROADCAST_TO = register(Op(
-    name="broadcast_to", shape=_broadcast_shape,
-    impl=lambda x, shape: np.broadcast_to(x, shape),
-    # the adjoint of replication is summation, done by the engine's sum_to
-    vjp=lambda ct, out, x, shape: (ct,),
-    jvp=LINEAR, mpmath=STRUCTURAL, sympy=STRUCTURAL,
-    samples=(Sample(((3,),), {"shape": (2, 3)}), Sample(((2, 1),), {"shape": (2, 4)})),
-    analytic=True, fold=lambda x, shape: x if x.shape == tuple(shape) else None,
-    doc="replicate along new or unit axes"))
+BROADCAST_TO = register(
+    Op(
+        name="broadcast_to",
+        shape=_broadcast_shape,
+        impl=lambda x, shape: np.broadcast_to(x, shape),
+        # the adjoint of replication is summation, done by the engine's sum_to
+        vjp=lambda ct, out, x, shape: (ct,),
+        jvp=LINEAR,
+        mpmath=STRUCTURAL,
+        sympy=STRUCTURAL,
+        samples=(Sample(((3,),), {"shape": (2, 3)}), Sample(((2, 1),), {"shape": (2, 4)})),
+        analytic=True,
+        fold=lambda x, shape: x if x.shape == tuple(shape) else None,
+        doc="replicate along new or unit axes",
+    )
+)
 
 
 def broadcast_to(x, shape) -> Node:
@@ -137,7 +168,8 @@ def sum_to(x: Node, shape: tuple) -> Node:
     if lead < 0:
         return broadcast_to(x, shape)
     axes = tuple(range(lead)) + tuple(
-        lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1)
+        lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1
+    )
     out = apply("sum", x, axis=axes, keepdims=False) if axes else x
     kept = tuple(1 if d == 1 else x.shape[lead + i] for i, d in enumerate(shape))
     out = reshape(out, kept)
@@ -146,14 +178,17 @@ def sum_to(x: Node, shape: tuple) -> Node:
 
 # ---- matmul ----------------------------------------------------------------------
 
+
 def _matmul_shape(shapes):
     a, b = shapes
     if len(a) < 2 or len(b) < 2:
-        raise ShapeError(f"matmul: the primitive takes arrays of 2 or more dimensions, got "
-                         f"{a} and {b}")
+        raise ShapeError(
+            f"matmul: the primitive takes arrays of 2 or more dimensions, got {a} and {b}"
+        )
     if a[-1] != b[-2]:
-        raise ShapeError(f"matmul: shapes {a} and {b} do not match "
-                         f"(inner dimensions {a[-1]} and {b[-2]})")
+        raise ShapeError(
+            f"matmul: shapes {a} and {b} do not match (inner dimensions {a[-1]} and {b[-2]})"
+        )
     batch = broadcast("matmul", a[:-2], b[:-2])
     return batch + (a[-2], b[-1])
 
@@ -164,16 +199,28 @@ def _matmul_impl(a, b):
     return np.matmul(a, b)
 
 
-MATMUL = register(Op(
-    name="matmul", shape=_matmul_shape, impl=_matmul_impl,
-    # d(AB) = dA B + A dB
-    vjp=lambda ct, out, a, b: (matmul(ct, swapaxes(b)), matmul(swapaxes(a), ct)),
-    jvp=lambda tangents, out, a, b: _sum_tangents(
-        None if tangents[0] is None else matmul(tangents[0], b),
-        None if tangents[1] is None else matmul(a, tangents[1])),
-    mpmath=STRUCTURAL, sympy=STRUCTURAL,
-    samples=(Sample(((3, 4), (4, 2))), Sample(((2, 3, 4), (4, 5))), Sample(((1, 2), (3, 2, 2)))),
-    analytic=True, doc="matrix product with batch broadcasting"))
+MATMUL = register(
+    Op(
+        name="matmul",
+        shape=_matmul_shape,
+        impl=_matmul_impl,
+        # d(AB) = dA B + A dB
+        vjp=lambda ct, out, a, b: (matmul(ct, swapaxes(b)), matmul(swapaxes(a), ct)),
+        jvp=lambda tangents, out, a, b: _sum_tangents(
+            None if tangents[0] is None else matmul(tangents[0], b),
+            None if tangents[1] is None else matmul(a, tangents[1]),
+        ),
+        mpmath=STRUCTURAL,
+        sympy=STRUCTURAL,
+        samples=(
+            Sample(((3, 4), (4, 2))),
+            Sample(((2, 3, 4), (4, 5))),
+            Sample(((1, 2), (3, 2, 2))),
+        ),
+        analytic=True,
+        doc="matrix product with batch broadcasting",
+    )
+)
 
 
 def _sum_tangents(*ts):
@@ -196,13 +243,16 @@ def matmul(a, b) -> Node:
     """
     a, b = as_node(a), as_node(b)
     if a.ndim == 0 or b.ndim == 0:
-        raise ShapeError(f"matmul: operands must have at least one dimension, got {a.shape} "
-                         f"and {b.shape}")
+        raise ShapeError(
+            f"matmul: operands must have at least one dimension, got {a.shape} and {b.shape}"
+        )
     va, vb = a.ndim == 1, b.ndim == 1
     inner_b = b.shape[0] if vb else b.shape[-2]
     if a.shape[-1] != inner_b:
-        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not match "
-                         f"(inner dimensions {a.shape[-1]} and {inner_b})")
+        raise ShapeError(
+            f"matmul: shapes {a.shape} and {b.shape} do not match "
+            f"(inner dimensions {a.shape[-1]} and {inner_b})"
+        )
     if va:
         a = reshape(a, (1,) + a.shape)
     if vb:

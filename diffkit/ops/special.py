@@ -24,7 +24,8 @@ def _sigmoid_impl(x):
 
 
 sigmoid = custom_op(
-    "sigmoid", _sigmoid_impl,
+    "sigmoid",
+    _sigmoid_impl,
     # d/dx sigmoid x = sigmoid x (1 - sigmoid x)
     lambda ct, out, x: (ct * out * (1 - out),),
     mpmath=lambda x: 1 / (1 + mpmath.exp(-x)),
@@ -40,12 +41,11 @@ def _softplus_impl(x):
 
 
 softplus = custom_op(
-    "softplus", _softplus_impl,
+    "softplus",
+    _softplus_impl,
     # d/dx log(1 + e^x) = sigmoid x
     lambda ct, out, x: (ct * sigmoid(x),),
     mpmath=lambda x: mpmath.log(1 + mpmath.exp(x)),
     sympy=lambda x: sympy.log(1 + sympy.exp(x)),
     doc="log(1 + exp(x)), computed without overflow",
 )
-
-

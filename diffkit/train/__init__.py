@@ -5,6 +5,23 @@ from .data import DataError, Dataset, batches, load_digits, load_idx_dataset, on
 from .loop import FitResult, StepGraph, evaluate_model, fit
 from .optim import SGD, CosineLR, StepLR, newton
 
-__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "DataError", "Dataset",
-           "batches", "load_digits", "load_idx_dataset", "one_hot", "read_idx", "FitResult",
-           "StepGraph", "evaluate_model", "fit", "SGD", "CosineLR", "StepLR", "newton"]
+__all__ = [
+    "CheckpointError",
+    "load_checkpoint",
+    "save_checkpoint",
+    "DataError",
+    "Dataset",
+    "batches",
+    "load_digits",
+    "load_idx_dataset",
+    "one_hot",
+    "read_idx",
+    "FitResult",
+    "StepGraph",
+    "evaluate_model",
+    "fit",
+    "SGD",
+    "CosineLR",
+    "StepLR",
+    "newton",
+]

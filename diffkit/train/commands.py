@@ -29,8 +29,13 @@ def build_model(config: dict):
     dtype = np.dtype(config.get("dtype", "float32"))
     kind = config["model"]
     if kind == "lenet5":
-        return LeNet5(num_classes=10, in_channels=1, input_size=config["input_size"],
-                      batchnorm=config.get("batchnorm", False), dtype=dtype)
+        return LeNet5(
+            num_classes=10,
+            in_channels=1,
+            input_size=config["input_size"],
+            batchnorm=config.get("batchnorm", False),
+            dtype=dtype,
+        )
     features = config["input_size"] ** 2
     if kind == "mlp":
         return MLP([features, 64, 10], activation="relu", dtype=dtype)
@@ -46,14 +51,17 @@ def load_data(config: dict):
     if name == "digits":
         return load_digits(size=size, dtype=dtype)
     if not config.get("data_dir"):
-        raise UsageError(f"--dataset {name} needs --data-dir pointing at its IDX files "
-                         f"(nothing is downloaded)")
-    return load_idx_dataset(config["data_dir"], name, dtype=dtype,
-                            size=None if size == 28 else size)
+        raise UsageError(
+            f"--dataset {name} needs --data-dir pointing at its IDX files (nothing is downloaded)"
+        )
+    return load_idx_dataset(
+        config["data_dir"], name, dtype=dtype, size=None if size == 28 else size
+    )
 
 
-def train_newton(model, train, test, max_iter: int = 10, weight_decay: float = 1e-4,
-                 progress: bool = True):
+def train_newton(
+    model, train, test, max_iter: int = 10, weight_decay: float = 1e-4, progress: bool = True
+):
     """Full-batch damped Newton on the mean cross-entropy (+ weight_decay/2 |θ|²), with the
     Hessian from reverse mode (forward over reverse). For models of at most a few
     thousand parameters."""
@@ -67,8 +75,10 @@ def train_newton(model, train, test, max_iter: int = 10, weight_decay: float = 1
     params = model.named_parameters()
     size = sum(p.size for p in params.values())
     if size > 5000:
-        raise UsageError(f"--optimizer newton: the model has {size} parameters; Newton's method "
-                         f"forms the Hessian and is meant for models of at most 5000")
+        raise UsageError(
+            f"--optimizer newton: the model has {size} parameters; Newton's method "
+            f"forms the Hessian and is meant for models of at most 5000"
+        )
     x = variable("input", train.images.shape)
     y = variable("target", (len(train), train.num_classes))
     loss = CrossEntropyLoss()(model(x), y)
@@ -77,8 +87,10 @@ def train_newton(model, train, test, max_iter: int = 10, weight_decay: float = 1
     names = list(params)
     shapes = [params[n].shape for n in names]
     splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
-    data = {"input": train.images.astype(np.float64),
-            "target": one_hot(train.labels, train.num_classes, np.float64)}
+    data = {
+        "input": train.images.astype(np.float64),
+        "target": one_hot(train.labels, train.num_classes, np.float64),
+    }
 
     def unflat(theta):
         return {n: part.reshape(s) for n, part, s in zip(names, np.split(theta, splits), shapes)}
@@ -112,8 +124,9 @@ def _validate(args) -> dict:
     if args.model not in MODELS:
         raise UsageError(f"--model: unknown model {args.model!r}; choose from {', '.join(MODELS)}")
     if args.dataset not in DATASETS:
-        raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; choose from "
-                         f"{', '.join(DATASETS)}")
+        raise UsageError(
+            f"--dataset: unknown dataset {args.dataset!r}; choose from {', '.join(DATASETS)}"
+        )
     if args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     if args.batch_size < 1:
@@ -129,17 +142,25 @@ def _validate(args) -> dict:
     if args.batchnorm and args.model != "lenet5":
         raise UsageError("--batchnorm applies to --model lenet5 only")
     if args.optimizer == "newton" and args.model == "lenet5":
-        raise UsageError("--optimizer newton: LeNet-5 is too large to form its Hessian; use "
-                         "--model logreg or mlp")
+        raise UsageError(
+            "--optimizer newton: LeNet-5 is too large to form its Hessian; use "
+            "--model logreg or mlp"
+        )
     if args.data_dir and not Path(args.data_dir).is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")
     input_size = 32 if args.model == "lenet5" else (8 if args.dataset == "digits" else 28)
     if args.model == "lenet5" and args.dataset != "digits":
         input_size = 28
-    return {"model": args.model, "dataset": args.dataset, "data_dir": args.data_dir,
-            "input_size": input_size, "batchnorm": bool(args.batchnorm), "seed": args.seed,
-            "dtype": "float64" if args.optimizer == "newton" else "float32",
-            "title": f"{args.model} on {args.dataset}"}
+    return {
+        "model": args.model,
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "input_size": input_size,
+        "batchnorm": bool(args.batchnorm),
+        "seed": args.seed,
+        "dtype": "float64" if args.optimizer == "newton" else "float32",
+        "title": f"{args.model} on {args.dataset}",
+    }
 
 
 def _run_train(args) -> int:
@@ -152,8 +173,10 @@ def _run_train(args) -> int:
     if args.resume and not ckpt.exists():
         raise UsageError(f"--resume: {ckpt} does not exist")
     if not args.resume and ckpt.exists():
-        raise UsageError(f"--out {out} already holds a checkpoint; pass --resume to continue "
-                         f"it or choose another --out")
+        raise UsageError(
+            f"--out {out} already holds a checkpoint; pass --resume to continue "
+            f"it or choose another --out"
+        )
     try:
         train, test = load_data(config)
     except DataError as err:
@@ -167,10 +190,13 @@ def _run_train(args) -> int:
         keys = ("model", "dataset", "input_size", "batchnorm")
         if any(saved["config"].get(k) != config[k] for k in keys):
             was = ", ".join(f"{k}={saved['config'].get(k)}" for k in keys)
-            raise UsageError(f"--resume: {ckpt} was saved from another architecture or dataset "
-                             f"({was})")
-    print(f"training {args.model} on {args.dataset}: {len(train)} train / {len(test)} test "
-          f"images, {model.num_parameters()} parameters, output in {out}")
+            raise UsageError(
+                f"--resume: {ckpt} was saved from another architecture or dataset ({was})"
+            )
+    print(
+        f"training {args.model} on {args.dataset}: {len(train)} train / {len(test)} test "
+        f"images, {model.num_parameters()} parameters, output in {out}"
+    )
     if args.optimizer == "newton":
         from .loop import evaluate_model
 
@@ -178,24 +204,42 @@ def _run_train(args) -> int:
         loss, acc = evaluate_model(model, test)
         print(f"test loss {loss:.4f}, test accuracy {100 * acc:.2f}%")
         return 0
-    optimizer = SGD(model.named_parameters(), lr=args.lr, momentum=args.momentum,
-                    weight_decay=args.weight_decay)
-    schedule = {"cosine": CosineLR(), "step": StepLR(max(1, args.epochs // 3)),
-                "none": None}[args.schedule]
+    optimizer = SGD(
+        model.named_parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+    )
+    schedule = {"cosine": CosineLR(), "step": StepLR(max(1, args.epochs // 3)), "none": None}[
+        args.schedule
+    ]
     try:
-        result = fit(model, train, test, optimizer, args.epochs, args.batch_size, seed=args.seed,
-                     out=out, resume=args.resume, schedule=schedule, progress=not args.quiet,
-                     config=config, augment=args.augment)
+        result = fit(
+            model,
+            train,
+            test,
+            optimizer,
+            args.epochs,
+            args.batch_size,
+            seed=args.seed,
+            out=out,
+            resume=args.resume,
+            schedule=schedule,
+            progress=not args.quiet,
+            config=config,
+            augment=args.augment,
+        )
     except CheckpointError as err:
         raise UsageError(str(err)) from None
     if result.diverged:
-        print(f"error: training stopped: {result.diverged}; the last good checkpoint is "
-              f"{ckpt if ckpt.exists() else 'none (no epoch finished)'}")
+        print(
+            f"error: training stopped: {result.diverged}; the last good checkpoint is "
+            f"{ckpt if ckpt.exists() else 'none (no epoch finished)'}"
+        )
         return 1
     h = result.history[-1]
-    print(f"final test accuracy {100 * h['test_acc']:.2f}% after {h['epoch']} epochs "
-          f"({result.seconds:.1f} s); wrote {out}/history.json, history.csv, curves.png, "
-          f"checkpoint.npz")
+    print(
+        f"final test accuracy {100 * h['test_acc']:.2f}% after {h['epoch']} epochs "
+        f"({result.seconds:.1f} s); wrote {out}/history.json, history.csv, curves.png, "
+        f"checkpoint.npz"
+    )
     return 0
 
 
@@ -216,8 +260,10 @@ def _run_evaluate(args) -> int:
     except (CheckpointError, DataError, KeyError) as err:
         raise UsageError(str(err)) from None
     loss, acc = evaluate_model(model, test)
-    print(f"{args.checkpoint}: {config['model']} on {config['dataset']}, epoch {ckpt['epoch']}: "
-          f"test loss {loss:.4f}, test accuracy {100 * acc:.2f}% ({len(test)} images)")
+    print(
+        f"{args.checkpoint}: {config['model']} on {config['dataset']}, epoch {ckpt['epoch']}: "
+        f"test loss {loss:.4f}, test accuracy {100 * acc:.2f}% ({len(test)} images)"
+    )
     return 0
 
 
@@ -233,8 +279,9 @@ def _train(sub) -> None:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--schedule", choices=("cosine", "step", "none"), default="cosine")
-    p.add_argument("--augment", type=int, default=2,
-                   help="random shifts of up to this many pixels (0: none)")
+    p.add_argument(
+        "--augment", type=int, default=2, help="random shifts of up to this many pixels (0: none)"
+    )
     p.add_argument("--optimizer", choices=("sgd", "newton"), default="sgd")
     p.add_argument("--batchnorm", action="store_true", help="LeNet-5 with batch normalization")
     p.add_argument("--seed", type=int, default=0)

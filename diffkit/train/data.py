@@ -15,8 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "load_digits", "load_idx_dataset", "read_idx", "batches", "resize",
-           "DataError", "DIGITS_SHA256", "one_hot", "stratified_split", "random_shift"]
+__all__ = [
+    "Dataset",
+    "load_digits",
+    "load_idx_dataset",
+    "read_idx",
+    "batches",
+    "resize",
+    "DataError",
+    "DIGITS_SHA256",
+    "one_hot",
+    "stratified_split",
+    "random_shift",
+]
 
 DIGITS_PATH = Path(__file__).resolve().parents[1] / "data" / "digits.npz"
 DIGITS_SHA256 = "b2dab7b501728c22e9119ad76740b2e17c77a231e42d1e592380d90886f1a05e"
@@ -71,7 +82,9 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
     return np.einsum("ih,nchw,jw->ncij", A, images, B, optimize=True).astype(images.dtype)
 
 
-def stratified_split(labels: np.ndarray, test_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, test_size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Train and test indices with each class in proportion, exactly ``test_size`` for test."""
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(labels, return_counts=True)
@@ -92,20 +105,24 @@ def _load_digits_raw() -> tuple[np.ndarray, np.ndarray]:
     try:
         blob = DIGITS_PATH.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"the bundled digits file {DIGITS_PATH} is missing; run "
-                        f"tools/make_digits.py") from None
+        raise DataError(
+            f"the bundled digits file {DIGITS_PATH} is missing; run tools/make_digits.py"
+        ) from None
     digest = hashlib.sha256(blob).hexdigest()
     if digest != DIGITS_SHA256:
-        raise DataError(f"{DIGITS_PATH}: checksum {digest[:16]}... does not match the expected "
-                        f"{DIGITS_SHA256[:16]}...; the file is corrupt")
+        raise DataError(
+            f"{DIGITS_PATH}: checksum {digest[:16]}... does not match the expected "
+            f"{DIGITS_SHA256[:16]}...; the file is corrupt"
+        )
     import io
 
     with np.load(io.BytesIO(blob)) as z:
         return z["images"], z["labels"]
 
 
-def load_digits(size: int = 32, test_size: int = 360, seed: int = 0,
-                dtype=np.float32) -> tuple[Dataset, Dataset]:
+def load_digits(
+    size: int = 32, test_size: int = 360, seed: int = 0, dtype=np.float32
+) -> tuple[Dataset, Dataset]:
     """The bundled digits as (train, test): a stratified split (1,437 / 360 by default),
     scaled to [0, 1], standardised by the training set's mean and deviation, and
     resized to ``size``×``size`` (bilinear).
@@ -142,30 +159,37 @@ def read_idx(path: str | Path) -> np.ndarray:
     ndim = raw[3]
     if ndim < 1 or len(raw) < 4 + 4 * ndim:
         raise DataError(f"{path}: truncated IDX header")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     expected = int(np.prod(dims)) * dtype.itemsize
-    body = raw[4 + 4 * ndim:]
+    body = raw[4 + 4 * ndim :]
     if len(body) != expected:
-        raise DataError(f"{path}: header says {dims} ({expected} bytes of data) but the file "
-                        f"holds {len(body)} bytes")
+        raise DataError(
+            f"{path}: header says {dims} ({expected} bytes of data) but the file "
+            f"holds {len(body)} bytes"
+        )
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
-_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def _find(directory: Path, stem: str) -> Path:
     for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
         if (directory / name).exists():
             return directory / name
-    raise DataError(f"{directory}: missing {stem}(.gz); MNIST-style datasets need the four "
-                    f"IDX files train-images/labels and t10k-images/labels")
+    raise DataError(
+        f"{directory}: missing {stem}(.gz); MNIST-style datasets need the four "
+        f"IDX files train-images/labels and t10k-images/labels"
+    )
 
 
-def load_idx_dataset(directory: str | Path, name: str = "mnist", dtype=np.float32,
-                     size: int | None = None) -> tuple[Dataset, Dataset]:
+def load_idx_dataset(
+    directory: str | Path, name: str = "mnist", dtype=np.float32, size: int | None = None
+) -> tuple[Dataset, Dataset]:
     """MNIST or Fashion-MNIST (train, test) from the IDX files in ``directory``."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -181,8 +205,9 @@ def load_idx_dataset(directory: str | Path, name: str = "mnist", dtype=np.float3
         if labels.ndim != 1:
             raise DataError(f"{lab_path}: expected 1 dimension, got {labels.shape}")
         if len(images) != len(labels):
-            raise DataError(f"{img_path} holds {len(images)} images but {lab_path} holds "
-                            f"{len(labels)} labels")
+            raise DataError(
+                f"{img_path} holds {len(images)} images but {lab_path} holds {len(labels)} labels"
+            )
         if labels.size and labels.max() > 9:
             raise DataError(f"{lab_path}: label {int(labels.max())} is not a class 0..9")
         x = images.astype(np.float64)[:, None] / 255.0
@@ -202,7 +227,7 @@ def random_shift(images: np.ndarray, rng: np.random.Generator, max_shift: int = 
     m = max_shift
     fill = images.min(axis=(1, 2, 3), keepdims=True)
     padded = np.broadcast_to(fill, (n, c, h + 2 * m, w + 2 * m)).copy()
-    padded[:, :, m:m + h, m:m + w] = images
+    padded[:, :, m : m + h, m : m + w] = images
     dy, dx = rng.integers(0, 2 * m + 1, (2, n))
     rows = (dy[:, None] + np.arange(h))[:, None, :, None]
     cols = (dx[:, None] + np.arange(w))[:, None, None, :]
@@ -216,4 +241,4 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None, drop_last:
     order = rng.permutation(n) if rng is not None else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]

@@ -44,8 +44,9 @@ class StepGraph:
     array) and the batch statistics of the normalization layers.
     """
 
-    def __init__(self, model: Module, input_shape: tuple, num_classes: int,
-                 loss_fn: Callable | None = None):
+    def __init__(
+        self, model: Module, input_shape: tuple, num_classes: int, loss_fn: Callable | None = None
+    ):
         loss_fn = loss_fn or CrossEntropyLoss()
         x = variable("input", input_shape)
         y = variable("target", (input_shape[0], num_classes))
@@ -65,8 +66,8 @@ class StepGraph:
         out = self.program(at, strict=False)
         loss, logits = out[0], out[1]
         k = len(self.names)
-        grads = dict(zip(self.names, out[2:2 + k]))
-        flat = out[2 + k:]
+        grads = dict(zip(self.names, out[2 : 2 + k]))
+        flat = out[2 + k :]
         stats = [(flat[2 * i], flat[2 * i + 1]) for i in range(len(self.stat_layers))]
         return float(loss), logits, grads, stats
 
@@ -76,8 +77,9 @@ class StepGraph:
             mod.update_running(mean, var, count)
 
 
-def evaluate_model(model: Module, data: Dataset, batch_size: int = 512,
-                   cache: dict | None = None) -> tuple[float, float]:
+def evaluate_model(
+    model: Module, data: Dataset, batch_size: int = 512, cache: dict | None = None
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` in eval mode on ``data``."""
     was_training = model.training
     model.eval()
@@ -147,10 +149,22 @@ def plot_history(history: list, path: Path, title: str = "") -> None:
     save_figure(fig, path)
 
 
-def fit(model: Module, train: Dataset, test: Dataset, optimizer: SGD, epochs: int,
-        batch_size: int, seed: int = 0, out: str | Path | None = None, resume: bool = False,
-        schedule: Callable | None = None, progress: bool = True, config: dict | None = None,
-        plot: bool = True, augment: int = 0) -> FitResult:
+def fit(
+    model: Module,
+    train: Dataset,
+    test: Dataset,
+    optimizer: SGD,
+    epochs: int,
+    batch_size: int,
+    seed: int = 0,
+    out: str | Path | None = None,
+    resume: bool = False,
+    schedule: Callable | None = None,
+    progress: bool = True,
+    config: dict | None = None,
+    plot: bool = True,
+    augment: int = 0,
+) -> FitResult:
     """Train ``model`` with minibatch SGD on reverse-mode gradients.
 
     Args:
@@ -195,8 +209,13 @@ def fit(model: Module, train: Dataset, test: Dataset, optimizer: SGD, epochs: in
             optimizer.lr = schedule(optimizer.base_lr, epoch, epochs)
         t0 = time.perf_counter()
         total, correct, seen = 0.0, 0, 0
-        bar = tqdm(total=len(train), desc=f"epoch {epoch + 1}/{epochs}", unit="img",
-                   disable=not progress, leave=False)
+        bar = tqdm(
+            total=len(train),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="img",
+            disable=not progress,
+            leave=False,
+        )
         for step, idx in enumerate(batches(len(train), batch_size, rng)):
             shape = (len(idx),) + train.images.shape[1:]
             if shape not in graphs:
@@ -207,8 +226,7 @@ def fit(model: Module, train: Dataset, test: Dataset, optimizer: SGD, epochs: in
             loss, logits, grads, stats = graphs[shape](model, images, targets_all[idx])
             if not math.isfinite(loss):
                 bar.close()
-                result.diverged = (f"non-finite loss ({loss}) at epoch {epoch + 1}, step "
-                                   f"{step + 1}")
+                result.diverged = f"non-finite loss ({loss}) at epoch {epoch + 1}, step {step + 1}"
                 result.seconds = time.perf_counter() - t_start
                 return result
             optimizer.step(grads)
@@ -217,28 +235,46 @@ def fit(model: Module, train: Dataset, test: Dataset, optimizer: SGD, epochs: in
             correct += int(np.sum(np.argmax(logits, 1) == train.labels[idx]))
             seen += len(idx)
             bar.update(len(idx))
-            bar.set_postfix(loss=f"{total / seen:.4f}", acc=f"{correct / seen:.3f}",
-                            rate=f"{seen / (time.perf_counter() - t0):.0f}/s", refresh=False)
+            bar.set_postfix(
+                loss=f"{total / seen:.4f}",
+                acc=f"{correct / seen:.3f}",
+                rate=f"{seen / (time.perf_counter() - t0):.0f}/s",
+                refresh=False,
+            )
         bar.close()
         train_time = time.perf_counter() - t0
         test_loss, test_acc = evaluate_model(model, test, cache=eval_cache)
-        result.history.append({
-            "epoch": epoch + 1, "train_loss": total / seen, "train_acc": correct / seen,
-            "test_loss": test_loss, "test_acc": test_acc, "lr": optimizer.lr,
-            "seconds": round(train_time, 3),
-        })
+        result.history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": total / seen,
+                "train_acc": correct / seen,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "lr": optimizer.lr,
+                "seconds": round(train_time, 3),
+            }
+        )
         if progress:
             h = result.history[-1]
-            print(f"epoch {epoch + 1:3d}  train loss {h['train_loss']:.4f} acc "
-                  f"{100 * h['train_acc']:.2f}%  test loss {h['test_loss']:.4f} acc "
-                  f"{100 * h['test_acc']:.2f}%  ({train_time:.1f} s, "
-                  f"{seen / train_time:.0f} img/s)")
+            print(
+                f"epoch {epoch + 1:3d}  train loss {h['train_loss']:.4f} acc "
+                f"{100 * h['train_acc']:.2f}%  test loss {h['test_loss']:.4f} acc "
+                f"{100 * h['test_acc']:.2f}%  ({train_time:.1f} s, "
+                f"{seen / train_time:.0f} img/s)"
+            )
         if out is not None:
             _write_history(out, result.history)
-            save_checkpoint(out / "checkpoint.npz", model, optimizer, epoch + 1,
-                            rng.bit_generator.state, result.history, config or {})
+            save_checkpoint(
+                out / "checkpoint.npz",
+                model,
+                optimizer,
+                epoch + 1,
+                rng.bit_generator.state,
+                result.history,
+                config or {},
+            )
     if out is not None and plot and result.history:
-        plot_history(result.history, out / "curves.png",
-                     title=(config or {}).get("title", ""))
+        plot_history(result.history, out / "curves.png", title=(config or {}).get("title", ""))
     result.seconds = time.perf_counter() - t_start
     return result

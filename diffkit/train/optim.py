@@ -87,13 +87,22 @@ class NewtonResult:
         self.iterations = 0
 
     def __repr__(self) -> str:
-        return (f"NewtonResult(iterations={self.iterations}, loss={self.losses[-1]:.6g}, "
-                f"grad_norm={self.grad_norms[-1]:.3g})")
+        return (
+            f"NewtonResult(iterations={self.iterations}, loss={self.losses[-1]:.6g}, "
+            f"grad_norm={self.grad_norms[-1]:.3g})"
+        )
 
 
-def newton(loss: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.ndarray],
-           hess: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, max_iter: int = 20,
-           tol: float = 1e-10, damping: float = 1e-8, c1: float = 1e-4) -> NewtonResult:
+def newton(
+    loss: Callable[[np.ndarray], float],
+    grad: Callable[[np.ndarray], np.ndarray],
+    hess: Callable[[np.ndarray], np.ndarray],
+    x0: np.ndarray,
+    max_iter: int = 20,
+    tol: float = 1e-10,
+    damping: float = 1e-8,
+    c1: float = 1e-4,
+) -> NewtonResult:
     """Damped Newton's method with a backtracking (Armijo) line search.
 
     Each step solves (H + λI) d = -g, with λ raised until H + λI is positive definite

@@ -25,8 +25,16 @@ from .plotting import new_figure, save_figure
 
 __all__ = ["draw_graph", "node_label"]
 
-_SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "neg": "−1×", "pow": "^",
-            "sigmoid": "σ", "matmul": "@"}
+_SYMBOLS = {
+    "add": "+",
+    "sub": "−",
+    "mul": "×",
+    "div": "÷",
+    "neg": "−1×",
+    "pow": "^",
+    "sigmoid": "σ",
+    "matmul": "@",
+}
 
 
 def node_label(node: Node) -> str:
@@ -45,8 +53,13 @@ def _fmt(v) -> str:
     return f"{v:.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:.1e}"
 
 
-def draw_graph(expr: Node, at: dict | None = None, grads: bool = True,
-               path: str | Path | None = None, title: str | None = None) -> dict:
+def draw_graph(
+    expr: Node,
+    at: dict | None = None,
+    grads: bool = True,
+    path: str | Path | None = None,
+    title: str | None = None,
+) -> dict:
     """Draw the computational graph of ``expr``.
 
     Args:
@@ -63,8 +76,9 @@ def draw_graph(expr: Node, at: dict | None = None, grads: bool = True,
     order = topological_order([expr])
     depth: dict[int, int] = {}
     for node in order:  # constants are drawn beside each node that uses them
-        depth[id(node)] = 1 + max((depth[id(i)] for i in node.inputs if i.kind != "const"),
-                                  default=-1)
+        depth[id(node)] = 1 + max(
+            (depth[id(i)] for i in node.inputs if i.kind != "const"), default=-1
+        )
     levels: dict[int, list[Node]] = {}
     for node in order:
         if node.kind != "const" or node is expr:
@@ -94,45 +108,101 @@ def draw_graph(expr: Node, at: dict | None = None, grads: bool = True,
             if inp.kind == "const":  # a small box just before its consumer
                 x0, y0 = x1 - 0.55, y1 + 0.45
                 const_boxes.append((x0, y0, inp))
-                ax.annotate("", xy=(x1 - 0.12, y1 + 0.05), xytext=(x0 + 0.1, y0),
-                            arrowprops=dict(arrowstyle="->", color="0.6", lw=1))
+                ax.annotate(
+                    "",
+                    xy=(x1 - 0.12, y1 + 0.05),
+                    xytext=(x0 + 0.1, y0),
+                    arrowprops=dict(arrowstyle="->", color="0.6", lw=1),
+                )
                 continue
             x0, y0 = pos[id(inp)]
-            ax.annotate("", xy=(x1 - 0.18, y1), xytext=(x0 + 0.18, y0),
-                        arrowprops=dict(arrowstyle="->", color="0.4", lw=1.2))
+            ax.annotate(
+                "",
+                xy=(x1 - 0.18, y1),
+                xytext=(x0 + 0.18, y0),
+                arrowprops=dict(arrowstyle="->", color="0.4", lw=1.2),
+            )
             mx, my = x0 + 0.45 * (x1 - x0), y0 + 0.45 * (y1 - y0)
             if id(inp) in values:
-                ax.text(mx, my + 0.09, _fmt(values[id(inp)]), color="green", ha="center",
-                        fontsize=10, fontweight="bold")
+                ax.text(
+                    mx,
+                    my + 0.09,
+                    _fmt(values[id(inp)]),
+                    color="green",
+                    ha="center",
+                    fontsize=10,
+                    fontweight="bold",
+                )
             if id(inp) in adjoints:
-                ax.text(mx, my - 0.17, _fmt(adjoints[id(inp)]), color="red", ha="center",
-                        fontsize=10, fontweight="bold")
+                ax.text(
+                    mx,
+                    my - 0.17,
+                    _fmt(adjoints[id(inp)]),
+                    color="red",
+                    ha="center",
+                    fontsize=10,
+                    fontweight="bold",
+                )
     for x, y, node in const_boxes:
-        ax.text(x, y, node_label(node), ha="center", va="center", fontsize=9,
-                bbox=dict(boxstyle="square,pad=0.2", fc="#f3f3f3", ec="0.6"))
+        ax.text(
+            x,
+            y,
+            node_label(node),
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox=dict(boxstyle="square,pad=0.2", fc="#f3f3f3", ec="0.6"),
+        )
     for node in order:
         if id(node) not in pos:
             continue
         x, y = pos[id(node)]
         shape = "round,pad=0.3" if node.kind == "op" else "square,pad=0.3"
-        face = "#dbe9f6" if node.kind == "op" else ("#f3f3f3" if node.kind == "const" else "#fff2cc")
-        ax.text(x, y, node_label(node), ha="center", va="center", fontsize=12,
-                bbox=dict(boxstyle=shape, fc=face, ec="0.3"))
+        face = (
+            "#dbe9f6" if node.kind == "op" else ("#f3f3f3" if node.kind == "const" else "#fff2cc")
+        )
+        ax.text(
+            x,
+            y,
+            node_label(node),
+            ha="center",
+            va="center",
+            fontsize=12,
+            bbox=dict(boxstyle=shape, fc=face, ec="0.3"),
+        )
     if id(expr) in values:
         x, y = pos[id(expr)]
-        ax.text(x + 0.35, y + 0.09, _fmt(values[id(expr)]), color="green", fontsize=10,
-                fontweight="bold")
+        ax.text(
+            x + 0.35,
+            y + 0.09,
+            _fmt(values[id(expr)]),
+            color="green",
+            fontsize=10,
+            fontweight="bold",
+        )
         if id(expr) in adjoints:
-            ax.text(x + 0.35, y - 0.17, _fmt(adjoints[id(expr)]), color="red", fontsize=10,
-                    fontweight="bold")
+            ax.text(
+                x + 0.35,
+                y - 0.17,
+                _fmt(adjoints[id(expr)]),
+                color="red",
+                fontsize=10,
+                fontweight="bold",
+            )
     ax.set_xlim(-0.6, width - 0.2)
     ax.set_ylim(-height / 2 - 0.4, height / 2 + 0.4)
     ax.set_title(title or "computational graph: forward values (green), gradients (red)")
-    info = {"order": [node_label(n) for n in order],
-            "values": {node_label(n): float(np.asarray(values[id(n)]).sum())
-                       for n in order if id(n) in values},
-            "gradients": {node_label(n): float(np.asarray(adjoints[id(n)]).sum())
-                          for n in order if id(n) in adjoints}}
+    info = {
+        "order": [node_label(n) for n in order],
+        "values": {
+            node_label(n): float(np.asarray(values[id(n)]).sum()) for n in order if id(n) in values
+        },
+        "gradients": {
+            node_label(n): float(np.asarray(adjoints[id(n)]).sum())
+            for n in order
+            if id(n) in adjoints
+        },
+    }
     if path is not None:
         save_figure(fig, path)
     else:

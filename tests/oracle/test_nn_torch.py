@@ -19,8 +19,7 @@ TOL = dict(rtol=1e-10, atol=1e-10)
 def _compare(layer, tlayer, x, *, target=None):
     """Forward output and gradients of sum(out * w) for input and parameters."""
     rng = np.random.default_rng(0)
-    tlayer.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()},
-                           strict=True)
+    tlayer.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()}, strict=True)
     xv = dk.variable("x", x.shape)
     out = layer(xv)
     w = rng.standard_normal(out.shape)
@@ -43,8 +42,9 @@ CONV = [(3, 1, 0, True), (5, 2, 2, False), ((3, 2), (2, 1), (1, 0), True), (1, 3
 @pytest.mark.parametrize("k,s,p,bias", CONV)
 def test_conv2d(k, s, p, bias):
     x = np.random.default_rng(1).standard_normal((3, 2, 9, 7))
-    _compare(nn.Conv2d(2, 4, k, s, p, bias=bias, dtype=F64),
-             tnn.Conv2d(2, 4, k, s, p, bias=bias), x)
+    _compare(
+        nn.Conv2d(2, 4, k, s, p, bias=bias, dtype=F64), tnn.Conv2d(2, 4, k, s, p, bias=bias), x
+    )
 
 
 POOL = [(2, None, 0, False), (3, 2, 1, False), (3, 2, 1, True), (2, 3, 1, True)]
@@ -61,16 +61,22 @@ def test_max_pool(k, s, p, ceil):
 @pytest.mark.parametrize("include", [True, False])
 def test_avg_pool(k, s, p, ceil, include):
     x = np.random.default_rng(3).standard_normal((2, 3, 7, 8))
-    _compare(nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=include),
-             tnn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=include), x)
+    _compare(
+        nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=include),
+        tnn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=include),
+        x,
+    )
 
 
 def test_linear_and_activations():
     x = np.random.default_rng(4).standard_normal((5, 6))
     x[0, 0] = 0.0
     _compare(nn.Linear(6, 3, dtype=F64), tnn.Linear(6, 3), x)
-    for ours, theirs in ((nn.ReLU(), tnn.ReLU()), (nn.Sigmoid(), tnn.Sigmoid()),
-                         (nn.Tanh(), tnn.Tanh())):
+    for ours, theirs in (
+        (nn.ReLU(), tnn.ReLU()),
+        (nn.Sigmoid(), tnn.Sigmoid()),
+        (nn.Tanh(), tnn.Tanh()),
+    ):
         _compare(ours, theirs, x)
 
 
@@ -78,19 +84,35 @@ def test_linear_and_activations():
 def test_normalization(kind):
     rng = np.random.default_rng(5)
     if kind == "bn1d":
-        ours, theirs, x = nn.BatchNorm1d(4, dtype=F64), tnn.BatchNorm1d(4), rng.standard_normal((6, 4))
+        ours, theirs, x = (
+            nn.BatchNorm1d(4, dtype=F64),
+            tnn.BatchNorm1d(4),
+            rng.standard_normal((6, 4)),
+        )
     elif kind == "bn1d3":
-        ours, theirs, x = nn.BatchNorm1d(4, dtype=F64), tnn.BatchNorm1d(4), \
-            rng.standard_normal((3, 4, 5))
+        ours, theirs, x = (
+            nn.BatchNorm1d(4, dtype=F64),
+            tnn.BatchNorm1d(4),
+            rng.standard_normal((3, 4, 5)),
+        )
     elif kind == "bn2d":
-        ours, theirs, x = nn.BatchNorm2d(3, dtype=F64), tnn.BatchNorm2d(3), \
-            rng.standard_normal((4, 3, 5, 5))
+        ours, theirs, x = (
+            nn.BatchNorm2d(3, dtype=F64),
+            tnn.BatchNorm2d(3),
+            rng.standard_normal((4, 3, 5, 5)),
+        )
     elif kind == "ln":
-        ours, theirs, x = nn.LayerNorm((3, 5), dtype=F64), tnn.LayerNorm((3, 5)), \
-            rng.standard_normal((4, 3, 5))
+        ours, theirs, x = (
+            nn.LayerNorm((3, 5), dtype=F64),
+            tnn.LayerNorm((3, 5)),
+            rng.standard_normal((4, 3, 5)),
+        )
     else:
-        ours, theirs, x = nn.InstanceNorm2d(3, affine=True, dtype=F64), \
-            tnn.InstanceNorm2d(3, affine=True), rng.standard_normal((2, 3, 4, 5))
+        ours, theirs, x = (
+            nn.InstanceNorm2d(3, affine=True, dtype=F64),
+            tnn.InstanceNorm2d(3, affine=True),
+            rng.standard_normal((2, 3, 4, 5)),
+        )
     for p in ours.parameters():
         p[...] = rng.standard_normal(p.shape)
     _compare(ours, theirs, x)
@@ -101,7 +123,7 @@ def test_batchnorm_running_statistics_after_several_passes():
     ours, theirs = nn.BatchNorm2d(3, momentum=0.2, dtype=F64), tnn.BatchNorm2d(3, momentum=0.2)
     xv = dk.variable("x", (4, 3, 5, 5))
     out = ours(xv)
-    (mod, mean, var, count), = ours.batch_statistics()
+    ((mod, mean, var, count),) = ours.batch_statistics()
     program = dk.compile([out, mean, var])
     for _ in range(5):
         x = rng.standard_normal((4, 3, 5, 5)) * 2 + 0.5
@@ -126,10 +148,14 @@ def test_losses():
     onehot = np.eye(4)[labels]
     zv, yv = dk.variable("z", z.shape), dk.variable("y", z.shape)
     for ours, theirs, target in (
-            (nn.CrossEntropyLoss(), lambda t: F.cross_entropy(t, torch.tensor(labels)), onehot),
-            (nn.BCEWithLogitsLoss(),
-             lambda t: F.binary_cross_entropy_with_logits(t, torch.tensor(onehot)), onehot),
-            (nn.MSELoss(), lambda t: F.mse_loss(t, torch.tensor(onehot)), onehot)):
+        (nn.CrossEntropyLoss(), lambda t: F.cross_entropy(t, torch.tensor(labels)), onehot),
+        (
+            nn.BCEWithLogitsLoss(),
+            lambda t: F.binary_cross_entropy_with_logits(t, torch.tensor(onehot)),
+            onehot,
+        ),
+        (nn.MSELoss(), lambda t: F.mse_loss(t, torch.tensor(onehot)), onehot),
+    ):
         loss = ours(zv, yv)
         tz = torch.tensor(z, requires_grad=True)
         tl = theirs(tz)
@@ -166,8 +192,11 @@ def test_lenet5_with_the_same_weights(bn):
     labels = rng.integers(0, 10, 6)
     xv, yv = dk.variable("input", x.shape), dk.variable("target", (6, 10))
     loss = nn.CrossEntropyLoss()(ours(xv), yv)
-    at = {k: v for k, v in {**ours.inputs(), "input": x, "target": np.eye(10)[labels]}.items()
-          if k in dk.compile(loss).variables}
+    at = {
+        k: v
+        for k, v in {**ours.inputs(), "input": x, "target": np.eye(10)[labels]}.items()
+        if k in dk.compile(loss).variables
+    }
     tl = F.cross_entropy(theirs(torch.tensor(x)), torch.tensor(labels))
     tl.backward()
     assert dk.evaluate(loss, at) == pytest.approx(tl.item(), rel=1e-12)

@@ -9,9 +9,18 @@ import torch
 import diffkit as dk
 
 UNARY = {
-    "exp": torch.exp, "log": torch.log, "sin": torch.sin, "cos": torch.cos, "tan": torch.tan,
-    "tanh": torch.tanh, "sqrt": torch.sqrt, "sigmoid": torch.sigmoid, "relu": torch.relu,
-    "abs": torch.abs, "log1p": torch.log1p, "softplus": torch.nn.functional.softplus,
+    "exp": torch.exp,
+    "log": torch.log,
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "tan": torch.tan,
+    "tanh": torch.tanh,
+    "sqrt": torch.sqrt,
+    "sigmoid": torch.sigmoid,
+    "relu": torch.relu,
+    "abs": torch.abs,
+    "log1p": torch.log1p,
+    "softplus": torch.nn.functional.softplus,
 }
 
 
@@ -27,11 +36,14 @@ def test_unary_against_torch(name):
     f = dk.sum(getattr(dk, name)(x) * dk.const(w))
     t = torch.tensor(v, requires_grad=True)
     (UNARY[name](t) * torch.tensor(w)).sum().backward()
-    np.testing.assert_allclose(dk.evaluate(f, {"x": v}),
-                               float((UNARY[name](torch.tensor(v)) * torch.tensor(w)).sum()),
-                               rtol=1e-12)
-    np.testing.assert_allclose(dk.gradient(f, {"x": v})["x"], t.grad.numpy(), rtol=1e-12,
-                               atol=1e-14)
+    np.testing.assert_allclose(
+        dk.evaluate(f, {"x": v}),
+        float((UNARY[name](torch.tensor(v)) * torch.tensor(w)).sum()),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        dk.gradient(f, {"x": v})["x"], t.grad.numpy(), rtol=1e-12, atol=1e-14
+    )
 
 
 @pytest.mark.parametrize("name", ["maximum", "minimum"])
@@ -56,8 +68,9 @@ def test_log_softmax_and_logsumexp_against_torch():
     ft = (torch.log_softmax(t, 1) * torch.tensor(w)).sum() + torch.logsumexp(t, 0).sum()
     ft.backward()
     assert dk.evaluate(f, {"x": v}) == pytest.approx(float(ft.detach()), rel=1e-12)
-    np.testing.assert_allclose(dk.gradient(f, {"x": v})["x"], t.grad.numpy(), rtol=1e-10,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        dk.gradient(f, {"x": v})["x"], t.grad.numpy(), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_max_reduction_against_torch_max_dim():
