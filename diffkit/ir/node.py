@@ -89,6 +89,12 @@ class Node:
             return f"Const(shape={self.shape})"
         return f"{self.op.name}({', '.join(_short(i) for i in self.inputs)})"
 
+    def __copy__(self):
+        return self  # nodes are immutable and hash-consed: a copy is the node itself
+
+    def __deepcopy__(self, memo):
+        return self
+
     def __bool__(self):
         raise TypeError("an IR node has no truth value; use dk.where(...) to select")
 
