@@ -15,17 +15,11 @@ import mpmath
 import numpy as np
 
 import diffkit as dk
+from diffkit.differentiators.finite import SCHEMES as FD_SCHEMES
 from diffkit.differentiators.finite import error_model, optimal_step
 from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_text
 
-SCHEMES = [
-    "forward-difference",
-    "backward-difference",
-    "central",
-    "five-point",
-    "richardson",
-    "complex-step",
-]
+SCHEMES = list(FD_SCHEMES)
 MODELLED = ["forward-difference", "central", "five-point", "complex-step"]
 MARKERS = {
     "forward-difference": "o",
@@ -43,6 +37,12 @@ COLORS = {
     "richardson": "C4",
     "complex-step": "C3",
 }
+
+
+def _figure_name(title: str) -> str:
+    """The PNG file name of a function's figure, from the part of its title before a comma."""
+    slug = title.split(",")[0].replace(" ", "_").replace("+", "plus")
+    return "roundoff_" + "".join(ch for ch in slug if ch.isalnum() or ch in "_-") + ".png"
 
 
 def _tanh_net_loss():
@@ -189,16 +189,7 @@ def main(out: str | Path = "reports/roundoff", quick: bool = False) -> dict:
             frameon=False,
         )
         fig.subplots_adjust(bottom=0.2)
-        slug = (
-            title.split(",")[0]
-            .replace(" ", "_")
-            .replace("/", "")
-            .replace("^", "")
-            .replace("(", "")
-            .replace(")", "")
-            .replace("+", "plus")
-        )
-        save_figure(fig, out / f"roundoff_{slug}.png")
+        save_figure(fig, out / _figure_name(title))
     # findings computed from the numbers
     key = cases[0][0]
     fwd = summary[(key, "float64", "forward-difference")]
@@ -243,16 +234,7 @@ def main(out: str | Path = "reports/roundoff", quick: bool = False) -> dict:
         "\n## Figures\n",
     ]
     for title, *_ in cases:
-        slug = (
-            title.split(",")[0]
-            .replace(" ", "_")
-            .replace("/", "")
-            .replace("^", "")
-            .replace("(", "")
-            .replace(")", "")
-            .replace("+", "plus")
-        )
-        text.append(f"![{title}](roundoff_{slug}.png)\n")
+        text.append(f"![{title}]({_figure_name(title)})\n")
     write_text(out / "README.md", "\n".join(text))
     return {"summary": summary, "hs": hs}
 
