@@ -264,18 +264,20 @@ def _real(a):
     return a.real if a.dtype.kind == "c" else a
 
 
-def _first_max_masks(x, out, kernel_size, stride, padding, ceil_mode):
-    """For each kernel offset, where that offset holds the first maximum of its window
-    (row-major order over the window, as PyTorch scans it)."""
-    padded, slices, crop = _pool_windows(_real(x), kernel_size, stride, padding, ceil_mode, -np.inf)
-    taken = np.zeros(out.shape, dtype=bool)
-    masks = []
+def _first_maxima(x, out, kernel_size, stride, padding, ceil_mode):
+    """Per kernel offset, in row-major order over the window (as PyTorch scans it): the
+    offset's strided slice of the padded input and the mask of the windows whose first
+    maximum sits at that offset. The masks are disjoint; one buffer is reused for all of
+    them, so use each before taking the next."""
+    padded, slices, _ = _pool_windows(_real(x), kernel_size, stride, padding, ceil_mode, -np.inf)
     target = _real(out)
+    free = np.ones(out.shape, dtype=bool)  # windows whose maximum is not placed yet
+    mask = np.empty(out.shape, dtype=bool)
     for sl in slices:
-        m = (padded[sl] == target) & ~taken
-        taken |= m
-        masks.append(m)
-    return masks, slices, crop, padded.shape
+        np.equal(padded[sl], target, out=mask)
+        mask &= free
+        yield sl, mask
+        free ^= mask
 
 
 def _max_pool_impl(x, kernel_size, stride, padding, ceil_mode=False):
@@ -290,26 +292,36 @@ def _max_pool_impl(x, kernel_size, stride, padding, ceil_mode=False):
 
 
 def _max_pool_backward_impl(ct, x, out, kernel_size, stride, padding, ceil_mode=False):
-    masks, slices, (ph, pw, h, w), shape = _first_max_masks(
-        np.ascontiguousarray(x), out, kernel_size, stride, padding, ceil_mode
+    n, c, h, w, kh, kw, sh, sw, ph, pw, _, _, eh, ew = _geometry(
+        x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d"
     )
-    grad = np.zeros(shape, dtype=np.result_type(ct.dtype, x.dtype))
-    disjoint = stride[0] >= kernel_size[0] and stride[1] >= kernel_size[1]
-    for m, sl in zip(masks, slices):
-        if disjoint:  # windows do not overlap: each entry is written once
-            grad[sl] = np.where(m, ct, 0)
+    grad = np.zeros((n, c, h + 2 * ph + eh, w + 2 * pw + ew), np.result_type(ct.dtype, x.dtype))
+    disjoint = sh >= kh and sw >= kw
+    for sl, placed in _at_first_maxima(ct, x, out, kernel_size, stride, padding, ceil_mode):
+        if disjoint:  # windows do not overlap: each entry receives at most one cotangent
+            grad[sl] = placed
         else:
-            grad[sl] += np.where(m, ct, 0)
+            grad[sl] += placed
     return grad[:, :, ph : ph + h, pw : pw + w]
 
 
 def _max_pool_select_impl(t, x, out, kernel_size, stride, padding, ceil_mode=False):
-    masks, slices, _, _ = _first_max_masks(x, out, kernel_size, stride, padding, ceil_mode)
     tpad, _, _ = _pool_windows(t, kernel_size, stride, padding, ceil_mode, 0)
     result = np.zeros(out.shape, dtype=t.dtype)
-    for m, sl in zip(masks, slices):
-        result += np.where(m, tpad[sl], 0)
+    for _, placed in _at_first_maxima(tpad, x, out, kernel_size, stride, padding, ceil_mode, True):
+        result += placed  # the masks are disjoint
     return result
+
+
+def _at_first_maxima(values, x, out, kernel_size, stride, padding, ceil_mode, windowed=False):
+    """Per kernel offset: its slice, and ``values`` (their slice at that offset if
+    ``windowed``) where the offset holds its window's first maximum, 0 elsewhere. The
+    product with the 0/1 mask is much faster than ``np.where``, and is used when the values
+    are finite (0 times an infinite value would be NaN)."""
+    finite = bool(np.isfinite(values).all())
+    for sl, mask in _first_maxima(x, out, kernel_size, stride, padding, ceil_mode):
+        v = values[sl] if windowed else values
+        yield sl, (v * mask if finite else np.where(mask, v, 0))
 
 
 def _pool_shape(shapes, kernel_size, stride, padding, ceil_mode=False):
