@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# the install compiles diffkit/_native.c: a change to it reinstalls
+BUILD := pyproject.toml setup.py diffkit/_native.c diffkit/_native_kernels.h
 
 .PHONY: demo test oracle bench clean
 
@@ -10,15 +12,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-base: pyproject.toml | $(PY)
+$(VENV)/.installed-base: $(BUILD) | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(PY)
+$(VENV)/.installed-test: $(BUILD) | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-$(VENV)/.installed-oracle: pyproject.toml | $(PY)
+$(VENV)/.installed-oracle: $(BUILD) | $(PY)
 	$(PY) -m pip install --quiet -e '.[test,oracle]'
 	touch $@
 

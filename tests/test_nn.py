@@ -7,6 +7,11 @@ import pytest
 
 import diffkit as dk
 from diffkit import nn
+from diffkit.ops.native import use_native
+
+# the image ops run their compiled loops when the extension is built, numpy otherwise:
+# the layer tests run both
+BACKENDS = pytest.mark.parametrize("native", [True, False], ids=["native", "numpy"])
 
 F64 = np.float64
 
@@ -60,8 +65,14 @@ def _configs(count, seed):
         yield k, s, p, cin, cout, n, h, w, rng
 
 
+@BACKENDS
 @pytest.mark.parametrize("case", range(10))
-def test_conv2d_against_loops_and_finite_differences(case):
+def test_conv2d_against_loops_and_finite_differences(case, native):
+    with use_native(native):
+        _check_conv2d(case)
+
+
+def _check_conv2d(case):
     k, s, p, cin, cout, n, h, w, rng = list(_configs(10, 100))[case]
     layer = nn.Conv2d(cin, cout, k, stride=s, padding=p, bias=case % 3 != 0, dtype=F64)
     x = rng.standard_normal((n, cin, h, w))
@@ -75,9 +86,15 @@ def test_conv2d_against_loops_and_finite_differences(case):
     dk.check_grads(loss, at, eps=1e-6, rtol=1e-6)
 
 
+@BACKENDS
 @pytest.mark.parametrize("case", range(8))
 @pytest.mark.parametrize("kind", ["max", "avg"])
-def test_pooling_against_loops_and_finite_differences(case, kind):
+def test_pooling_against_loops_and_finite_differences(case, kind, native):
+    with use_native(native):
+        _check_pooling(case, kind)
+
+
+def _check_pooling(case, kind):
     k, s, p, c, _, n, h, w, rng = list(_configs(8, 200 + case))[0]
     p = min(p, k // 2)
     x = rng.standard_normal((n, c, h, w))
@@ -186,10 +203,12 @@ def test_output_size_formula():
         assert conv(dk.variable("x", (1, 1, w, w))).shape[-1] == (w - k + 2 * p) // s + 1
 
 
-def test_maxpool_ties_go_to_first_and_avgpool_spreads():
+@BACKENDS
+def test_maxpool_ties_go_to_first_and_avgpool_spreads(native):
     x = np.array([[[[1.0, 1.0], [1.0, 0.0]]]])
     xv = dk.variable("x", x.shape)
-    g = dk.gradient(dk.sum(dk.max_pool2d(xv, 2)), {"x": x})["x"]
+    with use_native(native):
+        g = dk.gradient(dk.sum(dk.max_pool2d(xv, 2)), {"x": x})["x"]
     np.testing.assert_array_equal(g, [[[[1, 0], [0, 0]]]])
     g = dk.gradient(dk.sum(dk.avg_pool2d(xv, 2)), {"x": x})["x"]
     np.testing.assert_array_equal(g, np.full(x.shape, 0.25))

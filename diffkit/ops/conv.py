@@ -16,10 +16,21 @@ import numpy as np
 
 from ..ir.node import Node, ShapeError, apply, as_node, const
 from ..ir.op import LINEAR, Op, Sample, Unsupported, register
+from . import native
 from .reduce import sum as reduce_sum
 from .shape import matmul, reshape, transpose
 
-__all__ = ["unfold", "fold", "conv2d", "max_pool2d", "avg_pool2d", "output_size", "pair"]
+__all__ = [
+    "unfold",
+    "fold",
+    "im2col",
+    "col2im",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "output_size",
+    "pair",
+]
 
 _NO_SCALAR = Unsupported(
     "an image op: no scalar form (convolution and pooling are not expanded symbolically)"
@@ -208,11 +219,114 @@ def fold(cols, input_shape, kernel_size, stride=1, padding=0, ceil_mode: bool = 
     )
 
 
+def _im2col_geometry(shape, kernel_size, stride, padding, op="im2col"):
+    n, c, _, _, kh, kw, _, _, _, _, oh, ow, _, _ = _geometry(
+        shape, kernel_size, stride, padding, False, op
+    )
+    return n, c, kh, kw, oh, ow
+
+
+def _im2col_impl(x, kernel_size, stride, padding):
+    n, c, kh, kw, oh, ow = _im2col_geometry(x.shape, kernel_size, stride, padding)
+    out = native.im2col(x, kernel_size, stride, padding, (oh, ow))
+    if out is not None:
+        return out
+    cols = _unfold_impl(x, kernel_size, stride, padding)
+    return cols.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * oh * ow)
+
+
+def _col2im_impl(cols, input_shape, kernel_size, stride, padding):
+    n, c, kh, kw, oh, ow = _im2col_geometry(input_shape, kernel_size, stride, padding, "col2im")
+    out = native.col2im(cols, input_shape, kernel_size, stride, padding, (oh, ow))
+    if out is not None:
+        return out
+    windows = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 4, 5, 1, 2)
+    return _fold_impl(windows, input_shape, kernel_size, stride, padding)
+
+
+def _im2col_shape(shapes, kernel_size, stride, padding):
+    n, c, kh, kw, oh, ow = _im2col_geometry(shapes[0], kernel_size, stride, padding)
+    return (c * kh * kw, n * oh * ow)
+
+
+def _check_col2im(shape, input_shape, attrs):
+    expected = _im2col_shape((tuple(input_shape),), **attrs)
+    if tuple(shape) != expected:
+        raise ShapeError(
+            f"col2im: windows of shape {shape} do not match input {input_shape} "
+            f"(expected {expected})"
+        )
+    return tuple(input_shape)
+
+
+_IM2COL_ATTRS = {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 0)}
+
+IM2COL = register(
+    Op(
+        name="im2col",
+        shape=_im2col_shape,
+        impl=_im2col_impl,
+        vjp=lambda ct, out, x, **a: (apply(COL2IM, ct, input_shape=x.shape, **a),),
+        jvp=LINEAR,
+        mpmath=_NO_SCALAR,
+        sympy=_NO_SCALAR,
+        samples=(
+            Sample(((2, 2, 5, 4),), _IM2COL_ATTRS),
+            Sample(((1, 3, 4, 6),), {"kernel_size": (2, 3), "stride": (2, 1), "padding": (0, 2)}),
+        ),
+        analytic=True,
+        doc="the windows of an NCHW input as one matrix (C·KH·KW, N·OH·OW), zero padded",
+    )
+)
+
+COL2IM = register(
+    Op(
+        name="col2im",
+        shape=lambda shapes, input_shape, **a: _check_col2im(shapes[0], input_shape, a),
+        impl=_col2im_impl,
+        vjp=lambda ct, out, cols, input_shape, **a: (apply(IM2COL, ct, **a),),
+        jvp=LINEAR,
+        mpmath=_NO_SCALAR,
+        sympy=_NO_SCALAR,
+        samples=(Sample(((12, 20),), {"input_shape": (2, 2, 5, 4), **_IM2COL_ATTRS}),),
+        analytic=True,
+        doc="scatter-add a window matrix (C·KH·KW, N·OH·OW) back into an NCHW array",
+    )
+)
+
+
+def im2col(x, kernel_size, stride=1, padding=0) -> Node:
+    """The zero-padded windows of NCHW ``x`` as one matrix, shape (C·KH·KW, N·OH·OW):
+    row (c, p, q) holds input channel c at kernel offset (p, q) for every output pixel.
+    Its adjoint is :func:`col2im`."""
+    return apply(
+        IM2COL,
+        as_node(x),
+        kernel_size=pair(kernel_size, "kernel_size"),
+        stride=pair(stride, "stride"),
+        padding=pair(padding, "padding"),
+    )
+
+
+def col2im(cols, input_shape, kernel_size, stride=1, padding=0) -> Node:
+    """Scatter-add a window matrix (C·KH·KW, N·OH·OW) into an NCHW array of
+    ``input_shape``: the adjoint of :func:`im2col`."""
+    return apply(
+        COL2IM,
+        as_node(cols),
+        input_shape=tuple(input_shape),
+        kernel_size=pair(kernel_size, "kernel_size"),
+        stride=pair(stride, "stride"),
+        padding=pair(padding, "padding"),
+    )
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
     """2-D cross-correlation (PyTorch's ``conv2d``) of NCHW ``x`` with OIHW ``weight``.
 
     Computed as one matrix product, (O, C·KH·KW) @ (C·KH·KW, N·OH·OW), of the weight and
-    the unfolded input; the unfolded input is one node, shared by the weight gradient.
+    the input's window matrix (:func:`im2col`); the window matrix is one node, shared by
+    the weight gradient, and the input gradient is its adjoint :func:`col2im`.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (1, 1, 4, 4)); w = dk.variable("w", (2, 1, 3, 3))
@@ -228,10 +342,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
             f"{weight.shape} (expected NCHW with C = {weight.shape[1]})"
         )
     o, c, kh, kw = weight.shape
-    cols = unfold(x, (kh, kw), stride, padding)  # (N, C, OH, OW, KH, KW), a strided view
-    n, _, oh, ow, _, _ = cols.shape
-    # im2col in the (C·KH·KW, N·OH·OW) layout: each (c, p, q) row is a block of whole image rows
-    flat = reshape(transpose(cols, (1, 4, 5, 0, 2, 3)), (c * kh * kw, n * oh * ow))
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    n, _, _, _, _, _, _, _, _, _, oh, ow, _, _ = _geometry(
+        x.shape, (kh, kw), stride, padding, False, "conv2d"
+    )
+    flat = im2col(x, (kh, kw), stride, padding)  # (C·KH·KW, N·OH·OW)
     out = matmul(reshape(weight, (o, c * kh * kw)), flat)  # (O, N·OH·OW)
     out = transpose(reshape(out, (o, n, oh, ow)), (1, 0, 2, 3))
     if bias is not None:
@@ -292,6 +407,9 @@ def _max_pool_impl(x, kernel_size, stride, padding, ceil_mode=False):
 
 
 def _max_pool_backward_impl(ct, x, out, kernel_size, stride, padding, ceil_mode=False):
+    grad = native.max_pool_backward(ct, x, out, kernel_size, stride, padding)
+    if grad is not None:
+        return grad
     n, c, h, w, kh, kw, sh, sw, ph, pw, _, _, eh, ew = _geometry(
         x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d"
     )

@@ -1,0 +1,99 @@
+/* The kernels of _native.c, written once for the element type T: _native.c includes
+   this file once per type, with T and NAME(f) (the function name f with the type's suffix)
+   defined. */
+
+/* x (N, C, H, W) with element strides xs -> out (C*KH*KW, N*OH*OW), row-major. */
+EXPORT void NAME(im2col)(const T *x, const idx *shape, const idx *xs, const idx *geo, T *out) {
+    idx n = shape[0], c = shape[1], h = shape[2], w = shape[3];
+    idx kh = geo[0], kw = geo[1], sy = geo[2], sx = geo[3], py = geo[4], px = geo[5];
+    idx oh = geo[6], ow = geo[7];
+    for (idx ci = 0; ci < c; ci++)
+        for (idx p = 0; p < kh; p++)
+            for (idx q = 0; q < kw; q++) {
+                T *row = out + ((ci * kh + p) * kw + q) * n * oh * ow;
+                idx lo, hi;
+                column_range(q, sx, px, w, ow, &lo, &hi);
+                for (idx ni = 0; ni < n; ni++)
+                    for (idx i = 0; i < oh; i++) {
+                        T *dst = row + (ni * oh + i) * ow;
+                        idx y = i * sy + p - py;
+                        if (y < 0 || y >= h || lo >= hi) {
+                            memset(dst, 0, (size_t)ow * sizeof(T));
+                            continue;
+                        }
+                        const T *src = x + ni * xs[0] + ci * xs[1] + y * xs[2];
+                        for (idx j = 0; j < lo; j++) dst[j] = 0;
+                        if (sx == 1 && xs[3] == 1) {
+                            memcpy(dst + lo, src + (lo + q - px), (size_t)(hi - lo) * sizeof(T));
+                        } else {
+                            for (idx j = lo; j < hi; j++) dst[j] = src[(j * sx + q - px) * xs[3]];
+                        }
+                        for (idx j = hi; j < ow; j++) dst[j] = 0;
+                    }
+            }
+}
+
+/* The adjoint: cols (C*KH*KW, N*OH*OW, row-major) scatter-added into out (N, C, H, W),
+   contiguous, which this overwrites. */
+EXPORT void NAME(col2im)(const T *cols, const idx *shape, const idx *geo, T *out) {
+    idx n = shape[0], c = shape[1], h = shape[2], w = shape[3];
+    idx kh = geo[0], kw = geo[1], sy = geo[2], sx = geo[3], py = geo[4], px = geo[5];
+    idx oh = geo[6], ow = geo[7];
+    for (idx ni = 0; ni < n; ni++)
+        for (idx ci = 0; ci < c; ci++) {
+            T *plane = out + (ni * c + ci) * h * w;
+            memset(plane, 0, (size_t)(h * w) * sizeof(T));
+            for (idx p = 0; p < kh; p++)
+                for (idx q = 0; q < kw; q++) {
+                    const T *row = cols + (((ci * kh + p) * kw + q) * n + ni) * oh * ow;
+                    idx lo, hi;
+                    column_range(q, sx, px, w, ow, &lo, &hi);
+                    for (idx i = 0; i < oh; i++) {
+                        idx y = i * sy + p - py;
+                        if (y < 0 || y >= h) continue;
+                        T *dst = plane + y * w + q - px;
+                        const T *src = row + i * ow;
+                        if (sx == 1) {
+                            for (idx j = lo; j < hi; j++) dst[j] += src[j];
+                        } else {
+                            for (idx j = lo; j < hi; j++) dst[j * sx] += src[j];
+                        }
+                    }
+                }
+        }
+}
+
+/* The gradient of max_pool: each window's cotangent ct (N, C, OH, OW, contiguous) goes to
+   the window's first element, in row-major order over the window, equal to its maximum y
+   (contiguous); grad (N, C, H, W, contiguous) is overwritten. The search is branch-free:
+   where the maximum lies depends on the data, so a branch would be mispredicted often. */
+EXPORT void NAME(max_pool_backward)(const T *ct, const T *x, const T *y, const idx *shape,
+                                  const idx *xs, const idx *geo, T *grad) {
+    idx n = shape[0], c = shape[1], h = shape[2], w = shape[3];
+    idx kh = geo[0], kw = geo[1], sy = geo[2], sx = geo[3], py = geo[4], px = geo[5];
+    idx oh = geo[6], ow = geo[7];
+    idx s2 = xs[2], s3 = xs[3];
+    memset(grad, 0, (size_t)(n * c * h * w) * sizeof(T));
+    for (idx ni = 0; ni < n; ni++)
+        for (idx ci = 0; ci < c; ci++) {
+            const T *plane = x + ni * xs[0] + ci * xs[1];
+            T *g = grad + (ni * c + ci) * h * w;
+            for (idx i = 0; i < oh; i++) {
+                idx y0 = i * sy - py, y1 = y0 + kh;
+                if (y0 < 0) y0 = 0;
+                if (y1 > h) y1 = h;
+                const T *ym = y + ((ni * c + ci) * oh + i) * ow, *d = ct + (ym - y);
+                for (idx j = 0; j < ow; j++) {
+                    idx x0 = j * sx - px, x1 = x0 + kw;
+                    if (x0 < 0) x0 = 0;
+                    if (x1 > w) x1 = w;
+                    T m = ym[j];
+                    idx at = -1;
+                    for (idx r = y1 - 1; r >= y0; r--) /* backwards: the first match wins */
+                        for (idx col = x1 - 1; col >= x0; col--)
+                            at = plane[r * s2 + col * s3] == m ? r * w + col : at;
+                    if (at >= 0) g[at] += d[j];
+                }
+            }
+        }
+}

@@ -1,0 +1,18 @@
+"""The compiled loops of diffkit's image ops (diffkit/_native.c). They are optional: where
+no C compiler is available the build skips them and diffkit runs its numpy versions."""
+
+import sys
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "diffkit._native",
+            ["diffkit/_native.c"],
+            depends=["diffkit/_native_kernels.h"],
+            extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
+            optional=True,
+        )
+    ]
+)

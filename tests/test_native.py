@@ -1,0 +1,112 @@
+"""The compiled loops of the image ops against their numpy versions, which stay the
+reference: randomized geometries, both float dtypes, non-contiguous inputs, ties."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import diffkit as dk
+from diffkit.ops import native
+from diffkit.ops.conv import (
+    _col2im_impl,
+    _im2col_impl,
+    _max_pool_backward_impl,
+    _max_pool_impl,
+    _pool_shape,
+)
+
+
+def test_extension_is_built():
+    """`pip install -e .` compiles diffkit/_native.c; without it every image op silently
+    takes the (slower) numpy path. DIFFKIT_NATIVE=0 switches the loops off on purpose."""
+    if os.environ.get("DIFFKIT_NATIVE") == "0":
+        assert not native.enabled()
+    else:
+        assert native.available(), "the extension diffkit._native was not built"
+        assert native.enabled()
+
+
+def _both(fn, *args, **kwargs):
+    with native.use_native(True):
+        fast = fn(*args, **kwargs)
+    with native.use_native(False):
+        slow = fn(*args, **kwargs)
+    return fast, slow
+
+
+def _layouts(a, rng):
+    """The same values in three memory layouts: contiguous, channel-major, reversed rows."""
+    yield a
+    yield np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    yield np.ascontiguousarray(a[:, :, ::-1])[:, :, ::-1]
+
+
+def _geometries(count, seed, pool=False):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        if pool:
+            ph, pw = int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1))
+        else:
+            ph, pw = (int(v) for v in rng.integers(0, 3, 2))
+        n, c = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        h = int(rng.integers(max(kh - 2 * ph, 1), 10))
+        w = int(rng.integers(max(kw - 2 * pw, 1), 10))
+        yield (n, c, h, w), (kh, kw), (sh, sw), (ph, pw), rng
+
+
+@pytest.mark.skipif(not native.available(), reason="extension not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_and_col2im_equal_numpy(dtype):
+    for shape, k, s, p, rng in _geometries(40, 1):
+        x = rng.standard_normal(shape).astype(dtype)
+        for xl in _layouts(x, rng):
+            fast, slow = _both(_im2col_impl, xl, k, s, p)
+            np.testing.assert_array_equal(fast, slow)
+        cols = rng.standard_normal(fast.shape).astype(dtype)
+        fast, slow = _both(_col2im_impl, cols, shape, k, s, p)
+        tol = 1e-5 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)
+
+
+@pytest.mark.skipif(not native.available(), reason="extension not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_max_pool_backward_equals_numpy_with_ties(dtype, ceil_mode):
+    for shape, k, s, p, rng in _geometries(40, 2, pool=True):
+        # rounded and clipped at 0, as after a ReLU: many windows hold ties
+        x = np.maximum(np.round(rng.standard_normal(shape), 1), 0).astype(dtype)
+        out_shape = _pool_shape((shape,), k, s, p, ceil_mode)
+        ct = rng.standard_normal(out_shape).astype(dtype)
+        # overlapping windows add several cotangents into one entry, in another order
+        tol = 1e-6 if dtype == np.float32 else 1e-15
+        for xl in _layouts(x, rng):
+            y = _max_pool_impl(xl, k, s, p, ceil_mode)
+            fast, slow = _both(_max_pool_backward_impl, ct, xl, y, k, s, p, ceil_mode)
+            np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol)
+            assert np.array_equal(fast != 0, slow != 0)  # the same entries receive them
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_infinite_cotangent_reaches_only_the_first_maximum(on):
+    x = np.array([[[[1.0, 3.0], [3.0, 0.0]]]])
+    ct = np.array([[[[np.inf]]]])
+    y = _max_pool_impl(x, (2, 2), (2, 2), (0, 0))
+    with native.use_native(on):
+        g = _max_pool_backward_impl(ct, x, y, (2, 2), (2, 2), (0, 0))
+    np.testing.assert_array_equal(g, [[[[0, np.inf], [0, 0]]]])
+
+
+def test_other_dtypes_take_the_numpy_path():
+    x = (np.arange(32.0) + 1j).reshape(1, 2, 4, 4)
+    assert native.im2col(x, (2, 2), (1, 1), (0, 0), (3, 3)) is None
+    mixed = native.max_pool_backward(
+        np.ones((1, 2, 2, 2), np.float32), x.real, np.ones((1, 2, 2, 2)), (2, 2), (2, 2), (0, 0)
+    )
+    assert mixed is None
+    cols = dk.evaluate(dk.im2col(dk.variable("x", x.shape), 2), {"x": x})
+    assert cols.dtype == np.complex128 and cols.shape == (8, 9)
