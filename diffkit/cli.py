@@ -45,9 +45,12 @@ def _cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="diffkit", description="diffkit: finite differences, symbolic "
-                     "differentiation, forward and reverse mode side by side; CNNs trained on "
-                     "reverse mode.")
+    parser = _Parser(
+        prog="diffkit",
+        description="diffkit: finite differences, symbolic "
+        "differentiation, forward and reverse mode side by side; CNNs trained on "
+        "reverse mode.",
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     demo = sub.add_parser("demo", help="run the studies and a LeNet-5 training run")
     demo.add_argument("--quick", action="store_true", help="reduced grids, seconds not minutes")
