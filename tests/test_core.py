@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -255,3 +257,19 @@ def test_more_bad_input_is_named():
             {"im": np.ones((1, 1, 4, 4)), "w": np.ones((1, 1, 3, 3))},
             precision=20,
         )
+
+
+@pytest.mark.parametrize("shape", [(6, 25), (25, 6), (3, 2)])
+def test_matmul_with_long_inner_dimension(shape):
+    """Few output rows or columns and a long inner dimension take matrix-vector products."""
+    m, n = shape
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((m, 20000))
+    b = rng.standard_normal((20000, n))
+    av, bv = dk.variable("a", a.shape), dk.variable("b", b.shape)
+    out = dk.evaluate(dk.matmul(av, bv), {"a": a, "b": b})
+    exact = np.array([[math.fsum(a[i] * b[:, j]) for j in range(n)] for i in range(m)])
+    np.testing.assert_allclose(out, exact, rtol=1e-12, atol=1e-10)
+    out32 = dk.evaluate(dk.matmul(av, bv), {"a": a.astype(np.float32), "b": b.astype(np.float32)})
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, exact, rtol=1e-3, atol=1e-2)

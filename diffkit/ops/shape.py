@@ -193,9 +193,29 @@ def _matmul_shape(shapes):
     return batch + (a[-2], b[-1])
 
 
+# A product with a handful of output rows (or columns) and a long inner dimension, such as
+# a first convolution's weight gradient (6, N·OH·OW) @ (N·OH·OW, 25), is as fast again
+# computed as one matrix-vector product per row: OpenBLAS runs such a GEMM on one core,
+# its GEMV on all of them (benchmarks/lenet_step.py).
+_GEMV_ROWS = 8
+_GEMV_INNER = 16384
+
+
 def _matmul_impl(a, b):
     if a.dtype == object or b.dtype == object:
         return np.matmul(a.astype(object), b.astype(object))
+    if a.ndim == 2 and b.ndim == 2 and a.shape[1] >= _GEMV_INNER:
+        (m, _), (_, n) = a.shape, b.shape
+        if m <= _GEMV_ROWS and m <= n:
+            out = np.empty((m, n), np.result_type(a, b))
+            for i in range(m):
+                np.matmul(b.T, a[i], out=out[i])
+            return out
+        if n <= _GEMV_ROWS:
+            out = np.empty((n, m), np.result_type(a, b))
+            for j in range(n):
+                np.matmul(a, b[:, j], out=out[j])
+            return out.T
     return np.matmul(a, b)
 
 
