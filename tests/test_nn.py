@@ -315,3 +315,39 @@ def test_lenet5_shapes_names_and_state_dict():
         nn.LeNet5(batchnorm=True).load_state_dict(nn.LeNet5().state_dict())
     mlp = nn.MLP([4, 8, 3], activation="tanh")
     assert mlp(dk.variable("x", (5, 4))).shape == (5, 3)
+
+
+@BACKENDS
+@pytest.mark.parametrize("padding", [0, 1])
+def test_max_pool_of_relu_is_rewritten_with_the_same_derivatives(native, padding):
+    """max_pool(relu(x)) is built as relu(max_pool(x)); values, gradient and tangent equal
+    those of pooling the ReLU's output, computed with loops: windows with ties, with a
+    maximum of exactly 0 and with only negative values included."""
+    rng = np.random.default_rng(11)
+    x = np.round(rng.standard_normal((2, 3, 6, 5)), 0)  # many ties, many zeros
+    x[0, 0, :2, :2] = -1.0  # a window with only negative values
+    xv = dk.variable("x", x.shape)
+    out = dk.max_pool2d(dk.relu(xv), 3, 2, padding)
+    assert out.op.name == "relu" and out.inputs[0].op.name == "max_pool2d"
+    r = np.maximum(x, 0)
+    ct = rng.standard_normal(out.shape)
+    # loops: each window's cotangent goes to the first maximum of relu(x), times relu'(x)
+    expected = np.zeros_like(x)
+    n, c, h, w = x.shape
+    for a in range(n):
+        for f in range(c):
+            for i in range(out.shape[2]):
+                for j in range(out.shape[3]):
+                    rows = range(max(0, 2 * i - padding), min(h, 2 * i - padding + 3))
+                    cols = range(max(0, 2 * j - padding), min(w, 2 * j - padding + 3))
+                    cells = [(y, z) for y in rows for z in cols]
+                    best = max(r[a, f, y, z] for y, z in cells)
+                    y, z = next(cell for cell in cells if r[a, f][cell] == best)
+                    expected[a, f, y, z] += ct[a, f, i, j] * (x[a, f, y, z] > 0)
+    with use_native(native):
+        np.testing.assert_array_equal(dk.evaluate(out, {"x": x}), pool_ref(r, 3, 2, padding, "max"))
+        g = dk.gradient(dk.sum(out * dk.const(ct)), {"x": x})["x"]
+        np.testing.assert_allclose(g, expected, rtol=1e-14, atol=0)
+        t = rng.standard_normal(x.shape)
+        tangent = dk.jvp(out, {"x": x}, {"x": t})[1]
+        np.testing.assert_allclose(np.sum(tangent * ct), np.sum(t * expected), rtol=1e-12)

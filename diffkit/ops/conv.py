@@ -17,6 +17,7 @@ import numpy as np
 from ..ir.node import Node, ShapeError, apply, as_node, const
 from ..ir.op import LINEAR, Op, Sample, Unsupported, register
 from . import native
+from .elementwise import RELU, relu
 from .reduce import sum as reduce_sum
 from .shape import matmul, reshape, transpose
 
@@ -457,6 +458,17 @@ _POOL_SAMPLES = (
     ),
 )
 
+
+def _fold_max_pool(x, **attrs):
+    """max_pool(relu(x)) -> relu(max_pool(x)): ReLU is monotone, so it commutes with a max;
+    the ReLU then runs on KH·KW times fewer values. The derivatives agree too: a window
+    whose maximum is positive sends its cotangent to the same first maximum either way,
+    and one whose maximum is at most 0 sends none (ReLU's derivative is 0 there)."""
+    if x.kind == "op" and x.op is RELU:
+        return relu(apply(MAX_POOL2D, x.inputs[0], **attrs))
+    return None
+
+
 MAX_POOL2D = register(
     Op(
         name="max_pool2d",
@@ -469,6 +481,7 @@ MAX_POOL2D = register(
         sympy=_NO_SCALAR,
         samples=_POOL_SAMPLES,
         analytic=False,
+        fold=_fold_max_pool,
         doc="max over KxK windows (padding counts as -inf)",
     )
 )
