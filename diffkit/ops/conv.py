@@ -347,15 +347,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
     n, _, _, _, _, _, _, _, _, _, oh, ow, _, _ = _geometry(
         x.shape, (kh, kw), stride, padding, False, "conv2d"
     )
-    flat = im2col(x, (kh, kw), stride, padding)  # (C·KH·KW, N·OH·OW)
-    out = matmul(reshape(weight, (o, c * kh * kw)), flat)  # (O, N·OH·OW)
-    out = transpose(reshape(out, (o, n, oh, ow)), (1, 0, 2, 3))
     if bias is not None:
         bias = as_node(bias)
         if bias.shape != (o,):
             raise ShapeError(f"conv2d: bias must have shape ({o},), got {bias.shape}")
-        out = out + reshape(bias, (1, o, 1, 1))
-    return out
+    flat = im2col(x, (kh, kw), stride, padding)  # (C·KH·KW, N·OH·OW)
+    out = matmul(reshape(weight, (o, c * kh * kw)), flat)  # (O, N·OH·OW)
+    if bias is not None:  # added along the rows, so that its gradient sums contiguous rows
+        out = out + reshape(bias, (o, 1))
+    return transpose(reshape(out, (o, n, oh, ow)), (1, 0, 2, 3))
 
 
 def _pool_windows(x, kernel_size, stride, padding, ceil_mode, value):
