@@ -68,75 +68,104 @@ def torch_step(batch: int):
     return run
 
 
-def _torch_medians(batches) -> dict | None:
-    """PyTorch's medians, measured in a child process: PyTorch's OpenMP threads keep
-    spinning after its steps and would slow whatever runs next in the same process."""
-    import json
-    import subprocess
-    import sys
+class TorchChild:
+    """PyTorch in a child process that times a step on request: its OpenMP threads keep
+    spinning after its steps and would slow whatever runs next in the same process. The
+    parent alternates short slices of diffkit and PyTorch, so that both see the same state
+    of this shared machine, whose speed drifts over seconds."""
 
-    code = (
+    CODE = (
         "import json, sys; sys.path.insert(0, '.'); import torch; torch.set_num_threads(2);"
         "import lenet_step as b; from common import median_time;"
-        f"print(json.dumps({{n: median_time(b.torch_step(n), repeats=30)[0] "
-        f"for n in {list(batches)}}}));"
-        "print(torch.__version__, torch.get_num_threads())"
+        "print(torch.__version__, torch.get_num_threads(), flush=True); steps = {}\n"
+        "for line in sys.stdin:\n"
+        "    batch, repeats = map(int, line.split())\n"
+        "    run = steps.setdefault(batch, b.torch_step(batch))\n"
+        "    print(json.dumps(median_time(run, repeats=repeats)[0]), flush=True)\n"
     )
-    try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True, cwd=__file__.rsplit("/", 1)[0] or ".").stdout
-    except subprocess.CalledProcessError as err:
-        if "No module named 'torch'" in err.stderr:
-            return None
-        raise
-    lines = out.strip().splitlines()
-    medians = {int(k): v for k, v in json.loads(lines[0]).items()}
-    version, threads = lines[1].split()
-    _torch_medians.version = f"PyTorch {version}, {threads} threads, in a child process"
-    return medians
+
+    def __init__(self):
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=__file__.rsplit("/", 1)[0] or ".",
+        )
+        header = self.proc.stdout.readline().split()
+        if len(header) != 2:
+            err = self.proc.stderr.read()
+            self.proc.wait()
+            if "No module named 'torch'" in err:
+                raise ModuleNotFoundError("torch")
+            raise RuntimeError(f"the PyTorch child process failed:\n{err}")
+        self.version = f"PyTorch {header[0]}, {header[1]} threads, in a child process"
+
+    def median(self, batch: int, repeats: int) -> float:
+        self.proc.stdin.write(f"{batch} {repeats}\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
-def main(rounds: int = 3) -> None:
-    """Alternate diffkit (this process) and PyTorch (a child process) ``rounds`` times and
-    print each round and the medians over rounds: PyTorch's own time varies between
-    processes on this machine (seen: 9.5 to 16.5 ms at batch 256)."""
+# OpenBLAS's idle threads spin for up to about 0.1 s after a product before they sleep, and
+# would take a core from the other side
+PAUSE = 0.3
+
+
+def main(rounds: int = 9, repeats: int = 10) -> None:
+    """``rounds`` times, for each batch size: ``repeats`` diffkit steps (this process),
+    then ``repeats`` PyTorch steps (the child). Prints the medians over rounds and the
+    median of the per-round ratios."""
     import statistics
+    import time
 
     batches = (64, 256)
+    steps, sizes, peaks = {}, {}, {}
+    for batch in batches:
+        steps[batch], sizes[batch] = diffkit_step(batch)
+        tracemalloc.start()
+        steps[batch]()
+        peaks[batch] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    try:
+        child = TorchChild()
+    except ModuleNotFoundError:
+        child = None
+        print("PyTorch is not installed (pip install -e '.[oracle]'): diffkit only")
     ours = {b: [] for b in batches}
     theirs = {b: [] for b in batches}
-    sizes, peaks = {}, {}
-    for r in range(rounds):
+    for _ in range(rounds):
         for batch in batches:
-            run, sizes[batch] = diffkit_step(batch)
-            ours[batch].append(median_time(run, repeats=30)[0])
-            if r == 0:
-                tracemalloc.start()
-                run()
-                peaks[batch] = tracemalloc.get_traced_memory()[1]
-                tracemalloc.stop()
-        child = _torch_medians(batches)
-        if child is None:
-            print("PyTorch is not installed (pip install -e '.[oracle]'): diffkit only")
-            theirs = None
-        else:
-            for batch in batches:
-                theirs[batch].append(child[batch])
-        line = "  ".join(f"batch {b}: diffkit {ours[b][-1] * 1e3:.2f} ms" +
-                         (f", PyTorch {theirs[b][-1] * 1e3:.2f} ms" if theirs else "")
-                         for b in batches)
-        print(f"round {r + 1}: {line}")
-        if theirs is None:
-            break
-    if theirs:
-        print(_torch_medians.version)
+            ours[batch].append(median_time(steps[batch], repeats=repeats)[0])
+            if child is not None:
+                time.sleep(PAUSE)  # let the idle threads of both sides stop spinning
+                theirs[batch].append(child.median(batch, repeats))
+                time.sleep(PAUSE)
+    if child is not None:
+        child.close()
+        print(child.version)
+    print(f"{rounds} rounds of {repeats} steps each, diffkit and PyTorch alternating")
     for batch in batches:
         med = statistics.median(ours[batch])
-        line = (f"batch {batch:3d}: diffkit median {med * 1e3:6.2f} ms (step graph "
-                f"{sizes[batch]} nodes; peak memory {peaks[batch] / 2**20:.1f} MiB)")
-        if theirs:
+        line = (
+            f"batch {batch:3d}: diffkit median {med * 1e3:6.2f} ms (step graph "
+            f"{sizes[batch]} nodes; peak memory {peaks[batch] / 2**20:.1f} MiB)"
+        )
+        if child is not None:
             t = statistics.median(theirs[batch])
-            line += f"  PyTorch median {t * 1e3:6.2f} ms  ratio {med / t:.2f}"
+            ratios = [a / b for a, b in zip(ours[batch], theirs[batch])]
+            line += (
+                f"  PyTorch median {t * 1e3:6.2f} ms  ratio {statistics.median(ratios):.2f}"
+                f" (rounds: {min(ratios):.2f} to {max(ratios):.2f})"
+            )
         print(line)
 
 
