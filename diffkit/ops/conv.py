@@ -398,8 +398,13 @@ def _first_maxima(x, out, kernel_size, stride, padding, ceil_mode):
 
 def _max_pool_impl(x, kernel_size, stride, padding, ceil_mode=False):
     padded, slices, _ = _pool_windows(_real(x), kernel_size, stride, padding, ceil_mode, -np.inf)
-    out = padded[slices[0]].copy()
-    for sl in slices[1:]:
+    # the result takes the input's memory layout (numpy's choice for a binary op), so
+    # every pass streams through both in the same order
+    if len(slices) == 1:
+        out = padded[slices[0]].copy(order="K")
+    else:
+        out = np.maximum(padded[slices[0]], padded[slices[1]])
+    for sl in slices[2:]:
         np.maximum(out, padded[sl], out=out)
     if x.dtype.kind != "c":
         return out
