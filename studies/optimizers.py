@@ -143,7 +143,7 @@ def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
                 r["seconds"][-1],
                 r["loss"][0],
                 r["loss"][-1],
-                r.get("grad_norm", [float("nan")])[-1],
+                r["grad_norm"][-1] if "grad_norm" in r else "not tracked",
             ]
         )
     newton_lr = results[("logistic regression", "Newton")]
