@@ -1,13 +1,18 @@
-"""Windows of images: ``unfold`` (im2col) and its adjoint ``fold`` (col2im), and what is
-composed from them: ``conv2d``, ``max_pool2d``, ``avg_pool2d``.
+"""Windows of images: ``unfold`` (im2col as a strided view) and its adjoint ``fold``
+(col2im), the window matrix ``im2col`` and its adjoint ``col2im``, and what is composed
+from them: ``conv2d``, ``max_pool2d``, ``avg_pool2d``.
 
 ``unfold`` returns the K×K windows of a padded, strided NCHW input as a strided
 view of shape (N, C, OH, OW, KH, KW): no copy, no loop over pixels. Its VJP is
 ``fold``, a scatter-add with one vectorised step per kernel offset; ``fold``'s
-VJP is ``unfold``. Convolution is then one matrix product of the unfolded input,
-max-pooling a max over the window axis (the derivative goes to the first maximum,
-as in PyTorch), average pooling a sum divided by the window's size. Output sizes
-follow floor((W - K + 2P) / S) + 1 (ceil with ``ceil_mode``, as PyTorch).
+VJP is ``unfold``. ``im2col`` lays the same windows out as one matrix
+(C·KH·KW, N·OH·OW), the operand of convolution's single matrix product; ``col2im`` is
+its adjoint. Max-pooling is a max over each window (the derivative goes to the first
+maximum, as in PyTorch), average pooling a sum divided by the window's size. Output
+sizes follow floor((W - K + 2P) / S) + 1 (ceil with ``ceil_mode``, as PyTorch).
+
+im2col, col2im and the max-pooling gradient run compiled loops where the extension is
+built (:mod:`diffkit.ops.native`); their numpy versions here are the reference.
 """
 
 from __future__ import annotations
