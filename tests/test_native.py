@@ -12,6 +12,9 @@ import diffkit as dk
 from diffkit.ops import native
 from diffkit.ops.conv import (
     _col2im_impl,
+    _direct_impl,
+    _direct_shape,
+    _direct_weight_grad_impl,
     _im2col_impl,
     _max_pool_backward_impl,
     _max_pool_impl,
@@ -110,3 +113,54 @@ def test_other_dtypes_take_the_numpy_path():
     assert mixed is None
     cols = dk.evaluate(dk.im2col(dk.variable("x", x.shape), 2), {"x": x})
     assert cols.dtype == np.complex128 and cols.shape == (8, 9)
+
+
+@pytest.mark.skipif(not native._DIRECT, reason="no direct convolution on this CPU or build")
+def test_direct_convolution_equals_numpy():
+    """Random geometries within the direct kernels' reach (stride 1 along rows, windows up
+    to 64 entries and 16 columns), rows wider than one tile of 32, three memory layouts."""
+    rng = np.random.default_rng(4)
+    checked = 0
+    while checked < 60:
+        kh, kw = int(rng.integers(1, 8)), int(rng.integers(1, 17))
+        c = int(rng.integers(1, 4))
+        if c * kh * kw > native.DIRECT_MAX_WINDOW:
+            continue
+        s, p = (int(rng.integers(1, 4)), 1), (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        n, o = int(rng.integers(1, 4)), int(rng.integers(1, 8))
+        h = int(rng.integers(max(kh - 2 * p[0], 1), 12))
+        w = int(rng.integers(max(kw - 2 * p[1], 1), 75))
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        weight = rng.standard_normal((o, c, kh, kw)).astype(np.float32)
+        out_shape = _direct_shape((x.shape, weight.shape), s, p)
+        ct = rng.standard_normal(out_shape).astype(np.float32)
+        for xl in _layouts(x, rng):
+            fast, slow = _both(_direct_impl, xl, weight, s, p)
+            np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * c * kh * kw)
+            fast, slow = _both(_direct_weight_grad_impl, ct, xl, weight.shape, s, p)
+            scale = np.sqrt(ct.size / o)
+            np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * scale)
+        checked += 1
+
+
+@pytest.mark.skipif(not native._DIRECT, reason="no direct convolution on this CPU or build")
+def test_direct_convolution_gradients_in_float32():
+    """A float32 first layer (direct) and its gradients against the numpy path."""
+    rng = np.random.default_rng(5)
+    layer = dk.nn.Conv2d(3, 5, 3, padding=1)
+    x = rng.standard_normal((4, 3, 9, 40)).astype(np.float32)
+    xv = dk.variable("x", x.shape)
+    out = layer(xv)
+    assert any(n.op is not None and n.op.name == "conv2d_direct" for n in _nodes(out))
+    loss = dk.sum(out * dk.const(rng.standard_normal(out.shape).astype(np.float32)))
+    at = {**layer.inputs(), "x": x}
+    fast, slow = _both(dk.gradient, loss, at)
+    for name in slow:
+        assert fast[name].dtype == np.float32
+        np.testing.assert_allclose(fast[name], slow[name], rtol=1e-4, atol=1e-3)
+
+
+def _nodes(out):
+    from diffkit.ir.schedule import topological_order
+
+    return topological_order([out])

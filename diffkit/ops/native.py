@@ -37,6 +37,7 @@ def _load():
         for suffix in _SUFFIX.values():
             for name in ("im2col", "col2im", "max_pool_backward"):
                 getattr(lib, f"{name}_{suffix}").restype = None
+        lib.conv_direct_supported.restype = ctypes.c_int
     except (OSError, AttributeError):
         return None
     return lib
@@ -44,6 +45,11 @@ def _load():
 
 _LIB = _load()
 _state = {"on": _LIB is not None and os.environ.get("DIFFKIT_NATIVE", "1") != "0"}
+# the direct convolution: float32, stride 1 along the rows, windows of at most this many
+# entries (C·KH·KW) and at most DIRECT_MAX_KW columns, on a CPU with AVX2 and FMA
+DIRECT_MAX_WINDOW = 64
+DIRECT_MAX_KW = 16
+_DIRECT = _LIB is not None and bool(_LIB.conv_direct_supported())
 
 
 def available() -> bool:
@@ -78,6 +84,10 @@ def _kernel(name: str, *arrays):
 
 def _ptr(a: np.ndarray):
     return ctypes.c_void_p(a.ctypes.data)
+
+
+def _i64(value) -> ctypes.c_int64:
+    return ctypes.c_int64(int(value))
 
 
 def _ints(values) -> ctypes.Array:
@@ -127,3 +137,57 @@ def max_pool_backward(ct, x, y, kernel_size, stride, padding):
     xs, geo = _strides(x), _geo(kernel_size, stride, padding, y.shape[2:])
     fn(_ptr(ct), _ptr(x), _ptr(y), _ints(x.shape), xs, geo, _ptr(grad))
     return grad
+
+
+def direct_applies(weight_shape, stride) -> bool:
+    """Whether a convolution of this geometry has a direct kernel (whatever the dtype)."""
+    o, c, kh, kw = weight_shape
+    return c * kh * kw <= DIRECT_MAX_WINDOW and kw <= DIRECT_MAX_KW and stride[1] == 1
+
+
+def _direct(weight_shape, stride, *arrays) -> bool:
+    return (
+        _state["on"]
+        and _DIRECT
+        and direct_applies(weight_shape, stride)
+        and all(a.dtype == np.float32 for a in arrays)
+    )
+
+
+def conv_direct(x, w, stride, padding, out_hw):
+    """The convolution of NCHW ``x`` with OIHW ``w`` as (O, N·OH·OW), computed directly."""
+    if not _direct(w.shape, stride, x, w):
+        return None
+    o = w.shape[0]
+    wp = np.zeros((-(-o // 3) * 3, w[0].size), np.float32)  # row blocks of 3
+    wp[:o] = w.reshape(o, -1)
+    out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), np.float32)
+    geo = _geo(w.shape[2:], stride, padding, out_hw)
+    _LIB.conv_direct_f32(
+        _ptr(x), _ints(x.shape), _strides(x), geo, _ptr(wp), _i64(o), _i64(len(wp)), _ptr(out)
+    )
+    return out
+
+
+def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
+    """The weight gradient of :func:`conv_direct` for a cotangent ``ct`` (O, N·OH·OW)."""
+    if not _direct(weight_shape, stride, ct, x):
+        return None
+    ct = np.ascontiguousarray(ct)
+    o, k = weight_shape[0], int(np.prod(weight_shape[1:]))
+    opad, kpad = -(-o // 3) * 3, -(-k // 4) * 4
+    part = np.empty(opad * kpad * 8, np.float32)
+    dw = np.empty(weight_shape, np.float32)
+    geo = _geo(weight_shape[2:], stride, padding, out_hw)
+    _LIB.conv_direct_wgrad_f32(
+        _ptr(x),
+        _ints(x.shape),
+        _strides(x),
+        geo,
+        _ptr(ct),
+        _i64(o),
+        _i64(opad),
+        _ptr(part),
+        _ptr(dw),
+    )
+    return dw
