@@ -24,7 +24,7 @@ from ..ir.op import LINEAR, Op, Sample, Unsupported, register
 from . import native
 from .elementwise import RELU, relu
 from .reduce import sum as reduce_sum
-from .shape import matmul, reshape, transpose
+from .shape import _sum_tangents, matmul, reshape, transpose
 
 __all__ = [
     "unfold",
@@ -377,7 +377,7 @@ CONV2D_DIRECT = register(
             _conv_input_grad(ct, w, x.shape, **a),
             apply(CONV2D_DIRECT_WEIGHT_GRAD, ct, x, weight_shape=w.shape, **a),
         ),
-        jvp=lambda tangents, out, x, w, **a: _sum_terms(
+        jvp=lambda tangents, out, x, w, **a: _sum_tangents(
             None if tangents[0] is None else apply(CONV2D_DIRECT, tangents[0], w, **a),
             None if tangents[1] is None else apply(CONV2D_DIRECT, x, tangents[1], **a),
         ),
@@ -402,7 +402,7 @@ CONV2D_DIRECT_WEIGHT_GRAD = register(
             apply(CONV2D_DIRECT, x, g, **a),
             _conv_input_grad(ct, g, x.shape, **a),
         ),
-        jvp=lambda tangents, out, ct, x, **a: _sum_terms(
+        jvp=lambda tangents, out, ct, x, **a: _sum_tangents(
             None if tangents[0] is None else apply(CONV2D_DIRECT_WEIGHT_GRAD, tangents[0], x, **a),
             None if tangents[1] is None else apply(CONV2D_DIRECT_WEIGHT_GRAD, ct, tangents[1], **a),
         ),
@@ -431,18 +431,15 @@ def _check_weight_grad(shapes, weight_shape, attrs):
     return tuple(weight_shape)
 
 
-def _sum_terms(a, b):
-    if a is None or b is None:
-        return b if a is None else a
-    return a + b
-
-
 def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
     """2-D cross-correlation (PyTorch's ``conv2d``) of NCHW ``x`` with OIHW ``weight``.
 
     Computed as one matrix product, (O, C·KH·KW) @ (C·KH·KW, N·OH·OW), of the weight and
     the input's window matrix (:func:`im2col`); the window matrix is one node, shared by
-    the weight gradient, and the input gradient is its adjoint :func:`col2im`.
+    the weight gradient, and the input gradient is its adjoint :func:`col2im`. Small
+    windows (at most 64 entries and 16 columns, stride 1 along the rows: first layers on
+    images of few channels) take the op ``conv2d_direct`` instead, which computes the same
+    product without the window matrix (with compiled loops for float32 on CPUs with AVX2).
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (1, 1, 4, 4)); w = dk.variable("w", (2, 1, 3, 3))
