@@ -2,8 +2,9 @@
 
 Each function here returns None when it does not apply: the extension was not built (no
 C compiler at install), it is switched off (``DIFFKIT_NATIVE=0`` in the environment, or
-:func:`use_native`), or the arrays are not float32/float64 of one dtype. The caller then
-runs its numpy version, which computes the same thing and stays the reference.
+:func:`use_native`), or the arrays are not float32/float64 of one dtype (float32 only, on
+a CPU with AVX2 and FMA, for the direct convolution). The caller then runs its numpy
+version, which computes the same thing and stays the reference.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ __all__ = [
     "im2col",
     "col2im",
     "max_pool_backward",
+    "direct_applies",
+    "conv_direct",
+    "conv_direct_weight_grad",
 ]
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
-_IDX = ctypes.POINTER(ctypes.c_int64)
 
 
 def _load():
@@ -38,6 +41,8 @@ def _load():
             for name in ("im2col", "col2im", "max_pool_backward"):
                 getattr(lib, f"{name}_{suffix}").restype = None
         lib.conv_direct_supported.restype = ctypes.c_int
+        if lib.conv_direct_supported():
+            lib.conv_direct_f32.restype = lib.conv_direct_wgrad_f32.restype = None
     except (OSError, AttributeError):
         return None
     return lib
