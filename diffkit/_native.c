@@ -58,6 +58,9 @@ static void column_range(idx q, idx sx, idx px, idx w, idx ow, idx *lo, idx *hi)
 #define TILE 32            /* output columns per tile: four vectors of eight floats */
 #define ROW (TILE + 16)    /* a tile's input columns: TILE + KW - 1 <= TILE + 15 */
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+
 /* With stride 1 along the row, window entries (c, p, q) for q = 0..KW-1 are one input row
    shifted by q: rows[(c, p)][t] holds input row y = i*sy + p - py of channel c at column
    j0 + t - px (0 outside the input), so entry (c, p, q) of output column j0 + t is
@@ -88,8 +91,12 @@ static void gather_rows(const float *x, const idx *shape, const idx *xs, const i
         }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
+/* Where window entry k starts in rows (see gather_rows); entries K..kpad-1 read zero. */
+static void window_entries(const float **entry, const float *rows, const float *zero, idx K,
+                           idx kpad, idx kw) {
+    for (idx k = 0; k < kpad; k++) entry[k] = k < K ? rows + (k / kw) * ROW + k % kw : zero;
+}
+
 
 EXPORT int conv_direct_supported(void) {
     __builtin_cpu_init();
@@ -105,8 +112,8 @@ EXPORT void conv_direct_f32(const float *x, const idx *shape, const idx *xs, con
     idx K = c * kh * kw;
     float rows[DIRECT_MAX_K * ROW] __attribute__((aligned(32)));
     float tmp[TILE] __attribute__((aligned(32)));
-    idx off[DIRECT_MAX_K]; /* where window entry k starts in rows */
-    for (idx k = 0; k < K; k++) off[k] = (k / kw) * ROW + k % kw;
+    const float *entry[DIRECT_MAX_K];
+    window_entries(entry, rows, NULL, K, K, kw);
     for (idx ni = 0; ni < n; ni++)
         for (idx i = 0; i < oh; i++)
             for (idx j0 = 0; j0 < ow; j0 += TILE) {
@@ -117,7 +124,7 @@ EXPORT void conv_direct_f32(const float *x, const idx *shape, const idx *xs, con
                     for (int r = 0; r < 3; r++)
                         for (int v = 0; v < 4; v++) acc[r][v] = _mm256_setzero_ps();
                     for (idx k = 0; k < K; k++) {
-                        const float *b = rows + off[k];
+                        const float *b = entry[k];
                         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
                         __m256 b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
                         for (int r = 0; r < 3; r++) {
@@ -153,8 +160,8 @@ EXPORT void conv_direct_wgrad_f32(const float *x, const idx *shape, const idx *x
     float rows[DIRECT_MAX_K * ROW] __attribute__((aligned(32)));
     float zero[TILE] __attribute__((aligned(32))) = {0};
     float drows[3 * TILE] __attribute__((aligned(32)));
-    const float *entry[DIRECT_MAX_K]; /* window entry k in rows; zeros for k >= K */
-    for (idx k = 0; k < kpad; k++) entry[k] = k < K ? rows + (k / kw) * ROW + k % kw : zero;
+    const float *entry[DIRECT_MAX_K];
+    window_entries(entry, rows, zero, K, kpad, kw);
     memset(part, 0, (size_t)(opad * kpad * 8) * sizeof(float));
     for (idx ni = 0; ni < n; ni++)
         for (idx i = 0; i < oh; i++)
