@@ -34,6 +34,8 @@ __all__ = [
     "apply",
     "is_const",
     "const_value",
+    "internal_variable",
+    "RESERVED_PREFIX",
 ]
 
 
@@ -43,6 +45,10 @@ class ShapeError(ValueError):
 
 _TABLE: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
 _FOLD_LIMIT = 4096  # constants up to this many elements are folded at build time
+_EXACT_BITS = 4096  # exact rational constants up to this many bits; larger ones are rounded
+#: names of diffkit's own variables (tangent and cotangent seeds) begin with this;
+#: ``variable`` refuses it, so a user's name can never collide with them
+RESERVED_PREFIX = "%"
 
 
 class Node:
@@ -219,8 +225,25 @@ def variable(name: str, shape: Iterable[int] = ()) -> Node:
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"a variable needs a non-empty string name, got {name!r}")
-    shape = tuple(int(s) for s in shape)
-    if any(s < 0 for s in shape):
+    if name.startswith(RESERVED_PREFIX):
+        raise ValueError(
+            f"variable names beginning with {RESERVED_PREFIX!r} are reserved for diffkit's own "
+            f"tangent and cotangent variables, got {name!r}"
+        )
+    return _variable(name, shape)
+
+
+def internal_variable(name: str, shape: Iterable[int] = ()) -> Node:
+    """A variable in diffkit's reserved namespace (its name gets the reserved prefix)."""
+    return _variable(RESERVED_PREFIX + name, shape)
+
+
+def _variable(name: str, shape) -> Node:
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ShapeError(f"variable {name!r}: shape must be a tuple of integers, got {shape!r}")
+    if any(d < 0 for d in shape):
         raise ShapeError(f"variable {name!r}: negative dimension in shape {shape}")
     return _intern(("var", name, shape), lambda: Node("var", None, (), {}, shape, name=name))
 
@@ -237,15 +260,33 @@ def variables(names: str | Iterable[str]) -> tuple[Node, ...]:
 
 
 def const(value: Any) -> Node:
-    """A constant node holding ``value`` (stored as float64; evaluated in the data's dtype)."""
+    """A constant node holding ``value``.
+
+    Integers, ``Fraction`` s and finite floats are kept exactly (as a rational, for
+    the SymPy and mpmath interpreters) and rounded once to float64 for numpy, which
+    evaluates constants in the data's dtype.
+
+    >>> from fractions import Fraction
+    >>> import diffkit as dk
+    >>> dk.const(Fraction(1, 3)).exact
+    Fraction(1, 3)
+    """
     if isinstance(value, Node):
         return value
     exact = None
+    if isinstance(value, (np.integer, np.floating)) and np.ndim(value) == 0:
+        value = value.item()
     if isinstance(value, (int, Fraction)) and not isinstance(value, bool):
         exact = Fraction(value)
+        if exact.numerator.bit_length() + exact.denominator.bit_length() > _EXACT_BITS:
+            exact = None
+        value = _round(Fraction(value))
     elif isinstance(value, float) and np.isfinite(value):
         exact = Fraction(value)
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"cannot make a constant from {type(value).__name__}: {err}") from None
     if arr.dtype.kind == "c":
         raise TypeError("complex constants are not supported in the IR")
     if arr.dtype.kind not in "biuf":
@@ -254,6 +295,14 @@ def const(value: Any) -> Node:
     arr.setflags(write=False)
     key = ("const", arr.shape, arr.tobytes(), exact)
     return _intern(key, lambda: Node("const", None, (), {}, arr.shape, value=arr, exact=exact))
+
+
+def _round(q: Fraction) -> float:
+    """``q`` rounded to the nearest float64 (infinite beyond its range)."""
+    try:
+        return float(q)
+    except OverflowError:
+        return float("inf") if q > 0 else float("-inf")
 
 
 def as_node(value: Any) -> Node:
@@ -303,6 +352,10 @@ def apply(op: Op | str, *inputs: Any, **attrs: Any) -> Node:
         if folded is not None:
             return folded
     if nodes and all(n.kind == "const" for n in nodes) and _small(nodes, shape):
+        if op.exact is not None and shape == () and all(n.exact is not None for n in nodes):
+            value = op.exact(*(n.exact for n in nodes), **attrs)
+            if value is not None:
+                return const(value)
         with np.errstate(all="ignore"):
             value = op.impl(*(n.value for n in nodes), **attrs)
         return const(np.broadcast_to(np.asarray(value, dtype=np.float64), shape))

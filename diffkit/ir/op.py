@@ -101,6 +101,11 @@ class Op:
         samples: inputs for the registry tests (an op with none fails them).
         analytic: whether the complex step method may run through it.
         fold: optional ``(*inputs, **attrs) -> node or None`` simplifying at build time.
+            A fold must not change a value (``x * 1 -> x`` is exact for every float,
+            ``0 * x -> 0`` is not: inf and NaN).
+        exact: optional ``(*fractions, **attrs) -> Fraction or None``: the op on exact
+            rational constants (``None`` where the result is not rational or too large),
+            so that ``1/3`` stays exact until a numeric interpreter rounds it once.
         nondiff_inputs: indices of inputs that never carry a derivative.
         doc: one line describing the op.
     """
@@ -115,6 +120,7 @@ class Op:
     samples: tuple
     analytic: bool
     fold: Callable | None = None
+    exact: Callable | None = None
     nondiff_inputs: tuple = ()
     doc: str = ""
 

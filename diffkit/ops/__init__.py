@@ -1,7 +1,29 @@
-"""The op library: importing this package fills the IR's op registry."""
+"""The op library: importing this package fills the IR's op registry.
 
-from .elementwise import *  # noqa: F401,F403
+Families: ``arithmetic`` (add ... mod), ``transcendental`` (exp, log, trigonometric,
+hyperbolic, erf ...), ``comparison`` (comparisons, selection, kinks, rounding),
+``reduce`` (sum, prod, max, cumsum, the softmax family), ``shape`` (reshape, transpose,
+broadcasting, matmul), ``special`` (sigmoid, softplus) and the image ops ``conv``.
+"""
+
+from .arithmetic import *  # noqa: F401,F403
+from .transcendental import *  # noqa: F401,F403
+from .comparison import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .special import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
+
+from . import arithmetic, comparison, conv, reduce, shape, special, transcendental  # noqa: E402
+
+#: every builder of the op library, re-exported by ``diffkit``
+__all__ = [
+    name
+    for module in (arithmetic, transcendental, comparison, reduce, shape, special, conv)
+    for name in module.__all__
+]
+
+#: common aliases (SymPy's and C's spellings) of numpy's names
+asin, acos, atan, atan2 = arcsin, arccos, arctan, arctan2  # noqa: F405
+asinh, acosh, atanh, pow = arcsinh, arccosh, arctanh, power  # noqa: F405
+__all__ += ["asin", "acos", "atan", "atan2", "asinh", "acosh", "atanh", "pow"]

@@ -22,7 +22,7 @@ import numpy as np
 from ..ir.node import Node, ShapeError, apply, as_node, const
 from ..ir.op import LINEAR, Op, Sample, Unsupported, register
 from . import native
-from .elementwise import RELU, relu
+from .comparison import RELU, relu
 from .reduce import sum as reduce_sum
 from .shape import _sum_tangents, matmul, reshape, transpose
 

@@ -1,4 +1,5 @@
-"""Reductions and the stable softmax family: sum, max, mean, logsumexp, log_softmax.
+"""Reductions and the stable softmax family: sum, prod, max, min, mean, cumsum, logsumexp,
+log_softmax.
 
 ``max`` routes its derivative to the first maximum along the reduced axes (the
 convention of ``torch.max(x, dim)`` and of max-pooling); ``logsumexp`` and
@@ -13,10 +14,22 @@ import numpy as np
 from ..ir.node import Node, apply, as_node
 from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, Unsupported, register
 from ..ir.shapes import normalize_axes, reduce_shape
-from .elementwise import exp
+from .transcendental import exp
 from .shape import broadcast_to, reshape
 
-__all__ = ["sum", "max", "mean", "var", "logsumexp", "log_softmax", "softmax", "argmax_mask"]
+__all__ = [
+    "sum",
+    "prod",
+    "max",
+    "min",
+    "mean",
+    "var",
+    "cumsum",
+    "logsumexp",
+    "log_softmax",
+    "softmax",
+    "argmax_mask",
+]
 
 _NO_MP = Unsupported("a reduction over a tensor: compose it from scalar ops for mpmath")
 
@@ -93,6 +106,155 @@ def var(x, axis=None, keepdims: bool = False, correction: int = 0) -> Node:
     n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
     centred = x - mean(x, axes, keepdims=True)
     return sum(centred * centred, axes, keepdims) / float(n - correction)
+
+
+# ---- prod ---------------------------------------------------------------------------
+
+
+def _last_axes(x, axes):
+    """``x`` with ``axes`` moved last and flattened into one: (rest..., n), and the undo."""
+    rest = [i for i in range(x.ndim) if i not in axes]
+    moved = np.transpose(x, rest + list(axes))
+    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+
+    def undo(y):
+        return np.transpose(y.reshape(moved.shape), np.argsort(rest + list(axes)))
+
+    return flat, undo
+
+
+def _prod_others_impl(x, axis):
+    """For each entry, the product of the other entries of its slice along ``axis``."""
+    flat, undo = _last_axes(x, axis)
+    ones = np.ones(flat.shape[:-1] + (1,), dtype=flat.dtype)
+    left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    return undo(left * right)
+
+
+def _prod_others_vjp(ct, out, x, axis):
+    # d/dx_k prod_{j!=i} x_j = prod_{j!=i,k} x_j = out_i / x_k for i != k (x_k != 0)
+    total = _expand(sum(ct * out, axis, keepdims=True), x, axis, True)
+    return ((total - ct * out) / x,)
+
+
+def _prod_others_jvp(tangents, out, x, axis):
+    # (J t)_i = sum_{k != i} t_k out_i / x_k
+    t_over_x = tangents[0] / x
+    return out * (_expand(sum(t_over_x, axis, keepdims=True), x, axis, True) - t_over_x)
+
+
+PROD_OTHERS = register(
+    Op(
+        name="prod_others",
+        shape=lambda s, axis: s[0],
+        impl=_prod_others_impl,
+        vjp=_prod_others_vjp,
+        jvp=_prod_others_jvp,
+        mpmath=STRUCTURAL,
+        sympy=STRUCTURAL,
+        samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 2),), {"axis": (0, 2)})),
+        analytic=True,
+        doc="product of the other entries of each slice (the gradient of prod)",
+    )
+)
+
+
+def _prod_impl(x, axis=None, keepdims=False):
+    out = np.prod(x, axis=axis, keepdims=keepdims)
+    return np.asarray(out, dtype=object) if x.dtype == object else out
+
+
+PROD = register(
+    Op(
+        name="prod",
+        shape=lambda s, axis=None, keepdims=False: reduce_shape("prod", s[0], axis, keepdims),
+        impl=_prod_impl,
+        # d prod(x) / d x_k = product of the other entries (exact where x has zeros)
+        vjp=lambda ct, out, x, axis=None, keepdims=False: (
+            _expand(ct, x, axis, keepdims) * apply(PROD_OTHERS, x, axis=axis),
+        ),
+        jvp=lambda tangents, out, x, axis=None, keepdims=False: sum(
+            tangents[0] * apply(PROD_OTHERS, x, axis=axis), axis, keepdims
+        ),
+        mpmath=STRUCTURAL,
+        sympy=STRUCTURAL,
+        samples=(
+            Sample(((3, 4),), {"axis": (0, 1)}),
+            Sample(((2, 3, 4),), {"axis": (1,), "keepdims": True}),
+            Sample(
+                ((3, 4),),
+                {"axis": (1,)},
+                make=lambda rng: [np.where(np.eye(3, 4) > 0, 0.0, rng.uniform(-2, 2, (3, 4)))],
+                second_order=False,
+            ),
+        ),
+        analytic=True,
+        doc="product over axes",
+    )
+)
+
+
+def prod(x, axis=None, keepdims: bool = False) -> Node:
+    """Product of ``x`` over ``axis`` (all axes by default). Its gradient is the product
+    of the other entries, exact where ``x`` has zeros (second derivatives need x != 0).
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", shape=(3,))
+    >>> dk.gradient(dk.prod(x), at={"x": [2.0, 0.0, 5.0]})["x"].tolist()
+    [0.0, 10.0, 0.0]
+    """
+    x = as_node(x)
+    axes = normalize_axes("prod", axis, x.ndim)
+    if not axes:
+        return x
+    return apply(PROD, x, axis=axes, keepdims=bool(keepdims))
+
+
+# ---- cumsum ---------------------------------------------------------------------------
+
+
+def _cumsum_impl(x, axis, reverse=False):
+    if reverse:
+        return np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis)
+    return np.cumsum(x, axis=axis)
+
+
+CUMSUM = register(
+    Op(
+        name="cumsum",
+        shape=lambda s, axis, reverse=False: s[0],
+        impl=_cumsum_impl,
+        # the adjoint of a running sum is the running sum from the other end
+        vjp=lambda ct, out, x, axis, reverse=False: (
+            apply(CUMSUM, ct, axis=axis, reverse=not reverse),
+        ),
+        jvp=LINEAR,
+        mpmath=STRUCTURAL,
+        sympy=STRUCTURAL,
+        samples=(
+            Sample(((5,),), {"axis": 0}),
+            Sample(((3, 4),), {"axis": 1, "reverse": True}),
+        ),
+        analytic=True,
+        doc="running sum along an axis",
+    )
+)
+
+
+def cumsum(x, axis: int | None = None) -> Node:
+    """Running sum of ``x`` along ``axis`` (of the flattened ``x`` by default, as numpy).
+
+    >>> import diffkit as dk
+    >>> dk.evaluate(dk.cumsum(dk.variable("x", (3,))), at={"x": [1.0, 2.0, 3.0]}).tolist()
+    [1.0, 3.0, 6.0]
+    """
+    x = as_node(x)
+    if axis is None:
+        x = reshape(x, (x.size,))
+        axis = 0
+    (ax,) = normalize_axes("cumsum", int(axis), x.ndim)
+    return apply(CUMSUM, x, axis=ax)
 
 
 # ---- max ----------------------------------------------------------------------------
@@ -175,6 +337,11 @@ def max(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-lik
     if not axes:
         return x
     return apply(MAX, x, axis=axes, keepdims=bool(keepdims))
+
+
+def min(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
+    """Minimum of ``x`` over ``axis``; the derivative goes to the first minimum."""
+    return -max(-as_node(x), axis, keepdims)
 
 
 # ---- logsumexp, log_softmax ------------------------------------------------------------

@@ -1,0 +1,424 @@
+"""Comparisons, selection, kinks and rounding: the piecewise ops.
+
+Comparisons (``greater``, ``less``, ``equal``, ...) give 1.0 or 0.0 in the data's dtype
+and have derivative 0, as do ``sign``, ``floor``, ``ceil``, ``round`` and ``trunc``
+(their derivative is 0 wherever it exists; at a jump diffkit also says 0, as PyTorch
+and JAX do). At kinks diffkit follows PyTorch: ``relu'(0) = 0``, ``abs'(0) = 0``,
+``clip`` passes the gradient where ``a_min <= x <= a_max`` (ends included), and
+``maximum``/``minimum`` split it evenly at ties. On complex inputs (the complex step)
+comparisons look at the real part.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+import math
+
+import mpmath
+import numpy as np
+import sympy
+
+from ..ir.node import apply
+from ..ir.op import ELEMENTWISE, Op, Sample, register
+from ..ir.shapes import elementwise_shape
+from ._common import binary, binary_samples, real, unary
+
+__all__ = [
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "equal",
+    "not_equal",
+    "sign",
+    "stop_gradient",
+    "relu",
+    "abs",
+    "maximum",
+    "minimum",
+    "where",
+    "clip",
+    "floor",
+    "ceil",
+    "round",
+    "trunc",
+]
+
+
+def _zero_vjp(ct, out, *inputs, **_):
+    # piecewise constant: derivative 0 wherever it exists
+    return (None,) * len(inputs)
+
+
+def _zero_jvp(tangents, out, *inputs, **_):
+    return None
+
+
+# ---- comparisons -------------------------------------------------------------------------
+
+_CMP_SAMPLES = (Sample(((3, 4), (3, 4)), second_order=False),)
+
+
+def _comparison(name, fn, sp, doc):
+    def impl(a, b):
+        return fn(real(a), real(b)).astype(np.result_type(a, b))
+
+    return register(
+        Op(
+            name=name,
+            shape=elementwise_shape(name),
+            impl=impl,
+            vjp=_zero_vjp,
+            jvp=_zero_jvp,
+            mpmath=lambda a, b: mpmath.mpf(1) if fn(a, b) else mpmath.mpf(0),
+            sympy=lambda a, b: sympy.Piecewise((1, sp(a, b)), (0, True)),
+            samples=_CMP_SAMPLES,
+            analytic=False,
+            exact=lambda a, b: Fraction(int(bool(fn(a, b)))),
+            doc=doc,
+        )
+    )
+
+
+GREATER = _comparison("greater", np.greater, sympy.StrictGreaterThan, "1 where a > b, else 0")
+GREATER_EQUAL = _comparison(
+    "greater_equal", np.greater_equal, sympy.GreaterThan, "1 where a >= b, else 0"
+)
+LESS = _comparison("less", np.less, sympy.StrictLessThan, "1 where a < b, else 0")
+LESS_EQUAL = _comparison("less_equal", np.less_equal, sympy.LessThan, "1 where a <= b, else 0")
+EQUAL = _comparison("equal", np.equal, sympy.Eq, "1 where a == b, else 0")
+NOT_EQUAL = _comparison("not_equal", np.not_equal, sympy.Ne, "1 where a != b, else 0")
+
+
+def greater(a, b):
+    """1.0 where a > b, else 0.0 (derivative zero)."""
+    return apply(GREATER, a, b)
+
+
+def greater_equal(a, b):
+    """1.0 where a >= b, else 0.0 (derivative zero)."""
+    return apply(GREATER_EQUAL, a, b)
+
+
+def less(a, b):
+    """1.0 where a < b, else 0.0 (derivative zero)."""
+    return apply(LESS, a, b)
+
+
+def less_equal(a, b):
+    """1.0 where a <= b, else 0.0 (derivative zero)."""
+    return apply(LESS_EQUAL, a, b)
+
+
+def equal(a, b):
+    """1.0 where a == b, else 0.0 (derivative zero)."""
+    return apply(EQUAL, a, b)
+
+
+def not_equal(a, b):
+    """1.0 where a != b, else 0.0 (derivative zero)."""
+    return apply(NOT_EQUAL, a, b)
+
+
+# ---- sign, rounding, stop_gradient ---------------------------------------------------------
+
+
+def _step_function(base, name, rule):
+    """A SymPy step function whose derivative is 0 (SymPy leaves floor's unevaluated)."""
+    attrs = {"fdiff": lambda self, argindex=1: sympy.S.Zero}
+    if rule is not None:
+        attrs["eval"] = classmethod(
+            lambda cls, x: sympy.Integer(rule(Fraction(int(x.p), int(x.q))))
+            if x.is_Rational
+            else None
+        )
+    return type(name, (base,), attrs)
+
+
+#: SymPy forms of the rounding ops, printed as floor(x), ceiling(x), round(x), trunc(x)
+SYMPY_FLOOR = _step_function(sympy.floor, "floor", None)
+SYMPY_CEILING = _step_function(sympy.ceiling, "ceiling", None)
+SYMPY_ROUND = _step_function(sympy.Function, "round", round)
+SYMPY_TRUNC = _step_function(sympy.Function, "trunc", math.trunc)
+
+_STEP_SAMPLES = (Sample(((),), zero_derivative=True), Sample(((3, 4),), zero_derivative=True))
+
+
+def _rounding(name, fn, mp, sp, exact, doc):
+    def impl(x):
+        if x.dtype.kind == "c":
+            return fn(x.real).astype(x.dtype)
+        return fn(x)
+
+    return unary(
+        name, impl, _zero_vjp, mp, sp, samples=_STEP_SAMPLES, analytic=False, exact=exact, doc=doc
+    )
+
+
+FLOOR = _rounding("floor", np.floor, mpmath.floor, SYMPY_FLOOR, math.floor, "largest integer <= x")
+CEIL = _rounding("ceil", np.ceil, mpmath.ceil, SYMPY_CEILING, math.ceil, "smallest integer >= x")
+ROUND = _rounding(
+    "round", np.round, mpmath.nint, SYMPY_ROUND, round, "nearest integer, halves to even"
+)
+TRUNC = _rounding(
+    "trunc",
+    np.trunc,
+    lambda x: mpmath.floor(x) if x >= 0 else mpmath.ceil(x),
+    SYMPY_TRUNC,
+    math.trunc,
+    "x rounded toward zero",
+)
+SIGN = unary(
+    "sign",
+    lambda x: np.sign(real(x)).astype(x.dtype),
+    _zero_vjp,
+    mpmath.sign,
+    sympy.sign,
+    analytic=False,
+    samples=_STEP_SAMPLES,
+    exact=lambda x: Fraction((x > 0) - (x < 0)),
+    doc="sign, 0 at 0",
+)
+STOP_GRADIENT = register(
+    Op(
+        name="stop_gradient",
+        shape=elementwise_shape("stop_gradient"),
+        impl=lambda x: x,
+        vjp=_zero_vjp,
+        jvp=_zero_jvp,
+        mpmath=lambda x: x,
+        sympy=lambda x: x,
+        samples=(Sample(((3,),), zero_derivative=True),),
+        analytic=False,
+        doc="identity whose derivative is zero",
+    )
+)
+
+
+def floor(x):
+    """The largest integer <= x (derivative zero)."""
+    return apply(FLOOR, x)
+
+
+def ceil(x):
+    """The smallest integer >= x (derivative zero)."""
+    return apply(CEIL, x)
+
+
+def round(x):  # noqa: A001 - numpy-like name
+    """x rounded to the nearest integer, halves to even as numpy (derivative zero)."""
+    return apply(ROUND, x)
+
+
+def trunc(x):
+    """x rounded toward zero (derivative zero)."""
+    return apply(TRUNC, x)
+
+
+def sign(x):
+    """-1, 0 or 1 (derivative zero)."""
+    return apply(SIGN, x)
+
+
+def stop_gradient(x):
+    """x, treated as a constant by every differentiator."""
+    return apply(STOP_GRADIENT, x)
+
+
+# ---- kinks: relu, abs, maximum, minimum, clip -----------------------------------------------
+
+
+def _relu_impl(x):
+    return np.maximum(x, 0) if x.dtype.kind != "c" else np.where(x.real > 0, x, 0)
+
+
+RELU = unary(
+    "relu",
+    _relu_impl,
+    # d/dx relu x = 1 if x > 0 else 0 (0 at the kink, as PyTorch)
+    lambda ct, out, x: (ct * greater(x, 0),),
+    lambda x: x if x > 0 else mpmath.mpf(0),
+    lambda x: sympy.Piecewise((x, x > 0), (0, True)),
+    analytic=False,
+    exact=lambda x: max(x, Fraction(0)),
+    doc="max(x, 0); derivative 0 at 0",
+)
+ABS = unary(
+    "abs",
+    lambda x: np.abs(x) if x.dtype.kind != "c" else np.where(x.real < 0, -x, x),
+    # d/dx |x| = sign x (0 at 0, as PyTorch)
+    lambda ct, out, x: (ct * sign(x),),
+    mpmath.fabs,
+    sympy.Abs,
+    analytic=False,
+    exact=lambda x: -x if x < 0 else x,
+    doc="|x|; derivative 0 at 0",
+)
+
+
+def relu(x):
+    """max(x, 0); its derivative at 0 is 0, as in PyTorch."""
+    return apply(RELU, x)
+
+
+def abs(x):  # noqa: A001 - numpy-like name
+    """|x|; its derivative at 0 is 0, as in PyTorch."""
+    return apply(ABS, x)
+
+
+def _max_impl(a, b):
+    if np.result_type(a, b).kind == "c":
+        return np.where(a.real >= b.real, a, b)
+    return np.maximum(a, b)
+
+
+def _min_impl(a, b):
+    if np.result_type(a, b).kind == "c":
+        return np.where(a.real <= b.real, a, b)
+    return np.minimum(a, b)
+
+
+def _tie_split(a, b):
+    """1 where a > b, 1/2 where a == b, 0 elsewhere: PyTorch's and JAX's rule at ties."""
+    return 0.5 * (greater(a, b) + greater_equal(a, b))
+
+
+MAXIMUM = binary(
+    "maximum",
+    _max_impl,
+    # d max(a,b) = [a>b] da + [b>a] db, split evenly at ties
+    lambda ct, out, a, b: (ct * _tie_split(a, b), ct * _tie_split(b, a)),
+    lambda a, b: a if a >= b else b,
+    sympy.Max,
+    samples=binary_samples(),
+    analytic=False,
+    exact=lambda a, b: a if a >= b else b,
+    doc="elementwise maximum",
+)
+MINIMUM = binary(
+    "minimum",
+    _min_impl,
+    # d min(a,b) = [a<b] da + [b<a] db, split evenly at ties
+    lambda ct, out, a, b: (ct * _tie_split(b, a), ct * _tie_split(a, b)),
+    lambda a, b: a if a <= b else b,
+    sympy.Min,
+    samples=binary_samples(),
+    analytic=False,
+    exact=lambda a, b: a if a <= b else b,
+    doc="elementwise minimum",
+)
+
+
+def maximum(a, b):
+    """Elementwise maximum; at ties the derivative is split evenly (PyTorch, JAX)."""
+    return apply(MAXIMUM, a, b)
+
+
+def minimum(a, b):
+    """Elementwise minimum; at ties the derivative is split evenly (PyTorch, JAX)."""
+    return apply(MINIMUM, a, b)
+
+
+def _clip_impl(x, lo, hi):
+    if np.result_type(x, lo, hi).kind == "c":
+        below, above = x.real < np.real(lo), x.real > np.real(hi)
+        return np.where(np.real(lo) > np.real(hi), hi, np.where(below, lo, np.where(above, hi, x)))
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+def _clip_vjp(ct, out, x, lo, hi):
+    # out = min(max(x, lo), hi): the gradient goes to x where lo <= x <= hi (PyTorch's
+    # clamp), to lo where x < lo <= hi, and to hi everywhere else
+    inside = greater_equal(x, lo) * less_equal(x, hi)
+    to_lo = less(x, lo) * less_equal(lo, hi)
+    return ct * inside, ct * to_lo, ct * (1 - inside - to_lo)
+
+
+def _clip_samples():
+    def draw(shape):
+        return lambda rng: [
+            rng.uniform(-2, 2, shape),
+            rng.uniform(-1.5, -0.5, shape),
+            rng.uniform(0.5, 1.5, shape),
+        ]
+
+    return (Sample(((), (), ()), make=draw(())), Sample(((3, 4),) * 3, make=draw((3, 4))))
+
+
+CLIP = register(
+    Op(
+        name="clip",
+        shape=elementwise_shape("clip"),
+        impl=_clip_impl,
+        vjp=_clip_vjp,
+        jvp=ELEMENTWISE,
+        mpmath=lambda x, lo, hi: min(max(x, lo), hi),
+        sympy=lambda x, lo, hi: sympy.Min(sympy.Max(x, lo), hi),
+        samples=_clip_samples(),
+        analytic=False,
+        exact=lambda x, lo, hi: min(max(x, lo), hi),
+        doc="x limited to [a_min, a_max]",
+    )
+)
+
+
+def clip(x, a_min=None, a_max=None):
+    """x limited to [a_min, a_max] (numpy's ``clip``; ``None`` for no bound). The
+    gradient passes where a_min <= x <= a_max, ends included, as PyTorch's ``clamp``.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> dk.derivative(dk.clip(x, 0.0, 1.0), "x", at={"x": 1.0})
+    1.0
+    """
+    if a_min is None and a_max is None:
+        raise ValueError("clip: give a_min, a_max or both")
+    return apply(
+        CLIP, x, -np.inf if a_min is None else a_min, np.inf if a_max is None else a_max
+    )
+
+
+# ---- selection ------------------------------------------------------------------------------
+
+
+def _where_impl(c, a, b):
+    return np.where(np.real(c) != 0, a, b)
+
+
+WHERE = register(
+    Op(
+        name="where",
+        shape=elementwise_shape("where"),
+        impl=_where_impl,
+        # d where(c, a, b) = where(c, da, 0) + where(c, 0, db)
+        vjp=lambda ct, out, c, a, b: (None, where(c, ct, 0.0), where(c, 0.0, ct)),
+        jvp=ELEMENTWISE,
+        mpmath=lambda c, a, b: a if c != 0 else b,
+        sympy=lambda c, a, b: sympy.Piecewise((a, sympy.Ne(c, 0)), (b, True)),
+        samples=(
+            Sample(
+                ((3, 4), (3, 4), (3, 4)),
+                const=(0,),
+                make=lambda rng: [
+                    (rng.uniform(size=(3, 4)) > 0.5).astype(float),
+                    rng.uniform(-2, 2, (3, 4)),
+                    rng.uniform(-2, 2, (3, 4)),
+                ],
+            ),
+        ),
+        analytic=True,
+        nondiff_inputs=(0,),
+        doc="a where c != 0, else b",
+    )
+)
+
+
+def where(condition, a, b):
+    """``a`` where ``condition`` is nonzero, else ``b`` (``condition`` gets no derivative).
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> dk.evaluate(dk.where(x > 0, x, -x), at={"x": -3.0})
+    3.0
+    """
+    return apply(WHERE, condition, a, b)

@@ -1,0 +1,437 @@
+"""Transcendental functions: exponentials and logarithms, trigonometric and hyperbolic
+functions and their inverses, roots, the error function, and the binary ``arctan2``,
+``hypot`` and ``logaddexp``.
+
+Every one is analytic where it is defined, so its numpy form also runs on complex
+arrays for the complex-step method. Where numpy's complex version loses accuracy for
+the tiny imaginary parts the complex step uses (``log1p``, ``expm1``) or has no complex
+version (``cbrt``, ``hypot``, ``arctan2``, ``logaddexp``), the analytic continuation
+of the real function is written out. The error functions come from ``scipy.special``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import scipy.special
+import sympy
+
+from ..ir.node import apply
+from ..ir.op import Sample
+from ._common import POS, S1, binary, binary_samples, unary
+from .arithmetic import neg
+
+__all__ = [
+    "exp",
+    "exp2",
+    "expm1",
+    "log",
+    "log2",
+    "log10",
+    "log1p",
+    "sin",
+    "cos",
+    "tan",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "sqrt",
+    "cbrt",
+    "erf",
+    "erfc",
+    "arctan2",
+    "hypot",
+    "logaddexp",
+]
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+def _samples(low, high):
+    return (Sample(((),), low=low, high=high), Sample(((3, 4),), low=low, high=high))
+
+
+def _away_from_zero(rng, shape, low=0.3, high=2.0):
+    return rng.choice([-1.0, 1.0], shape) * rng.uniform(low, high, shape)
+
+
+# ---- exponentials and logarithms ---------------------------------------------------------
+
+
+def _log1p_impl(x):
+    if x.dtype.kind != "c":
+        return np.log1p(x)
+    # log|1+z| = log1p(2a + a^2 + b^2)/2 keeps the real part of small z = a + ib
+    a, b = x.real, x.imag
+    return 0.5 * np.log1p(a * (2 + a) + b * b) + 1j * np.arctan2(b, 1 + a)
+
+
+def _expm1_impl(x):
+    if x.dtype.kind != "c":
+        return np.expm1(x)
+    # e^(a+ib) - 1 = expm1(a) cos b - 2 sin^2(b/2) + i e^a sin b
+    a, b = x.real, x.imag
+    return np.expm1(a) * np.cos(b) - 2 * np.sin(b / 2) ** 2 + 1j * np.exp(a) * np.sin(b)
+
+
+EXP = unary(
+    "exp",
+    np.exp,
+    lambda ct, out, x: (ct * out,),  # d/dx e^x = e^x
+    mpmath.exp,
+    sympy.exp,
+    doc="e ** x",
+)
+EXP2 = unary(
+    "exp2",
+    np.exp2,
+    lambda ct, out, x: (ct * out * _LN2,),  # d/dx 2^x = 2^x ln 2
+    lambda x: mpmath.power(2, x),
+    lambda x: sympy.Integer(2) ** x,
+    doc="2 ** x",
+)
+EXPM1 = unary(
+    "expm1",
+    _expm1_impl,
+    lambda ct, out, x: (ct * (out + 1),),  # d/dx (e^x - 1) = e^x
+    mpmath.expm1,
+    lambda x: sympy.exp(x) - 1,
+    doc="e ** x - 1, accurate for small x",
+)
+LOG = unary(
+    "log",
+    np.log,
+    lambda ct, out, x: (ct / x,),  # d/dx log x = 1/x
+    mpmath.log,
+    sympy.log,
+    samples=_samples(**POS),
+    doc="natural logarithm",
+)
+LOG2 = unary(
+    "log2",
+    np.log2,
+    lambda ct, out, x: (ct / (x * _LN2),),  # d/dx log2 x = 1/(x ln 2)
+    lambda x: mpmath.log(x, 2),
+    lambda x: sympy.log(x, 2),
+    samples=_samples(**POS),
+    doc="base-2 logarithm",
+)
+LOG10 = unary(
+    "log10",
+    np.log10,
+    lambda ct, out, x: (ct / (x * _LN10),),  # d/dx log10 x = 1/(x ln 10)
+    mpmath.log10,
+    lambda x: sympy.log(x, 10),
+    samples=_samples(**POS),
+    doc="base-10 logarithm",
+)
+LOG1P = unary(
+    "log1p",
+    _log1p_impl,
+    lambda ct, out, x: (ct / (1 + x),),  # d/dx log(1+x) = 1/(1+x)
+    mpmath.log1p,
+    lambda x: sympy.log(1 + x),
+    samples=_samples(-0.5, 2.0),
+    doc="log(1 + x), accurate for small x",
+)
+
+# ---- trigonometric functions and their inverses --------------------------------------------
+
+SIN = unary(
+    "sin",
+    np.sin,
+    lambda ct, out, x: (ct * cos(x),),  # d/dx sin x = cos x
+    mpmath.sin,
+    sympy.sin,
+    doc="sine",
+)
+COS = unary(
+    "cos",
+    np.cos,
+    lambda ct, out, x: (neg(ct * sin(x)),),  # d/dx cos x = -sin x
+    mpmath.cos,
+    sympy.cos,
+    doc="cosine",
+)
+TAN = unary(
+    "tan",
+    np.tan,
+    lambda ct, out, x: (ct * (1 + out * out),),  # d/dx tan x = 1 + tan^2 x
+    mpmath.tan,
+    sympy.tan,
+    samples=_samples(-1.2, 1.2),
+    doc="tangent",
+)
+ARCSIN = unary(
+    "arcsin",
+    np.arcsin,
+    lambda ct, out, x: (ct / sqrt(1 - x * x),),  # d/dx asin x = 1/sqrt(1 - x^2)
+    mpmath.asin,
+    sympy.asin,
+    samples=_samples(-0.9, 0.9),
+    doc="inverse sine, in [-pi/2, pi/2]",
+)
+ARCCOS = unary(
+    "arccos",
+    np.arccos,
+    lambda ct, out, x: (neg(ct / sqrt(1 - x * x)),),  # d/dx acos x = -1/sqrt(1 - x^2)
+    mpmath.acos,
+    sympy.acos,
+    samples=_samples(-0.9, 0.9),
+    doc="inverse cosine, in [0, pi]",
+)
+ARCTAN = unary(
+    "arctan",
+    np.arctan,
+    lambda ct, out, x: (ct / (1 + x * x),),  # d/dx atan x = 1/(1 + x^2)
+    mpmath.atan,
+    sympy.atan,
+    doc="inverse tangent",
+)
+
+# ---- hyperbolic functions and their inverses -----------------------------------------------
+
+SINH = unary(
+    "sinh",
+    np.sinh,
+    lambda ct, out, x: (ct * cosh(x),),  # d/dx sinh x = cosh x
+    mpmath.sinh,
+    sympy.sinh,
+    doc="hyperbolic sine",
+)
+COSH = unary(
+    "cosh",
+    np.cosh,
+    lambda ct, out, x: (ct * sinh(x),),  # d/dx cosh x = sinh x
+    mpmath.cosh,
+    sympy.cosh,
+    doc="hyperbolic cosine",
+)
+TANH = unary(
+    "tanh",
+    np.tanh,
+    lambda ct, out, x: (ct * (1 - out * out),),  # d/dx tanh x = 1 - tanh^2 x
+    mpmath.tanh,
+    sympy.tanh,
+    doc="hyperbolic tangent",
+)
+ARCSINH = unary(
+    "arcsinh",
+    np.arcsinh,
+    lambda ct, out, x: (ct / sqrt(x * x + 1),),  # d/dx asinh x = 1/sqrt(x^2 + 1)
+    mpmath.asinh,
+    sympy.asinh,
+    doc="inverse hyperbolic sine",
+)
+ARCCOSH = unary(
+    "arccosh",
+    np.arccosh,
+    # d/dx acosh x = 1/(sqrt(x - 1) sqrt(x + 1))
+    lambda ct, out, x: (ct / (sqrt(x - 1) * sqrt(x + 1)),),
+    mpmath.acosh,
+    sympy.acosh,
+    samples=_samples(1.2, 3.0),
+    doc="inverse hyperbolic cosine, for x >= 1",
+)
+ARCTANH = unary(
+    "arctanh",
+    np.arctanh,
+    lambda ct, out, x: (ct / (1 - x * x),),  # d/dx atanh x = 1/(1 - x^2)
+    mpmath.atanh,
+    sympy.atanh,
+    samples=_samples(-0.9, 0.9),
+    doc="inverse hyperbolic tangent, for |x| < 1",
+)
+
+# ---- roots and the error function -----------------------------------------------------------
+
+
+def _cbrt_impl(x):
+    if x.dtype.kind != "c":
+        return np.cbrt(x)
+    # the real cube root continued analytically: -(-z)^(1/3) on the left half-plane
+    left = x.real < 0
+    return np.where(left, -((-x) ** (1 / 3)), x ** (1 / 3))
+
+
+def _real_cbrt_mp(x):
+    return -mpmath.cbrt(-x) if x < 0 else mpmath.cbrt(x)
+
+
+SQRT = unary(
+    "sqrt",
+    np.sqrt,
+    lambda ct, out, x: (ct * 0.5 / out,),  # d/dx sqrt x = 1/(2 sqrt x)
+    mpmath.sqrt,
+    sympy.sqrt,
+    samples=_samples(**POS),
+    doc="square root",
+)
+CBRT = unary(
+    "cbrt",
+    _cbrt_impl,
+    lambda ct, out, x: (ct / (3 * out * out),),  # d/dx x^(1/3) = 1/(3 x^(2/3))
+    _real_cbrt_mp,
+    lambda x: sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3),
+    samples=(
+        Sample(((),), make=lambda rng: [_away_from_zero(rng, ())]),
+        Sample(((3, 4),), make=lambda rng: [_away_from_zero(rng, (3, 4))]),
+    ),
+    doc="real cube root (negative for negative x)",
+)
+ERF = unary(
+    "erf",
+    scipy.special.erf,
+    # d/dx erf x = 2/sqrt(pi) e^(-x^2)
+    lambda ct, out, x: (ct * _TWO_OVER_SQRT_PI * exp(neg(x * x)),),
+    mpmath.erf,
+    sympy.erf,
+    doc="the error function",
+)
+ERFC = unary(
+    "erfc",
+    scipy.special.erfc,
+    # d/dx erfc x = -2/sqrt(pi) e^(-x^2)
+    lambda ct, out, x: (ct * -_TWO_OVER_SQRT_PI * exp(neg(x * x)),),
+    mpmath.erfc,
+    sympy.erfc,
+    doc="1 - erf x, accurate where erf x is near 1",
+)
+
+# ---- binary functions ------------------------------------------------------------------------
+
+
+def _arctan2_impl(y, x):
+    if np.result_type(y, x).kind != "c":
+        return np.arctan2(y, x)
+    # atan(y/x), shifted by pi on the left half-plane, continued analytically
+    y, x = np.broadcast_arrays(y, x)
+    base = np.arctan(y / x)
+    shift = np.where(x.real < 0, np.where(y.real < 0, -np.pi, np.pi), 0.0)
+    at_axis = (x.real == 0) & (x.imag == 0)
+    return np.where(at_axis, np.arctan2(y.real, 0.0), base + shift)
+
+
+def _hypot_impl(a, b):
+    if np.result_type(a, b).kind != "c":
+        return np.hypot(a, b)
+    return np.sqrt(a * a + b * b)
+
+
+def _logaddexp_impl(a, b):
+    if np.result_type(a, b).kind != "c":
+        return np.logaddexp(a, b)
+    m = np.maximum(np.real(a), np.real(b))
+    m = np.where(np.isfinite(m), m, 0.0)
+    return m + np.log(np.exp(a - m) + np.exp(b - m))
+
+
+def _arctan2_vjp(ct, out, y, x):
+    # d atan2(y, x) = (x dy - y dx) / (x^2 + y^2)
+    r2 = x * x + y * y
+    return ct * x / r2, neg(ct * y / r2)
+
+
+ARCTAN2 = binary(
+    "arctan2",
+    _arctan2_impl,
+    _arctan2_vjp,
+    mpmath.atan2,
+    sympy.atan2,
+    samples=(
+        Sample(((), ()), make=lambda rng: [_away_from_zero(rng, ()), rng.uniform(0.3, 2)]),
+        Sample(
+            ((3, 4), (3, 4)),
+            make=lambda rng: [rng.uniform(-2, 2, (3, 4)), rng.uniform(0.3, 2, (3, 4))],
+        ),
+        Sample(
+            ((2, 3), (3,)),
+            make=lambda rng: [rng.uniform(0.3, 2, (2, 3)), _away_from_zero(rng, (3,))],
+        ),
+    ),
+    doc="the angle of the point (x, y), in (-pi, pi]",
+)
+HYPOT = binary(
+    "hypot",
+    _hypot_impl,
+    lambda ct, out, a, b: (ct * a / out, ct * b / out),  # d sqrt(a^2+b^2) = (a da + b db)/r
+    mpmath.hypot,
+    lambda a, b: sympy.sqrt(a**2 + b**2),
+    samples=binary_samples(low=0.3, high=2.0),
+    doc="sqrt(a^2 + b^2), without overflow",
+)
+LOGADDEXP = binary(
+    "logaddexp",
+    _logaddexp_impl,
+    # d log(e^a + e^b) = e^(a - out) da + e^(b - out) db
+    lambda ct, out, a, b: (ct * exp(a - out), ct * exp(b - out)),
+    lambda a, b: mpmath.log(mpmath.exp(a) + mpmath.exp(b)),
+    lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)),
+    doc="log(e^a + e^b), without overflow",
+)
+
+
+def _builder(record, doc):
+    def build(x):
+        return apply(record, x)
+
+    build.__name__ = record.name
+    build.__qualname__ = record.name
+    build.__doc__ = doc
+    return build
+
+
+exp = _builder(EXP, "e ** x.")
+exp2 = _builder(EXP2, "2 ** x.")
+expm1 = _builder(EXPM1, "e ** x - 1, accurate for small x.")
+log = _builder(LOG, "Natural logarithm.")
+log2 = _builder(LOG2, "Base-2 logarithm.")
+log10 = _builder(LOG10, "Base-10 logarithm.")
+log1p = _builder(LOG1P, "log(1 + x), accurate for small x.")
+sin = _builder(SIN, "Sine.")
+cos = _builder(COS, "Cosine.")
+tan = _builder(TAN, "Tangent.")
+arcsin = _builder(ARCSIN, "Inverse sine (``asin``), in [-pi/2, pi/2].")
+arccos = _builder(ARCCOS, "Inverse cosine (``acos``), in [0, pi].")
+arctan = _builder(ARCTAN, "Inverse tangent (``atan``).")
+sinh = _builder(SINH, "Hyperbolic sine.")
+cosh = _builder(COSH, "Hyperbolic cosine.")
+tanh = _builder(TANH, "Hyperbolic tangent.")
+arcsinh = _builder(ARCSINH, "Inverse hyperbolic sine (``asinh``).")
+arccosh = _builder(ARCCOSH, "Inverse hyperbolic cosine (``acosh``), for x >= 1.")
+arctanh = _builder(ARCTANH, "Inverse hyperbolic tangent (``atanh``), for |x| < 1.")
+sqrt = _builder(SQRT, "Square root.")
+cbrt = _builder(CBRT, "Real cube root: ``cbrt(-8) == -2``.")
+erf = _builder(ERF, "The error function 2/sqrt(pi) * integral of e^(-t^2) from 0 to x.")
+erfc = _builder(ERFC, "The complementary error function 1 - erf x.")
+
+
+def arctan2(y, x):
+    """The angle of the point (x, y) (``atan2``), in (-pi, pi], as numpy's ``arctan2``.
+
+    >>> import diffkit as dk
+    >>> y, x = dk.variables("y x")
+    >>> dk.gradient(dk.arctan2(y, x), at={"y": 1.0, "x": 1.0})
+    {'x': -0.5, 'y': 0.5}
+    """
+    return apply(ARCTAN2, y, x)
+
+
+def hypot(a, b):
+    """sqrt(a^2 + b^2), computed without overflow."""
+    return apply(HYPOT, a, b)
+
+
+def logaddexp(a, b):
+    """log(e^a + e^b), computed without overflow."""
+    return apply(LOGADDEXP, a, b)
