@@ -18,7 +18,7 @@ import sympy
 from ..ir.node import apply, const, is_const
 from ..ir.op import Sample
 from ..ir.shapes import broadcast
-from ._common import S1, binary, binary_samples, keep, unary
+from ._common import S1, binary, keep, unary
 
 __all__ = ["add", "sub", "mul", "div", "neg", "power", "square", "mod", "remainder"]
 

@@ -128,9 +128,9 @@ def _step_function(base, name, rule):
     attrs = {"fdiff": lambda self, argindex=1: sympy.S.Zero}
     if rule is not None:
         attrs["eval"] = classmethod(
-            lambda cls, x: sympy.Integer(rule(Fraction(int(x.p), int(x.q))))
-            if x.is_Rational
-            else None
+            lambda cls, x: (
+                sympy.Integer(rule(Fraction(int(x.p), int(x.q)))) if x.is_Rational else None
+            )
         )
     return type(name, (base,), attrs)
 
@@ -373,9 +373,7 @@ def clip(x, a_min=None, a_max=None):
     """
     if a_min is None and a_max is None:
         raise ValueError("clip: give a_min, a_max or both")
-    return apply(
-        CLIP, x, -np.inf if a_min is None else a_min, np.inf if a_max is None else a_max
-    )
+    return apply(CLIP, x, -np.inf if a_min is None else a_min, np.inf if a_max is None else a_max)
 
 
 # ---- selection ------------------------------------------------------------------------------

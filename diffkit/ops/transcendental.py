@@ -20,7 +20,7 @@ import sympy
 
 from ..ir.node import apply
 from ..ir.op import Sample
-from ._common import POS, S1, binary, binary_samples, unary
+from ._common import POS, binary, binary_samples, unary
 from .arithmetic import neg
 
 __all__ = [
