@@ -35,6 +35,7 @@ __all__ = [
     "is_const",
     "const_value",
     "internal_variable",
+    "math_const",
     "RESERVED_PREFIX",
 ]
 
@@ -282,7 +283,7 @@ def const(value: Any) -> Node:
             exact = None
         value = _round(Fraction(value))
     elif isinstance(value, float) and np.isfinite(value):
-        exact = Fraction(value)
+        exact = Fraction(repr(value))  # the decimal that prints as this float: 0.1 is 1/10
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as err:
@@ -295,6 +296,25 @@ def const(value: Any) -> Node:
     arr.setflags(write=False)
     key = ("const", arr.shape, arr.tobytes(), exact)
     return _intern(key, lambda: Node("const", None, (), {}, arr.shape, value=arr, exact=exact))
+
+
+#: the mathematical constants a constant node can stand for exactly
+MATH_CONSTANTS = {"pi": np.pi, "e": np.e}
+
+
+def math_const(name: str) -> Node:
+    """The constant ``pi`` or ``e``: float64 for numpy, exact for mpmath and SymPy.
+
+    >>> import diffkit as dk, mpmath
+    >>> mpmath.nstr(dk.evaluate(dk.ir.node.math_const("pi"), precision=30), 30)
+    '3.14159265358979323846264338328'
+    """
+    arr = np.array(MATH_CONSTANTS[name])
+    arr.setflags(write=False)
+    return _intern(
+        ("const", (), arr.tobytes(), name),
+        lambda: Node("const", None, (), {}, (), value=arr, exact=name),
+    )
 
 
 def _round(q: Fraction) -> float:
@@ -352,7 +372,11 @@ def apply(op: Op | str, *inputs: Any, **attrs: Any) -> Node:
         if folded is not None:
             return folded
     if nodes and all(n.kind == "const" for n in nodes) and _small(nodes, shape):
-        if op.exact is not None and shape == () and all(n.exact is not None for n in nodes):
+        if (
+            op.exact is not None
+            and shape == ()
+            and all(isinstance(n.exact, Fraction) for n in nodes)
+        ):
             value = op.exact(*(n.exact for n in nodes), **attrs)
             if value is not None:
                 return const(value)

@@ -253,6 +253,8 @@ class Program:
             leaf = mpmath.mpf
 
             def from_const(node):
+                if isinstance(node.exact, str):
+                    return np.asarray(getattr(mpmath, node.exact) + 0, dtype=object)
                 if node.exact is not None:
                     return np.asarray(
                         mpmath.mpf(node.exact.numerator) / node.exact.denominator, dtype=object
@@ -263,10 +265,11 @@ class Program:
 
             ctx = contextlib.nullcontext()
 
-            def leaf(v):
-                return sympy.sympify(v)
+            leaf = _sympy_leaf
 
             def from_const(node):
+                if isinstance(node.exact, str):
+                    return np.asarray({"pi": sympy.pi, "e": sympy.E}[node.exact], dtype=object)
                 if node.exact is not None:
                     return np.asarray(
                         sympy.Rational(node.exact.numerator, node.exact.denominator), dtype=object
@@ -300,6 +303,27 @@ class Program:
             outs = [vals[s] for s in self._out_slots]
             outs = [o[()] if o.shape == () else o for o in outs]
         return outs[0] if self.single else outs
+
+
+def _sympy_leaf(value):
+    """A SymPy number or expression from a value; never parses a string."""
+    import sympy
+    from fractions import Fraction
+
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, Fraction, np.integer, np.floating)
+    ):
+        raise EvaluationError(
+            f"the SymPy interpreter takes numbers and SymPy expressions, got "
+            f"{type(value).__name__} {value!r:.40}"
+        )
+    if isinstance(value, Fraction):
+        return sympy.Rational(value.numerator, value.denominator)
+    if isinstance(value, (int, np.integer)):
+        return sympy.Integer(int(value))
+    return sympy.Float(float(value))
 
 
 def _objects(value, leaf) -> np.ndarray:
