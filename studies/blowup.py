@@ -75,7 +75,7 @@ def measure(f, wrt, simplify: bool):
     r = parts[0]
     if len(parts) > 1:
         r = _summed(parts)
-    tangents = {dk.variable(n): dk.variable(f"tangent[{n}]") for n in names}
+    tangents = {dk.variable(n): dk.variable(f"t_{n}") for n in names}
     fwd = dk.jvp_graph([f], tangents)[0]
     grads = dk.grad_graph(f, wrt_list)
     rev = list(grads.values())

@@ -209,8 +209,9 @@ def test_evaluate_errors_name_the_variable():
     x, y = dk.variables("x y")
     with pytest.raises(dk.EvaluationError, match="missing value for variable 'y'"):
         dk.evaluate(x * y, {"x": 1.0})
+    assert dk.evaluate(x * y, {"x": 1.0, "y": 2.0, "q": 3.0}) == 2.0  # extra names are fine
     with pytest.raises(dk.EvaluationError, match="unknown variable 'q'.*x, y"):
-        dk.evaluate(x * y, {"x": 1.0, "y": 2.0, "q": 3.0})
+        dk.evaluate(x * y, {"x": 1.0, "y": 2.0, "q": 3.0}, strict=True)
     v = dk.variable("v", (3,))
     with pytest.raises(dk.EvaluationError, match=r"'v' has shape \(3,\).*shape \(2,\)"):
         dk.evaluate(v * 2, {"v": [1.0, 2.0]})

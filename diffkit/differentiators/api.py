@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..ir.node import Node, as_node, const, variable
+from ..ir.node import Node, as_node, const, internal_variable, variable
 from ..ir.schedule import compile
 from .common import as_output, check_at, get_method, resolve_wrt, variable_shapes
 from .forward import jvp_graph
@@ -62,9 +62,15 @@ def jvp(f, at: Mapping[str, Any], tangents: Mapping[str, Any]):
     check_at(outs, at)
     shapes = variable_shapes(outs)
     for name in tangents:
-        if name not in shapes:
-            raise ValueError(f"jvp: tangent given for {name!r}, which f does not depend on")
-    tvars = {variable(n, shapes[n]): variable(f"tangent[{n}]", shapes[n]) for n in tangents}
+        if name not in shapes and name not in at:
+            raise ValueError(
+                f"jvp: tangent given for {name!r}, which is neither a variable of f nor in at="
+            )
+    tvars = {
+        variable(n, shapes[n]): internal_variable(f"tangent[{n}]", shapes[n])
+        for n in tangents
+        if n in shapes  # a variable f does not use contributes nothing
+    }
     touts = jvp_graph(outs, tvars)
     seeds = {}
     for var, t in tvars.items():
@@ -91,13 +97,15 @@ def vjp(f: Node, at: Mapping[str, Any], cotangent, wrt=None):
         wrt: the variables to return (all by default).
     """
     check_at(f, at)
-    names = resolve_wrt(f, wrt)
+    names = resolve_wrt(f, wrt, at)
     shapes = variable_shapes(f)
     ct = np.asarray(cotangent)
     if ct.shape != f.shape:
         raise ValueError(f"vjp: cotangent has shape {ct.shape}, f has shape {f.shape}")
-    seed = variable(f"cotangent[{id(f)}]", f.shape)
-    cts = vjp_graph([f], [seed], [variable(n, shapes[n]) for n in names])
+    seed = internal_variable(f"cotangent[{id(f)}]", f.shape)
+    cts = vjp_graph(
+        [f], [seed], [variable(n, shapes[n] if n in shapes else np.shape(at[n])) for n in names]
+    )
     values = compile([f] + cts)({**at, seed.name: ct}, strict=False)
     return values[0], {n: as_output(v) for n, v in zip(names, values[1:])}
 

@@ -27,6 +27,7 @@ __all__ = [
     "check_at",
     "as_output",
     "flat_size",
+    "dtype_of",
 ]
 
 
@@ -58,7 +59,8 @@ class Differentiator:
         Args:
             f: a scalar IR node.
             at: variable name -> value.
-            wrt: a name, a variable or a list of them; every variable of ``f`` by default.
+            wrt: a name, a variable or a list of them; by default every variable of
+                ``f`` and every other name in ``at`` (whose gradient is zero, as in JAX).
         """
         _require_node(f)
         if f.shape != ():
@@ -66,23 +68,23 @@ class Differentiator:
                 f"{self.name}: gradient needs a scalar output, but f has shape "
                 f"{f.shape}; use jacobian() or vjp()"
             )
-        names = resolve_wrt(f, wrt)
-        return self._timed(lambda: self._jacobian(f, at, names))
+        names = resolve_wrt(f, wrt, at)
+        return self._timed(lambda: self._with_unused(f, at, names))
 
     def derivative(self, f: Node, wrt, at: Mapping[str, Any]):
         """d f / d wrt at ``at``: a number for scalar ``f`` and ``wrt``, else an array
         of shape ``f.shape + wrt.shape``."""
         _require_node(f)
-        (name,) = resolve_wrt(f, [wrt])
-        return self._timed(lambda: self._jacobian(f, at, [name]))[name]
+        (name,) = resolve_wrt(f, [wrt], at)
+        return self._timed(lambda: self._with_unused(f, at, [name]))[name]
 
     def jacobian(self, f: Node, at: Mapping[str, Any], wrt=None):
         """The Jacobian of ``f``: an array of shape ``f.shape + v.shape`` for a single
         ``wrt`` given as a name or variable, else a dict name -> such an array."""
         _require_node(f)
         single = isinstance(wrt, (str, Node))
-        names = resolve_wrt(f, wrt)
-        out = self._timed(lambda: self._jacobian(f, at, names))
+        names = resolve_wrt(f, wrt, at)
+        out = self._timed(lambda: self._with_unused(f, at, names))
         return out[names[0]] if single else out
 
     def hessian(self, f: Node, at: Mapping[str, Any], wrt=None):
@@ -95,12 +97,43 @@ class Differentiator:
                 f"{self.name}: hessian needs a scalar output, but f has shape {f.shape}"
             )
         single = isinstance(wrt, (str, Node))
-        names = resolve_wrt(f, wrt)
-        H = self._timed(lambda: self._hessian(f, at, names))
+        names = resolve_wrt(f, wrt, at)
+        shapes = {**_at_shapes(at), **variable_shapes(f)}
+        used = [n for n in names if n in variable_shapes(f)]
+
+        def run():
+            sizes = [flat_size(shapes[n]) for n in names]
+            H = np.zeros((int(np.sum(sizes)), int(np.sum(sizes))))
+            inner = self._hessian(f, at, used) if used else np.zeros((0, 0))
+            index = np.concatenate(
+                [
+                    np.arange(s) + o
+                    for n, s, o in zip(names, sizes, np.cumsum([0] + sizes))
+                    if n in used
+                ]
+                or [np.zeros(0, int)]
+            )
+            H[np.ix_(index, index)] = inner
+            return H
+
+        H = self._timed(run)
         if single:
-            shape = variable_shapes(f)[names[0]]
+            shape = shapes[names[0]]
             return as_output(H.reshape(shape + shape))
         return H
+
+    def _with_unused(self, f: Node, at, names: list[str]) -> dict[str, Any]:
+        """``_jacobian`` on the variables ``f`` uses; zeros for the names it does not."""
+        shapes = variable_shapes(f)
+        used = [n for n in names if n in shapes]
+        out = self._jacobian(f, at, used) if used else {}
+        if len(used) < len(names):
+            check_at(f, at)
+            dtype = dtype_of(at)
+            for n in names:
+                if n not in out:
+                    out[n] = as_output(np.zeros(f.shape + np.shape(at[n]), dtype=dtype))
+        return {n: out[n] for n in names}
 
     # -- for subclasses ------------------------------------------------------------
     def _jacobian(self, f: Node, at, names: list[str]) -> dict[str, Any]:
@@ -159,11 +192,28 @@ def variable_shapes(f: Node | Iterable[Node]) -> dict[str, tuple]:
     return {n.name: n.shape for n in topological_order(outs) if n.kind == "var"}
 
 
-def resolve_wrt(f: Node | Iterable[Node], wrt) -> list[str]:
-    """``wrt`` (None, a name, a variable or a list) as a list of variable names of ``f``."""
+def _at_shapes(at) -> dict[str, tuple]:
+    return {k: np.shape(v) for k, v in (at or {}).items()}
+
+
+def dtype_of(at) -> np.dtype:
+    """The working dtype of the values in ``at`` (float64 for none or integers)."""
+    dtypes = [np.asarray(v).dtype for v in (at or {}).values()]
+    dtypes = [d for d in dtypes if d.kind in "fc"]
+    return np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
+
+
+def resolve_wrt(f: Node | Iterable[Node], wrt, at: Mapping[str, Any] | None = None) -> list[str]:
+    """``wrt`` (None, a name, a variable or a list) as a list of variable names.
+
+    A name must be a variable of ``f`` or a name in ``at`` (a variable ``f`` does not
+    use, whose derivative is zero). ``None`` means every variable of ``f`` and every
+    name in ``at``, sorted.
+    """
     shapes = variable_shapes(f)
+    given = set(at or ())
     if wrt is None:
-        return sorted(shapes)
+        return sorted(set(shapes) | given)
     if isinstance(wrt, (str, Node)):
         wrt = [wrt]
     names = []
@@ -171,10 +221,11 @@ def resolve_wrt(f: Node | Iterable[Node], wrt) -> list[str]:
         name = w.name if isinstance(w, Node) and w.kind == "var" else w
         if not isinstance(name, str):
             raise TypeError(f"wrt must name variables, got {w!r}")
-        if name not in shapes:
+        if name not in shapes and name not in given:
             known = ", ".join(sorted(shapes)) or "none"
             raise ValueError(
-                f"f does not depend on a variable named {name!r}; its variables are: {known}"
+                f"f does not depend on a variable named {name!r} and at= gives no value for "
+                f"it; its variables are: {known}"
             )
         names.append(name)
     return names
@@ -183,7 +234,7 @@ def resolve_wrt(f: Node | Iterable[Node], wrt) -> list[str]:
 def check_at(f: Node | Iterable[Node], at: Mapping[str, Any]) -> None:
     """Raise EvaluationError unless ``at`` gives every variable of ``f`` with its shape."""
     program = compile(f if isinstance(f, Node) else list(f))
-    for _, var, value in program._inputs(at, strict=True):
+    for _, var, value in program._inputs(at, strict=False):
         shape = np.shape(value)
         if tuple(shape) != var.shape:
             raise EvaluationError(

@@ -16,11 +16,19 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..ir.node import Node, apply, as_node, const, variable
+from ..ir.node import Node, apply, as_node, const, internal_variable, variable
 from ..ir.op import ELEMENTWISE, LINEAR, Unsupported
 from ..ir.schedule import compile, graph_size, topological_order
 from ..ops.shape import sum_to
-from .common import Differentiator, as_output, check_at, flat_size, register_method, variable_shapes
+from .common import (
+    Differentiator,
+    as_output,
+    check_at,
+    dtype_of,
+    flat_size,
+    register_method,
+    variable_shapes,
+)
 from .graphs import cached_graph
 
 __all__ = ["jvp_graph", "ForwardMode", "jvp_rule"]
@@ -82,7 +90,7 @@ class ForwardMode(Differentiator):
 
     def _tangent_program(self, f: Node, names: list[str]):
         shapes = variable_shapes(f)
-        tvars = [variable(f"tangent[{n}]", shapes[n]) for n in names]
+        tvars = [internal_variable(f"tangent[{n}]", shapes[n]) for n in names]
         wrt = [variable(n, shapes[n]) for n in names]
         out = cached_graph(
             ("jvp", f, tuple(names)), lambda: jvp_graph([f], dict(zip(wrt, tvars)))[0]
@@ -93,14 +101,15 @@ class ForwardMode(Differentiator):
         check_at(f, at)
         out, tvars, shapes = self._tangent_program(f, names)
         program = compile(out)
-        zeros = {t.name: np.zeros(t.shape) for t in tvars}
+        dt = dtype_of(at)
+        zeros = {t.name: np.zeros(t.shape, dt) for t in tvars}
         result = {}
         passes = 0
         for n, t in zip(names, tvars):
             size = flat_size(shapes[n])
             cols = []
             for k in range(size):
-                e = np.zeros(size)
+                e = np.zeros(size, dt)
                 e[k] = 1.0
                 value = program({**at, **zeros, t.name: e.reshape(shapes[n])}, strict=False)
                 cols.append(np.ravel(np.broadcast_to(value, f.shape)))
@@ -115,7 +124,7 @@ class ForwardMode(Differentiator):
         """Forward over forward: u·H·w for every pair of basis directions."""
         check_at(f, at)
         out, tvars, shapes = self._tangent_program(f, names)
-        svars = [variable(f"tangent2[{n}]", shapes[n]) for n in names]
+        svars = [internal_variable(f"tangent2[{n}]", shapes[n]) for n in names]
         wrt = [variable(n, shapes[n]) for n in names]
         second = cached_graph(
             ("jvp2", f, tuple(names)), lambda: jvp_graph([out], dict(zip(wrt, svars)))[0]
@@ -127,14 +136,15 @@ class ForwardMode(Differentiator):
         def seeds(k, tv):
             vals, offset = {}, 0
             for n, t, s in zip(names, tv, sizes):
-                e = np.zeros(s)
+                e = np.zeros(s, dt)
                 if offset <= k < offset + s:
                     e[k - offset] = 1.0
                 vals[t.name] = e.reshape(shapes[n])
                 offset += s
             return vals
 
-        H = np.zeros((total, total))
+        dt = dtype_of(at)
+        H = np.zeros((total, total), dt)
         for i in range(total):
             for j in range(i, total):
                 H[i, j] = H[j, i] = program(

@@ -18,11 +18,19 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..ir.node import Node, as_node, const, variable
+from ..ir.node import Node, as_node, const, internal_variable, variable
 from ..ir.op import Unsupported
 from ..ir.schedule import compile, graph_size, topological_order
 from ..ops.shape import sum_to
-from .common import Differentiator, as_output, check_at, flat_size, register_method, variable_shapes
+from .common import (
+    Differentiator,
+    as_output,
+    check_at,
+    dtype_of,
+    flat_size,
+    register_method,
+    variable_shapes,
+)
 from .graphs import cached_graph
 
 __all__ = ["vjp_graph", "grad_graph", "ReverseMode"]
@@ -102,8 +110,18 @@ def grad_graph(f: Node, wrt=None):
     if f.shape != ():
         raise ValueError(f"grad_graph needs a scalar output, but f has shape {f.shape}")
     single = isinstance(wrt, (str, Node))
-    names = resolve_wrt(f, wrt)
     shapes = variable_shapes(f)
+    wrt_list = [wrt] if single else wrt
+    if wrt_list is None:
+        names = sorted(shapes)
+    else:
+        # a variable f does not use (or no longer uses, once folded) has gradient zero
+        for w in wrt_list:
+            if isinstance(w, Node) and w.kind == "var":
+                shapes.setdefault(w.name, w.shape)
+            elif isinstance(w, str):
+                shapes.setdefault(w, ())
+        names = resolve_wrt(f, wrt_list, {n: None for n in shapes})
     grads = vjp_graph([f], [const(1.0)], [variable(n, shapes[n]) for n in names])
     return grads[0] if single else dict(zip(names, grads))
 
@@ -125,13 +143,13 @@ class ReverseMode(Differentiator):
             self.last_cost.passes = 1
             self.last_cost.graph_size = graph_size(grads)
             return {n: as_output(v) for n, v in zip(names, values)}
-        seed = variable(f"cotangent[{id(f)}]", f.shape)
+        seed = internal_variable(f"cotangent[{id(f)}]", f.shape)
         cts = cached_graph(("vjp", f, tuple(names)), lambda: vjp_graph([f], [seed], wrt))
         program = compile(cts)
         m = flat_size(f.shape)
         rows = {n: [] for n in names}
         for k in range(m):
-            e = np.zeros(m)
+            e = np.zeros(m, dtype_of(at))
             e[k] = 1.0
             values = program({**at, seed.name: e.reshape(f.shape)}, strict=False)
             for n, v in zip(names, values):
@@ -146,7 +164,7 @@ class ReverseMode(Differentiator):
         check_at(f, at)
         shapes = variable_shapes(f)
         wrt = [variable(n, shapes[n]) for n in names]
-        tangents = [variable(f"tangent[{n}]", shapes[n]) for n in names]
+        tangents = [internal_variable(f"tangent[{n}]", shapes[n]) for n in names]
 
         def build():
             grads = vjp_graph([f], [const(1.0)], wrt)
@@ -161,12 +179,13 @@ def _columns(program, at, names, shapes, tangents, cost) -> np.ndarray:
     """Run a Hessian-vector-product program on every basis direction: the Hessian."""
     sizes = [flat_size(shapes[n]) for n in names]
     total = int(np.sum(sizes))
-    H = np.zeros((total, total))
+    dt = dtype_of(at)
+    H = np.zeros((total, total), dt)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     for k in range(total):
         seeds = {}
         for i, (n, t) in enumerate(zip(names, tangents)):
-            e = np.zeros(sizes[i])
+            e = np.zeros(sizes[i], dt)
             if offsets[i] <= k < offsets[i + 1]:
                 e[k - offsets[i]] = 1.0
             seeds[t.name] = e.reshape(shapes[n])

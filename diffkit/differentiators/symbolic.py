@@ -28,7 +28,15 @@ import sympy
 
 from ..ir.node import Node
 from ..ir.schedule import UnsupportedBackendError, compile
-from .common import Differentiator, as_output, check_at, register_method, variable_shapes
+from ..limits import BudgetExceeded, time_limit
+from .common import (
+    Differentiator,
+    as_output,
+    check_at,
+    dtype_of,
+    register_method,
+    variable_shapes,
+)
 
 __all__ = [
     "Symbolic",
@@ -38,6 +46,8 @@ __all__ = [
     "symbolic_derivative",
     "SymbolicDerivative",
     "reference_derivative",
+    "SymbolicLimitError",
+    "tree_size",
 ]
 
 
@@ -137,59 +147,119 @@ def symbolic_derivative(f: Node, wrt, simplify: bool = False) -> SymbolicDerivat
     )
 
 
+class SymbolicLimitError(ValueError):
+    """A symbolic computation exceeded its size or time limit."""
+
+
+def tree_size(expr, limit: int | None = None) -> int:
+    """Nodes of a SymPy expression tree (or of an array of them); stops counting past
+    ``limit`` and returns ``limit + 1``."""
+    exprs = [expr] if isinstance(expr, sympy.Basic) else list(np.ravel(np.asarray(expr, object)))
+    count = 0
+    for e in exprs:
+        for _ in sympy.preorder_traversal(e):
+            count += 1
+            if limit is not None and count > limit:
+                return limit + 1
+    return count
+
+
+def prepare_for_diff(expr):
+    """``expr`` rewritten so that ``sympy.diff`` evaluates every derivative: ``Mod(a, b)``
+    as ``a - b floor(a/b)`` (SymPy leaves the derivative of Mod unevaluated)."""
+    from ..ops.comparison import SYMPY_FLOOR
+
+    if not isinstance(expr, sympy.Basic) or not expr.has(sympy.Mod):
+        return expr
+    return expr.replace(sympy.Mod, lambda a, b: a - b * SYMPY_FLOOR(a / b))
+
+
 class Symbolic(Differentiator):
-    """SymPy differentiation, evaluated by ``lambdify`` at float64 (or at ``precision`` digits).
+    """SymPy differentiation; the derivative is translated back to the IR (``from_sympy``)
+    and evaluated in the data's dtype, or at ``precision`` digits with mpmath.
+
+    Derivatives that SymPy writes with ``Piecewise``, ``Heaviside`` or ``DiracDelta``
+    evaluate like any other (``DiracDelta(x)`` is 0 away from ``x = 0`` and undefined,
+    NaN, at it). Sizes and time are bounded: a function or derivative of more than
+    ``max_size`` tree nodes, or a computation longer than ``time_budget`` seconds,
+    raises :class:`SymbolicLimitError`.
 
     Args:
         simplify: simplify each derivative before evaluating it.
-        cse: evaluate through common-subexpression elimination.
         precision: if given, evaluate the derivative with mpmath at this many digits.
+        time_budget: seconds allowed for translation, differentiation and simplification.
+        max_size: the largest expression tree accepted, before and after differentiating.
 
     ``last_cost.expression_size`` is the tree size of the derivatives produced;
-    ``last_cost.extra`` holds ``count_ops`` and the CSE size.
+    ``last_cost.extra`` holds the tree size of the function.
     """
 
     name = "symbolic"
 
-    def __init__(self, simplify: bool = False, cse: bool = False, precision: int | None = None):
+    def __init__(
+        self,
+        simplify: bool = False,
+        precision: int | None = None,
+        time_budget: float | None = 20.0,
+        max_size: int = 200_000,
+    ):
         self.simplify = simplify
-        self.cse = cse
         self.precision = precision
+        self.time_budget = time_budget
+        self.max_size = max_size
         super().__init__()
 
     def _evaluate(self, exprs: list, symbols: dict, at) -> list:
-        flat_syms, flat_vals = [], []
+        from ..parse import ParseError, from_sympy
+
+        values = {}
         for n, s in symbols.items():
             syms = np.ravel(np.asarray(s, dtype=object))
-            flat_syms.extend(syms)
-            flat_vals.extend(np.ravel(np.asarray(at[n], dtype=np.float64)))
+            vals = np.ravel(np.asarray(at[n]))
+            values.update({sym.name: v for sym, v in zip(syms, vals)})
+        try:
+            nodes = [from_sympy(e) for e in exprs]
+        except ParseError as err:
+            raise ValueError(f"symbolic: cannot evaluate SymPy's derivative: {err}") from None
         if self.precision is not None:
-            with mpmath.workdps(self.precision):
-                fn = sympy.lambdify(flat_syms, exprs, modules="mpmath", cse=self.cse)
-                return fn(*[mpmath.mpf(v) for v in flat_vals])
-        fn = sympy.lambdify(flat_syms, exprs, modules="numpy", cse=self.cse)
-        with np.errstate(all="ignore"):
-            return [float(v) for v in fn(*flat_vals)]
+            return list(compile(nodes)(values, precision=self.precision))
+        return list(compile(nodes)(values))
+
+    def _check_size(self, expr, what: str) -> int:
+        size = tree_size(expr, self.max_size)
+        if size > self.max_size:
+            raise SymbolicLimitError(
+                f"symbolic: the {what} has more than {self.max_size} expression-tree nodes; "
+                f"raise max_size or use reverse mode"
+            )
+        return size
 
     def _derivatives(self, f: Node, names: list[str], order: int):
-        expr, symbols = to_sympy(f)
-        outs = list(np.ravel(np.asarray(expr, dtype=object)))
-        wrt_syms = [s for n in names for s in np.ravel(np.asarray(symbols[n], dtype=object))]
-        start = time.perf_counter()
-        if order == 1:
-            ders = [sympy.diff(e, s) for e in outs for s in wrt_syms]
-        else:
-            (e,) = outs
-            ders = [sympy.diff(e, a, b) for a in wrt_syms for b in wrt_syms]
-        if self.simplify:
-            ders = [sympy.simplify(d) for d in ders]
-        self.last_cost.extra["seconds_symbolic"] = time.perf_counter() - start
-        size = expression_size(np.array(ders, dtype=object))
-        self.last_cost.expression_size = size.tree
-        self.last_cost.extra.update(
-            count_ops=size.ops, cse=size.cse, function_tree=expression_size(expr).tree
-        )
-        return ders, symbols, len(outs), len(wrt_syms)
+        with time_limit(self.time_budget, "symbolic differentiation"):
+            try:
+                expr, symbols = to_sympy(f)
+                function_size = self._check_size(expr, "function")
+                outs = [prepare_for_diff(e) for e in np.ravel(np.asarray(expr, dtype=object))]
+                wrt = [s for n in names for s in np.ravel(np.asarray(symbols[n], dtype=object))]
+                start = time.perf_counter()
+                if order == 1:
+                    ders = [sympy.diff(e, s) for e in outs for s in wrt]
+                else:
+                    (e,) = outs
+                    ders = [sympy.diff(e, a, b) for a in wrt for b in wrt]
+                if self.simplify:
+                    ders = [sympy.simplify(d) for d in ders]
+                seconds = time.perf_counter() - start
+                size = self._check_size(np.array(ders, dtype=object), "derivative")
+            except BudgetExceeded as err:
+                raise SymbolicLimitError(f"symbolic: {err}") from None
+            except (RecursionError, MemoryError) as err:
+                what = "stack" if isinstance(err, RecursionError) else "memory"
+                raise SymbolicLimitError(f"symbolic: SymPy ran out of {what}") from None
+        self.last_cost.extra["seconds_symbolic"] = seconds
+        self.last_cost.expression_size = size
+        self.last_cost.extra["function_tree"] = function_size
+        return ders, symbols, len(outs), len(wrt)
 
     def _jacobian(self, f: Node, at, names: list[str]) -> dict:
         check_at(f, at)
@@ -199,16 +269,15 @@ class Symbolic(Differentiator):
         if self.precision is not None:
             jac = np.array(values, dtype=object).reshape(m, n)
         else:
-            jac = np.array(values, dtype=float).reshape(m, n)
+            jac = np.array(values, dtype=dtype_of(at)).reshape(m, n)
         out, col = {}, 0
         for name in names:
             size = int(np.prod(shapes[name], dtype=np.int64))
             block = jac[:, col : col + size].reshape(f.shape + shapes[name])
-            out[name] = (
-                block[()]
-                if self.precision is not None and block.shape == ()
-                else (as_output(block) if self.precision is None else block)
-            )
+            if self.precision is not None:
+                out[name] = block[()] if block.shape == () else block
+            else:
+                out[name] = as_output(block)
             col += size
         return out
 
@@ -216,7 +285,8 @@ class Symbolic(Differentiator):
         check_at(f, at)
         ders, symbols, _, n = self._derivatives(f, names, 2)
         values = self._evaluate(ders, symbols, at)
-        return np.array(values, dtype=float if self.precision is None else object).reshape(n, n)
+        dtype = dtype_of(at) if self.precision is None else object
+        return np.array(values, dtype=dtype).reshape(n, n)
 
 
 def reference_derivative(f: Node, wrt, at, digits: int = 50):

@@ -169,10 +169,15 @@ class Program:
                 f"shape {tuple(shape)}"
             )
 
-    def _working_dtype(self, arrays: list[np.ndarray]) -> np.dtype:
-        if not arrays:
+    @staticmethod
+    def _working_dtype(arrays: list[np.ndarray], unused=()) -> np.dtype:
+        """The dtype every value is computed in: that of the inputs (the values given for
+        names the graph does not use count too, so that a graph that folded to a constant
+        still answers in the data's dtype)."""
+        dtypes = [a.dtype for a in arrays] + [d for d in unused if d.kind in "biufc"]
+        if not dtypes:
             return np.dtype(np.float64)
-        dt = np.result_type(*[a.dtype for a in arrays])
+        dt = np.result_type(*dtypes)
         if dt.kind in "biu":
             return np.dtype(np.float64)
         if dt.kind == "f" and dt.itemsize < 4:
@@ -194,14 +199,15 @@ class Program:
         at: Mapping[str, Any] | None = None,
         *,
         precision: int | None = None,
-        strict: bool = True,
+        strict: bool = False,
     ):
         """Run the program.
 
         Args:
             at: variable name -> value (scalar, array, or mpmath/SymPy number).
             precision: if given, evaluate with mpmath at this many significant digits.
-            strict: reject names in ``at`` that the graph does not use.
+            strict: reject names in ``at`` that the graph does not use (a check for
+                typos; by default they are accepted, and their dtypes count).
 
         Returns:
             The value of the output (a list of values when compiled from a list).
@@ -223,7 +229,13 @@ class Program:
                 )
             self._check_shape(var, arr.shape)
             arrays.append(arr)
-        dtype = self._working_dtype(arrays)
+        unused = [
+            np.asarray(v).dtype
+            for k, v in (at or {}).items()
+            if k not in self.variables
+            and isinstance(v, (int, float, complex, np.ndarray, np.generic))
+        ]
+        dtype = self._working_dtype(arrays, unused)
         vals: list[Any] = [None] * len(self.order)
         for (slot, _, _), arr in zip(given, arrays):
             vals[slot] = arr.astype(dtype, copy=False)
@@ -240,7 +252,7 @@ class Program:
     def run_objects(self, at: Mapping[str, Any] | None, backend: str, precision: int | None = 50):
         """Run on object arrays of mpmath (``backend="mpmath"``, at ``precision`` digits, or
         at the current mpmath precision for ``None``) or of SymPy expressions."""
-        return self._run_objects(at, True, backend, precision)
+        return self._run_objects(at, False, backend, precision)
 
     def _run_objects(self, at, strict, backend, precision):
         import mpmath
@@ -250,7 +262,7 @@ class Program:
 
         if backend == "mpmath":
             ctx = mpmath.workdps(precision) if precision is not None else contextlib.nullcontext()
-            leaf = mpmath.mpf
+            leaf = _mpmath_leaf
 
             def from_const(node):
                 if isinstance(node.exact, str):
@@ -303,6 +315,24 @@ class Program:
             outs = [vals[s] for s in self._out_slots]
             outs = [o[()] if o.shape == () else o for o in outs]
         return outs[0] if self.single else outs
+
+
+def _mpmath_leaf(value):
+    """An mpmath number from a value (numbers and mpmath numbers only)."""
+    import mpmath
+    from fractions import Fraction
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (mpmath.mpf, mpmath.mpc)):
+        return value
+    if isinstance(value, Fraction):
+        return mpmath.mpf(value.numerator) / value.denominator
+    if isinstance(value, bool) or not isinstance(value, (int, float, complex)):
+        raise EvaluationError(
+            f"the mpmath interpreter takes numbers, got {type(value).__name__} {value!r:.40}"
+        )
+    return mpmath.mpc(value) if isinstance(value, complex) else mpmath.mpf(value)
 
 
 def _sympy_leaf(value):
@@ -369,6 +399,7 @@ def evaluate(
     at: Mapping[str, Any] | None = None,
     *,
     precision: int | None = None,
+    strict: bool = False,
 ):
     """Evaluate a node (or a list of nodes) at the variable values ``at``.
 
@@ -377,6 +408,7 @@ def evaluate(
         at: variable name -> value. float32 values give a float32 result, complex
             values a complex one.
         precision: evaluate with mpmath at this many significant digits instead.
+        strict: refuse names in ``at`` that the graph does not use (a typo check).
 
     Returns:
         A number for a scalar output, an array otherwise; a list for a list.
@@ -386,4 +418,4 @@ def evaluate(
     >>> float(dk.evaluate(dk.exp(x), at={"x": 0.0}))
     1.0
     """
-    return compile(outputs)(at, precision=precision)
+    return compile(outputs)(at, precision=precision, strict=strict)

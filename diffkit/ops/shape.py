@@ -106,11 +106,16 @@ TRANSPOSE = register(
 def transpose(x, axes=None) -> Node:
     """Permute the axes of ``x`` (reverse them by default)."""
     x = as_node(x)
-    axes = (
-        tuple(reversed(range(x.ndim)))
-        if axes is None
-        else tuple(int(a) % max(x.ndim, 1) for a in axes)
-    )
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    else:
+        axes = tuple(int(a) for a in axes)
+        bad = [a for a in axes if not -x.ndim <= a < x.ndim]
+        if bad:
+            raise ShapeError(
+                f"transpose: axis {bad[0]} is out of range for an input of shape {x.shape}"
+            )
+        axes = tuple(a % x.ndim for a in axes) if x.ndim else axes
     return apply(TRANSPOSE, x, axes=axes)
 
 
