@@ -46,9 +46,11 @@ def _run_compare(args) -> int:
             raise UsageError(
                 f"--methods: unknown method {unknown[0]!r}; known: {', '.join(dk.methods())}"
             )
+    if not 1 <= args.digits <= 1000:
+        raise UsageError(f"--digits: expected 1 to 1000 digits, got {args.digits}")
     try:
         rows = dk.compare(f, at, wrt=wrt, methods=methods, digits=args.digits)
-    except ValueError as err:
+    except (ValueError, dk.EvaluationError) as err:
         raise UsageError(str(err)) from None
     if args.json:
         print(
@@ -58,15 +60,18 @@ def _run_compare(args) -> int:
                     "at": at,
                     "wrt": wrt,
                     "truth": rows[0]["truth"] if rows else None,
+                    "truth_note": rows[0]["truth_note"] if rows else None,
                     "rows": rows,
                 },
                 indent=2,
             )
         )
         return 0
-    truth = rows[0]["truth"] if rows else ""
-    print(f"d/d{wrt} {args.expression} at {', '.join(f'{k}={v:g}' for k, v in at.items())}")
-    print(f"truth ({args.digits} digits): {truth}")
+    print(f"d/d{wrt} {args.expression} at {', '.join(f'{k}={v:.17g}' for k, v in at.items())}")
+    if rows and rows[0]["truth"] is not None:
+        print(f"truth ({args.digits} digits): {rows[0]['truth']}")
+    elif rows:
+        print(f"truth: none ({rows[0]['truth_note']}); no errors are shown")
     header = (
         f"{'method':20s} {'derivative':>24s} {'abs error':>10s} {'rel error':>10s} "
         f"{'evals':>6s} {'time':>10s}  size"
@@ -74,10 +79,20 @@ def _run_compare(args) -> int:
     print(header)
     print("-" * len(header))
     for r in rows:
+        if r["note"]:
+            print(f"{r['method']:20s} {r['note']}")
+            continue
         size = f"{r['size']} {r['size_kind']}" if r["size"] else ""
+        if r["error_estimate"] is not None:
+            size = (size + "  " if size else "") + f"estimated error {r['error_estimate']:.1e}"
+        errors = (
+            f"{r['abs_error']:10.2e} {r['rel_error']:10.2e}"
+            if r["abs_error"] is not None
+            else f"{'-':>10s} {'-':>10s}"
+        )
         print(
-            f"{r['method']:20s} {r['derivative']:24.17g} {r['abs_error']:10.2e} "
-            f"{r['rel_error']:10.2e} {r['evaluations']:6d} {r['seconds'] * 1e6:8.0f}us  {size}"
+            f"{r['method']:20s} {r['derivative']:24.17g} {errors} "
+            f"{r['evaluations']:6d} {r['seconds'] * 1e6:8.0f}us  {size}"
         )
     return 0
 

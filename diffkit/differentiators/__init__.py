@@ -9,6 +9,7 @@
 from .api import check_grads, derivative, gradient, hessian, jacobian, jvp, vjp
 from .common import Cost, Differentiator, get_method, methods
 from .compare import compare
+from .reference import NoReference, reference_derivative
 from .finite import SCHEMES, FiniteDifference
 from .forward import ForwardMode, jvp_graph
 from .reverse import ReverseMode, grad_graph, vjp_graph
@@ -16,8 +17,8 @@ from .symbolic import (
     ExpressionSize,
     Symbolic,
     SymbolicDerivative,
+    SymbolicLimitError,
     expression_size,
-    reference_derivative,
     symbolic_derivative,
     to_sympy,
 )
@@ -46,6 +47,8 @@ __all__ = [
     "ExpressionSize",
     "expression_size",
     "reference_derivative",
+    "NoReference",
+    "SymbolicLimitError",
     "symbolic_derivative",
     "to_sympy",
     "compare",

@@ -64,17 +64,21 @@ _ORDER = {
 }
 
 
+_SHRINKS = 12  # tenfold (Richardson: eightfold) step reductions tried at a domain edge
+
+
 def default_step(scheme: str, x: float, eps: float = float(np.finfo(np.float64).eps)) -> float:
     """The rule-of-thumb step of ``scheme`` at ``x``: eps^(1/(p+1))·max(1, |x|) for a
     scheme of order p (sqrt(eps) one-sided, eps^(1/3) central); 1e-20·max(1,|x|) for the
-    complex step, which has no cancellation; 0.1·max(1, |x|) as the first step of
-    Richardson's sequence."""
-    scale = max(1.0, abs(float(x)))
+    complex step, which has no cancellation; 0.1·max(1, log(1 + |x|)) as the first step
+    of Richardson's sequence (its extrapolation needs steps on the scale on which the
+    function varies, which for large |x| is rarely |x| itself: sin near x = 236)."""
+    x = abs(float(x))
     if scheme == "complex-step":
-        return 1e-20 * scale
+        return 1e-20 * max(1.0, x)
     if scheme == "richardson":
-        return 0.1 * scale
-    return eps ** (1.0 / (_ORDER[scheme] + 1)) * scale
+        return 0.1 * max(1.0, math.log1p(x))
+    return eps ** (1.0 / (_ORDER[scheme] + 1)) * max(1.0, x)
 
 
 def stencil(scheme: str) -> tuple[tuple, tuple]:
@@ -143,48 +147,80 @@ class FiniteDifference(Differentiator):
 
     def _partial(self, evaluate: Callable, x0: float, eps: float, at_x0: Callable | None = None):
         """d/dt of ``evaluate(t)`` at ``x0`` (evaluate returns an array or a number);
-        ``at_x0()`` gives the unshifted value, evaluated once for all coordinates."""
+        ``at_x0()`` gives the unshifted value, evaluated once for all coordinates.
+
+        Where a shifted point falls outside the function's domain (a non-finite value
+        where f(x0) is finite), the default step is shrunk, tenfold at a time."""
         h = self.step if self.step is not None else default_step(self.scheme, x0, eps)
         if self.scheme == "complex-step":
             self.last_cost.function_evaluations += 1
             return np.imag(evaluate(x0 + 1j * h)) / h
         if self.scheme == "richardson":
-            return self._richardson(evaluate, x0, h)
+            return self._richardson(evaluate, x0, h, eps, at_x0)
         offsets, weights = _STENCILS[self.scheme]
-        total = 0.0
-        for o, w in zip(offsets, weights):
-            if w == 0.0:
-                continue
-            if o == 0.0 and at_x0 is not None:
-                total = total + w * np.asarray(at_x0())
-                continue
-            # the shifted point is rounded to the dtype before use, like any input
-            total = total + w * np.asarray(evaluate(x0 + o * h))
-            self.last_cost.function_evaluations += 1
+        for _ in range(_SHRINKS if self.step is None else 1):
+            total = 0.0
+            for o, w in zip(offsets, weights):
+                if w == 0.0:
+                    continue
+                if o == 0.0 and at_x0 is not None:
+                    total = total + w * np.asarray(at_x0())
+                    continue
+                # the shifted point is rounded to the dtype before use, like any input
+                total = total + w * np.asarray(evaluate(x0 + o * h))
+                self.last_cost.function_evaluations += 1
+            if np.all(np.isfinite(total)) or not self._finite_at(at_x0, evaluate, x0):
+                break
+            h /= 10
         return total / h
 
-    def _richardson(self, evaluate, x0, h0):
-        """Neville's tableau on central differences at h0 / 2^k, eliminating h^2, h^4, ..."""
-        rows = []
-        best, best_err = None, None
-        for k in range(self.richardson_terms):
-            h = h0 / 2**k
-            d = (np.asarray(evaluate(x0 + h)) - np.asarray(evaluate(x0 - h))) / (2 * h)
+    def _finite_at(self, at_x0, evaluate, x0) -> bool:
+        value = at_x0() if at_x0 is not None else evaluate(x0)
+        return bool(np.all(np.isfinite(value)))
+
+    def _richardson(self, evaluate, x0, h0, eps, at_x0=None):
+        """Neville's tableau on central differences at h0 / 2^k, eliminating h^2, h^4, ...
+
+        The first step is shrunk until both shifted points are in the function's domain.
+        The error estimate of an entry is its distance to its two neighbours in the
+        tableau plus the round-off of its smallest step, amplified by the extrapolation;
+        the entry with the smallest estimate is returned. Where no finite estimate
+        exists, the estimate is infinite (never NaN with an estimate of 0)."""
+        f0 = at_x0() if at_x0 is not None else evaluate(x0)
+        if at_x0 is None:
+            self.last_cost.function_evaluations += 1
+        scale = np.max(np.abs(f0)) if np.all(np.isfinite(f0)) else np.inf
+        h = h0
+
+        def central(h):
             self.last_cost.function_evaluations += 2
-            row = [d]
+            return (np.asarray(evaluate(x0 + h)) - np.asarray(evaluate(x0 - h))) / (2 * h)
+
+        d = central(h)
+        if self.step is None and np.isfinite(scale):
+            for _ in range(_SHRINKS):
+                if np.all(np.isfinite(d)):
+                    break
+                h /= 8
+                d = central(h)
+        rows = [[d]]
+        best, best_err = d, np.inf
+        for k in range(1, self.richardson_terms):
+            hk = h / 2**k
+            row = [central(hk)]
             for j in range(1, k + 1):
-                factor = 4.0**j
-                row.append(row[j - 1] + (row[j - 1] - rows[k - 1][j - 1]) / (factor - 1))
-            if k >= 1:
-                for j in range(1, k + 1):
-                    err = np.max(np.abs(row[j] - row[j - 1])) + np.max(
-                        np.abs(row[j] - rows[k - 1][j - 1])
-                    )
-                    if best_err is None or err < best_err:
-                        best, best_err = row[j], err
+                row.append(row[j - 1] + (row[j - 1] - rows[k - 1][j - 1]) / (4.0**j - 1))
+            # round-off of a central difference at hk, amplified by up to 2 per level
+            roundoff = 2.0**k * 2 * eps * scale / hk
+            for j in range(1, k + 1):
+                err = (
+                    np.max(np.abs(row[j] - row[j - 1]))
+                    + np.max(np.abs(row[j] - rows[k - 1][j - 1]))
+                    + roundoff
+                )
+                if np.isfinite(err) and err < best_err and np.all(np.isfinite(row[j])):
+                    best, best_err = row[j], err
             rows.append(row)
-        if best is None:
-            best, best_err = rows[0][0], float("inf")
         errs = self.last_cost.extra.setdefault("error_estimate", 0.0)
         self.last_cost.extra["error_estimate"] = max(errs, float(best_err))
         return best

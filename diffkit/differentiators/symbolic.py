@@ -45,7 +45,6 @@ __all__ = [
     "ExpressionSize",
     "symbolic_derivative",
     "SymbolicDerivative",
-    "reference_derivative",
     "SymbolicLimitError",
     "tree_size",
 ]
@@ -287,35 +286,6 @@ class Symbolic(Differentiator):
         values = self._evaluate(ders, symbols, at)
         dtype = dtype_of(at) if self.precision is None else object
         return np.array(values, dtype=dtype).reshape(n, n)
-
-
-def reference_derivative(f: Node, wrt, at, digits: int = 50):
-    """d f / d wrt at ``at`` to ``digits`` significant digits, for a scalar graph.
-
-    The graph is evaluated by the mpmath interpreter (each op's mpmath rule) and
-    differentiated by ``mpmath.diff``, so the result shares no code path with the
-    float64 implementations or with diffkit's derivative rules.
-
-    Returns:
-        An ``mpmath.mpf``.
-    """
-    name = wrt.name if isinstance(wrt, Node) else wrt
-    shapes = variable_shapes(f)
-    if f.shape != () or any(s != () for s in shapes.values()):
-        raise ValueError("reference_derivative needs a scalar graph of scalar variables")
-    if name not in shapes:
-        raise ValueError(f"f does not depend on a variable named {name!r}")
-    check_at(f, at)
-    program = compile(f)
-    with mpmath.workdps(digits + 15):
-        base = {k: mpmath.mpf(v) if not isinstance(v, mpmath.mpf) else v for k, v in at.items()}
-
-        def g(t):
-            return program.run_objects({**base, name: t}, "mpmath", precision=None)
-
-        value = mpmath.diff(g, base[name])
-    with mpmath.workdps(digits):
-        return +value
 
 
 register_method("symbolic", Symbolic)

@@ -1,0 +1,110 @@
+"""The truth a comparison is measured against: the derivative to 50 digits with mpmath.
+
+The graph is evaluated by the mpmath interpreter (each op's mpmath rule) and
+differentiated numerically by ``mpmath.diff`` at 15 digits more than asked, so the
+result shares no code path with the float64 implementations or with diffkit's
+derivative rules. Where the function is not a real number, the derivative is not
+finite, or the one-sided derivatives differ (a kink or a jump), there is no truth,
+and :class:`NoReference` says which; a time budget bounds the computation.
+
+>>> import diffkit as dk
+>>> x = dk.variable("x")
+>>> print(dk.reference_derivative(dk.sin(x), "x", at={"x": 0.0}, digits=20))
+1.0
+>>> dk.reference_derivative(dk.relu(x), "x", at={"x": 0.0})
+Traceback (most recent call last):
+...
+diffkit.differentiators.reference.NoReference: the derivative in x does not exist at x = 0: the one-sided ...
+"""
+
+from __future__ import annotations
+
+import mpmath
+
+from ..ir.node import Node
+from ..ir.schedule import compile
+from ..limits import BudgetExceeded, time_limit
+from .common import check_at, variable_shapes
+
+__all__ = ["reference_derivative", "NoReference", "MAX_DIGITS"]
+
+#: the most digits a reference derivative may be asked for
+MAX_DIGITS = 1000
+
+
+class NoReference(ValueError):
+    """There is no reference derivative at the point (undefined, not finite, a kink), or it
+    could not be computed within its time budget."""
+
+
+def _real(value) -> bool:
+    return isinstance(value, mpmath.mpf) and mpmath.isfinite(value)
+
+
+def check_digits(digits) -> int:
+    """``digits`` as an int in [1, MAX_DIGITS], or a ValueError naming it."""
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= MAX_DIGITS:
+        raise ValueError(f"digits must be an integer from 1 to {MAX_DIGITS}, got {digits!r}")
+    return digits
+
+
+def reference_derivative(f: Node, wrt, at, digits: int = 50, time_budget: float | None = 20.0):
+    """d f / d wrt at ``at`` to ``digits`` significant digits, for a scalar graph.
+
+    Args:
+        f: a scalar graph of scalar variables.
+        wrt: the variable (a name or node).
+        at: the point.
+        digits: significant digits wanted (1 to ``MAX_DIGITS``).
+        time_budget: seconds allowed (``None``: no limit).
+
+    Returns:
+        An ``mpmath.mpf``.
+
+    Raises:
+        NoReference: where f or its derivative is undefined at the point, or the time
+            budget ran out.
+    """
+    digits = check_digits(digits)
+    name = wrt.name if isinstance(wrt, Node) else wrt
+    shapes = variable_shapes(f)
+    if f.shape != () or any(s != () for s in shapes.values()):
+        raise ValueError("reference_derivative needs a scalar graph of scalar variables")
+    if name not in shapes:
+        raise ValueError(f"f does not depend on a variable named {name!r}")
+    check_at(f, at)
+    program = compile(f)
+    point = ", ".join(f"{k} = {float(at[k]):.17g}" for k in sorted(shapes))
+    try:
+        with time_limit(time_budget, f"the {digits}-digit reference derivative"):
+            with mpmath.workdps(digits + 15):
+                base = {
+                    k: at[k] if isinstance(at[k], mpmath.mpf) else mpmath.mpf(float(at[k]))
+                    for k in shapes
+                }
+
+                def g(t):
+                    return program.run_objects({**base, name: t}, "mpmath", precision=None)
+
+                value = g(base[name])
+                if not _real(value):
+                    raise NoReference(f"f is not a finite real number at {point} (it is {value})")
+                central = mpmath.diff(g, base[name])
+                left = mpmath.diff(g, base[name], direction=-1)
+                right = mpmath.diff(g, base[name], direction=1)
+                if not (_real(left) and _real(right)) or abs(left - right) > mpmath.mpf(10) ** (
+                    -(digits // 2)
+                ) * max(1, abs(central)):
+                    shown = [mpmath.nstr(v, 6) for v in (left, right)]
+                    raise NoReference(
+                        f"the derivative in {name} does not exist at {point}: the one-sided "
+                        f"derivatives are {shown[0]} (left) and {shown[1]} (right)"
+                    )
+    except BudgetExceeded as err:
+        raise NoReference(str(err)) from None
+    except (ZeroDivisionError, OverflowError, ValueError) as err:
+        if isinstance(err, NoReference):
+            raise
+        raise NoReference(f"f cannot be evaluated with mpmath at {point}: {err}") from None
+    with mpmath.workdps(digits):
+        return +central
