@@ -265,7 +265,12 @@ class _Parser:
             if lbp <= rbp:
                 return left
             self.next()
-            right = self.expression(lbp - 1 if lbp == 40 else lbp)
+            if lbp == 40:  # right-associative: x**y**z recurses, so it counts as nesting
+                self.enter(column)
+                right = self.expression(lbp - 1)
+                self.depth -= 1
+            else:
+                right = self.expression(lbp)
             left = self.infix(text, left, right, column)
 
     @staticmethod
@@ -442,7 +447,14 @@ class _SympyConverter:
         self.sp = sympy
         self.memo: dict = {}
         sp = sympy
-        from .ops.comparison import SYMPY_CEILING, SYMPY_FLOOR, SYMPY_ROUND, SYMPY_TRUNC
+        from .ops.comparison import (
+            SYMPY_ABS,
+            SYMPY_CEILING,
+            SYMPY_FLOOR,
+            SYMPY_ROUND,
+            SYMPY_SIGN,
+            SYMPY_TRUNC,
+        )
 
         self.unary = {
             sp.exp: ops.exp,
@@ -469,7 +481,13 @@ class _SympyConverter:
             SYMPY_CEILING: ops.ceil,
             SYMPY_ROUND: ops.round,
             SYMPY_TRUNC: ops.trunc,
+            SYMPY_SIGN: ops.sign,
+            SYMPY_ABS: ops.abs,
+            sp.re: lambda x: x,  # evaluation is real: a value that is not real is NaN anyway
+            sp.im: lambda x: x * 0,
         }
+        self.steps = (sp.sign, sp.floor, sp.ceiling, SYMPY_ROUND, SYMPY_TRUNC)
+        self.round_class = SYMPY_ROUND
         self.binary = {sp.atan2: ops.arctan2, sp.Mod: ops.mod}
         self.relations = {
             sp.StrictGreaterThan: ops.greater,
@@ -497,6 +515,8 @@ class _SympyConverter:
         return self.memo[e]
 
     def children(self, e) -> list:
+        if isinstance(e, (self.sp.Derivative, self.sp.Subs)):
+            return []  # refused whole by convert
         if e.func is self.sp.Piecewise:
             return [part for pair in e.args for part in pair.args]
         return list(e.args)
@@ -552,6 +572,9 @@ class _SympyConverter:
                 value, condition = pair.args
                 out = ops.where(self.arg(condition), self.arg(value), out)
             return out
+        if func is sp.ITE:
+            c, a, b = (self.arg(x) for x in args)
+            return ops.where(c, a, b)
         if func is sp.And:
             return _fold(ops.mul, [self.arg(a) for a in args])
         if func is sp.Or:
@@ -575,6 +598,16 @@ class _SympyConverter:
             return _fold(ops.maximum, [self.arg(a) for a in args])
         if func is sp.Min:
             return _fold(ops.minimum, [self.arg(a) for a in args])
+        if isinstance(e, sp.Derivative) and isinstance(e.expr, self.steps):
+            # a step function's derivative: 0 away from its jumps, undefined at them
+            u = self.build(e.expr.args[0])
+            if isinstance(e.expr, sp.sign):
+                jump = ops.equal(u, 0)
+            elif isinstance(e.expr, self.round_class):
+                jump = ops.equal(u - 0.5, ops.floor(u - 0.5))
+            else:
+                jump = ops.equal(u, ops.floor(u))
+            return ops.where(jump, float("nan"), 0.0)
         if isinstance(e, (sp.Derivative, sp.Subs)):
             raise ParseError(f"from_sympy: SymPy left a derivative unevaluated: {str(e)[:80]}")
         name = getattr(func, "__name__", str(func))

@@ -65,6 +65,7 @@ _ORDER = {
 
 
 _SHRINKS = 12  # tenfold (Richardson: eightfold) step reductions tried at a domain edge
+_RESTARTS = 16  # Richardson tableaus tried, each from a step ten times smaller
 
 
 def default_step(scheme: str, x: float, eps: float = float(np.finfo(np.float64).eps)) -> float:
@@ -117,8 +118,10 @@ class FiniteDifference(Differentiator):
         richardson_terms: number of step halvings in Richardson extrapolation.
 
     After each call, ``last_cost.function_evaluations`` counts the evaluations of
-    ``f`` and, for Richardson, ``last_cost.extra["error_estimate"]`` holds the
-    largest estimated absolute error.
+    ``f``, ``last_cost.extra["step"]`` the step used last (after any shrinking at a
+    domain edge; for Richardson the smallest step of the tableau it answered from) and,
+    for Richardson, ``last_cost.extra["error_estimate"]`` the largest
+    estimated absolute error.
     """
 
     def __init__(
@@ -152,16 +155,31 @@ class FiniteDifference(Differentiator):
         Where a shifted point falls outside the function's domain (a non-finite value
         where f(x0) is finite), the default step is shrunk, tenfold at a time."""
         h = self.step if self.step is not None else default_step(self.scheme, x0, eps)
+        self.last_cost.extra["step"] = h
         if self.scheme == "complex-step":
-            self.last_cost.function_evaluations += 1
-            return np.imag(evaluate(x0 + 1j * h)) / h
+            # Im f(x + ih) must stay small through every op: where it overflows (a large
+            # derivative inside, cos(cosh(x)) at x = 56), a much smaller h is as exact
+            for _ in range(7 if self.step is None else 1):  # h from 1e-20 down to 1e-230
+                self.last_cost.function_evaluations += 1
+                value = np.imag(evaluate(x0 + 1j * h)) / h
+                if np.all(np.isfinite(value)) or not self._finite_at(at_x0, evaluate, x0):
+                    break
+                h *= 1e-35
+            self.last_cost.extra["step"] = h
+            return value
         if self.scheme == "richardson":
             return self._richardson(evaluate, x0, h, eps, at_x0)
         offsets, weights = _STENCILS[self.scheme]
         for _ in range(_SHRINKS if self.step is None else 1):
             total = 0.0
             for o, w in zip(offsets, weights):
-                if w == 0.0:
+                if w == 0.0 or o < 0 and (-o, -w) in zip(offsets, weights):
+                    continue  # the second point of an antisymmetric pair
+                if o > 0 and (-o, -w) in zip(offsets, weights):
+                    # w (f(x + oh) - f(x - oh)): a constant f gives exactly 0
+                    pair = np.asarray(evaluate(x0 + o * h)) - np.asarray(evaluate(x0 - o * h))
+                    total = total + w * pair
+                    self.last_cost.function_evaluations += 2
                     continue
                 if o == 0.0 and at_x0 is not None:
                     total = total + w * np.asarray(at_x0())
@@ -172,6 +190,7 @@ class FiniteDifference(Differentiator):
             if np.all(np.isfinite(total)) or not self._finite_at(at_x0, evaluate, x0):
                 break
             h /= 10
+        self.last_cost.extra["step"] = h
         return total / h
 
     def _finite_at(self, at_x0, evaluate, x0) -> bool:
@@ -179,22 +198,56 @@ class FiniteDifference(Differentiator):
         return bool(np.all(np.isfinite(value)))
 
     def _richardson(self, evaluate, x0, h0, eps, at_x0=None):
-        """Neville's tableau on central differences at h0 / 2^k, eliminating h^2, h^4, ...
+        """Neville's tableau on central differences at h / 2^k, eliminating h^2, h^4, ...
 
-        The first step is shrunk until both shifted points are in the function's domain.
-        The error estimate of an entry is its distance to its two neighbours in the
-        tableau plus the round-off of its smallest step, amplified by the extrapolation;
-        the entry with the smallest estimate is returned. Where no finite estimate
-        exists, the estimate is infinite (never NaN with an estimate of 0)."""
+        The first step h is shrunk until both shifted points are in the function's
+        domain. The error estimate of an entry is its distance to its two neighbours in
+        the tableau plus the round-off of its smallest step, amplified by the
+        extrapolation. While the best estimate is poor (relative error above 1e-8), the
+        tableau is rebuilt from a step ten times smaller: a first step wider than the
+        region where the function is smooth (a pole or kink nearby) shows as entries
+        that disagree. The entry with the smallest estimate over all tableaus is
+        returned; where no finite estimate exists it is infinite (never NaN with 0)."""
         f0 = at_x0() if at_x0 is not None else evaluate(x0)
         if at_x0 is None:
             self.last_cost.function_evaluations += 1
         scale = np.max(np.abs(f0)) if np.all(np.isfinite(f0)) else np.inf
-        h = h0
+        best, best_err = np.asarray(np.nan), np.inf
+        h = smallest = h0
+        for _ in range(_RESTARTS if self.step is None else 1):
+            value, err, h = self._tableau(evaluate, x0, h, eps, scale)
+            # a check below the tableau's steps: a function that only looks smooth at
+            # their scale (a jump every half unit, a pole nearby) disagrees with it
+            h_check = h / 2 ** (self.richardson_terms + 3)
+            self.last_cost.function_evaluations += 2
+            plus, minus = np.asarray(evaluate(x0 + h_check)), np.asarray(evaluate(x0 - h_check))
+            check = (plus - minus) / (2 * h_check)
+            near = max(np.max(np.abs(plus)), np.max(np.abs(minus)))
+            allowed = 1e-6 * np.max(np.abs(value)) + 8 * eps * near / h_check
+            gap = np.max(np.abs(check - value))
+            if not gap <= allowed:
+                err = max(err, gap) if np.isfinite(gap) else np.inf
+            if err < best_err:
+                best, best_err = value, err
+                smallest = h / 2 ** (self.richardson_terms - 1)
+            if best_err <= 1e-8 * np.max(np.abs(best)) or h < 1e3 * eps * max(1.0, abs(x0)):
+                break
+            h /= 10
+        errs = self.last_cost.extra.setdefault("error_estimate", 0.0)
+        self.last_cost.extra["error_estimate"] = max(errs, float(best_err))
+        self.last_cost.extra["step"] = smallest if np.isfinite(best_err) else h
+        return best
+
+    def _tableau(self, evaluate, x0, h, eps, scale):
+        """One Richardson tableau from the first step h: (best entry, its estimate, h)."""
+        seen = [scale]  # the largest |f| met: the round-off of a difference scales with it
 
         def central(h):
             self.last_cost.function_evaluations += 2
-            return (np.asarray(evaluate(x0 + h)) - np.asarray(evaluate(x0 - h))) / (2 * h)
+            plus, minus = np.asarray(evaluate(x0 + h)), np.asarray(evaluate(x0 - h))
+            with np.errstate(invalid="ignore"):
+                seen[0] = np.nanmax([seen[0], np.max(np.abs(plus)), np.max(np.abs(minus))])
+            return (plus - minus) / (2 * h)
 
         d = central(h)
         if self.step is None and np.isfinite(scale):
@@ -211,7 +264,7 @@ class FiniteDifference(Differentiator):
             for j in range(1, k + 1):
                 row.append(row[j - 1] + (row[j - 1] - rows[k - 1][j - 1]) / (4.0**j - 1))
             # round-off of a central difference at hk, amplified by up to 2 per level
-            roundoff = 2.0**k * 2 * eps * scale / hk
+            roundoff = 2.0**k * 2 * eps * seen[0] / hk
             for j in range(1, k + 1):
                 err = (
                     np.max(np.abs(row[j] - row[j - 1]))
@@ -221,9 +274,7 @@ class FiniteDifference(Differentiator):
                 if np.isfinite(err) and err < best_err and np.all(np.isfinite(row[j])):
                     best, best_err = row[j], err
             rows.append(row)
-        errs = self.last_cost.extra.setdefault("error_estimate", 0.0)
-        self.last_cost.extra["error_estimate"] = max(errs, float(best_err))
-        return best
+        return best, best_err, h
 
     # -- the Differentiator calls ----------------------------------------------------
     def _check_analytic(self, f) -> None:
@@ -266,9 +317,9 @@ class FiniteDifference(Differentiator):
                     xv[k] = t
                     return program({**base, n: xv.reshape(shapes[n])}, strict=False)
 
-                cols.append(
-                    np.ravel(np.broadcast_to(self._partial(evaluate, x[k], eps, at_x0), f.shape))
-                )
+                with np.errstate(all="ignore"):  # NaN and inf are answers, not warnings
+                    partial = self._partial(evaluate, x[k], eps, at_x0)
+                cols.append(np.ravel(np.broadcast_to(partial, f.shape)))
             jac = np.array(cols).T if cols else np.zeros((flat_size(f.shape), 0))
             out[n] = as_output(
                 jac.reshape(f.shape + shapes[n]).astype(dtype if dtype.kind == "f" else np.float64)

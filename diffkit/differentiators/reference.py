@@ -48,7 +48,7 @@ def check_digits(digits) -> int:
     return digits
 
 
-def reference_derivative(f: Node, wrt, at, digits: int = 50, time_budget: float | None = 20.0):
+def reference_derivative(f: Node, wrt, at, digits: int = 50, time_budget: float | None = 5.0):
     """d f / d wrt at ``at`` to ``digits`` significant digits, for a scalar graph.
 
     Args:
@@ -89,7 +89,28 @@ def reference_derivative(f: Node, wrt, at, digits: int = 50, time_budget: float 
                 value = g(base[name])
                 if not _real(value):
                     raise NoReference(f"f is not a finite real number at {point} (it is {value})")
+                with mpmath.workdps(digits + 30):
+                    value_finer = g(base[name])
+                if not _real(value_finer) or abs(value_finer - value) > mpmath.mpf(10) ** (
+                    -(digits // 2)
+                ) * max(1, abs(value)):
+                    raise NoReference(
+                        f"f cannot be computed reliably at {point}: its value changes with the "
+                        f"working precision ({mpmath.nstr(value, 6)} at {digits + 15} digits, "
+                        f"{mpmath.nstr(value_finer, 6)} at {digits + 30}), as where a constant "
+                        f"that is 0 divides (1/sin(pi))"
+                    )
                 central = mpmath.diff(g, base[name])
+                with mpmath.workdps(digits + 30):
+                    finer = mpmath.diff(g, base[name])
+                if not (_real(central) and _real(finer)) or abs(finer - central) > mpmath.mpf(
+                    10
+                ) ** (-(digits // 2)) * max(1, abs(central)):
+                    raise NoReference(
+                        f"the derivative in {name} is not finite at {point} (numerical "
+                        f"differentiation does not converge: {mpmath.nstr(central, 6)} at "
+                        f"{digits + 15} digits, {mpmath.nstr(finer, 6)} at {digits + 30})"
+                    )
                 left = mpmath.diff(g, base[name], direction=-1)
                 right = mpmath.diff(g, base[name], direction=1)
                 if not (_real(left) and _real(right)) or abs(left - right) > mpmath.mpf(10) ** (

@@ -19,6 +19,7 @@ exp(x)*sin(x) + exp(x)*cos(x)
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ __all__ = [
     "symbolic_derivative",
     "SymbolicDerivative",
     "SymbolicLimitError",
+    "SymbolicError",
     "tree_size",
 ]
 
@@ -113,40 +115,69 @@ class SymbolicDerivative:
     seconds_simplify: float | None
 
 
-def symbolic_derivative(f: Node, wrt, simplify: bool = False) -> SymbolicDerivative:
+class SymbolicError(ValueError):
+    """SymPy could not translate or differentiate the expression."""
+
+
+class SymbolicLimitError(SymbolicError):
+    """A symbolic computation exceeded its size or time limit."""
+
+
+@contextlib.contextmanager
+def sympy_guard(time_budget: float | None, what: str = "symbolic differentiation"):
+    """Run SymPy within a time budget; its failures become :class:`SymbolicError` (running
+    out of time, stack or memory: :class:`SymbolicLimitError`), never a raw traceback."""
+    try:
+        with time_limit(time_budget, what):
+            yield
+    except SymbolicError:
+        raise
+    except BudgetExceeded as err:
+        raise SymbolicLimitError(f"symbolic: {err}") from None
+    except (RecursionError, MemoryError) as err:
+        kind = "stack" if isinstance(err, RecursionError) else "memory"
+        raise SymbolicLimitError(f"symbolic: SymPy ran out of {kind}") from None
+    except (ArithmeticError, TypeError, ValueError) as err:
+        raise SymbolicError(f"symbolic: SymPy failed: {type(err).__name__}: {err}") from None
+
+
+def symbolic_derivative(
+    f: Node, wrt, simplify: bool = False, time_budget: float | None = 60.0
+) -> SymbolicDerivative:
     """d f / d wrt for a scalar ``f`` and scalar variable ``wrt``, with sizes.
 
     Args:
         f: a scalar IR node.
         wrt: a variable name or node.
         simplify: also simplify the derivative (and time it).
+        time_budget: seconds allowed for all of it (``None``: no limit).
+
+    Raises:
+        SymbolicError: where SymPy fails, or :class:`SymbolicLimitError` out of time.
     """
     name = wrt.name if isinstance(wrt, Node) else wrt
-    expr, symbols = to_sympy(f)
-    if name not in symbols:
-        raise ValueError(f"f does not depend on a variable named {name!r}")
-    start = time.perf_counter()
-    d = sympy.diff(expr, symbols[name])
-    t_diff = time.perf_counter() - start
-    simp, t_simp = None, None
-    if simplify:
+    with sympy_guard(time_budget):
+        expr, symbols = to_sympy(f)
+        if name not in symbols:
+            raise SymbolicError(f"f does not depend on a variable named {name!r}")
         start = time.perf_counter()
-        simp = sympy.simplify(d)
-        t_simp = time.perf_counter() - start
-    return SymbolicDerivative(
-        expr,
-        d,
-        simp,
-        expression_size(expr),
-        expression_size(d),
-        None if simp is None else expression_size(simp),
-        t_diff,
-        t_simp,
-    )
-
-
-class SymbolicLimitError(ValueError):
-    """A symbolic computation exceeded its size or time limit."""
+        d = sympy.diff(prepare_for_diff(expr), symbols[name])
+        t_diff = time.perf_counter() - start
+        simp, t_simp = None, None
+        if simplify:
+            start = time.perf_counter()
+            simp = sympy.simplify(d)
+            t_simp = time.perf_counter() - start
+        return SymbolicDerivative(
+            expr,
+            d,
+            simp,
+            expression_size(expr),
+            expression_size(d),
+            None if simp is None else expression_size(simp),
+            t_diff,
+            t_simp,
+        )
 
 
 def tree_size(expr, limit: int | None = None) -> int:
@@ -218,7 +249,7 @@ class Symbolic(Differentiator):
         try:
             nodes = [from_sympy(e) for e in exprs]
         except ParseError as err:
-            raise ValueError(f"symbolic: cannot evaluate SymPy's derivative: {err}") from None
+            raise SymbolicError(f"symbolic: cannot evaluate SymPy's derivative: {err}") from None
         if self.precision is not None:
             return list(compile(nodes)(values, precision=self.precision))
         return list(compile(nodes)(values))
@@ -233,27 +264,21 @@ class Symbolic(Differentiator):
         return size
 
     def _derivatives(self, f: Node, names: list[str], order: int):
-        with time_limit(self.time_budget, "symbolic differentiation"):
-            try:
-                expr, symbols = to_sympy(f)
-                function_size = self._check_size(expr, "function")
-                outs = [prepare_for_diff(e) for e in np.ravel(np.asarray(expr, dtype=object))]
-                wrt = [s for n in names for s in np.ravel(np.asarray(symbols[n], dtype=object))]
-                start = time.perf_counter()
-                if order == 1:
-                    ders = [sympy.diff(e, s) for e in outs for s in wrt]
-                else:
-                    (e,) = outs
-                    ders = [sympy.diff(e, a, b) for a in wrt for b in wrt]
-                if self.simplify:
-                    ders = [sympy.simplify(d) for d in ders]
-                seconds = time.perf_counter() - start
-                size = self._check_size(np.array(ders, dtype=object), "derivative")
-            except BudgetExceeded as err:
-                raise SymbolicLimitError(f"symbolic: {err}") from None
-            except (RecursionError, MemoryError) as err:
-                what = "stack" if isinstance(err, RecursionError) else "memory"
-                raise SymbolicLimitError(f"symbolic: SymPy ran out of {what}") from None
+        with sympy_guard(self.time_budget):
+            expr, symbols = to_sympy(f)
+            function_size = self._check_size(expr, "function")
+            outs = [prepare_for_diff(e) for e in np.ravel(np.asarray(expr, dtype=object))]
+            wrt = [s for n in names for s in np.ravel(np.asarray(symbols[n], dtype=object))]
+            start = time.perf_counter()
+            if order == 1:
+                ders = [sympy.diff(e, s) for e in outs for s in wrt]
+            else:
+                (e,) = outs
+                ders = [sympy.diff(e, a, b) for a in wrt for b in wrt]
+            if self.simplify:
+                ders = [sympy.simplify(d) for d in ders]
+            seconds = time.perf_counter() - start
+            size = self._check_size(np.array(ders, dtype=object), "derivative")
         self.last_cost.extra["seconds_symbolic"] = seconds
         self.last_cost.expression_size = size
         self.last_cost.extra["function_tree"] = function_size

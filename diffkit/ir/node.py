@@ -372,17 +372,18 @@ def apply(op: Op | str, *inputs: Any, **attrs: Any) -> Node:
         if folded is not None:
             return folded
     if nodes and all(n.kind == "const" for n in nodes) and _small(nodes, shape):
-        if (
-            op.exact is not None
-            and shape == ()
-            and all(isinstance(n.exact, Fraction) for n in nodes)
-        ):
+        exact = shape == () and all(n.exact is not None for n in nodes)
+        if exact and op.exact is not None and all(isinstance(n.exact, Fraction) for n in nodes):
             value = op.exact(*(n.exact for n in nodes), **attrs)
             if value is not None:
                 return const(value)
         with np.errstate(all="ignore"):
-            value = op.impl(*(n.value for n in nodes), **attrs)
-        return const(np.broadcast_to(np.asarray(value, dtype=np.float64), shape))
+            value = np.asarray(op.impl(*(n.value for n in nodes), **attrs), dtype=np.float64)
+        # an op of exact constants whose value is not rational (log(2), sqrt(2), pi/2)
+        # stays a node, so that mpmath and SymPy compute it exactly; the numpy
+        # interpreter rounds it once per run. Overflowing ones fold to inf.
+        if not (exact and np.all(np.isfinite(value)) and callable(op.mpmath)):
+            return const(np.broadcast_to(value, shape))
     key = ("op", op.name, tuple(id(n) for n in nodes), _freeze(attrs))
     return _intern(key, lambda: Node("op", op, nodes, attrs, shape))
 

@@ -306,15 +306,34 @@ class Program:
                     why = rule.reason if isinstance(rule, Unsupported) else "no rule"
                     raise UnsupportedBackendError(f"op {op.name!r} has no {backend} form: {why}")
                 else:
-                    out = np.frompyfunc(lambda *a, r=rule, kw=attrs: r(*a, **kw), len(args), 1)(
-                        *args
-                    )
+                    scalar = _real_mpmath(rule, attrs) if backend == "mpmath" else None
+                    out = np.frompyfunc(
+                        scalar or (lambda *a, r=rule, kw=attrs: r(*a, **kw)), len(args), 1
+                    )(*args)
                 vals[slot] = np.asarray(out, dtype=object)
                 for f in frees:
                     vals[f] = None
             outs = [vals[s] for s in self._out_slots]
             outs = [o[()] if o.shape == () else o for o in outs]
         return outs[0] if self.single else outs
+
+
+def _real_mpmath(rule, attrs):
+    """``rule`` as the mpmath interpreter applies it: on real arguments a result that is
+    not real (``log(-1)``, ``sqrt(-1)``, a division by zero) is NaN, as in numpy's real
+    arithmetic; complex arguments (given by the user) keep complex results."""
+    import mpmath
+
+    def apply(*args):
+        try:
+            out = rule(*args, **attrs)
+        except ZeroDivisionError:
+            return mpmath.nan
+        if isinstance(out, mpmath.mpc) and not any(isinstance(a, mpmath.mpc) for a in args):
+            return mpmath.nan
+        return out
+
+    return apply
 
 
 def _mpmath_leaf(value):

@@ -217,7 +217,7 @@ MOD = binary(
     # a mod b = a - b floor(a/b): d = da - floor(a/b) db away from the jumps
     lambda ct, out, a, b: (ct, neg(ct * apply("floor", a / b))),
     lambda a, b: a - b * mpmath.floor(a / b),
-    sympy.Mod,
+    lambda a, b: sympy.nan if b == 0 else sympy.Mod(a, b),  # numpy: x mod 0 is NaN
     samples=_mod_samples(),
     analytic=False,
     exact=lambda a, b: a % b if b != 0 else None,

@@ -59,6 +59,13 @@ def _zero_jvp(tangents, out, *inputs, **_):
 _CMP_SAMPLES = (Sample(((3, 4), (3, 4)), second_order=False),)
 
 
+def _sympy_nan_guard(a, b, build, if_nan):
+    """SymPy refuses to compare NaN; numpy's comparisons with NaN are false (!= is true)."""
+    if a is sympy.nan or b is sympy.nan:
+        return sympy.Integer(if_nan) if isinstance(if_nan, int) else if_nan
+    return build()
+
+
 def _comparison(name, fn, sp, doc):
     def impl(a, b):
         return fn(real(a), real(b)).astype(np.result_type(a, b))
@@ -71,7 +78,9 @@ def _comparison(name, fn, sp, doc):
             vjp=_zero_vjp,
             jvp=_zero_jvp,
             mpmath=lambda a, b: mpmath.mpf(1) if fn(a, b) else mpmath.mpf(0),
-            sympy=lambda a, b: sympy.Piecewise((1, sp(a, b)), (0, True)),
+            sympy=lambda a, b: _sympy_nan_guard(
+                a, b, lambda: sympy.Piecewise((1, sp(a, b)), (0, True)), int(fn(np.nan, 0.0))
+            ),
             samples=_CMP_SAMPLES,
             analytic=False,
             exact=lambda a, b: Fraction(int(bool(fn(a, b)))),
@@ -141,6 +150,21 @@ SYMPY_CEILING = _step_function(sympy.ceiling, "ceiling", None)
 SYMPY_ROUND = _step_function(sympy.Function, "round", round)
 SYMPY_TRUNC = _step_function(sympy.Function, "trunc", math.trunc)
 
+
+def _sign_derivative(self, x):
+    # d sign(u) = 2 DiracDelta(u) du, whether or not SymPy knows u is real
+    return 2 * sympy.DiracDelta(self.args[0]) * self.args[0].diff(x)
+
+
+def _abs_derivative(self, x):
+    # d |u| = sign(u) du for real u (SymPy writes re and im when it cannot prove u real)
+    return SYMPY_SIGN(self.args[0]) * self.args[0].diff(x)
+
+
+#: SymPy's sign and Abs, differentiated as real functions of any real argument
+SYMPY_SIGN = type("sign", (sympy.sign,), {"_eval_derivative": _sign_derivative})
+SYMPY_ABS = type("Abs", (sympy.Abs,), {"_eval_derivative": _abs_derivative})
+
 _STEP_SAMPLES = (Sample(((),), zero_derivative=True), Sample(((3, 4),), zero_derivative=True))
 
 
@@ -173,7 +197,7 @@ SIGN = unary(
     lambda x: np.sign(real(x)).astype(x.dtype),
     _zero_vjp,
     mpmath.sign,
-    sympy.sign,
+    SYMPY_SIGN,
     analytic=False,
     samples=_STEP_SAMPLES,
     exact=lambda x: Fraction((x > 0) - (x < 0)),
@@ -237,7 +261,7 @@ RELU = unary(
     _relu_impl,
     # d/dx relu x = 1 if x > 0 else 0 (0 at the kink, as PyTorch)
     lambda ct, out, x: (ct * greater(x, 0),),
-    lambda x: x if x > 0 else mpmath.mpf(0),
+    lambda x: x if x > 0 or mpmath.isnan(x) else mpmath.mpf(0),  # NaN propagates, as numpy
     lambda x: sympy.Piecewise((x, x > 0), (0, True)),
     analytic=False,
     exact=lambda x: max(x, Fraction(0)),
@@ -249,7 +273,7 @@ ABS = unary(
     # d/dx |x| = sign x (0 at 0, as PyTorch)
     lambda ct, out, x: (ct * sign(x),),
     mpmath.fabs,
-    sympy.Abs,
+    SYMPY_ABS,
     analytic=False,
     exact=lambda x: -x if x < 0 else x,
     doc="|x|; derivative 0 at 0",
@@ -264,6 +288,11 @@ def relu(x):
 def abs(x):  # noqa: A001 - numpy-like name
     """|x|; its derivative at 0 is 0, as in PyTorch."""
     return apply(ABS, x)
+
+
+def _nan_or(a, b):
+    """``a``, or NaN where either is NaN (numpy's maximum and minimum propagate NaN)."""
+    return mpmath.nan if mpmath.isnan(a) or mpmath.isnan(b) else a
 
 
 def _max_impl(a, b):
@@ -288,8 +317,8 @@ MAXIMUM = binary(
     _max_impl,
     # d max(a,b) = [a>b] da + [b>a] db, split evenly at ties
     lambda ct, out, a, b: (ct * _tie_split(a, b), ct * _tie_split(b, a)),
-    lambda a, b: a if a >= b else b,
-    sympy.Max,
+    lambda a, b: _nan_or(a, b) if a >= b else _nan_or(b, a),
+    lambda a, b: _sympy_nan_guard(a, b, lambda: sympy.Max(a, b), sympy.nan),
     samples=binary_samples(),
     analytic=False,
     exact=lambda a, b: a if a >= b else b,
@@ -300,8 +329,8 @@ MINIMUM = binary(
     _min_impl,
     # d min(a,b) = [a<b] da + [b<a] db, split evenly at ties
     lambda ct, out, a, b: (ct * _tie_split(b, a), ct * _tie_split(a, b)),
-    lambda a, b: a if a <= b else b,
-    sympy.Min,
+    lambda a, b: _nan_or(a, b) if a <= b else _nan_or(b, a),
+    lambda a, b: _sympy_nan_guard(a, b, lambda: sympy.Min(a, b), sympy.nan),
     samples=binary_samples(),
     analytic=False,
     exact=lambda a, b: a if a <= b else b,
@@ -352,7 +381,9 @@ CLIP = register(
         impl=_clip_impl,
         vjp=_clip_vjp,
         jvp=ELEMENTWISE,
-        mpmath=lambda x, lo, hi: min(max(x, lo), hi),
+        mpmath=lambda x, lo, hi: (
+            mpmath.nan if any(mpmath.isnan(v) for v in (x, lo, hi)) else min(max(x, lo), hi)
+        ),
         sympy=lambda x, lo, hi: sympy.Min(sympy.Max(x, lo), hi),
         samples=_clip_samples(),
         analytic=False,

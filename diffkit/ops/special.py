@@ -11,14 +11,16 @@ import numpy as np
 import sympy
 
 from ..ir.custom import custom_op
+from .transcendental import _log1p_impl
 
 
 __all__ = ["sigmoid", "softplus"]
 
 
 def _sigmoid_impl(x):
-    if x.dtype.kind == "c":
-        return 1.0 / (1.0 + np.exp(-x))
+    if x.dtype.kind == "c":  # the branch whose exponential cannot overflow
+        ez = np.exp(np.where(x.real < 0, x, -x))
+        return np.where(x.real < 0, ez / (1.0 + ez), 1.0 / (1.0 + ez))
     # exp(-log(1 + exp(-x))) never overflows
     return np.exp(-np.logaddexp(0.0, -x))
 
@@ -35,8 +37,10 @@ sigmoid = custom_op(
 
 
 def _softplus_impl(x):
-    if x.dtype.kind == "c":
-        return np.log1p(np.exp(x))
+    if x.dtype.kind == "c":  # log(1 + e^z) = z + log(1 + e^-z): no overflow for large Re z
+        positive = x.real > 0
+        tail = _log1p_impl(np.exp(np.where(positive, -x, x)))
+        return np.where(positive, x + tail, tail)
     return np.logaddexp(0.0, x)
 
 

@@ -11,17 +11,16 @@ of the real function is written out. The error functions come from ``scipy.speci
 
 from __future__ import annotations
 
-import math
-
 import mpmath
 import numpy as np
 import scipy.special
 import sympy
 
-from ..ir.node import apply
+from ..ir.node import apply, math_const
 from ..ir.op import Sample
 from ._common import POS, binary, binary_samples, unary
 from .arithmetic import neg
+from .comparison import SYMPY_ABS, SYMPY_SIGN
 
 __all__ = [
     "exp",
@@ -52,9 +51,14 @@ __all__ = [
     "logaddexp",
 ]
 
-_LN2 = math.log(2.0)
-_LN10 = math.log(10.0)
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+# exact constants of the rules (nodes, so that mpmath and SymPy see ln 2, not its float)
+def _ln(base):
+    return log(base)
+
+
+def _two_over_sqrt_pi():
+    return 2 / sqrt(math_const("pi"))
 
 
 def _samples(low, high):
@@ -95,7 +99,7 @@ EXP = unary(
 EXP2 = unary(
     "exp2",
     np.exp2,
-    lambda ct, out, x: (ct * out * _LN2,),  # d/dx 2^x = 2^x ln 2
+    lambda ct, out, x: (ct * out * _ln(2),),  # d/dx 2^x = 2^x ln 2
     lambda x: mpmath.power(2, x),
     lambda x: sympy.Integer(2) ** x,
     doc="2 ** x",
@@ -120,7 +124,7 @@ LOG = unary(
 LOG2 = unary(
     "log2",
     np.log2,
-    lambda ct, out, x: (ct / (x * _LN2),),  # d/dx log2 x = 1/(x ln 2)
+    lambda ct, out, x: (ct / (x * _ln(2)),),  # d/dx log2 x = 1/(x ln 2)
     lambda x: mpmath.log(x, 2),
     lambda x: sympy.log(x, 2),
     samples=_samples(**POS),
@@ -129,7 +133,7 @@ LOG2 = unary(
 LOG10 = unary(
     "log10",
     np.log10,
-    lambda ct, out, x: (ct / (x * _LN10),),  # d/dx log10 x = 1/(x ln 10)
+    lambda ct, out, x: (ct / (x * _ln(10)),),  # d/dx log10 x = 1/(x ln 10)
     mpmath.log10,
     lambda x: sympy.log(x, 10),
     samples=_samples(**POS),
@@ -282,7 +286,7 @@ CBRT = unary(
     _cbrt_impl,
     lambda ct, out, x: (ct / (3 * out * out),),  # d/dx x^(1/3) = 1/(3 x^(2/3))
     _real_cbrt_mp,
-    lambda x: sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3),
+    lambda x: SYMPY_SIGN(x) * SYMPY_ABS(x) ** sympy.Rational(1, 3),
     samples=(
         Sample(((),), make=lambda rng: [_away_from_zero(rng, ())]),
         Sample(((3, 4),), make=lambda rng: [_away_from_zero(rng, (3, 4))]),
@@ -293,7 +297,7 @@ ERF = unary(
     "erf",
     scipy.special.erf,
     # d/dx erf x = 2/sqrt(pi) e^(-x^2)
-    lambda ct, out, x: (ct * _TWO_OVER_SQRT_PI * exp(neg(x * x)),),
+    lambda ct, out, x: (ct * _two_over_sqrt_pi() * exp(neg(x * x)),),
     mpmath.erf,
     sympy.erf,
     doc="the error function",
@@ -302,7 +306,7 @@ ERFC = unary(
     "erfc",
     scipy.special.erfc,
     # d/dx erfc x = -2/sqrt(pi) e^(-x^2)
-    lambda ct, out, x: (ct * -_TWO_OVER_SQRT_PI * exp(neg(x * x)),),
+    lambda ct, out, x: (neg(ct * _two_over_sqrt_pi() * exp(neg(x * x))),),
     mpmath.erfc,
     sympy.erfc,
     doc="1 - erf x, accurate where erf x is near 1",

@@ -1,0 +1,259 @@
+"""Random expressions through every method, against a 50-digit truth.
+
+Each expression is generated as text (so the parser is exercised too), evaluated at a
+random point of a random scale, and differentiated by every method. The truth comes
+from ``dk.reference_derivative``: mpmath's numerical differentiation of the mpmath
+interpreter, which shares no code with diffkit's derivative rules. The test asserts:
+
+* no method crashes or hangs (a method may decline with its documented reason: the
+  complex step through a non-analytic op, SymPy past its limits);
+* Richardson never answers NaN with an error estimate of 0;
+* every disagreement with the truth is explained by the method's error model:
+  automatic differentiation and SymPy's derivative by the floating-point error of the
+  graph they evaluate (n · eps · the largest intermediate value), difference schemes
+  by truncation (from the truth's higher derivatives) plus round-off (the float64
+  error of f itself, divided by the step), Richardson by its own error estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import mpmath
+import numpy as np
+import pytest
+import sympy
+
+import diffkit as dk
+from diffkit.differentiators.finite import stencil
+from diffkit.differentiators.symbolic import prepare_for_diff, to_sympy
+from diffkit.ir.schedule import topological_order
+
+EPS = float(np.finfo(np.float64).eps)
+UNARY = (
+    "sin cos tan exp log log1p expm1 sqrt cbrt tanh sinh cosh arctan arcsin arccos arcsinh "
+    "arccosh arctanh erf erfc sigmoid softplus abs relu square exp2 log2 log10 sign floor"
+).split()
+BINARY_FUNCTIONS = "hypot arctan2 logaddexp maximum minimum mod".split()
+CONSTANTS = ["2", "3", "1/2", "0.1", "pi", "e", "5/3", "0.75"]
+# make test runs a few hundred; DIFFKIT_RANDOM_EXPRESSIONS=N and DIFFKIT_RANDOM_SEED=S
+# run a longer search
+N_EXPRESSIONS = int(os.environ.get("DIFFKIT_RANDOM_EXPRESSIONS", "400"))
+SEED = int(os.environ.get("DIFFKIT_RANDOM_SEED", "20261125"))
+
+
+def _expression(rng, depth: int) -> str:
+    if depth == 0 or rng.uniform() < 0.2:
+        return "x" if rng.uniform() < 0.75 else str(rng.choice(CONSTANTS))
+    kind = rng.uniform()
+    if kind < 0.45:
+        return f"{rng.choice(UNARY)}({_expression(rng, depth - 1)})"
+    if kind < 0.85:
+        op = rng.choice(["+", "-", "*", "/"])
+        return f"({_expression(rng, depth - 1)} {op} {_expression(rng, depth - 1)})"
+    if kind < 0.93:
+        return f"({_expression(rng, depth - 1)})**{rng.choice(['2', '3', '-1', '1/2', '0'])}"
+    fn = rng.choice(BINARY_FUNCTIONS)
+    return f"{fn}({_expression(rng, depth - 1)}, {_expression(rng, depth - 1)})"
+
+
+def _point(rng) -> float:
+    kind = rng.uniform()
+    if kind < 0.6:
+        return float(rng.uniform(-3, 3))
+    if kind < 0.75:
+        return float(rng.choice([-1, 1]) * rng.uniform(10, 300))
+    if kind < 0.9:
+        return float(rng.choice([-1, 1]) * 10 ** rng.uniform(-6, -1))
+    return float(rng.integers(-3, 4) / 2)  # integers and halves: kinks and jumps
+
+
+def _cases():
+    rng = np.random.default_rng(SEED)
+    cases, seen = [], set()
+    while len(cases) < N_EXPRESSIONS:
+        text = _expression(rng, int(rng.integers(1, 5)))
+        if "x" not in text or text in seen:
+            continue
+        seen.add(text)
+        cases.append((text, _point(rng)))
+    return cases
+
+
+def _evaluation_bound(graph: dk.Node, at: dict) -> float:
+    """The first-order rounding error of evaluating ``graph`` in float64: each
+    intermediate value v (constants included: a folded constant is rounded) carries a
+    relative error of eps, which reaches the output multiplied by d graph / d v, so the
+    bound is 4 eps sum_v |d graph / d v| |v| (infinite where an intermediate is not
+    finite: the chain rule met a singular point, where IEEE arithmetic gives NaN or inf)."""
+    order = [n for n in topological_order([graph]) if n.kind != "var"]
+    if not order:
+        return 0.0
+    with np.errstate(all="ignore"):
+        values = dk.compile(order)(at)
+        sensitivities = dk.compile(dk.vjp_graph([graph], [dk.const(1.0)], order))(at)
+        terms = [
+            np.sum(np.abs(np.asarray(s, dtype=float)) * np.abs(np.asarray(v, dtype=float)))
+            for s, v in zip(sensitivities, values)
+        ]
+    if not all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in values):
+        return math.inf
+    total = float(np.sum(terms))
+    return 4 * EPS * total if math.isfinite(total) else math.inf
+
+
+def _largest_intermediate(f: dk.Node, at: dict) -> float:
+    with np.errstate(all="ignore"):
+        values = dk.compile(topological_order([f]))(at)
+    return max(float(np.max(np.abs(np.asarray(v, dtype=float)))) for v in values)
+
+
+def _third_derivative(f: dk.Node, x: float) -> float:
+    program = dk.compile(f)
+    with mpmath.workdps(40):
+        d3 = mpmath.diff(
+            lambda t: program.run_objects({"x": t}, "mpmath", precision=None), mpmath.mpf(x), 3
+        )
+    return float(abs(d3)) if isinstance(d3, mpmath.mpf) and mpmath.isfinite(d3) else math.inf
+
+
+def _primal_is_finite(f: dk.Node, at: dict) -> bool:
+    with np.errstate(all="ignore"):
+        values = dk.compile(topological_order([f]))(at)
+    return all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in values)
+
+
+def _within(value: float, truth, bound: float) -> bool:
+    if abs(truth) > 1e300:  # beyond float64: inf is the honest answer
+        return True
+    if math.isnan(value):
+        return math.isinf(bound)
+    # the answer is a float64: its own rounding is always allowed, and the truth itself
+    # (mpmath's numerical derivative) is exact only to about 1e-60
+    allowed = bound + 2 * EPS * float(abs(truth)) + 1e-60
+    return float(abs(mpmath.mpf(value) - truth)) <= allowed
+
+
+def _difference_bound(method: str, step: float, f, x: float, truth) -> float:
+    """The scheme's truncation error, measured exactly (the stencil applied at 40 digits
+    to f at the float64 points x + o h the scheme evaluates, minus the truth), plus its
+    round-off (f's float64 error at each point and the rounding of the weighted sum,
+    divided by the step)."""
+    offsets, weights = stencil(method)
+    program = dk.compile(f)
+    exact, roundoff = mpmath.mpf(0), 0.0
+    with mpmath.workdps(40):
+        for o, w in zip(offsets, weights):
+            if not w:
+                continue
+            point = float(np.float64(x) + o * step)
+            value = program.run_objects({"x": mpmath.mpf(point)}, "mpmath")
+            if not (isinstance(value, mpmath.mpf) and mpmath.isfinite(value)):
+                return math.inf
+            exact += w * value
+            computed = dk.evaluate(f, {"x": point})
+            roundoff += abs(w) * (float(abs(computed - value)) + 4 * EPS * float(abs(value)))
+        truncation = float(abs(exact / step - truth))
+    return 2 * truncation + 8 * roundoff / step
+
+
+@pytest.mark.slow
+def test_random_expressions_against_a_50_digit_truth():
+    methods = {m: dk.get_method(m) for m in dk.methods()}
+    methods["symbolic"] = dk.Symbolic(time_budget=10.0)
+    counts = {"expressions": 0, "with truth": 0, "declined": 0, "another function in float64": 0}
+    failures = []
+    for text, x in _cases():
+        f = dk.parse(text)
+        if "x" not in {n.name for n in topological_order([f]) if n.kind == "var"}:
+            continue  # the x folded away (x**0)
+        counts["expressions"] += 1
+        at = {"x": x}
+        try:
+            truth = dk.reference_derivative(f, "x", at)
+        except dk.NoReference:
+            truth = None
+        counts["with truth"] += truth is not None
+        value64 = dk.evaluate(f, at)
+        finite = bool(np.isfinite(value64))
+        if truth is not None and finite:
+            # IEEE's signed zeros make a few float64 functions differ from their exact
+            # counterparts (atan2(-0.0, -1) = -pi): there the truth is of another function
+            exact_f = dk.evaluate(f, at, precision=40)
+            if abs(value64 - exact_f) > 1e-6 * max(1, abs(exact_f)):
+                counts["another function in float64"] += 1
+                continue
+        ad_bound = None
+        for name, method in methods.items():
+            try:
+                value = float(method.derivative(f, "x", at))
+            except ValueError as err:
+                declined = (name == "complex-step" and "not analytic" in str(err)) or isinstance(
+                    err, dk.SymbolicError
+                )
+                if not declined:
+                    failures.append(f"{name} crashed on {text} at x={x!r}: {err}")
+                counts["declined"] += 1
+                continue
+            extra = method.last_cost.extra
+            if name == "richardson":
+                estimate = extra.get("error_estimate")
+                if math.isnan(value) and not estimate:
+                    failures.append(f"richardson: NaN with estimate {estimate} on {text} at {x}")
+            if truth is None:
+                continue
+            if not finite and math.isnan(value):
+                continue  # f's float64 value is NaN here (IEEE's signed zeros, overflow)
+            if name in ("reverse", "forward", "complex-step"):
+                if ad_bound is None:
+                    ad_bound = _evaluation_bound(dk.grad_graph(f, "x"), at)
+                bound = ad_bound * (4 if name != "reverse" else 1)
+                if name == "complex-step":
+                    # complex elementary functions reduce their arguments: their relative
+                    # error grows with the size of what they are applied to; terms of
+                    # order h^2 in the real parts round at eps h^2, and imaginary parts
+                    # that cancel exactly leave residues of order eps^2; and the truncation
+                    # h^2 |f'''| / 6 of the step
+                    largest = _largest_intermediate(f, at)
+                    bound *= 1 + largest
+                    if largest < 1e100:
+                        bound += 16 * EPS * (extra["step"] + EPS) * (1 + largest) ** 2
+                    else:
+                        bound = math.inf
+                    bound += _third_derivative(f, x) * extra["step"] ** 2 / 6
+            elif name == "symbolic":
+                # SymPy's algebra (x - x = 0, log(0) = zoo) is not IEEE's where an
+                # intermediate of f is infinite or NaN: there its answer may differ
+                # otherwise its answer is SymPy's derivative, exact but for the float64
+                # evaluation of the expression, whose error is measured at 120 digits
+                expr, symbols = to_sympy(f)
+                d = dk.from_sympy(sympy.diff(prepare_for_diff(expr), symbols["x"]))
+                try:
+                    exact = dk.evaluate(d, at, precision=120)
+                except (OverflowError, ValueError):  # mpmath cannot either
+                    exact = None
+                real = isinstance(exact, mpmath.mpf) and mpmath.isfinite(exact)
+                if not _primal_is_finite(f, at) or not real or not math.isfinite(value):
+                    bound = math.inf  # (an overflow or 0 * inf in SymPy's form, measured)
+                else:
+                    bound = 4 * float(abs(mpmath.mpf(value) - exact))
+            elif name == "richardson":
+                # its estimate, plus the error model of a central difference at its
+                # smallest step: the estimate sees neither how far f's float64 values are
+                # from f nor a function that is smooth only below that step (dense jumps)
+                bound = 10 * extra["error_estimate"] + _difference_bound(
+                    "central", extra["step"], f, x, truth
+                )
+            else:
+                bound = _difference_bound(name, extra["step"], f, x, truth)
+            if not _within(value, truth, bound):
+                failures.append(
+                    f"{name} on {text} at x={x!r}: {value!r} vs truth "
+                    f"{mpmath.nstr(truth, 17)}, error "
+                    f"{float(abs(mpmath.mpf(value) - truth)):.3g} > bound {bound:.3g}"
+                )
+    assert not failures, f"{len(failures)} unexplained:\n" + "\n".join(failures[:25])
+    # the test is not vacuous: most expressions have a truth to compare against
+    assert counts["with truth"] >= 0.6 * counts["expressions"], counts
+    assert counts["another function in float64"] <= 0.02 * counts["expressions"], counts
