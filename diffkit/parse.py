@@ -447,6 +447,8 @@ class _SympyConverter:
         self.sp = sympy
         self.memo: dict = {}
         sp = sympy
+        from sympy.codegen import cfunctions, numpy_nodes
+
         from .ops.comparison import (
             SYMPY_ABS,
             SYMPY_CEILING,
@@ -488,7 +490,21 @@ class _SympyConverter:
         }
         self.steps = (sp.sign, sp.floor, sp.ceiling, SYMPY_ROUND, SYMPY_TRUNC)
         self.round_class = SYMPY_ROUND
-        self.binary = {sp.atan2: ops.arctan2, sp.Mod: ops.mod}
+        self.unary.update(
+            {
+                cfunctions.expm1: ops.expm1,
+                cfunctions.log1p: ops.log1p,
+                cfunctions.exp2: ops.exp2,
+                cfunctions.log2: ops.log2,
+                cfunctions.log10: ops.log10,
+            }
+        )
+        self.binary = {
+            sp.atan2: ops.arctan2,
+            sp.Mod: ops.mod,
+            cfunctions.hypot: ops.hypot,
+            numpy_nodes.logaddexp: ops.logaddexp,
+        }
         self.relations = {
             sp.StrictGreaterThan: ops.greater,
             sp.GreaterThan: ops.greater_equal,

@@ -275,8 +275,9 @@ def const(value: Any) -> Node:
     if isinstance(value, Node):
         return value
     exact = None
-    if isinstance(value, (np.integer, np.floating)) and np.ndim(value) == 0:
-        value = value.item()
+    if isinstance(value, (np.integer, np.floating, np.ndarray)) and np.ndim(value) == 0:
+        if np.asarray(value).dtype.kind in "iuf":
+            value = np.asarray(value).item()
     if isinstance(value, (int, Fraction)) and not isinstance(value, bool):
         exact = Fraction(value)
         if exact.numerator.bit_length() + exact.denominator.bit_length() > _EXACT_BITS:

@@ -168,12 +168,19 @@ def _pow_vjp(ct, out, a, b):
     return da, ct * out * apply("log", safe)
 
 
+def _pow_sympy(a, b):
+    # SymPy's d/db 0**b is 0**b log(0) = NaN; as a function of b, 0**b is 0 for b > 0
+    if a == 0:
+        return sympy.Piecewise((0, b > 0), (1, sympy.Eq(b, 0)), (sympy.zoo, True))
+    return a**b
+
+
 POW = binary(
     "pow",
     np.power,
     _pow_vjp,
     lambda a, b: a**b,
-    lambda a, b: a**b,
+    _pow_sympy,
     samples=(
         Sample(((), ()), low=0.5, high=2.0),
         Sample(((3,), (3,)), low=0.5, high=2.0),

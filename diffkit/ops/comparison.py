@@ -436,6 +436,7 @@ WHERE = register(
             ),
         ),
         analytic=True,
+        exact=lambda c, a, b: a if c != 0 else b,
         nondiff_inputs=(0,),
         doc="a where c != 0, else b",
     )

@@ -15,6 +15,7 @@ import mpmath
 import numpy as np
 import scipy.special
 import sympy
+from sympy.codegen import cfunctions, numpy_nodes
 
 from ..ir.node import apply, math_const
 from ..ir.op import Sample
@@ -101,7 +102,7 @@ EXP2 = unary(
     np.exp2,
     lambda ct, out, x: (ct * out * _ln(2),),  # d/dx 2^x = 2^x ln 2
     lambda x: mpmath.power(2, x),
-    lambda x: sympy.Integer(2) ** x,
+    cfunctions.exp2,
     doc="2 ** x",
 )
 EXPM1 = unary(
@@ -109,7 +110,7 @@ EXPM1 = unary(
     _expm1_impl,
     lambda ct, out, x: (ct * (out + 1),),  # d/dx (e^x - 1) = e^x
     mpmath.expm1,
-    lambda x: sympy.exp(x) - 1,
+    cfunctions.expm1,
     doc="e ** x - 1, accurate for small x",
 )
 LOG = unary(
@@ -126,7 +127,7 @@ LOG2 = unary(
     np.log2,
     lambda ct, out, x: (ct / (x * _ln(2)),),  # d/dx log2 x = 1/(x ln 2)
     lambda x: mpmath.log(x, 2),
-    lambda x: sympy.log(x, 2),
+    cfunctions.log2,
     samples=_samples(**POS),
     doc="base-2 logarithm",
 )
@@ -135,7 +136,7 @@ LOG10 = unary(
     np.log10,
     lambda ct, out, x: (ct / (x * _ln(10)),),  # d/dx log10 x = 1/(x ln 10)
     mpmath.log10,
-    lambda x: sympy.log(x, 10),
+    cfunctions.log10,
     samples=_samples(**POS),
     doc="base-10 logarithm",
 )
@@ -144,7 +145,7 @@ LOG1P = unary(
     _log1p_impl,
     lambda ct, out, x: (ct / (1 + x),),  # d/dx log(1+x) = 1/(1+x)
     mpmath.log1p,
-    lambda x: sympy.log(1 + x),
+    cfunctions.log1p,
     samples=_samples(-0.5, 2.0),
     doc="log(1 + x), accurate for small x",
 )
@@ -370,7 +371,7 @@ HYPOT = binary(
     _hypot_impl,
     lambda ct, out, a, b: (ct * a / out, ct * b / out),  # d sqrt(a^2+b^2) = (a da + b db)/r
     mpmath.hypot,
-    lambda a, b: sympy.sqrt(a**2 + b**2),
+    cfunctions.hypot,
     samples=binary_samples(low=0.3, high=2.0),
     doc="sqrt(a^2 + b^2), without overflow",
 )
@@ -380,7 +381,7 @@ LOGADDEXP = binary(
     # d log(e^a + e^b) = e^(a - out) da + e^(b - out) db
     lambda ct, out, a, b: (ct * exp(a - out), ct * exp(b - out)),
     lambda a, b: mpmath.log(mpmath.exp(a) + mpmath.exp(b)),
-    lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)),
+    numpy_nodes.logaddexp,
     doc="log(e^a + e^b), without overflow",
 )
 
