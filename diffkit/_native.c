@@ -1,8 +1,9 @@
 /* Compiled loops for the image ops: im2col, col2im, the gradient of max-pooling, and
    direct convolution for small windows.
 
-   Each is the same computation as the numpy implementation in diffkit/ops/conv.py,
-   which stays the reference and the fallback; the tests run both and compare them. The
+   Each is the same computation as the numpy implementation in diffkit/ops (windows.py,
+   convolution.py, pooling.py), which stays the reference and the fallback; the tests run
+   both and compare them. The
    functions take raw pointers, sizes and element strides and are called through ctypes,
    so the module needs no numpy headers. The Python module itself is empty.
 

@@ -10,16 +10,9 @@ import pytest
 
 import diffkit as dk
 from diffkit.ops import native
-from diffkit.ops.conv import (
-    _col2im_impl,
-    _direct_impl,
-    _direct_shape,
-    _direct_weight_grad_impl,
-    _im2col_impl,
-    _max_pool_backward_impl,
-    _max_pool_impl,
-    _pool_shape,
-)
+from diffkit.ops.convolution import _direct_impl, _direct_shape, _direct_weight_grad_impl
+from diffkit.ops.pooling import _max_pool_backward_impl, _max_pool_impl, _pool_shape
+from diffkit.ops.windows import _col2im_impl, _im2col_impl
 
 
 def test_extension_is_built():

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import ops
 from ..ir.node import Node, ShapeError
-from ..ops.conv import pair
+from ..ops.windows import pair
 from .module import Module, default_rng
 
 __all__ = [

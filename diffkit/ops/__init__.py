@@ -3,7 +3,8 @@
 Families: ``arithmetic`` (add ... mod), ``transcendental`` (exp, log, trigonometric,
 hyperbolic, erf ...), ``comparison`` (comparisons, selection, kinks, rounding),
 ``reduce`` (sum, prod, max, cumsum, the softmax family), ``shape`` (reshape, transpose,
-broadcasting, matmul), ``special`` (sigmoid, softplus) and the image ops ``conv``.
+broadcasting, matmul), ``special`` (sigmoid, softplus) and the image ops ``windows``,
+``convolution`` and ``pooling``.
 """
 
 from .arithmetic import *  # noqa: F401,F403
@@ -12,14 +13,27 @@ from .comparison import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .special import *  # noqa: F401,F403
-from .conv import *  # noqa: F401,F403
+from .windows import *  # noqa: F401,F403
+from .convolution import *  # noqa: F401,F403
+from .pooling import *  # noqa: F401,F403
 
-from . import arithmetic, comparison, conv, reduce, shape, special, transcendental  # noqa: E402
+from . import arithmetic, comparison, convolution, pooling, reduce, shape, special  # noqa: E402
+from . import transcendental, windows  # noqa: E402
 
 #: every builder of the op library, re-exported by ``diffkit``
 __all__ = [
     name
-    for module in (arithmetic, transcendental, comparison, reduce, shape, special, conv)
+    for module in (
+        arithmetic,
+        transcendental,
+        comparison,
+        reduce,
+        shape,
+        special,
+        windows,
+        convolution,
+        pooling,
+    )
     for name in module.__all__
 ]
 
