@@ -45,6 +45,10 @@ class ShapeError(ValueError):
 
 
 _TABLE: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+#: numpy ufunc -> builder, and numpy function -> builder, for numpy's own functions on
+#: nodes; filled by ``diffkit.ops.numpy_api``
+UFUNCS: dict = {}
+ARRAY_FUNCTIONS: dict = {}
 _FOLD_LIMIT = 4096  # constants up to this many elements are folded at build time
 _EXACT_BITS = 4096  # exact rational constants up to this many bits; larger ones are rounded
 #: names of diffkit's own variables (tangent and cotangent seeds) begin with this;
@@ -105,6 +109,21 @@ class Node:
     def __bool__(self):
         raise TypeError("an IR node has no truth value; use dk.where(...) to select")
 
+    # -- numpy's functions on nodes ---------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        build = UFUNCS.get(ufunc)
+        if method != "__call__" or build is None or kwargs:
+            what = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+            extra = f" with {', '.join(kwargs)}=" if kwargs and build is not None else ""
+            raise TypeError(f"diffkit does not support numpy's {what}{extra} on IR nodes")
+        return build(*inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        build = ARRAY_FUNCTIONS.get(func)
+        if build is None:
+            raise TypeError(f"diffkit does not support numpy's {func.__name__} on IR nodes")
+        return build(*args, **kwargs)
+
     # -- operators ------------------------------------------------------------------
     def __add__(self, other):
         return apply("add", self, other)
@@ -139,6 +158,21 @@ class Node:
     def __neg__(self):
         return apply("neg", self)
 
+    def __abs__(self):
+        return apply("abs", self)
+
+    def __mod__(self, other):
+        return apply("mod", self, other)
+
+    def __rmod__(self, other):
+        return apply("mod", other, self)
+
+    def __eq__(self, other):  # a comparison node, as for JAX arrays; never a Python bool
+        return apply("equal", self, other)
+
+    def __ne__(self, other):
+        return apply("not_equal", self, other)
+
     def __pos__(self):
         return self
 
@@ -156,13 +190,13 @@ class Node:
         return apply("greater", self, other)
 
     def __lt__(self, other):
-        return apply("greater", other, self)
+        return apply("less", self, other)
 
     def __ge__(self, other):
         return apply("greater_equal", self, other)
 
     def __le__(self, other):
-        return apply("greater_equal", other, self)
+        return apply("less_equal", self, other)
 
     __hash__ = object.__hash__
 

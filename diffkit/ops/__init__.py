@@ -19,6 +19,7 @@ from .pooling import *  # noqa: F401,F403
 
 from . import arithmetic, comparison, convolution, pooling, reduce, shape, special  # noqa: E402
 from . import transcendental, windows  # noqa: E402
+from . import numpy_api  # noqa: E402,F401  (numpy's functions on nodes)
 
 #: every builder of the op library, re-exported by ``diffkit``
 __all__ = [
