@@ -60,6 +60,7 @@ from .ir import (
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _OPS
 from .parse import ParseError, from_sympy, parse
+from .transforms import grad, jacfwd, jacrev, value_and_grad
 from . import nn, train, viz  # noqa: E402
 
 __version__ = "0.1.0"
@@ -86,6 +87,10 @@ __all__ = _OPS + [
     "EvaluationError",
     "parse",
     "from_sympy",
+    "grad",
+    "value_and_grad",
+    "jacfwd",
+    "jacrev",
     "ParseError",
     "gradient",
     "derivative",

@@ -1,0 +1,352 @@
+"""JAX-style transforms of Python functions: ``grad``, ``value_and_grad``, ``jacfwd``,
+``jacrev``, ``hessian``, ``jvp`` and ``vjp``.
+
+A function is traced once per input shapes and dtypes: it is called on variable nodes
+(numpy functions on nodes build IR, see ``diffkit.ops.numpy_api``), the derivative graph
+is built and compiled, and the program is cached, so later calls with the same shapes
+run the compiled program without calling the function again. Arguments and results are
+numpy arrays or Python numbers, or tuples, lists and dicts of them (pytrees); float32
+stays float32.
+
+>>> import numpy as np
+>>> import diffkit as dk
+>>> def loss(w, x):
+...     return np.sum(np.tanh(x @ w) ** 2)
+>>> g = dk.grad(loss)(np.ones(3), np.eye(3))
+>>> g.round(6).tolist()
+[0.50052, 0.50052, 0.50052]
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .differentiators.common import get_method
+from .differentiators.forward import jvp_graph
+from .differentiators.reverse import vjp_graph
+from .ir.node import Node, as_node, internal_variable, variable
+from .ir.schedule import compile
+
+__all__ = ["grad", "value_and_grad", "jacfwd", "jacrev", "hessian", "jvp", "vjp"]
+
+
+# ---- pytrees -------------------------------------------------------------------------
+
+
+def _flatten(tree, path: str) -> tuple[list, list, Any]:
+    """(paths, leaves, structure) of a pytree of arrays and numbers."""
+    if isinstance(tree, (tuple, list)):
+        paths, leaves, subs = [], [], []
+        for i, item in enumerate(tree):
+            p, v, s = _flatten(item, f"{path}[{i}]")
+            paths += p
+            leaves += v
+            subs.append(s)
+        return paths, leaves, (type(tree), subs)
+    if isinstance(tree, dict):
+        paths, leaves, subs = [], [], []
+        for key in sorted(tree):
+            p, v, s = _flatten(tree[key], f"{path}[{key!r}]")
+            paths += p
+            leaves += v
+            subs.append((key, s))
+        return paths, leaves, (dict, subs)
+    return [path], [tree], None
+
+
+def _unflatten(structure, leaves: list):
+    """The pytree of ``structure`` with ``leaves`` (consumed from the front)."""
+    if structure is None:
+        return leaves.pop(0)
+    kind, subs = structure
+    if kind is dict:
+        return {key: _unflatten(s, leaves) for key, s in subs}
+    return kind(_unflatten(s, leaves) for s in subs)
+
+
+def _as_array(value, where: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{where}: expected a number or a numeric array, got {type(value).__name__} "
+            f"(dtype {arr.dtype})"
+        )
+    return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+
+
+def _result(value, like: np.ndarray):
+    """A Python float for a 0-d float64 result from Python-number inputs, else an array."""
+    arr = np.asarray(value)
+    if arr.shape == () and not isinstance(like, np.ndarray):
+        return float(arr) if arr.dtype == np.float64 else arr[()]
+    return arr
+
+
+# ---- tracing ---------------------------------------------------------------------------
+
+
+class _Trace:
+    """The graph of ``f`` on variables for one signature of its arguments."""
+
+    def __init__(self, f: Callable, name: str, args: tuple, argnums: tuple[int, ...]):
+        self.f, self.name, self.argnums = f, name, argnums
+        self.structures, self.paths, self.arrays = [], [], []
+        traced_args = []
+        for i, arg in enumerate(args):
+            paths, leaves, structure = _flatten(arg, f"arg{i}")
+            arrays = [_as_array(v, f"{name}: argument {p}") for p, v in zip(paths, leaves)]
+            nodes = [variable(p, a.shape) for p, a in zip(paths, arrays)]
+            self.structures.append(structure)
+            self.paths.append(paths)
+            self.arrays.append(arrays)
+            traced_args.append(_unflatten(structure, list(nodes)))
+        out = f(*traced_args)
+        if not isinstance(out, Node):
+            try:
+                out = as_node(out)
+            except TypeError:
+                raise TypeError(
+                    f"{name}: the function must return one array (a diffkit node when traced), "
+                    f"got {type(out).__name__}"
+                ) from None
+        self.out = out
+        self.wrt = [
+            variable(p, a.shape) for i in argnums for p, a in zip(self.paths[i], self.arrays[i])
+        ]
+
+    def at(self, args: tuple) -> dict:
+        values = {}
+        for i, arg in enumerate(args):
+            _, leaves, _ = _flatten(arg, f"arg{i}")
+            values.update(zip(self.paths[i], leaves))
+        return values
+
+    def split(self, flat: list, template_args: tuple):
+        """Per-argnum pytrees of ``flat`` (one array per differentiated leaf)."""
+        flat = list(flat)
+        out = []
+        for i in self.argnums:
+            leaves = [_result(flat.pop(0), leaf) for leaf in _flatten(template_args[i], "")[1]]
+            out.append(_unflatten(self.structures[i], leaves))
+        return out
+
+
+def _signature(args: tuple, where: str) -> tuple:
+    key = []
+    for i, arg in enumerate(args):
+        paths, leaves, structure = _flatten(arg, f"arg{i}")
+        arrays = [_as_array(v, f"{where}: argument {p}") for p, v in zip(paths, leaves)]
+        key.append((repr(structure), tuple((a.shape, a.dtype.str) for a in arrays)))
+    return tuple(key)
+
+
+def _argnums(argnums, nargs: int, name: str) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not isinstance(n, int) or not -nargs <= n < nargs:
+            raise ValueError(f"{name}: argnums {argnums!r} is out of range for {nargs} arguments")
+    return tuple(n % nargs for n in nums)
+
+
+class _Transform:
+    """A transform of ``f``: traces per signature and caches what ``build`` compiles."""
+
+    def __init__(self, f: Callable, argnums, name: str, build: Callable):
+        if not callable(f):
+            raise TypeError(f"{name} takes a function, got {type(f).__name__}")
+        self.f, self.argnums, self.name, self.build = f, argnums, name, build
+        self.cache: dict = {}
+        self.traces = 0
+        functools.update_wrapper(self, f)
+
+    def __call__(self, *args):
+        if not args:
+            raise TypeError(f"{self.name}: the function needs at least one argument")
+        argnums = _argnums(self.argnums, len(args), self.name)
+        key = (argnums, _signature(args, self.name))
+        entry = self.cache.get(key)
+        if entry is None:
+            trace = _Trace(self.f, self.name, args, argnums)
+            self.traces += 1
+            entry = self.cache[key] = (trace, self.build(trace))
+        trace, run = entry
+        return run(trace, args)
+
+
+def _single(values: list, argnums) -> Any:
+    return values[0] if isinstance(argnums, int) else tuple(values)
+
+
+# ---- the transforms ----------------------------------------------------------------------
+
+
+def _scalar(trace: _Trace) -> None:
+    if trace.out.shape != ():
+        raise ValueError(
+            f"{trace.name}: the function must return a scalar, got shape {trace.out.shape}; "
+            f"use jacrev or jacfwd"
+        )
+
+
+def _grad_program(trace: _Trace):
+    _scalar(trace)
+    grads = vjp_graph([trace.out], [as_node(1.0)], trace.wrt)
+    return compile([trace.out] + grads)
+
+
+def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """``f`` and its gradient with respect to argument(s) ``argnums``, in one pass.
+
+    Returns:
+        A function returning ``(value, gradient)``; the gradient has the structure of
+        the argument (a tuple of them for a sequence of ``argnums``).
+    """
+
+    def build(trace):
+        program = _grad_program(trace)
+
+        def run(trace, args):
+            values = program(trace.at(args))
+            grads = trace.split(values[1:], args)
+            return _result(values[0], _first_array(args)), _single(grads, argnums)
+
+        return run
+
+    return _Transform(f, argnums, "value_and_grad", build)
+
+
+def _first_array(args):
+    leaves = [leaf for arg in args for leaf in _flatten(arg, "")[1]]
+    return next((leaf for leaf in leaves if isinstance(leaf, np.ndarray)), 0.0)
+
+
+def grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The gradient of a scalar function ``f`` with respect to argument(s) ``argnums``.
+
+    >>> import diffkit as dk, numpy as np
+    >>> dk.grad(lambda x: np.sum(np.sin(x) * x))(np.zeros(2)).tolist()
+    [0.0, 0.0]
+    >>> dk.grad(lambda x, y: x * y ** 2, argnums=(0, 1))(3.0, 2.0)
+    (4.0, 12.0)
+    """
+    vg = value_and_grad(f, argnums)
+
+    def build(trace):
+        run = vg.build(trace)
+        return lambda trace, args: run(trace, args)[1]
+
+    return _Transform(f, argnums, "grad", build)
+
+
+def _jacobian_transform(f, argnums, method: str, name: str):
+    def build(trace):
+        differentiator = get_method(method)
+        names = [v.name for v in trace.wrt]
+
+        def run(trace, args):
+            jac = differentiator.jacobian(trace.out, trace.at(args), wrt=names)
+            return _single(trace.split([jac[n] for n in names], args), argnums)
+
+        return run
+
+    return _Transform(f, argnums, name, build)
+
+
+def jacrev(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The Jacobian of ``f`` by reverse mode: shape ``out.shape + arg.shape``."""
+    return _jacobian_transform(f, argnums, "reverse", "jacrev")
+
+
+def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The Jacobian of ``f`` by forward mode: shape ``out.shape + arg.shape``."""
+    return _jacobian_transform(f, argnums, "forward", "jacfwd")
+
+
+def hessian(f: Callable, argnums: int = 0) -> Callable:
+    """The Hessian of a scalar ``f`` in one array argument (forward over reverse): shape
+    ``arg.shape + arg.shape``.
+
+    >>> import diffkit as dk, numpy as np
+    >>> dk.hessian(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0])).tolist()
+    [[6.0, 0.0], [0.0, 12.0]]
+    """
+    if not isinstance(argnums, int):
+        raise TypeError("hessian: argnums must be one integer")
+
+    def build(trace):
+        _scalar(trace)
+        if len(trace.wrt) != 1:
+            raise TypeError("hessian: the argument must be one array, not a pytree")
+        (var,) = trace.wrt
+        differentiator = get_method("reverse")
+
+        def run(trace, args):
+            H = differentiator.hessian(trace.out, trace.at(args), wrt=[var.name])
+            if var.shape:
+                return H.reshape(var.shape + var.shape)
+            return _result(H[0, 0], _first_array(args))
+
+        return run
+
+    return _Transform(f, argnums, "hessian", build)
+
+
+def jvp(f: Callable, primals: Sequence, tangents: Sequence):
+    """Forward mode on a Python function: ``(f(*primals), J(primals) · tangents)``.
+
+    >>> import diffkit as dk, numpy as np
+    >>> dk.jvp(np.sin, (0.0,), (2.0,))
+    (0.0, 2.0)
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    argnums = tuple(range(len(primals)))
+    trace = _Trace(f, "jvp", primals, argnums)
+    seeds = [internal_variable(f"tangent[{v.name}]", v.shape) for v in trace.wrt]
+    out_tangent = jvp_graph([trace.out], dict(zip(trace.wrt, seeds)))[0]
+    at = trace.at(primals)
+    flat_tangents = [leaf for t in tangents for leaf in _flatten(t, "")[1]]
+    for v, t in zip(trace.wrt, flat_tangents):
+        if np.shape(t) != v.shape:
+            raise ValueError(
+                f"jvp: the tangent of {v.name} has shape {np.shape(t)}, its primal {v.shape}"
+            )
+    values = compile([trace.out, out_tangent])(
+        {**at, **{s.name: t for s, t in zip(seeds, flat_tangents)}}
+    )
+    like = _first_array(primals)
+    return _result(values[0], like), _result(values[1], like)
+
+
+def vjp(f: Callable, *primals):
+    """Reverse mode on a Python function: ``(f(*primals), vjp_fn)`` where
+    ``vjp_fn(cotangent)`` returns one cotangent per primal.
+
+    >>> import diffkit as dk, numpy as np
+    >>> out, back = dk.vjp(lambda x: x * 3.0, np.ones(2))
+    >>> back(np.array([1.0, 2.0]))[0].tolist()
+    [3.0, 6.0]
+    """
+    argnums = tuple(range(len(primals)))
+    trace = _Trace(f, "vjp", primals, argnums)
+    seed = internal_variable("cotangent[vjp]", trace.out.shape)
+    cts = vjp_graph([trace.out], [seed], trace.wrt)
+    at = trace.at(primals)
+    like = _first_array(primals)
+    out = _result(compile(trace.out)(at), like)
+    program = compile(cts)
+
+    def vjp_fn(cotangent):
+        ct = np.asarray(cotangent)
+        if ct.shape != trace.out.shape:
+            raise ValueError(
+                f"vjp: the cotangent has shape {ct.shape}, the output {trace.out.shape}"
+            )
+        values = program({**at, seed.name: ct})
+        return tuple(trace.split(values, primals))
+
+    return out, vjp_fn
