@@ -61,6 +61,8 @@ from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _OPS
 from .parse import ParseError, from_sympy, parse
 from .transforms import grad, jacfwd, jacrev, value_and_grad
+from .testing import numerical_gradient
+from . import testing  # noqa: E402,F401
 from . import nn, train, viz  # noqa: E402
 
 __version__ = "0.1.0"
@@ -89,6 +91,8 @@ __all__ = _OPS + [
     "from_sympy",
     "grad",
     "value_and_grad",
+    "numerical_gradient",
+    "testing",
     "jacfwd",
     "jacrev",
     "ParseError",
