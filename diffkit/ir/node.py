@@ -118,6 +118,19 @@ class Node:
             raise TypeError(f"diffkit does not support numpy's {what}{extra} on IR nodes")
         return build(*inputs)
 
+    def __getitem__(self, index):
+        return ARRAY_FUNCTIONS["__getitem__"](self, index)
+
+    def __iter__(self):  # without this, Python would iterate by __getitem__ forever
+        if not self.shape:
+            raise TypeError("iteration over a 0-d IR node")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d IR node")
+        return self.shape[0]
+
     def __array_function__(self, func, types, args, kwargs):
         build = ARRAY_FUNCTIONS.get(func)
         if build is None:

@@ -18,6 +18,7 @@ import numpy as np
 from ..ir.node import ARRAY_FUNCTIONS, UFUNCS, ShapeError, as_node
 from . import arithmetic as ar
 from . import comparison as cmp
+from . import indexing as ix
 from . import reduce as red
 from . import shape as sh
 from . import transcendental as tr
@@ -117,5 +118,14 @@ ARRAY_FUNCTIONS.update(
         np.round: cmp.round,
         np.around: cmp.round,
         np.square: _square,
+        np.concatenate: ix.concatenate,
+        np.stack: ix.stack,
+        np.split: ix.split,
+        np.pad: ix.pad,
+        np.repeat: ix.repeat,
+        np.tile: ix.tile,
+        np.flip: ix.flip,
+        np.take: ix.take,
+        "__getitem__": ix.getitem,
     }
 )
