@@ -28,6 +28,7 @@ import sympy
 import diffkit as dk
 from diffkit.differentiators.finite import stencil
 from diffkit.differentiators.symbolic import prepare_for_diff, to_sympy
+from diffkit.limits import BudgetExceeded, time_limit
 from diffkit.ir.schedule import topological_order
 
 EPS = float(np.finfo(np.float64).eps)
@@ -131,6 +132,23 @@ def _condition(f: dk.Node, at: dict) -> float:
     return min(worst, 1e100)
 
 
+def _bounded(seconds: float):
+    """A decorator: the model term is infinite (no bound) when mpmath needs longer."""
+
+    def wrap(fn):
+        def run(*args):
+            try:
+                with time_limit(seconds, fn.__name__):
+                    return fn(*args)
+            except BudgetExceeded:
+                return math.inf
+
+        return run
+
+    return wrap
+
+
+@_bounded(2.0)
 def _third_derivative(f: dk.Node, x: float) -> float:
     program = dk.compile(f)
     with mpmath.workdps(40):
@@ -138,6 +156,15 @@ def _third_derivative(f: dk.Node, x: float) -> float:
             lambda t: program.run_objects({"x": t}, "mpmath", precision=None), mpmath.mpf(x), 3
         )
     return float(abs(d3)) if isinstance(d3, mpmath.mpf) and mpmath.isfinite(d3) else math.inf
+
+
+def _value(f: dk.Node, at: dict, digits: int):
+    """f at ``digits`` digits, or NaN where mpmath needs more than 2 s."""
+    try:
+        with time_limit(2.0, "a high-precision value"):
+            return dk.evaluate(f, at, precision=digits)
+    except BudgetExceeded:
+        return mpmath.nan
 
 
 def _primal_is_finite(f: dk.Node, at: dict) -> bool:
@@ -159,6 +186,7 @@ def _within(value: float, truth, bound: float) -> bool:
     return float(abs(mpmath.mpf(value) - truth)) <= allowed
 
 
+@_bounded(2.0)
 def _difference_bound(method: str, step: float, f, x: float, truth) -> float:
     """The scheme's truncation error, measured exactly (the stencil applied at 40 digits
     to f at the float64 points x + o h the scheme evaluates, minus the truth), plus its
@@ -204,7 +232,7 @@ def test_random_expressions_against_a_50_digit_truth():
         if truth is not None and finite:
             # IEEE's signed zeros make a few float64 functions differ from their exact
             # counterparts (atan2(-0.0, -1) = -pi): there the truth is of another function
-            exact_f = dk.evaluate(f, at, precision=40)
+            exact_f = _value(f, at, 40)
             if abs(value64 - exact_f) > 1e-6 * max(1, abs(exact_f)):
                 counts["another function in float64"] += 1
                 continue
@@ -259,7 +287,7 @@ def test_random_expressions_against_a_50_digit_truth():
                 expr, symbols = to_sympy(f)
                 d = dk.from_sympy(sympy.diff(prepare_for_diff(expr), symbols["x"]))
                 try:
-                    exact = dk.evaluate(d, at, precision=120)
+                    exact = _value(d, at, 120)
                 except (OverflowError, ValueError):  # mpmath cannot either
                     exact = None
                 real = isinstance(exact, mpmath.mpf) and mpmath.isfinite(exact)
