@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import autodiff_overhead
 import lenet_step
+import transform_overhead
 
 if __name__ == "__main__":
     print("== interpreter overhead and the cheap-gradient ratio ==")
     autodiff_overhead.chain_overhead()
     autodiff_overhead.mlp_ratio()
+    print("\n== tracing: dk.grad(f), first call against later calls ==")
+    transform_overhead.main()
     print("\n== one LeNet-5 training step, diffkit against PyTorch ==")
     lenet_step.main()
