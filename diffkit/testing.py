@@ -205,7 +205,8 @@ def check_grads(
 ) -> None:
     """Check a traceable function as ``jax.test_util.check_grads`` does: forward and
     reverse mode against each other (the adjoint identity) and against central
-    differences along random directions, up to ``order``.
+    differences along random directions, up to ``order``. Both modes are always checked
+    (each checks the other); ``modes`` is accepted for JAX's signature.
 
     >>> import numpy as np
     >>> check_grads(lambda x, y: np.sum(np.tanh(x) * y), (np.ones(3), np.arange(3.0)), order=2)
