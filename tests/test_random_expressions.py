@@ -37,6 +37,7 @@ UNARY = (
     "arccosh arctanh erf erfc sigmoid softplus abs relu square exp2 log2 log10 sign floor"
 ).split()
 BINARY_FUNCTIONS = "hypot arctan2 logaddexp maximum minimum mod".split()
+STEP_OPS = {"floor", "ceil", "round", "trunc", "mod", "sign"}
 CONSTANTS = ["2", "3", "1/2", "0.1", "pi", "e", "5/3", "0.75"]
 # make test runs a few hundred; DIFFKIT_RANDOM_EXPRESSIONS=N and DIFFKIT_RANDOM_SEED=S
 # run a longer search
@@ -214,7 +215,13 @@ def _difference_bound(method: str, step: float, f, x: float, truth) -> float:
 def test_random_expressions_against_a_50_digit_truth():
     methods = {m: dk.get_method(m) for m in dk.methods()}
     methods["symbolic"] = dk.Symbolic(time_budget=10.0)
-    counts = {"expressions": 0, "with truth": 0, "declined": 0, "another function in float64": 0}
+    counts = {
+        "expressions": 0,
+        "with truth": 0,
+        "declined": 0,
+        "another function in float64": 0,
+        "jumps finer than the truth resolves": 0,
+    }
     failures = []
     for text, x in _cases():
         f = dk.parse(text)
@@ -229,6 +236,12 @@ def test_random_expressions_against_a_50_digit_truth():
         counts["with truth"] += truth is not None
         value64 = dk.evaluate(f, at)
         finite = bool(np.isfinite(value64))
+        steps = {n.op.name for n in topological_order([f]) if n.kind == "op"} & STEP_OPS
+        if truth is not None and steps and _largest_intermediate(f, at) > 1e40:
+            # floor(cosh(x)) at x = -291 jumps every 1e-126 in x: 65 digits do not resolve
+            # the jumps, so mpmath's "truth" there is the derivative of cosh, not 0
+            counts["jumps finer than the truth resolves"] += 1
+            continue
         if truth is not None and finite:
             # IEEE's signed zeros make a few float64 functions differ from their exact
             # counterparts (atan2(-0.0, -1) = -pi): there the truth is of another function
@@ -314,3 +327,4 @@ def test_random_expressions_against_a_50_digit_truth():
     # the test is not vacuous: most expressions have a truth to compare against
     assert counts["with truth"] >= 0.6 * counts["expressions"], counts
     assert counts["another function in float64"] <= 0.02 * counts["expressions"], counts
+    assert counts["jumps finer than the truth resolves"] <= 0.02 * counts["expressions"], counts
