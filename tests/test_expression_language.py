@@ -427,3 +427,32 @@ def test_prod_gradient_is_exact_at_zeros_and_cumsum_is_linear():
     J = dk.jacobian(dk.cumsum(v), at, wrt="v")
     assert np.array_equal(J, np.tril(np.ones((4, 4))))
     assert dk.evaluate(dk.min(v), at) == 0.0
+
+
+INFIX = {"add", "sub", "mul", "div", "mod", "pow", "neg"}
+
+
+@pytest.mark.parametrize("name", [n for n in SCALAR_OPS if n in FUNCTIONS or n in INFIX])
+def test_repr_is_infix_text_that_parses_back(name):
+    op = dk.registry()[name]
+    sample = next(s for s in op.samples if all(sh == () for sh in s.shapes))
+    args = [dk.variable(f"a{i}") for i in range(len(sample.shapes))]
+    f = dk.apply(op, *args, **sample.attrs) * 2 - args[0] / 3
+    assert "(...)" not in repr(f)
+    rng = np.random.default_rng(9)
+    values = (
+        sample.make(rng) if sample.make else [rng.uniform(sample.low, sample.high) for _ in args]
+    )
+    at = {a.name: float(v) for a, v in zip(args, values)}
+    assert dk.evaluate(dk.parse(repr(f)), at) == pytest.approx(dk.evaluate(f, at), rel=1e-14)
+
+
+def test_repr_of_tensors_and_shared_subexpressions():
+    W = dk.variable("W", (2, 3))
+    assert repr(dk.tanh(W) * 2).endswith(": (2, 3)")
+    x = dk.variable("x")
+    deep = x
+    for _ in range(200):  # exponentially many paths, one text per node, cut at a limit
+        deep = deep * deep + 1
+    assert len(repr(deep)) <= 300 and repr(deep).endswith("...")
+    assert str(x + 1) == "x + 1"

@@ -92,13 +92,13 @@ class Node:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def __repr__(self) -> str:
-        if self.kind == "var":
-            return f"Var({self.name!r}, shape={self.shape})"
-        if self.kind == "const":
-            if self.shape == ():
-                return f"Const({float(self.value)!r})"
-            return f"Const(shape={self.shape})"
-        return f"{self.op.name}({', '.join(_short(i) for i in self.inputs)})"
+        """The expression in infix notation, as Python would write it (shapes of tensors
+        shown): ``x*sin(x) + 1/3``, ``sum(W @ v, axis=(0,)) : ()``."""
+        text = _infix(self)
+        return text if self.shape == () else f"{text} : {self.shape}"
+
+    def __str__(self) -> str:
+        return _infix(self)
 
     def __copy__(self):
         return self  # nodes are immutable and hash-consed: a copy is the node itself
@@ -244,12 +244,64 @@ class Node:
         return self.transpose()
 
 
-def _short(node: Node) -> str:
-    if node.kind == "var":
-        return node.name
-    if node.kind == "const":
-        return repr(float(node.value)) if node.shape == () else f"const{node.shape}"
-    return node.op.name + "(...)"
+_INFIX_OPS = {
+    "add": (" + ", 10),
+    "sub": (" - ", 10),
+    "mul": ("*", 20),
+    "div": ("/", 20),
+    "mod": (" % ", 20),
+    "matmul": (" @ ", 20),
+    "pow": ("**", 40),
+}
+_REPR_LIMIT = 240  # characters of a printed expression before it is cut with "..."
+
+
+def _const_text(node: Node) -> str:
+    if isinstance(node.exact, str):
+        return node.exact
+    if node.shape != ():
+        return f"const{node.shape}"
+    if isinstance(node.exact, Fraction):
+        q = node.exact
+        return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
+    return repr(float(node.value))
+
+
+def _infix(root: Node) -> str:
+    """Infix text of ``root``; each sub-expression is printed once and cut past a limit."""
+    from .schedule import topological_order
+
+    text: dict[int, tuple[str, int]] = {}  # id -> (text, precedence)
+    for node in topological_order([root]):
+        if node.kind == "var":
+            text[id(node)] = (node.name, 100)
+            continue
+        if node.kind == "const":
+            t = _const_text(node)  # a fraction binds like a division, a sign like a negation
+            text[id(node)] = (t, 20 if "/" in t else 30 if t.startswith("-") else 100)
+            continue
+        name = node.op.name
+        args = [text[id(i)] for i in node.inputs]
+        if name in _INFIX_OPS and len(args) == 2 and not node.attrs:
+            symbol, prec = _INFIX_OPS[name]
+            (left, lp), (right, rp) = args
+            if name == "pow":  # right-associative
+                left = f"({left})" if lp <= prec else left
+                right = f"({right})" if rp < prec else right
+            else:
+                left = f"({left})" if lp < prec else left
+                right = f"({right})" if rp <= prec else right
+            t = f"{left}{symbol}{right}"
+        elif name == "neg":
+            inner, p = args[0]
+            t, prec = (f"-({inner})" if p <= 30 else f"-{inner}"), 30
+        else:
+            shown = [a for a, _ in args] + [f"{k}={v!r}" for k, v in node.attrs.items()]
+            t, prec = f"{name}({', '.join(shown)})", 100
+        if len(t) > _REPR_LIMIT:
+            t = t[: _REPR_LIMIT - 3] + "..."
+        text[id(node)] = (t, prec)
+    return text[id(root)][0]
 
 
 def _intern(key: tuple, make) -> Node:
