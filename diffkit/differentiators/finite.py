@@ -203,43 +203,59 @@ class FiniteDifference(Differentiator):
         The first step h is shrunk until both shifted points are in the function's
         domain. The error estimate of an entry is its distance to its two neighbours in
         the tableau plus the round-off of its smallest step, amplified by the
-        extrapolation. While the best estimate is poor (relative error above 1e-8), the
-        tableau is rebuilt from a step ten times smaller: a first step wider than the
-        region where the function is smooth (a pole or kink nearby) shows as entries
-        that disagree. The entry with the smallest estimate over all tableaus is
-        returned; where no finite estimate exists it is infinite (never NaN with 0)."""
+        extrapolation. A central difference below the smallest step checks the tableau: a
+        function that only looks smooth at its scale (a pole or dense jumps nearby)
+        disagrees. Until a tableau passes the check with a relative estimate below 1e-8,
+        it is rebuilt from a step ten times smaller. The entry with the smallest estimate
+        among the tableaus that passed is returned (among all, if none did); where no
+        finite estimate exists it is infinite (never NaN with 0)."""
         f0 = at_x0() if at_x0 is not None else evaluate(x0)
         if at_x0 is None:
             self.last_cost.function_evaluations += 1
         scale = np.max(np.abs(f0)) if np.all(np.isfinite(f0)) else np.inf
-        best, best_err = np.asarray(np.nan), np.inf
-        h = smallest = h0
+        candidates = []  # (trusted, estimate, value, smallest step)
+        resolved = False  # a trusted tableau whose differences were not all equal
+        h = h0
         for _ in range(_RESTARTS if self.step is None else 1):
-            value, err, h = self._tableau(evaluate, x0, h, eps, scale)
+            value, err, h, flat = self._tableau(evaluate, x0, h, eps, scale)
             # a check below the tableau's steps: a function that only looks smooth at
             # their scale (a jump every half unit, a pole nearby) disagrees with it
-            h_check = h / 2 ** (self.richardson_terms + 3)
-            self.last_cost.function_evaluations += 2
-            plus, minus = np.asarray(evaluate(x0 + h_check)), np.asarray(evaluate(x0 - h_check))
-            check = (plus - minus) / (2 * h_check)
-            near = max(np.max(np.abs(plus)), np.max(np.abs(minus)))
-            allowed = 1e-6 * np.max(np.abs(value)) + 8 * eps * near / h_check
-            gap = np.max(np.abs(check - value))
-            if not gap <= allowed:
+            # (two checks: their disagreement is the noise of f at that scale, which may
+            # exceed eps |f| when f is computed through cancellation, log(1 + tiny))
+            h_check = h / 2 ** (self.richardson_terms + 2)
+            checks, near = [], 0.0
+            for hc in (h_check, 2 * h_check):
+                self.last_cost.function_evaluations += 2
+                plus, minus = np.asarray(evaluate(x0 + hc)), np.asarray(evaluate(x0 - hc))
+                checks.append((plus - minus) / (2 * hc))
+                near = max(near, np.max(np.abs(plus)), np.max(np.abs(minus)))
+            noise = np.max(np.abs(checks[0] - checks[1]))
+            allowed = 1e-4 * np.max(np.abs(value)) + 4 * noise + 8 * eps * near / h_check
+            gap = np.max(np.abs(checks[0] - value))
+            trusted = bool(gap <= allowed) and np.isfinite(err)
+            if not trusted:
                 err = max(err, gap) if np.isfinite(gap) else np.inf
-            if err < best_err:
-                best, best_err = value, err
-                smallest = h / 2 ** (self.richardson_terms - 1)
-            if best_err <= 1e-8 * np.max(np.abs(best)) or h < 1e3 * eps * max(1.0, abs(x0)):
+            # differences that are all equal after a trusted tableau that resolved the
+            # function are below its resolution (f computed as log(1 + tiny)), not slope 0
+            if flat and resolved:
+                trusted = False
+            resolved = resolved or (trusted and not flat)
+            candidates.append((trusted, err, value, h / 2 ** (self.richardson_terms - 1)))
+            if (trusted and err <= 1e-8 * np.max(np.abs(value))) or h < 1e3 * eps * max(
+                1.0, abs(x0)
+            ):
                 break
             h /= 10
+        pool = [c for c in candidates if c[0]] or candidates
+        _, best_err, best, smallest = min(pool, key=lambda c: c[1])
         errs = self.last_cost.extra.setdefault("error_estimate", 0.0)
         self.last_cost.extra["error_estimate"] = max(errs, float(best_err))
-        self.last_cost.extra["step"] = smallest if np.isfinite(best_err) else h
+        self.last_cost.extra["step"] = smallest
         return best
 
     def _tableau(self, evaluate, x0, h, eps, scale):
-        """One Richardson tableau from the first step h: (best entry, its estimate, h)."""
+        """One Richardson tableau from the first step h: (best entry, its estimate, h, and
+        whether all its central differences were equal)."""
         seen = [scale]  # the largest |f| met: the round-off of a difference scales with it
 
         def central(h):
@@ -257,10 +273,12 @@ class FiniteDifference(Differentiator):
                 h /= 8
                 d = central(h)
         rows = [[d]]
+        firsts = [d]
         best, best_err = d, np.inf
         for k in range(1, self.richardson_terms):
             hk = h / 2**k
             row = [central(hk)]
+            firsts.append(row[0])
             for j in range(1, k + 1):
                 row.append(row[j - 1] + (row[j - 1] - rows[k - 1][j - 1]) / (4.0**j - 1))
             # round-off of a central difference at hk, amplified by up to 2 per level
@@ -274,7 +292,8 @@ class FiniteDifference(Differentiator):
                 if np.isfinite(err) and err < best_err and np.all(np.isfinite(row[j])):
                     best, best_err = row[j], err
             rows.append(row)
-        return best, best_err, h
+        flat = all(np.array_equal(f, firsts[0]) for f in firsts[1:])
+        return best, best_err, h, flat
 
     # -- the Differentiator calls ----------------------------------------------------
     def _check_analytic(self, f) -> None:
