@@ -351,3 +351,20 @@ def test_max_pool_of_relu_is_rewritten_with_the_same_derivatives(native, padding
         t = rng.standard_normal(x.shape)
         tangent = dk.jvp(out, {"x": x}, {"x": t})[1]
         np.testing.assert_allclose(np.sum(tangent * ct), np.sum(t * expected), rtol=1e-12)
+
+
+def test_cross_entropy_takes_class_indices_and_masked_logits():
+    z = np.array([[2.0, 0.0, -np.inf], [0.0, 1.0, 3.0]])
+    zn = dk.variable("z", (2, 3))
+    by_index = nn.CrossEntropyLoss()(zn, np.array([0, 2]))
+    by_onehot = nn.CrossEntropyLoss()(zn, np.eye(3)[[0, 2]])
+    value = dk.evaluate(by_index, {"z": z})
+    assert np.isfinite(value) and value == pytest.approx(dk.evaluate(by_onehot, {"z": z}))
+    grad = dk.gradient(by_index, {"z": z})["z"]
+    assert np.all(np.isfinite(grad)) and grad[0, 2] == 0.0
+    ignored = nn.CrossEntropyLoss(ignore_index=2)(zn, np.array([0, 2]))
+    assert dk.evaluate(ignored, {"z": z}) == pytest.approx(-np.log(np.exp(2) / (np.exp(2) + 1)))
+    with pytest.raises(dk.ShapeError, match="class indices of shape \\(2,\\)"):
+        nn.CrossEntropyLoss()(zn, np.zeros(3))
+    with pytest.raises(ValueError, match="reduction"):
+        nn.CrossEntropyLoss(reduction="avg")
