@@ -258,3 +258,18 @@ def test_retain_freed_memory_is_on_with_glibc_and_can_be_switched_off():
     assert off.stdout.split() == ["False", "True"]
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert on.stdout.split() == ["True", "True"]
+
+
+def test_augmentation_defaults_per_model():
+    from diffkit.cli import build_parser, _load_subcommands
+    from diffkit.train.commands import _validate
+
+    _load_subcommands()
+    parser = build_parser()
+    for model, expected in (("lenet5", 2), ("mlp", 0), ("logreg", 0)):
+        args = parser.parse_args(["train", "--model", model])
+        _validate(args)
+        assert args.augment == expected, model
+    args = parser.parse_args(["train", "--model", "mlp", "--augment", "1"])
+    _validate(args)
+    assert args.augment == 1

@@ -137,6 +137,8 @@ def _validate(args) -> dict:
         raise UsageError(f"--momentum must be in [0, 1), got {args.momentum}")
     if args.weight_decay < 0:
         raise UsageError(f"--weight-decay must be non-negative, got {args.weight_decay}")
+    if args.augment is None:  # shifts suit LeNet-5's 32x32 inputs, not 8x8 digits
+        args.augment = 2 if args.model == "lenet5" else 0
     if args.augment < 0:
         raise UsageError(f"--augment must be a non-negative number of pixels, got {args.augment}")
     if args.batchnorm and args.model != "lenet5":
@@ -280,7 +282,11 @@ def _train(sub) -> None:
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--schedule", choices=("cosine", "step", "none"), default="cosine")
     p.add_argument(
-        "--augment", type=int, default=2, help="random shifts of up to this many pixels (0: none)"
+        "--augment",
+        type=int,
+        default=None,
+        help="random shifts of up to this many pixels (0: none; default 2 for lenet5, "
+        "0 for mlp and logreg, whose 8x8 inputs shifts would ruin)",
     )
     p.add_argument("--optimizer", choices=("sgd", "newton"), default="sgd")
     p.add_argument("--batchnorm", action="store_true", help="LeNet-5 with batch normalization")
