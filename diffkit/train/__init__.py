@@ -3,7 +3,7 @@
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DataError, Dataset, batches, load_digits, load_idx_dataset, one_hot, read_idx
 from .loop import FitResult, StepGraph, evaluate_model, fit
-from .optim import SGD, CosineLR, StepLR, newton
+from .optim import SGD, Adam, AdamW, CosineLR, StepLR, newton
 
 __all__ = [
     "CheckpointError",
@@ -21,6 +21,8 @@ __all__ = [
     "evaluate_model",
     "fit",
     "SGD",
+    "Adam",
+    "AdamW",
     "CosineLR",
     "StepLR",
     "newton",

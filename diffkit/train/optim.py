@@ -1,7 +1,8 @@
-"""Optimizers: SGD (stochastic, minibatch or full batch; momentum; weight decay),
-learning-rate schedules, and damped Newton's method with a line search.
+"""Optimizers: SGD (stochastic, minibatch or full batch; momentum; weight decay), Adam
+and AdamW, learning-rate schedules, and damped Newton's method with a line search.
 
 SGD follows PyTorch: d = g + λ p; b = μ b + d (b = d at the first step); p -= lr b.
+Adam and AdamW follow PyTorch too (``torch.optim.Adam``/``AdamW`` without amsgrad).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["SGD", "StepLR", "CosineLR", "newton", "NewtonResult"]
+__all__ = ["SGD", "Adam", "AdamW", "StepLR", "CosineLR", "newton", "NewtonResult"]
 
 
 class SGD:
@@ -57,6 +58,94 @@ class SGD:
     def load_state_dict(self, state: dict) -> None:
         self.lr = float(state["lr"])
         self.buffers = {k: np.array(v) for k, v in state["buffers"].items()}
+
+
+class Adam:
+    """Adam (Kingma & Ba) as PyTorch's ``torch.optim.Adam``, on a dict of parameter arrays
+    (updated in place): m = β1 m + (1-β1) g, v = β2 v + (1-β2) g², and
+    p -= lr m̂ / (sqrt(v̂) + eps) with the bias corrections m̂ = m/(1-β1^t), v̂ = v/(1-β2^t).
+
+    Args:
+        params: name -> array (``model.named_parameters()``).
+        lr: learning rate (> 0).
+        betas: (β1, β2), each in [0, 1).
+        eps: added to the denominator.
+        weight_decay: λ >= 0, added to the gradient as λ p (Adam) or applied to the
+            parameters directly as p -= lr λ p (AdamW, decoupled).
+    """
+
+    decoupled = False
+
+    def __init__(
+        self,
+        params: dict,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        name = type(self).__name__
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"{name}: learning rate must be a positive number, got {lr!r}")
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas!r}")
+        if not eps > 0 or weight_decay < 0:
+            raise ValueError(f"{name}: eps must be positive and weight_decay non-negative")
+        self.params = params
+        self.lr, self.base_lr = float(lr), float(lr)
+        self.betas, self.eps, self.weight_decay = tuple(map(float, betas)), float(eps), weight_decay
+        self.t = 0
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+
+    def step(self, grads: dict) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+        for name, p in self.params.items():
+            g = np.asarray(grads[name], dtype=p.dtype)
+            if self.weight_decay and self.decoupled:
+                p -= (self.lr * self.weight_decay * p).astype(p.dtype, copy=False)
+            elif self.weight_decay:
+                g = g + self.weight_decay * p
+            m = self.m.setdefault(name, np.zeros_like(p))
+            v = self.v.setdefault(name, np.zeros_like(p))
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            update = (self.lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+            p -= update.astype(p.dtype, copy=False)
+
+    def state_dict(self) -> dict:
+        return {
+            "lr": self.lr,
+            "t": self.t,
+            "m": {k: v.copy() for k, v in self.m.items()},
+            "v": {k: v.copy() for k, v in self.v.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lr, self.t = float(state["lr"]), int(state["t"])
+        self.m = {k: np.array(v) for k, v in state["m"].items()}
+        self.v = {k: np.array(v) for k, v in state["v"].items()}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``:
+    p -= lr λ p before the Adam step. Its default weight decay is PyTorch's, 0.01."""
+
+    decoupled = True
+
+    def __init__(
+        self,
+        params: dict,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay)
 
 
 class StepLR:
