@@ -18,6 +18,7 @@ from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .models import MLP, LeNet5, LogisticRegression
 from .module import Module, manual_seed
 from .norm import BatchNorm1d, BatchNorm2d, InstanceNorm2d, LayerNorm
+from . import functional  # noqa: E402
 
 __all__ = [
     "Module",
@@ -44,4 +45,5 @@ __all__ = [
     "LogisticRegression",
     "fuse_conv_bn",
     "kernels",
+    "functional",
 ]
