@@ -294,3 +294,13 @@ def test_adam_and_adamw_minimise_a_quadratic_and_resume_exactly():
         np.testing.assert_array_equal(params["p"], copy["p"])
     with pytest.raises(ValueError, match="betas"):
         Adam({"p": np.zeros(1)}, betas=(0.9, 1.0))
+
+
+def test_optimizers_take_the_model_or_its_named_parameters():
+    from diffkit.train import Adam
+
+    model = nn.MLP([4, 3, 2])
+    for opt in (SGD(model, lr=0.1), Adam(model), SGD(model.named_parameters(), lr=0.1)):
+        assert set(opt.params) == set(model.named_parameters())
+    with pytest.raises(TypeError, match="gradients are matched to parameters by name"):
+        SGD(list(model.named_parameters().values()), lr=0.1)

@@ -15,11 +15,24 @@ import numpy as np
 __all__ = ["SGD", "Adam", "AdamW", "StepLR", "CosineLR", "newton", "NewtonResult"]
 
 
+def _parameters(params, optimizer: str) -> dict:
+    """name -> array from a model or a dict; a list is refused, since gradients arrive by
+    name (``StepGraph`` returns a dict)."""
+    if hasattr(params, "named_parameters") and callable(params.named_parameters):
+        params = params.named_parameters()
+    if isinstance(params, dict):
+        return params
+    raise TypeError(
+        f"{optimizer}: pass the model or model.named_parameters() (a dict name -> array), "
+        f"not {type(params).__name__}: gradients are matched to parameters by name"
+    )
+
+
 class SGD:
     """Stochastic gradient descent on a dict of parameter arrays (updated in place).
 
     Args:
-        params: name -> array (``model.named_parameters()``).
+        params: the model, or name -> array (``model.named_parameters()``).
         lr: learning rate (> 0).
         momentum: μ in [0, 1).
         weight_decay: λ >= 0 (L2 penalty λ/2 |p|²).
@@ -32,7 +45,7 @@ class SGD:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
         if weight_decay < 0:
             raise ValueError(f"SGD: weight_decay must be non-negative, got {weight_decay!r}")
-        self.params = params
+        self.params = _parameters(params, "SGD")
         self.lr, self.base_lr = float(lr), float(lr)
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
         self.buffers: dict[str, np.ndarray] = {}
@@ -66,7 +79,7 @@ class Adam:
     p -= lr m̂ / (sqrt(v̂) + eps) with the bias corrections m̂ = m/(1-β1^t), v̂ = v/(1-β2^t).
 
     Args:
-        params: name -> array (``model.named_parameters()``).
+        params: the model, or name -> array (``model.named_parameters()``).
         lr: learning rate (> 0).
         betas: (β1, β2), each in [0, 1).
         eps: added to the denominator.
@@ -91,7 +104,7 @@ class Adam:
             raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas!r}")
         if not eps > 0 or weight_decay < 0:
             raise ValueError(f"{name}: eps must be positive and weight_decay non-negative")
-        self.params = params
+        self.params = _parameters(params, name)
         self.lr, self.base_lr = float(lr), float(lr)
         self.betas, self.eps, self.weight_decay = tuple(map(float, betas)), float(eps), weight_decay
         self.t = 0
