@@ -36,7 +36,7 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
 def _cell(v) -> str:
     if isinstance(v, float):
         if v != v:
-            return "nan"
+            return "—"
         if v == 0 or 1e-3 <= abs(v) < 1e5:
             return f"{v:.4g}"
         return f"{v:.2e}"
@@ -44,10 +44,15 @@ def _cell(v) -> str:
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A GitHub-flavoured Markdown table."""
+    """A GitHub-flavoured Markdown table; a NaN cell (a value not computed, or a column
+    that does not apply to the row) prints as "—", explained under the table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    cells = [[_cell(v) for v in row] for row in rows]
+    for row in cells:
+        lines.append("| " + " | ".join(row) + " |")
+    if any("—" in row for row in cells):
+        lines.append("")
+        lines.append("—: not computed for this row, or not applicable to it.")
     return "\n".join(lines) + "\n"
 
 
