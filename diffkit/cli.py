@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         "differentiation, forward and reverse mode side by side; CNNs trained on "
         "reverse mode.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"diffkit {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     demo = sub.add_parser("demo", help="run the studies and a LeNet-5 training run")
     demo.add_argument("--quick", action="store_true", help="reduced grids, seconds not minutes")

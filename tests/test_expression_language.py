@@ -456,3 +456,10 @@ def test_repr_of_tensors_and_shared_subexpressions():
         deep = deep * deep + 1
     assert len(repr(deep)) <= 300 and repr(deep).endswith("...")
     assert str(x + 1) == "x + 1"
+
+
+def test_cli_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"diffkit {dk.__version__}"
