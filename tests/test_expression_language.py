@@ -463,3 +463,11 @@ def test_cli_version(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"diffkit {dk.__version__}"
+
+
+def test_jupyter_latex_display():
+    f = dk.parse("exp(-x**2/2)/sqrt(2*pi)")
+    latex = f._repr_latex_()
+    assert latex.startswith("$") and "e^{- \\frac{x^{2}}{2}}" in latex and "\\pi" in latex
+    conv = dk.conv2d(dk.variable("i", (1, 1, 4, 4)), dk.variable("w", (1, 1, 3, 3)))
+    assert conv._repr_latex_() is None  # no SymPy form: Jupyter shows the text instead

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from ..ir.node import Node
+from ..ir.node import DISPLAY, Node
 from ..ir.schedule import UnsupportedBackendError, compile
 from ..limits import BudgetExceeded, time_limit
 from .common import (
@@ -313,3 +313,19 @@ class Symbolic(Differentiator):
 
 
 register_method("symbolic", Symbolic)
+
+
+def _latex(node: Node):
+    """``$...$`` of a node through SymPy, or None for graphs without a SymPy form or too
+    large to show (more than 2,000 tree nodes)."""
+    try:
+        with sympy_guard(2.0, "LaTeX display"):
+            expr, _ = to_sympy(node)
+            if tree_size(expr, 2000) > 2000:
+                return None
+            return f"${sympy.latex(sympy.Matrix(expr) if isinstance(expr, np.ndarray) else expr)}$"
+    except (SymbolicError, ValueError):
+        return None
+
+
+DISPLAY["latex"] = _latex

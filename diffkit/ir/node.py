@@ -49,6 +49,9 @@ _TABLE: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary
 #: nodes; filled by ``diffkit.ops.numpy_api``
 UFUNCS: dict = {}
 ARRAY_FUNCTIONS: dict = {}
+#: display hooks (Jupyter's rich display), filled by the layers that can render a node:
+#: "latex" -> function returning LaTeX through SymPy
+DISPLAY: dict = {}
 _FOLD_LIMIT = 4096  # constants up to this many elements are folded at build time
 _EXACT_BITS = 4096  # exact rational constants up to this many bits; larger ones are rounded
 #: names of diffkit's own variables (tangent and cotangent seeds) begin with this;
@@ -99,6 +102,12 @@ class Node:
 
     def __str__(self) -> str:
         return _infix(self)
+
+    def _repr_latex_(self):
+        """LaTeX of the expression through SymPy, for Jupyter (None where SymPy has no form,
+        which makes Jupyter fall back to the text)."""
+        render = DISPLAY.get("latex")
+        return None if render is None else render(self)
 
     def __copy__(self):
         return self  # nodes are immutable and hash-consed: a copy is the node itself
