@@ -32,11 +32,11 @@ def mlp_ratio(batch: int = 256) -> float:
     x = dk.variable("input", (batch, 784))
     y = dk.variable("target", (batch, 10))
     loss = dk.nn.CrossEntropyLoss()(model(x), y)
-    names = list(model.named_parameters())
+    names = list(dict(model.named_parameters()))
     grads = dk.vjp_graph(
         [loss],
         [dk.const(1.0)],
-        [dk.variable(n, p.shape) for n, p in model.named_parameters().items()],
+        [dk.variable(n, p.shape) for n, p in model.named_parameters()],
     )
     f_prog = dk.compile(loss)
     g_prog = dk.compile([loss] + grads)

@@ -79,7 +79,7 @@ def _check_conv2d(case):
     xv = dk.variable("x", x.shape)
     out = layer(xv)
     at = {**layer.inputs(), "x": x}
-    params = layer.named_parameters()
+    params = dict(layer.named_parameters())
     ref = conv_ref(x, params["weight"], params.get("bias"), (s, s), (p, p))
     np.testing.assert_allclose(dk.evaluate(out, at), ref, rtol=1e-12, atol=1e-12)
     loss = dk.sum(out * dk.const(rng.standard_normal(out.shape)))
@@ -126,12 +126,12 @@ def test_normalization_against_reference_and_finite_differences(kind):
             rng.standard_normal((2, 3, 4, 5)),
             (2, 3),
         )
-    for name, p in layer.named_parameters().items():
+    for name, p in layer.named_parameters():
         p[...] = rng.standard_normal(p.shape)
     xv = dk.variable("x", x.shape)
     out = layer(xv)
     at = {k: v for k, v in {**layer.inputs(), "x": x}.items() if k in dk.compile(out).variables}
-    params = layer.named_parameters()
+    params = dict(layer.named_parameters())
     shape = [1] * x.ndim
     if kind in ("bn1d", "bn2d", "in"):
         shape[1] = x.shape[1]
@@ -158,8 +158,8 @@ def test_batchnorm_running_statistics_and_eval_mode():
         bn.update_running(m, v, count)
         rm = 0.9 * rm + 0.1 * x.mean(0)
         rv = 0.9 * rv + 0.1 * x.var(0, ddof=1)
-    np.testing.assert_allclose(bn.named_buffers()["running_mean"], rm, rtol=1e-12)
-    np.testing.assert_allclose(bn.named_buffers()["running_var"], rv, rtol=1e-12)
+    np.testing.assert_allclose(dict(bn.named_buffers())["running_mean"], rm, rtol=1e-12)
+    np.testing.assert_allclose(dict(bn.named_buffers())["running_var"], rv, rtol=1e-12)
     bn.eval()
     x = rng.standard_normal((2, 3))
     got = dk.compile(bn(dk.variable("x", (2, 3))))({**bn.inputs(), "x": x}, strict=False)
@@ -279,7 +279,7 @@ def test_fuse_conv_bn_matches_eval_model(bias):
         nn.Linear(3 * 4 * 4, 5, bias=bias, dtype=F64),
         nn.BatchNorm1d(5, dtype=F64),
     )
-    for name, buf in model.named_buffers().items():
+    for name, buf in model.named_buffers():
         if buf.dtype.kind == "f":
             buf[...] = rng.random(buf.shape) + (0.5 if "var" in name else -0.5)
     for p in model.parameters():
@@ -300,13 +300,13 @@ def test_lenet5_shapes_names_and_state_dict():
     for size in (28, 32):
         model = nn.LeNet5(input_size=size, batchnorm=True)
         assert model(dk.variable("x", (2, 1, size, size))).shape == (2, 10)
-    params = model.named_parameters()
+    params = dict(model.named_parameters())
     assert params["conv1.weight"].shape == (6, 1, 5, 5) and params["fc1.weight"].shape == (120, 400)
     assert params["conv1.weight"].dtype == np.float32
     state = model.state_dict()
     other = nn.LeNet5(batchnorm=True)
     other.load_state_dict(state)
-    assert np.array_equal(other.named_parameters()["fc3.bias"], params["fc3.bias"])
+    assert np.array_equal(dict(other.named_parameters())["fc3.bias"], params["fc3.bias"])
     bad = dict(state)
     bad["fc1.weight"] = np.zeros((120, 10))
     with pytest.raises(ValueError, match=r"'fc1.weight' has shape \(120, 400\).*\(120, 10\)"):
@@ -368,3 +368,58 @@ def test_cross_entropy_takes_class_indices_and_masked_logits():
         nn.CrossEntropyLoss()(zn, np.zeros(3))
     with pytest.raises(ValueError, match="reduction"):
         nn.CrossEntropyLoss(reduction="avg")
+
+
+def test_named_parameters_yield_pairs_as_pytorch():
+    model = nn.LeNet5()
+    pairs = list(model.named_parameters())
+    assert all(isinstance(n, str) and isinstance(p, np.ndarray) for n, p in pairs)
+    assert [n for n, _ in pairs][:2] == ["conv1.weight", "conv1.bias"]
+    assert dict(model.named_parameters())["conv1.weight"] is model.parameters()[0]
+    assert len(model.parameters()) == len(pairs)
+    bn = nn.BatchNorm2d(3)
+    assert [n for n, _ in bn.named_buffers()] == ["running_mean", "running_var", "num_batches_tracked"]
+    assert len(bn.buffers()) == 3
+
+
+def test_dropout_masks_statistics_gradient_and_eval():
+    x = dk.variable("x", (400, 50))
+    drop = nn.Dropout(0.3, seed=1)
+    y = drop(x)
+    values = np.random.default_rng(0).normal(size=(400, 50)).astype(np.float32)
+    inputs = drop.inputs()
+    (mask,) = inputs.values()
+    assert mask.dtype == np.float32 and mask.shape == (400, 50)
+    kept = mask != 0
+    # kept entries are scaled by 1/(1-p); the zero fraction is p within 4 standard errors
+    np.testing.assert_allclose(mask[kept], 1 / 0.7, rtol=1e-6)
+    frac = 1 - kept.mean()
+    assert abs(frac - 0.3) < 4 * np.sqrt(0.3 * 0.7 / mask.size)
+    out = dk.evaluate(y, {"x": values, **inputs})
+    np.testing.assert_allclose(out, values * mask, rtol=1e-6)
+    # the gradient of sum(dropout(x)^2) is 2 mask^2 x, with the mask drawn with it
+    g = dk.gradient(dk.sum(y**2), {"x": values, **inputs}, wrt=["x"])["x"]
+    np.testing.assert_allclose(g, 2 * mask**2 * values, rtol=1e-5)
+    # a fresh mask for each evaluation; the same sequence for the same seed
+    assert not np.array_equal(mask, next(iter(drop.inputs().values())))
+    again = nn.Dropout(0.3, seed=1)
+    again(x)
+    np.testing.assert_array_equal(next(iter(again.inputs().values())), mask)
+    # eval mode: the identity, and no mask input
+    drop.eval()
+    assert drop(x) is x and drop.inputs() == {}
+    with pytest.raises(ValueError, match="probability"):
+        nn.Dropout(1.0)
+
+
+def test_dropout_inside_a_model_trains():
+    from diffkit.train import SGD, fit, load_digits
+
+    train, test = load_digits(size=8)
+    train, test = train.subset(np.arange(300)), test.subset(np.arange(100))
+    nn.manual_seed(0)
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 10)
+    )
+    result = fit(model, train, test, SGD(model, lr=0.1, momentum=0.9), 3, 32, progress=False)
+    assert result.history[-1]["test_acc"] > 0.6

@@ -37,7 +37,7 @@ def test_sgd_step_equals_formula(digits8):
     train, _ = digits8
     nn.manual_seed(0)
     model = nn.MLP([64, 10, 10], dtype=np.float64)
-    before = {k: v.copy() for k, v in model.named_parameters().items()}
+    before = {k: v.copy() for k, v in model.named_parameters()}
     x, y = train.images[:16].astype(np.float64), one_hot(train.labels[:16], 10, np.float64)
     step = StepGraph(model, x.shape, 10)
     _, _, grads, _ = step(model, x, y)
@@ -47,18 +47,18 @@ def test_sgd_step_equals_formula(digits8):
     ref = dk.gradient(
         loss,
         {**model.inputs(), "input": x, "target": y},
-        wrt=list(model.named_parameters()),
+        wrt=list(dict(model.named_parameters())),
         method="forward",
     )
     opt = SGD(model.named_parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
     opt.step(grads)
-    for k, p in model.named_parameters().items():
+    for k, p in model.named_parameters():
         np.testing.assert_allclose(grads[k], ref[k], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(p, before[k] - 0.1 * (ref[k] + 0.01 * before[k]), rtol=1e-12)
-    mom = {k: g + 0.01 * model.named_parameters()[k] for k, g in grads.items()}
-    second = {k: v.copy() for k, v in model.named_parameters().items()}
+    mom = {k: g + 0.01 * dict(model.named_parameters())[k] for k, g in grads.items()}
+    second = {k: v.copy() for k, v in model.named_parameters()}
     opt.step(grads)
-    for k, p in model.named_parameters().items():
+    for k, p in model.named_parameters():
         buf = 0.9 * (ref[k] + 0.01 * before[k]) + mom[k]
         np.testing.assert_allclose(p, second[k] - 0.1 * buf, rtol=1e-10, atol=1e-12)
 
@@ -300,7 +300,29 @@ def test_optimizers_take_the_model_or_its_named_parameters():
     from diffkit.train import Adam
 
     model = nn.MLP([4, 3, 2])
-    for opt in (SGD(model, lr=0.1), Adam(model), SGD(model.named_parameters(), lr=0.1)):
-        assert set(opt.params) == set(model.named_parameters())
-    with pytest.raises(TypeError, match="gradients are matched to parameters by name"):
-        SGD(list(model.named_parameters().values()), lr=0.1)
+    names = [n for n, _ in model.named_parameters()]
+    for opt in (
+        SGD(model, lr=0.1),
+        Adam(model),
+        SGD(model.named_parameters(), lr=0.1),
+        SGD(dict(model.named_parameters()), lr=0.1),
+    ):
+        assert list(opt.params) == names
+    # model.parameters(): keyed by position, named by bind(), or stepped with a list
+    positional = SGD(model.parameters(), lr=0.1)
+    assert list(positional.params) == list(range(len(names)))
+    grads = [np.ones_like(p) for p in model.parameters()]
+    before = [p.copy() for p in model.parameters()]
+    positional.step(grads)
+    for b, p in zip(before, model.parameters()):
+        np.testing.assert_allclose(p, b - 0.1)
+    with pytest.raises(KeyError, match="bind"):
+        positional.step(dict(zip(names, grads)))
+    assert list(positional.bind(model).params) == names
+    positional.step(dict(zip(names, grads)))
+    with pytest.raises(ValueError, match="not an array of this model"):
+        SGD([np.zeros(3)], lr=0.1).bind(model)
+    with pytest.raises(TypeError, match="model.parameters()"):
+        SGD("weights", lr=0.1)
+    with pytest.raises(ValueError, match="empty"):
+        SGD([], lr=0.1)

@@ -5,6 +5,7 @@ from .fusion import fuse_conv_bn
 from .layers import (
     AvgPool2d,
     Conv2d,
+    Dropout,
     Flatten,
     Identity,
     Linear,
@@ -33,6 +34,7 @@ __all__ = [
     "Flatten",
     "Sequential",
     "Identity",
+    "Dropout",
     "BatchNorm1d",
     "BatchNorm2d",
     "LayerNorm",

@@ -1,4 +1,4 @@
-"""Layers: Linear, Conv2d, pooling, activations, Flatten, Sequential, Identity.
+"""Layers: Linear, Conv2d, pooling, activations, Dropout, Flatten, Sequential, Identity.
 
 Shapes, names and initialisation follow PyTorch (NCHW; ``weight`` is (out, in) or
 (out, in, kh, kw); weights and biases drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .. import ops
-from ..ir.node import Node, ShapeError
+from ..ir.node import Node, ShapeError, variable
 from ..ops.windows import pair
 from .module import Module, default_rng
 
@@ -26,6 +26,7 @@ __all__ = [
     "Flatten",
     "Sequential",
     "Identity",
+    "Dropout",
 ]
 
 
@@ -189,6 +190,53 @@ class ReLU(Module):
 
     def forward(self, x: Node) -> Node:
         return ops.relu(x)
+
+
+class Dropout(Module):
+    """Inverted dropout, as ``torch.nn.Dropout``: in training mode each entry is zeroed with
+    probability ``p`` and the others are scaled by 1/(1-p); in eval mode the identity.
+
+    The mask is an input of the graph (a variable per input shape, ``NAME.mask_32x120``)
+    drawn afresh by ``model.inputs()`` from the layer's own generator, so a graph built
+    once serves every step, and a gradient is that of the mask drawn with it.
+
+    Args:
+        p: the probability of zeroing, in [0, 1).
+        seed: seeds the layer's generator (default: drawn from ``manual_seed``'s).
+    """
+
+    def __init__(self, p: float = 0.5, seed: int | None = None, dtype=np.float32):
+        super().__init__(dtype)
+        if not (isinstance(p, (int, float)) and 0 <= p < 1):
+            raise ValueError(f"Dropout: p must be a probability in [0, 1), got {p!r}")
+        self.p = float(p)
+        seed = int(default_rng().integers(2**63)) if seed is None else seed
+        object.__setattr__(self, "_rng", np.random.default_rng(seed))
+        object.__setattr__(self, "_shapes", [])
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def _mask_name(self, shape) -> str:
+        base = self._path or "dropout"
+        return f"{base}.mask_{'x'.join(map(str, shape))}"
+
+    def forward(self, x: Node) -> Node:
+        if not self.training or self.p == 0:
+            return x
+        if x.shape not in self._shapes:
+            self._shapes.append(x.shape)
+        return x * variable(self._mask_name(x.shape), x.shape)
+
+    def _step_inputs(self) -> dict[str, np.ndarray]:
+        if not self.training or self.p == 0:
+            return {}
+        keep = 1.0 - self.p
+        return {
+            self._mask_name(shape): (self._rng.random(shape) < keep).astype(self.dtype)
+            / self.dtype.type(keep)
+            for shape in self._shapes
+        }
 
 
 class Sigmoid(Module):

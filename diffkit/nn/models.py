@@ -26,7 +26,7 @@ class LeNet5(Module):
 
     >>> import diffkit as dk
     >>> model = dk.nn.LeNet5()
-    >>> model.named_parameters()["conv1.weight"].shape
+    >>> dict(model.named_parameters())["conv1.weight"].shape
     (6, 1, 5, 5)
     """
 

@@ -86,16 +86,23 @@ class Module:
                 out[f"{path}.{name}" if path else name] = value
         return out
 
-    def named_parameters(self) -> dict[str, np.ndarray]:
-        """Full name -> array of every parameter (the IR variable names)."""
-        return self._named("_parameters")
+    def named_parameters(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``(full name, array)`` of every parameter, as PyTorch's; the names are the IR
+        variable names (``conv1.weight``) and ``dict(model.named_parameters())`` maps them.
+        The arrays are the model's own: updating them in place updates the model."""
+        yield from self._named("_parameters").items()
 
-    def named_buffers(self) -> dict[str, np.ndarray]:
-        """Full name -> array of every buffer (running statistics)."""
-        return self._named("_buffers")
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``(full name, array)`` of every buffer (running statistics)."""
+        yield from self._named("_buffers").items()
 
     def parameters(self) -> list[np.ndarray]:
-        return list(self.named_parameters().values())
+        """Every parameter array, in the order of ``named_parameters()``."""
+        return list(self._named("_parameters").values())
+
+    def buffers(self) -> list[np.ndarray]:
+        """Every buffer array, in the order of ``named_buffers()``."""
+        return list(self._named("_buffers").values())
 
     def num_parameters(self) -> int:
         return int(sum(p.size for p in self.parameters()))
@@ -115,8 +122,16 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
     def inputs(self) -> dict[str, np.ndarray]:
-        """Values of every parameter and buffer, keyed by variable name (for ``at=``)."""
-        return {**self.named_parameters(), **self.named_buffers()}
+        """Values of every parameter and buffer, keyed by variable name (for ``at=``), and
+        in training mode a fresh mask for every dropout layer."""
+        values = {**self._named("_parameters"), **self._named("_buffers")}
+        for _, mod in self.named_modules():
+            values.update(mod._step_inputs())
+        return values
+
+    def _step_inputs(self) -> dict[str, np.ndarray]:
+        """Values this module draws anew for each evaluation (dropout masks); none here."""
+        return {}
 
     def batch_statistics(self) -> list:
         """``(module, mean_node, var_node, count)`` recorded by the batch-normalization
@@ -138,7 +153,9 @@ class Module:
 
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Parameters and buffers by name (copies)."""
-        return OrderedDict((k, v.copy()) for k, v in self.inputs().items())
+        return OrderedDict(
+            (k, v.copy()) for k, v in {**self._named("_parameters"), **self._named("_buffers")}.items()
+        )
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Load parameters and buffers; unknown or missing keys and shape mismatches raise."""

@@ -72,7 +72,7 @@ def train_newton(
     from .data import one_hot
     from .optim import newton
 
-    params = model.named_parameters()
+    params = dict(model.named_parameters())
     size = sum(p.size for p in params.values())
     if size > 5000:
         raise UsageError(

@@ -54,7 +54,7 @@ class StepGraph:
         y = variable("target", (input_shape[0], num_classes))
         logits = model(x)
         loss = loss_fn(logits, y)
-        params = model.named_parameters()
+        params = dict(model.named_parameters())
         self.names = list(params)
         grads = vjp_graph([loss], [const(1.0)], [variable(n, p.shape) for n, p in params.items()])
         stats = model.batch_statistics()
@@ -201,6 +201,7 @@ def fit(
         rng.bit_generator.state = ckpt["rng"]
         result.history = ckpt["history"]
         start_epoch = ckpt["epoch"]
+    optimizer.bind(model)
     graphs: dict = {}
     eval_cache: dict = {}
     model.train()

@@ -16,23 +16,89 @@ __all__ = ["SGD", "Adam", "AdamW", "StepLR", "CosineLR", "newton", "NewtonResult
 
 
 def _parameters(params, optimizer: str) -> dict:
-    """name -> array from a model or a dict; a list is refused, since gradients arrive by
-    name (``StepGraph`` returns a dict)."""
+    """The parameters an optimizer updates, keyed by name where names are known.
+
+    Takes the model, ``model.named_parameters()`` (pairs, or a dict of them) or
+    ``model.parameters()`` (arrays, keyed by position until :meth:`bind` names them).
+    """
     if hasattr(params, "named_parameters") and callable(params.named_parameters):
         params = params.named_parameters()
     if isinstance(params, dict):
-        return params
-    raise TypeError(
-        f"{optimizer}: pass the model or model.named_parameters() (a dict name -> array), "
-        f"not {type(params).__name__}: gradients are matched to parameters by name"
-    )
+        items = list(params.items())
+    elif isinstance(params, np.ndarray):
+        items = None
+    else:
+        try:
+            items = list(params)
+        except TypeError:
+            items = None
+    if items is not None and all(
+        isinstance(i, tuple) and len(i) == 2 and isinstance(i[0], str) for i in items
+    ):
+        named = dict(items)
+    elif items is not None and all(isinstance(i, np.ndarray) for i in items):
+        named = dict(enumerate(items))
+    else:
+        raise TypeError(
+            f"{optimizer}: pass the model, model.named_parameters() or model.parameters(), "
+            f"not {type(params).__name__}"
+        )
+    if not named:
+        raise ValueError(f"{optimizer}: got an empty parameter list")
+    for key, value in named.items():
+        if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+            raise TypeError(f"{optimizer}: parameter {key!r} is not a float numpy array")
+    return named
 
 
-class SGD:
+class _Optimizer:
+    """What every optimizer shares: its parameters, the learning rate, naming by model."""
+
+    params: dict
+
+    def bind(self, model) -> "_Optimizer":
+        """Key parameters given by position (``model.parameters()``) by their names in
+        ``model``, the names gradients arrive under; a no-op when they have names."""
+        if all(isinstance(k, str) for k in self.params):
+            return self
+        by_id = {id(v): k for k, v in model.named_parameters()}
+        missing = [k for k, v in self.params.items() if id(v) not in by_id]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}: parameter {missing[0]} is not an array of this model"
+            )
+        self.params = {by_id[id(v)]: v for v in self.params.values()}
+        return self
+
+    def _gradients(self, grads) -> dict:
+        """``grads`` keyed like the parameters: a dict, or a sequence in their order."""
+        if isinstance(grads, dict):
+            missing = [k for k in self.params if k not in grads]
+            if missing:
+                raise KeyError(
+                    f"{type(self).__name__}.step: no gradient for parameter {missing[0]!r}"
+                    + (
+                        " (parameters given by position: call optimizer.bind(model) to "
+                        "name them, or pass the gradients as a list)"
+                        if not isinstance(missing[0], str)
+                        else ""
+                    )
+                )
+            return grads
+        grads = list(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(
+                f"{type(self).__name__}.step: {len(grads)} gradients for "
+                f"{len(self.params)} parameters"
+            )
+        return dict(zip(self.params, grads))
+
+
+class SGD(_Optimizer):
     """Stochastic gradient descent on a dict of parameter arrays (updated in place).
 
     Args:
-        params: the model, or name -> array (``model.named_parameters()``).
+        params: the model, ``model.named_parameters()`` or ``model.parameters()``.
         lr: learning rate (> 0).
         momentum: μ in [0, 1).
         weight_decay: λ >= 0 (L2 penalty λ/2 |p|²).
@@ -50,7 +116,8 @@ class SGD:
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
         self.buffers: dict[str, np.ndarray] = {}
 
-    def step(self, grads: dict) -> None:
+    def step(self, grads) -> None:
+        grads = self._gradients(grads)
         for name, p in self.params.items():
             g = grads[name]
             if self.weight_decay:
@@ -73,13 +140,13 @@ class SGD:
         self.buffers = {k: np.array(v) for k, v in state["buffers"].items()}
 
 
-class Adam:
+class Adam(_Optimizer):
     """Adam (Kingma & Ba) as PyTorch's ``torch.optim.Adam``, on a dict of parameter arrays
     (updated in place): m = β1 m + (1-β1) g, v = β2 v + (1-β2) g², and
     p -= lr m̂ / (sqrt(v̂) + eps) with the bias corrections m̂ = m/(1-β1^t), v̂ = v/(1-β2^t).
 
     Args:
-        params: the model, or name -> array (``model.named_parameters()``).
+        params: the model, ``model.named_parameters()`` or ``model.parameters()``.
         lr: learning rate (> 0).
         betas: (β1, β2), each in [0, 1).
         eps: added to the denominator.
@@ -111,7 +178,8 @@ class Adam:
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
 
-    def step(self, grads: dict) -> None:
+    def step(self, grads) -> None:
+        grads = self._gradients(grads)
         b1, b2 = self.betas
         self.t += 1
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t

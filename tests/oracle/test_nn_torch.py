@@ -132,7 +132,7 @@ def test_batchnorm_running_statistics_after_several_passes():
         t = theirs(torch.tensor(x))
         np.testing.assert_allclose(o, t.detach().numpy(), **TOL)
     for name, buf in theirs.named_buffers():
-        np.testing.assert_allclose(ours.named_buffers()[name], buf.numpy(), **TOL)
+        np.testing.assert_allclose(dict(ours.named_buffers())[name], buf.numpy(), **TOL)
     ours.eval()
     theirs.eval()
     x = rng.standard_normal((2, 3, 5, 5))
@@ -200,11 +200,11 @@ def test_lenet5_with_the_same_weights(bn):
     tl = F.cross_entropy(theirs(torch.tensor(x)), torch.tensor(labels))
     tl.backward()
     assert dk.evaluate(loss, at) == pytest.approx(tl.item(), rel=1e-12)
-    grads = dk.gradient(loss, at, wrt=list(ours.named_parameters()))
+    grads = dk.gradient(loss, at, wrt=list(dict(ours.named_parameters())))
     for name, p in theirs.named_parameters():
         np.testing.assert_allclose(grads[name], p.grad.numpy(), **TOL)
     if bn:  # eval mode after fusion equals PyTorch in eval mode, with the same statistics
-        for buf in ours.named_buffers().values():
+        for buf in ours.buffers():
             if buf.dtype.kind == "f":
                 buf[...] = rng.random(buf.shape) + 0.5
         theirs = TorchLeNet(bn)
@@ -213,3 +213,24 @@ def test_lenet5_with_the_same_weights(bn):
         fused = nn.fuse_conv_bn(ours)
         out = dk.compile(fused(xv))({**fused.inputs(), "input": x}, strict=False)
         np.testing.assert_allclose(out, theirs(torch.tensor(x)).detach().numpy(), **TOL)
+
+
+def test_dropout_as_torch_in_eval_and_with_the_same_mask_in_training():
+    x = np.random.default_rng(3).standard_normal((8, 20))
+    ours, theirs = nn.Dropout(0.4, seed=0, dtype=F64), tnn.Dropout(0.4).double()
+    xv = dk.variable("x", x.shape)
+    ours.eval(), theirs.eval()
+    np.testing.assert_array_equal(dk.evaluate(ours(xv), {"x": x}), theirs(torch.tensor(x)).numpy())
+    ours.train(), theirs.train()
+    torch.manual_seed(0)
+    tx = torch.tensor(x, requires_grad=True)
+    tout = theirs(tx)
+    tout.sum().backward()
+    # torch's kept entries are x / (1 - p): recover its mask and feed it to ours
+    mask = (tout.detach().numpy() != 0) / 0.6
+    y = ours(xv)
+    (name,) = ours.inputs()
+    at = {"x": x, name: mask}
+    np.testing.assert_allclose(dk.evaluate(y, at), tout.detach().numpy(), **TOL)
+    g = dk.gradient(dk.sum(y), at, wrt=["x"])["x"]
+    np.testing.assert_allclose(g, tx.grad.numpy(), **TOL)
