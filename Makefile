@@ -1,4 +1,5 @@
-# `make demo` runs the studies and a LeNet-5 training run; `make test` runs the tests.
+# `make demo` runs the studies and a LeNet-5 training run into build/reports;
+# `make reports` rewrites the committed reports/; `make test` runs the tests.
 # Each target creates .venv if it is missing and installs what it needs into it.
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +7,7 @@ PY := $(VENV)/bin/python
 # the install compiles diffkit/_native.c: a change to it reinstalls
 BUILD := pyproject.toml setup.py diffkit/_native.c diffkit/_native_kernels.h
 
-.PHONY: demo test oracle bench clean
+.PHONY: demo reports test oracle bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,10 @@ $(VENV)/.installed-oracle: $(BUILD) | $(PY)
 
 demo: $(VENV)/.installed-base
 	$(PY) -m diffkit demo
+
+# rewrite the committed reports (full mode)
+reports: $(VENV)/.installed-base
+	$(PY) -m diffkit demo --out reports
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest diffkit tests README.md --doctest-glob=README.md

@@ -1,8 +1,10 @@
 """The main job: the course's worked examples, every study, and a LeNet-5 training run.
 
-``diffkit demo`` (``make demo``) writes each study's report under ``reports/``, a
-LeNet-5 run on the bundled digits under ``reports/training/``, and the index
-``reports/README.md``, then names the files it wrote.
+``diffkit demo`` (``make demo``) writes each study's report under ``build/reports/``,
+a LeNet-5 run on the bundled digits under ``build/reports/training/``, and the index
+``build/reports/README.md``, then names the files it wrote. The reports committed in
+``reports/`` are written only on request (``make reports``), in full mode, so running
+the demo never changes the source tree.
 """
 
 from __future__ import annotations
@@ -10,7 +12,68 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-__all__ = ["run_demo", "write_index"]
+__all__ = [
+    "run_demo",
+    "write_index",
+    "STUDIES",
+    "load_study",
+    "StudyError",
+    "DEFAULT_OUT",
+    "COMMITTED_REPORTS",
+    "check_report_output",
+]
+
+STUDIES = (
+    "roundoff",
+    "blowup",
+    "cost",
+    "normalization",
+    "optimizers",
+    "receptive-fields",
+    "graphs",
+)
+DEFAULT_OUT = Path("build") / "reports"
+COMMITTED_REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
+
+class StudyError(ValueError):
+    """An unknown study, a missing study script, or an output that must not be used."""
+
+
+def studies_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "studies"
+
+
+def load_study(name: str):
+    """The module of ``studies/NAME.py`` (studies are scripts beside the package)."""
+    import importlib.util
+
+    if name not in STUDIES:
+        raise StudyError(f"unknown study {name!r}; known studies: {', '.join(STUDIES)}")
+    path = studies_dir() / f"{name.replace('-', '_')}.py"
+    if not path.exists():
+        raise StudyError(
+            f"study script {path} not found (the studies ship with the source "
+            f"tree: install diffkit from a clone, editable)"
+        )
+    spec = importlib.util.spec_from_file_location(f"diffkit_study_{name.replace('-', '_')}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_report_output(out: Path, quick: bool) -> Path:
+    """Refuse a quick run's output inside the committed ``reports/`` (reduced grids would
+    replace the full reports there)."""
+    out = Path(out)
+    target = out.resolve()
+    if quick and (target == COMMITTED_REPORTS or COMMITTED_REPORTS in target.parents):
+        raise StudyError(
+            f"--out {out}: --quick runs reduced grids and never writes into the committed "
+            f"reports ({COMMITTED_REPORTS}); choose another --out"
+        )
+    return out
+
 
 TITLES = {
     "roundoff": "Round-off error of finite differences against the step size",
@@ -63,64 +126,38 @@ def write_index(out: Path) -> Path:
 
 
 def _training(out: Path, quick: bool) -> None:
-    import numpy as np
-
-    from .nn import LeNet5, manual_seed
-    from .train import SGD, CosineLR, fit, load_digits
+    from .train import TrainConfig, run
+    from .train.loop import remove_stale_temporaries
     from .viz.plotting import markdown_table, write_text
 
-    train, test = load_digits()
-    if quick:
-        train, test = train.subset(np.arange(300)), test.subset(np.arange(100))
-    manual_seed(0)
-    model = LeNet5()
-    opt = SGD(model.named_parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    ckpt = out / "checkpoint.npz"
-    if ckpt.exists():
-        ckpt.unlink()
-    epochs = 2 if quick else 30
-    result = fit(
-        model,
-        train,
-        test,
-        opt,
-        epochs,
-        32,
-        seed=0,
-        out=out,
-        schedule=CosineLR(),
-        config={
-            "model": "lenet5",
-            "dataset": "digits",
-            "input_size": 32,
-            "batchnorm": False,
-            "seed": 0,
-            "title": "LeNet-5 on the digits",
-        },
-        augment=2,
-        progress=not quick,
+    config = TrainConfig(
+        epochs=2 if quick else 30,
+        out=str(out),
+        train_limit=300 if quick else None,
+        test_limit=100 if quick else None,
     )
+    for name in ("checkpoint.npz", "history.json", "history.csv"):  # a fresh run each time
+        (out / name).unlink(missing_ok=True)
+    if out.exists():
+        remove_stale_temporaries(out)
+    result = run(config, progress=not quick)
+    if not result.ok:
+        raise RuntimeError(result.diverged or result.failed)
     h = result.history
+    n_train, n_test = result.train_size, result.test_size
     text = [
         "# LeNet-5 on the bundled digits\n",
-        f"{len(train)} training and {len(test)} test images (8×8 UCI digits resized to 32×32); "
-        f"SGD with momentum 0.9, lr 0.05 (cosine), weight decay 5e-4, batch 32, random shifts "
-        f"of up to 2 pixels; {epochs} epochs; gradients by diffkit's reverse mode. The same as "
-        f"`diffkit train` with its defaults.\n",
-        f"Final test accuracy: **{100 * h[-1]['test_acc']:.2f}%** after "
-        f"{sum(e['seconds'] for e in h):.1f} s of training.\n",
+        f"{n_train} training and {n_test} test images (8×8 UCI digits resized to 32×32); "
+        f"SGD with momentum {config.momentum}, lr {config.lr} (cosine), weight decay "
+        f"{config.weight_decay}, batch {config.batch_size}, random shifts of up to "
+        f"{config.augment} pixels; {config.epochs} epochs; gradients by diffkit's reverse "
+        f"mode. The same as `diffkit train` with its defaults.\n",
+        f"Final test accuracy: **{100 * h[-1]['test_acc']:.2f}%** after {len(h)} epochs.\n",
         "![curves](curves.png)\n",
         markdown_table(
-            ["epoch", "train loss", "train acc", "test loss", "test acc", "seconds"],
+            ["epoch", "train loss", "train acc", "test loss", "test acc"],
             [
-                [
-                    e["epoch"],
-                    e["train_loss"],
-                    e["train_acc"],
-                    e["test_loss"],
-                    e["test_acc"],
-                    e["seconds"],
-                ]
+                [e["epoch"], e["train_loss"], e["train_acc"], e["test_loss"], e["test_acc"]]
                 for e in h
             ],
         ),
@@ -128,12 +165,10 @@ def _training(out: Path, quick: bool) -> None:
     write_text(out / "README.md", "\n".join(text))
 
 
-def run_demo(quick: bool = False, out: str = "reports") -> int:
+def run_demo(quick: bool = False, out: str | Path = DEFAULT_OUT) -> int:
     """Run the demo; returns the exit status."""
-    from .commands import STUDIES, load_study
-
     start = time.perf_counter()
-    root = Path(out)
+    root = check_report_output(Path(out), quick)
     _worked_examples()
     for name in STUDIES:
         t0 = time.perf_counter()

@@ -1,7 +1,8 @@
 """Atomic file writes: a temporary file in the same directory, fsync, then rename.
 
 A reader sees the old file or the new one, never half of one, even if the
-process dies while writing.
+process dies while writing. The file gets the permissions an ordinary ``open`` would
+give it (0666 less the umask), not the 0600 of a temporary file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def atomic_write(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()
@@ -33,6 +35,12 @@ def atomic_write(
             os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path, text: str) -> Path:

@@ -224,8 +224,13 @@ def main(out: str | Path = "reports/blowup", quick: bool = False) -> dict:
         f"- Logistic map: the unsimplified symbolic derivative grows by a factor "
         f"{min(growth):.2f} to {max(growth):.2f} per iteration (tree nodes {sym[0]} at n = 1 "
         f"to {sym[-1]} at n = {len(sym)}): exponential growth.",
-        f"- The reverse-mode derivative graph grows by {int(rev_steps.min())} to "
-        f"{int(rev_steps.max())} nodes per iteration ({rev[0]} to {rev[-1]}): linear, a "
+        f"- The reverse-mode derivative graph grows by "
+        + (
+            f"{int(rev_steps.min())}"
+            if rev_steps.min() == rev_steps.max()
+            else f"{int(rev_steps.min())} to {int(rev_steps.max())}"
+        )
+        + f" nodes per iteration ({rev[0]} to {rev[-1]}): linear, a "
         f"constant multiple of the function's own graph "
         f"({logi[-1][1]['function graph']} nodes at n = {len(sym)}).",
         f"- CSE recovers most of the sharing: {logi[-1][1]['symbolic after CSE']} DAG nodes at "

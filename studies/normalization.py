@@ -15,16 +15,29 @@ import numpy as np
 import diffkit as dk
 from diffkit.timing import median_time
 from diffkit import nn
-from diffkit.train import SGD, fit, load_digits
+from diffkit.train import TrainConfig, load_digits, run
 from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_text
 
 
-def train_one(norm, lr, epochs, train, test, seed=0):
-    nn.manual_seed(seed)
-    model = nn.LeNet5(norm=norm)
-    opt = SGD(model.named_parameters(), lr=lr, momentum=0.9)
-    result = fit(model, train, test, opt, epochs, 32, seed=seed, progress=False, plot=False)
-    return model, result
+def config(norm, lr, epochs, quick, seed=0) -> TrainConfig:
+    """LeNet-5 on the digits: SGD with momentum 0.9, constant lr, no decay, no shifts."""
+    return TrainConfig(
+        norm=norm or "none",
+        lr=lr,
+        epochs=epochs,
+        momentum=0.9,
+        weight_decay=0.0,
+        schedule="none",
+        augment=0,
+        seed=seed,
+        train_limit=256 if quick else None,
+        test_limit=120 if quick else None,
+    )
+
+
+def train_one(norm, lr, epochs, quick, seed=0):
+    result = run(config(norm, lr, epochs, quick, seed), progress=False)
+    return result.model, result
 
 
 def main(out: str | Path = "reports/normalization", quick: bool = False) -> dict:
@@ -40,7 +53,7 @@ def main(out: str | Path = "reports/normalization", quick: bool = False) -> dict
     jobs = [(norm, lr) for norm in (None, "batch") for lr in lrs]
     jobs += [(norm, lrs[len(lrs) // 2]) for norm in ("layer", "instance")]
     for norm, lr in tqdm(jobs, desc="normalization", leave=False, disable=quick):
-        model, result = train_one(norm, lr, epochs, train, test)
+        model, result = train_one(norm, lr, epochs, quick)
         runs[(norm, lr)] = (model, result)
 
     label = {

@@ -15,8 +15,7 @@ import numpy as np
 
 import diffkit as dk
 from diffkit import nn
-from diffkit.train import SGD, StepGraph, load_digits
-from diffkit.train.commands import train_newton
+from diffkit.train import SGD, Newton, StepGraph, load_digits
 from diffkit.train.data import Dataset, batches, one_hot
 from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_text
 
@@ -80,16 +79,21 @@ def run_sgd(kind, data, batch_size, lr, epochs, seed=0):
 
 def run_newton(kind, data, iterations):
     model = make_model(kind)
+    opt = Newton(model, weight_decay=WEIGHT_DECAY)
+    losses, norms, times = [full_loss(model, data, {})], [], [0.0]
     start = time.perf_counter()
-    result = train_newton(
-        model, data, data, max_iter=iterations, weight_decay=WEIGHT_DECAY, progress=False
-    )
-    elapsed = time.perf_counter() - start
+    for _ in range(iterations):
+        loss, norm = opt.epoch(model, data)
+        losses.append(loss)
+        norms.append(norm)
+        times.append(time.perf_counter() - start)
+        if norm < 1e-10:
+            break
     return {
-        "steps": list(range(len(result.losses))),
-        "seconds": [s * elapsed / max(result.seconds[-1], 1e-12) for s in result.seconds],
-        "loss": result.losses,
-        "grad_norm": result.grad_norms,
+        "steps": list(range(len(losses))),
+        "seconds": times,
+        "loss": losses,
+        "grad_norm": [float("nan")] + norms,
     }
 
 

@@ -129,9 +129,10 @@ def main(out: str | Path = "reports/receptive-fields", quick: bool = False) -> d
     for a, (title, img, cmap) in zip(axes, panels):
         if cmap == "RdBu":
             lim = np.abs(img).max()
-            a.imshow(img, cmap=cmap, vmin=-lim, vmax=lim)
+            im = a.imshow(img, cmap=cmap, vmin=-lim, vmax=lim)
         else:
-            a.imshow(img, cmap=cmap)
+            im = a.imshow(img, cmap=cmap)
+        fig.colorbar(im, ax=a, shrink=0.75, label="pixel value" if title == "digit" else "response")
         a.set_title(title, fontsize=9)
         a.set_xticks([])
         a.set_yticks([])

@@ -108,13 +108,16 @@ def main(out: str | Path = "reports/roundoff", quick: bool = False) -> dict:
     out = Path(out)
     hs = 10.0 ** -np.arange(1, 17, 1.0 if quick else 0.25)
     cases = functions()[:2] if quick else functions()
-    rows, summary = [], {}
+    rows, summary, curves = [], {}, {}
     for title, f, name, x0 in cases:
         fig, axes = new_figure(1, 2, figsize=(13, 5))
         for ax, dtype in zip(axes, (np.float64, np.float32)):
             eps = float(np.finfo(dtype).eps)
             truth, errors, refs, d = run_case(f, name, x0, hs, dtype)
             floor = eps * abs(truth) / 4
+            for scheme in SCHEMES:
+                curves[(title, np.dtype(dtype).name, scheme)] = np.asarray(errors[scheme])
+            curves[(title, np.dtype(dtype).name, "truth")] = truth
             for scheme in SCHEMES:
                 ax.loglog(
                     hs,
@@ -195,8 +198,15 @@ def main(out: str | Path = "reports/roundoff", quick: bool = False) -> dict:
     fwd = summary[(key, "float64", "forward-difference")]
     cen = summary[(key, "float64", "central")]
     cs = summary[(key, "float64", "complex-step")]
-    f32 = summary[(key, "float32", "central")]
     eps64 = float(np.finfo(np.float64).eps)
+    cs_errors = curves[(key, "float64", "complex-step")]
+    # the largest step from which on (to every smaller one) the error stays within a
+    # factor 4 of its best (or of eps|f'| when it is exact): where it reaches its floor
+    cs_limit = 4 * max(cs[1], eps64 * abs(float(curves[(key, "float64", "truth")])))
+    within = cs_errors <= cs_limit
+    start = len(hs) - int(np.argmin(within[::-1])) if not within.all() else 0
+    cs_floor_h = float(hs[start]) if start < len(hs) else float("nan")
+    f32 = summary[(key, "float32", "central")]
     text = [
         "# Round-off error of finite differences\n",
         "Each derivative is compared with the derivative computed to 50 digits by mpmath "
@@ -212,8 +222,11 @@ def main(out: str | Path = "reports/roundoff", quick: bool = False) -> dict:
         f"like eps/h: round-off, not truncation, dominates.",
         f"- The central difference reaches {cen[1]:.1e} at h = {cen[0]:.0e} "
         f"(model: {cen[3]:.1e} at h = {cen[2]:.1e}, eps^(1/3) = {eps64 ** (1 / 3):.1e}).",
-        f"- The complex step has no subtraction, so no cancellation: its error stays at "
-        f"{cs[1]:.1e} for every h below about 1e-5, like reverse mode "
+        f"- The complex step has no subtraction, so no cancellation: its error falls like "
+        f"h² to its floor ({cs_limit:.1e}: four times its best error or eps|f'|) at "
+        f"h = {cs_floor_h:.0e}, and "
+        f"stays there for every smaller step down to h = {hs[-1]:.0e} "
+        f"({float(cs_errors[start:].max()):.1e} at worst), like reverse mode "
         f"({summary[(key, 'float64', 'reverse')][1]:.1e}).",
         f"- In float32 the best central difference is only {f32[1]:.1e} (at h = {f32[0]:.0e}): "
         f"single precision moves the optimum to larger steps and raises the floor by "

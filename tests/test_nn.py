@@ -378,7 +378,11 @@ def test_named_parameters_yield_pairs_as_pytorch():
     assert dict(model.named_parameters())["conv1.weight"] is model.parameters()[0]
     assert len(model.parameters()) == len(pairs)
     bn = nn.BatchNorm2d(3)
-    assert [n for n, _ in bn.named_buffers()] == ["running_mean", "running_var", "num_batches_tracked"]
+    assert [n for n, _ in bn.named_buffers()] == [
+        "running_mean",
+        "running_var",
+        "num_batches_tracked",
+    ]
     assert len(bn.buffers()) == 3
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from diffkit.cli import main as cli
-from diffkit.commands import STUDIES, load_study
+from diffkit.demo import STUDIES, load_study
 
 
 @pytest.fixture(scope="module")

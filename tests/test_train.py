@@ -186,9 +186,9 @@ def test_cli_train_evaluate_and_bad_input(tmp_path, capsys):
     assert "test accuracy" in capsys.readouterr().out
     snapshot = {p.name: p.read_bytes() for p in out.iterdir()}
     cases = [
-        (argv + ["--batch-size", "0"], "--batch-size must be at least 1"),
-        (argv + ["--lr", "-0.1"], "--lr must be a positive number"),
-        (["train", "--model", "vgg", "--out", str(out)], "unknown model 'vgg'"),
+        (argv + ["--batch-size", "0"], "--batch-size: must be a whole number at least 1"),
+        (argv + ["--lr", "-0.1"], "--lr: must be a number more than 0"),
+        (["train", "--model", "vgg", "--out", str(out)], "invalid choice: 'vgg'"),
         (argv, "already holds a checkpoint"),
         (
             [
@@ -198,7 +198,7 @@ def test_cli_train_evaluate_and_bad_input(tmp_path, capsys):
                 "--data-dir",
                 str(tmp_path / "none"),
                 "--out",
-                str(out),
+                str(tmp_path / "r1"),
             ],
             "no such directory",
         ),
@@ -216,7 +216,7 @@ def test_cli_train_evaluate_and_bad_input(tmp_path, capsys):
         ),
         (
             ["train", "--model", "lenet5", "--epochs", "3", "--out", str(out), "--resume"],
-            "another architecture",
+            "--resume: --model was mlp in",
         ),
         (["train", "--epochs", "oops"], "invalid int value"),
     ]
@@ -232,7 +232,7 @@ def test_cli_train_evaluate_and_bad_input(tmp_path, capsys):
 
 
 def test_newton_on_two_class_logistic_regression():
-    from diffkit.train.commands import train_newton
+    from diffkit.train import Newton
     from diffkit.train.data import Dataset
 
     train, _ = load_digits(size=8, dtype=np.float64)
@@ -240,9 +240,12 @@ def test_newton_on_two_class_logistic_regression():
     two = Dataset(train.images[keep], (train.labels[keep] == 8).astype(np.int64), 2)
     nn.manual_seed(0)
     model = nn.LogisticRegression(64, 2, dtype=np.float64)
-    result = train_newton(model, two, two, max_iter=10, weight_decay=1e-2, progress=False)
-    assert result.iterations <= 10
-    assert result.grad_norms[-1] < 1e-10
+    opt = Newton(model, weight_decay=1e-2)
+    norms = [opt.epoch(model, two)[1] for _ in range(10)]
+    assert norms[-1] < 1e-10
+    # superlinear convergence at the end
+    k = next(i for i, n in enumerate(norms) if n < 1e-3)
+    assert norms[k + 1] < norms[k] ** 1.5
 
 
 def test_retain_freed_memory_is_on_with_glibc_and_can_be_switched_off():
@@ -261,18 +264,17 @@ def test_retain_freed_memory_is_on_with_glibc_and_can_be_switched_off():
 
 
 def test_augmentation_defaults_per_model():
-    from diffkit.cli import build_parser, _load_subcommands
-    from diffkit.train.commands import _validate
+    from diffkit.cli import build_parser
+    from diffkit.cli.train import config_from_args
 
-    _load_subcommands()
     parser = build_parser()
     for model, expected in (("lenet5", 2), ("mlp", 0), ("logreg", 0)):
-        args = parser.parse_args(["train", "--model", model])
-        _validate(args)
-        assert args.augment == expected, model
-    args = parser.parse_args(["train", "--model", "mlp", "--augment", "1"])
-    _validate(args)
-    assert args.augment == 1
+        config = config_from_args(parser.parse_args(["train", "--model", model]))
+        assert config.augment == expected, model
+    config = config_from_args(parser.parse_args(["train", "--model", "mlp", "--augment", "1"]))
+    assert config.augment == 1
+    lenet_mnist = parser.parse_args(["train", "--dataset", "mnist-small"])
+    assert config_from_args(lenet_mnist).augment == 0
 
 
 def test_adam_and_adamw_minimise_a_quadratic_and_resume_exactly():

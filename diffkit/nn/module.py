@@ -142,6 +142,13 @@ class Module:
             out.extend(mod._stats)
         return out
 
+    min_training_batch = 1
+
+    def smallest_training_batch(self) -> int:
+        """The smallest minibatch this model can train on (2 with batch normalization,
+        whose statistics need two samples)."""
+        return max(mod.min_training_batch for _, mod in self.named_modules())
+
     # -- modes and state ---------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
         for _, mod in self.named_modules():
@@ -154,7 +161,8 @@ class Module:
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Parameters and buffers by name (copies)."""
         return OrderedDict(
-            (k, v.copy()) for k, v in {**self._named("_parameters"), **self._named("_buffers")}.items()
+            (k, v.copy())
+            for k, v in {**self._named("_parameters"), **self._named("_buffers")}.items()
         )
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:

@@ -28,6 +28,7 @@ def normalize(x: Node, axes: tuple, eps: float):
 
 class _BatchNorm(Module):
     _ndims: tuple = ()
+    min_training_batch = 2  # batch statistics need two samples
 
     def __init__(
         self,

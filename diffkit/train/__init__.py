@@ -1,11 +1,28 @@
-"""Training on the reverse-mode backend: data, optimizers, the loop, checkpoints."""
+"""Training on the reverse-mode backend: a configuration and one call that runs it
+(:class:`TrainConfig`, :func:`run`), data, optimizers, the loop, checkpoints."""
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import DataError, Dataset, batches, load_digits, load_idx_dataset, one_hot, read_idx
+from .config import ConfigError, TrainConfig
+from .data import (
+    DataError,
+    Dataset,
+    batches,
+    load_digits,
+    load_idx_dataset,
+    load_mnist_small,
+    one_hot,
+    read_idx,
+)
 from .loop import FitResult, StepGraph, evaluate_model, fit
-from .optim import SGD, Adam, AdamW, CosineLR, StepLR, newton
+from .optim import SGD, Adam, AdamW, CosineLR, Newton, StepLR, newton
+from .run import build_model, load_data, run
 
 __all__ = [
+    "TrainConfig",
+    "ConfigError",
+    "run",
+    "build_model",
+    "load_data",
     "CheckpointError",
     "load_checkpoint",
     "save_checkpoint",
@@ -13,6 +30,7 @@ __all__ = [
     "Dataset",
     "batches",
     "load_digits",
+    "load_mnist_small",
     "load_idx_dataset",
     "one_hot",
     "read_idx",
@@ -23,6 +41,7 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "Newton",
     "CosineLR",
     "StepLR",
     "newton",

@@ -14,7 +14,8 @@ from ..io import atomic_write_bytes
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT"]
 
-FORMAT = "diffkit-checkpoint-1"
+FORMAT = "diffkit-checkpoint-2"
+_FORMATS = ("diffkit-checkpoint-1", FORMAT)
 
 
 class CheckpointError(ValueError):
@@ -25,21 +26,47 @@ def save_checkpoint(
     path, model, optimizer, epoch: int, rng_state: dict, history: list, config: dict
 ) -> Path:
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
-    arrays.update({f"optim/{k}": v for k, v in opt["buffers"].items()})
+    scalars = _split_state(optimizer.state_dict(), "optim", arrays)
     meta = {
         "format": FORMAT,
         "epoch": epoch,
         "rng": rng_state,
         "history": history,
         "config": config,
-        "lr": opt["lr"],
+        "optimizer": scalars,
         "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def _split_state(state: dict, prefix: str, arrays: dict) -> dict:
+    """The optimizer state with its arrays moved into ``arrays`` (under ``prefix/...``)
+    and its numbers kept, as JSON; nested dicts nest."""
+    scalars = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            scalars[key] = _split_state(value, f"{prefix}/{key}", arrays)
+        elif isinstance(value, np.ndarray):
+            arrays[f"{prefix}/{key}"] = value
+            scalars[key] = None
+        else:
+            scalars[key] = value
+    return scalars
+
+
+def _join_state(scalars: dict, prefix: str, arrays: dict) -> dict:
+    out = {}
+    for key, value in scalars.items():
+        if isinstance(value, dict):
+            out[key] = _join_state(value, f"{prefix}/{key}", arrays)
+        elif value is None and f"{prefix}/{key}" in arrays:
+            out[key] = arrays[f"{prefix}/{key}"]
+        else:
+            out[key] = value
+    return out
 
 
 def load_checkpoint(path, model=None) -> dict:
@@ -55,12 +82,12 @@ def load_checkpoint(path, model=None) -> dict:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             state = {k[6:]: z[k] for k in z.files if k.startswith("model/")}
-            buffers = {k[6:]: z[k] for k in z.files if k.startswith("optim/")}
+            optim = {k: z[k] for k in z.files if k.startswith("optim/")}
     except (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError, UnicodeDecodeError) as err:
         raise CheckpointError(
             f"{path}: corrupt or not a diffkit checkpoint ({type(err).__name__}: {err})"
         ) from None
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in _FORMATS:
         raise CheckpointError(f"{path}: not a diffkit checkpoint (format {meta.get('format')!r})")
     if model is not None:
         try:
@@ -71,7 +98,11 @@ def load_checkpoint(path, model=None) -> dict:
             ) from None
     return {
         "state": state,
-        "optimizer": {"lr": meta["lr"], "buffers": buffers},
+        "optimizer": (
+            _join_state(meta["optimizer"], "optim", optim)
+            if "optimizer" in meta
+            else {"lr": meta["lr"], "buffers": {k[6:]: v for k, v in optim.items()}}
+        ),
         "epoch": meta["epoch"],
         "rng": meta["rng"],
         "history": meta["history"],

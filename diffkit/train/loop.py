@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,17 @@ from ..nn.losses import CrossEntropyLoss
 from ..nn.module import Module
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, batches, one_hot, random_shift
-from .optim import SGD
 
-__all__ = ["fit", "FitResult", "StepGraph", "evaluate_model", "TrainingDiverged"]
+__all__ = [
+    "fit",
+    "FitResult",
+    "StepGraph",
+    "evaluate_model",
+    "TrainingDiverged",
+    "plot_history",
+    "remove_stale_temporaries",
+    "OUTPUT_FILES",
+]
 
 
 class TrainingDiverged(RuntimeError):
@@ -108,15 +117,33 @@ def evaluate_model(
 
 @dataclass
 class FitResult:
-    """History (one dict per epoch), the final test accuracy, and how the run ended."""
+    """History (one dict per epoch), the final test accuracy, and how the run ended.
+
+    ``diverged`` names the step where the loss stopped being finite, ``failed`` a file
+    that could not be written; either way the last good checkpoint is kept. ``notes``
+    are what the run chose on its own (such as a dropped last batch); ``model`` is the
+    trained model.
+    """
 
     history: list = field(default_factory=list)
     diverged: str | None = None
+    failed: str | None = None
     seconds: float = 0.0
+    notes: list = field(default_factory=list)
+    model: Module | None = None
+    train_size: int = 0
+    test_size: int = 0
 
     @property
     def final_test_accuracy(self) -> float:
         return self.history[-1]["test_acc"] if self.history else float("nan")
+
+    @property
+    def ok(self) -> bool:
+        return not (self.diverged or self.failed)
+
+
+OUTPUT_FILES = ("checkpoint.npz", "history.json", "history.csv", "curves.png")
 
 
 def _write_history(out: Path, history: list) -> None:
@@ -127,6 +154,17 @@ def _write_history(out: Path, history: list) -> None:
         writer.writeheader()
         writer.writerows(history)
     atomic_write_text(out / "history.csv", buf.getvalue())
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the temporary files a killed run left in ``out`` (``.NAME.*.tmp`` of the
+    files a run writes); returns them. Call only while holding the directory's lock."""
+    removed = []
+    for name in OUTPUT_FILES:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def plot_history(history: list, path: Path, title: str = "") -> None:
@@ -151,11 +189,19 @@ def plot_history(history: list, path: Path, title: str = "") -> None:
     save_figure(fig, path)
 
 
+def _show_bar(progress: bool, bar: bool | None) -> bool:
+    if not progress:
+        return False
+    if bar is not None:
+        return bar
+    return sys.stderr.isatty()
+
+
 def fit(
     model: Module,
     train: Dataset,
     test: Dataset,
-    optimizer: SGD,
+    optimizer,
     epochs: int,
     batch_size: int,
     seed: int = 0,
@@ -166,60 +212,207 @@ def fit(
     config: dict | None = None,
     plot: bool = True,
     augment: int = 0,
+    bar: bool | None = None,
+    log: Callable[[str], None] = print,
 ) -> FitResult:
-    """Train ``model`` with minibatch SGD on reverse-mode gradients.
+    """Train ``model`` on reverse-mode gradients.
 
     Args:
         model: a module producing logits (N, num_classes).
         train, test: datasets.
-        optimizer: an :class:`SGD` over ``model.named_parameters()``.
+        optimizer: SGD, Adam or AdamW (minibatch steps), or Newton (one full-batch
+            iteration per epoch), over the model's parameters.
         epochs: number of passes over ``train``.
-        batch_size: 1 is stochastic, ``len(train)`` full-batch gradient descent.
-        seed: seeds the minibatch shuffle.
-        out: directory for history.json/.csv, curves.png and checkpoint.npz.
+        batch_size: 1 is stochastic, ``len(train)`` full-batch gradient descent. A last
+            batch smaller than the model can train on (one sample, with batch
+            normalization) is left out of that epoch, and the log says so.
+        seed: seeds the minibatch shuffle and the augmentation.
+        out: directory for checkpoint.npz, history.json/.csv and curves.png. After each
+            epoch the checkpoint is written, then the history, so the history never
+            runs ahead of the checkpoint.
         resume: continue from ``out/checkpoint.npz``.
         schedule: ``(base_lr, epoch, epochs) -> lr``.
-        progress: show a tqdm bar.
+        progress: print a line per epoch (and the notes); False is silent.
         config: stored in checkpoints (model and data description).
         augment: if positive, shift each training image by up to this many pixels.
+        bar: show a progress bar (default: when ``progress`` and stderr is a terminal).
+        log: where the lines go.
 
     Returns:
-        A :class:`FitResult`. A non-finite loss stops the run, names the step in
-        ``diverged``, and leaves the last good checkpoint in place.
+        A :class:`FitResult`. A non-finite loss stops the run and names the step in
+        ``diverged``; a checkpoint or history that cannot be written stops it and names
+        the file in ``failed``; either way the last good checkpoint stays in place.
     """
     from tqdm.auto import tqdm
 
     out = Path(out) if out is not None else None
     rng = np.random.default_rng(seed)
-    result = FitResult()
+    result = FitResult(model=model, train_size=len(train), test_size=len(test))
+    say = log if progress else (lambda line: None)
     start_epoch = 0
+    optimizer.bind(model)
+    full_batch = getattr(optimizer, "full_batch", False)
     if resume:
         if out is None:
             raise ValueError("resume needs an output directory holding checkpoint.npz")
         ckpt = load_checkpoint(out / "checkpoint.npz", model)
         optimizer.load_state_dict(ckpt["optimizer"])
+        if schedule is None:  # a learning rate changed on resume takes effect
+            optimizer.lr = optimizer.base_lr
         rng.bit_generator.state = ckpt["rng"]
         result.history = ckpt["history"]
         start_epoch = ckpt["epoch"]
-    optimizer.bind(model)
+        if not _write_or_fail(
+            result, out, lambda: _write_history(out, result.history), start_epoch
+        ):
+            return result
+    smallest = 1 if full_batch else model.smallest_training_batch()
+    if not full_batch and 0 < len(train) % batch_size < smallest:
+        if len(train) < smallest:
+            raise ValueError(
+                f"the model needs batches of at least {smallest} samples (batch "
+                f"normalization) and the training set has {len(train)}"
+            )
+        result.notes.append(
+            f"the last batch of each epoch ({len(train) % batch_size} sample) is left out: "
+            f"batch normalization needs at least {smallest}; it changes with the shuffle"
+        )
+        say(f"note: {result.notes[-1]}")
     graphs: dict = {}
     eval_cache: dict = {}
     model.train()
     targets_all = one_hot(train.labels, train.num_classes, model.dtype)
     t_start = time.perf_counter()
     for epoch in range(start_epoch, epochs):
-        if schedule is not None:
+        if schedule is not None and not full_batch:
             optimizer.lr = schedule(optimizer.base_lr, epoch, epochs)
         t0 = time.perf_counter()
-        total, correct, seen = 0.0, 0, 0
-        bar = tqdm(
-            total=len(train),
-            desc=f"epoch {epoch + 1}/{epochs}",
-            unit="img",
-            disable=not progress,
-            leave=False,
+        if full_batch:
+            loss, _ = optimizer.epoch(model, train)
+            seen = len(train)
+            if not math.isfinite(loss):
+                result.diverged = f"non-finite loss ({loss}) at iteration {epoch + 1}"
+                break
+            train_loss, train_acc = evaluate_model(model, train, cache=eval_cache)
+        else:
+            train_loss, train_acc, seen = _minibatch_epoch(
+                model,
+                train,
+                optimizer,
+                batch_size,
+                smallest,
+                rng,
+                augment,
+                graphs,
+                targets_all,
+                result,
+                epoch,
+                epochs,
+                _show_bar(progress, bar),
+                tqdm,
+            )
+            if result.diverged:
+                break
+        train_time = time.perf_counter() - t0
+        test_loss, test_acc = evaluate_model(model, test, cache=eval_cache)
+        result.history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "lr": optimizer.lr,
+                "seconds": round(train_time, 3),
+            }
         )
+        h = result.history[-1]
+        say(
+            f"epoch {epoch + 1:3d}  train loss {h['train_loss']:.4f} acc "
+            f"{100 * h['train_acc']:.2f}%  test loss {h['test_loss']:.4f} acc "
+            f"{100 * h['test_acc']:.2f}%  ({train_time:.1f} s, "
+            f"{seen / max(train_time, 1e-9):.0f} img/s)"
+        )
+        if out is not None:
+            state = rng.bit_generator.state
+
+            def write():
+                save_checkpoint(
+                    out / "checkpoint.npz",
+                    model,
+                    optimizer,
+                    epoch + 1,
+                    state,
+                    result.history,
+                    config or {},
+                )
+                _write_history(out, result.history)
+
+            if not _write_or_fail(result, out, write, epoch or None):
+                result.history.pop()
+                break
+    if result.ok and out is not None and plot and result.history:
+        _write_or_fail(
+            result,
+            out,
+            lambda: plot_history(
+                result.history, out / "curves.png", title=(config or {}).get("title", "")
+            ),
+            result.history[-1]["epoch"],
+        )
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _write_or_fail(
+    result: FitResult, out: Path, write: Callable[[], None], epoch: int | None
+) -> bool:
+    """Run ``write``; on an OS error (disk full, permissions) record it in
+    ``result.failed`` with the last good checkpoint (of ``epoch``), and return False."""
+    try:
+        write()
+        return True
+    except OSError as err:
+        kept = (
+            f"the last good checkpoint ({out / 'checkpoint.npz'}, epoch {epoch}) is kept"
+            if epoch is not None and (out / "checkpoint.npz").exists()
+            else "no checkpoint was written"
+        )
+        where = err.filename or out
+        result.failed = f"could not write {where} ({err.strerror or err}); {kept}"
+        return False
+
+
+def _minibatch_epoch(
+    model,
+    train,
+    optimizer,
+    batch_size,
+    smallest,
+    rng,
+    augment,
+    graphs,
+    targets_all,
+    result,
+    epoch,
+    epochs,
+    show_bar,
+    tqdm,
+):
+    """One pass of minibatch steps; returns (mean loss, accuracy, samples seen)."""
+    t0 = time.perf_counter()
+    total, correct, seen = 0.0, 0, 0
+    bar = tqdm(
+        total=len(train),
+        desc=f"epoch {epoch + 1}/{epochs}",
+        unit="img",
+        disable=not show_bar,
+        leave=False,
+    )
+    try:
         for step, idx in enumerate(batches(len(train), batch_size, rng)):
+            if len(idx) < smallest:
+                continue
             shape = (len(idx),) + train.images.shape[1:]
             if shape not in graphs:
                 graphs[shape] = StepGraph(model, shape, train.num_classes)
@@ -228,10 +421,8 @@ def fit(
                 images = random_shift(images, rng, augment)
             loss, logits, grads, stats = graphs[shape](model, images, targets_all[idx])
             if not math.isfinite(loss):
-                bar.close()
                 result.diverged = f"non-finite loss ({loss}) at epoch {epoch + 1}, step {step + 1}"
-                result.seconds = time.perf_counter() - t_start
-                return result
+                break
             optimizer.step(grads)
             graphs[shape].update_statistics(stats)
             total += loss * len(idx)
@@ -244,40 +435,6 @@ def fit(
                 rate=f"{seen / (time.perf_counter() - t0):.0f}/s",
                 refresh=False,
             )
+    finally:
         bar.close()
-        train_time = time.perf_counter() - t0
-        test_loss, test_acc = evaluate_model(model, test, cache=eval_cache)
-        result.history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": total / seen,
-                "train_acc": correct / seen,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
-                "lr": optimizer.lr,
-                "seconds": round(train_time, 3),
-            }
-        )
-        if progress:
-            h = result.history[-1]
-            print(
-                f"epoch {epoch + 1:3d}  train loss {h['train_loss']:.4f} acc "
-                f"{100 * h['train_acc']:.2f}%  test loss {h['test_loss']:.4f} acc "
-                f"{100 * h['test_acc']:.2f}%  ({train_time:.1f} s, "
-                f"{seen / train_time:.0f} img/s)"
-            )
-        if out is not None:
-            _write_history(out, result.history)
-            save_checkpoint(
-                out / "checkpoint.npz",
-                model,
-                optimizer,
-                epoch + 1,
-                rng.bit_generator.state,
-                result.history,
-                config or {},
-            )
-    if out is not None and plot and result.history:
-        plot_history(result.history, out / "curves.png", title=(config or {}).get("title", ""))
-    result.seconds = time.perf_counter() - t_start
-    return result
+    return total / max(seen, 1), correct / max(seen, 1), seen

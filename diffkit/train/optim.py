@@ -12,7 +12,17 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["SGD", "Adam", "AdamW", "StepLR", "CosineLR", "newton", "NewtonResult"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Newton",
+    "StepLR",
+    "CosineLR",
+    "newton",
+    "newton_iteration",
+    "NewtonResult",
+]
 
 
 def _parameters(params, optimizer: str) -> dict:
@@ -298,31 +308,123 @@ def newton(
     result.grad_norms.append(float(np.linalg.norm(g)))
     result.seconds.append(0.0)
     lam = damping
-    eye = np.eye(len(x))
     for _ in range(max_iter):
         if result.grad_norms[-1] < tol:
             break
-        H = hess(x)
-        H = 0.5 * (H + H.T)
-        while True:
-            try:
-                L = np.linalg.cholesky(H + lam * eye)
-                d = -np.linalg.solve(L.T, np.linalg.solve(L, g))
-                break
-            except np.linalg.LinAlgError:
-                lam = max(lam * 10, 1e-6)
-        t = 1.0
-        while True:
-            fn = loss(x + t * d)
-            if fn <= f + c1 * t * (g @ d) or t < 1e-10:
-                break
-            t *= 0.5
-        lam = max(lam / 10, damping) if t == 1.0 else lam * 10
-        x = x + t * d
-        f, g = fn, grad(x)
+        x, f, g, lam = newton_iteration(loss, grad, hess, x, f, g, lam, damping, c1)
         result.iterations += 1
         result.losses.append(f)
         result.grad_norms.append(float(np.linalg.norm(g)))
         result.seconds.append(time.perf_counter() - start)
     result.x = x
     return result
+
+
+def newton_iteration(loss, grad, hess, x, f, g, lam, damping=1e-8, c1=1e-4):
+    """One damped Newton step from ``x`` (loss ``f``, gradient ``g``, damping ``lam``):
+    returns the new point, its loss and gradient, and the next damping."""
+    H = hess(x)
+    H = 0.5 * (H + H.T)
+    eye = np.eye(len(x))
+    while True:
+        try:
+            L = np.linalg.cholesky(H + lam * eye)
+            d = -np.linalg.solve(L.T, np.linalg.solve(L, g))
+            break
+        except np.linalg.LinAlgError:
+            lam = max(lam * 10, 1e-6)
+    t = 1.0
+    while True:
+        fn = loss(x + t * d)
+        if fn <= f + c1 * t * (g @ d) or t < 1e-10:
+            break
+        t *= 0.5
+    lam = max(lam / 10, damping) if t == 1.0 else lam * 10
+    x = x + t * d
+    return x, fn, grad(x), lam
+
+
+class Newton(_Optimizer):
+    """Damped Newton's method (:func:`newton`) as an optimizer of a model: each call of
+    :meth:`epoch` is one iteration on the full training set, on the mean cross-entropy
+    plus weight_decay/2 |θ|², with the Hessian by reverse mode (forward over reverse).
+    For models of at most a few thousand parameters, in float64.
+    """
+
+    full_batch = True
+
+    def __init__(self, params, weight_decay: float = 1e-4, damping: float = 1e-8):
+        if weight_decay < 0 or not damping > 0:
+            raise ValueError("Newton: weight_decay must be non-negative and damping positive")
+        self.params = _parameters(params, "Newton")
+        self.lr = self.base_lr = 1.0  # the line search chooses the step; schedules do not
+        self.weight_decay, self.damping, self.lam = float(weight_decay), float(damping), damping
+        self._problem = None
+
+    def _setup(self, model, data):
+        from ..differentiators.reverse import ReverseMode
+        from ..ir.node import variable
+        from ..ir.schedule import compile
+        from ..nn.losses import CrossEntropyLoss
+        from ..ops.reduce import sum as dsum
+        from .data import one_hot
+
+        key = (id(model), id(data.images), data.images.shape)
+        if self._problem is not None and self._problem[0] == key:
+            return self._problem
+        params = dict(model.named_parameters())
+        x = variable("input", data.images.shape)
+        loss = CrossEntropyLoss()(model(x), variable("target", (len(data), data.num_classes)))
+        for name, p in params.items():
+            loss = loss + 0.5 * self.weight_decay * dsum(variable(name, p.shape) ** 2)
+        names = list(params)
+        shapes = [params[n].shape for n in names]
+        splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
+        fixed = {
+            "input": data.images.astype(np.float64),
+            "target": one_hot(data.labels, data.num_classes, np.float64),
+        }
+        program, rev = compile(loss), ReverseMode()
+
+        def at(theta):
+            parts = np.split(theta, splits)
+            return {
+                **model.inputs(),
+                **fixed,
+                **{n: q.reshape(s) for n, q, s in zip(names, parts, shapes)},
+            }
+
+        def f(theta):
+            return float(program(at(theta), strict=False))
+
+        def g(theta):
+            grads = rev.gradient(loss, at(theta), wrt=names)
+            return np.concatenate([np.ravel(grads[n]) for n in names])
+
+        def h(theta):
+            return rev.hessian(loss, at(theta), wrt=names)
+
+        self._problem = (key, f, g, h, names, shapes, splits)
+        return self._problem
+
+    def epoch(self, model, data) -> tuple[float, float]:
+        """One Newton iteration on all of ``data``; returns the new loss (with the
+        penalty) and gradient norm."""
+        _, f, g, h, names, shapes, splits = self._setup(model, data)
+        params = dict(model.named_parameters())
+        theta = np.concatenate([params[n].astype(np.float64).ravel() for n in names])
+        x, fx, gx, self.lam = newton_iteration(
+            f, g, h, theta, f(theta), g(theta), self.lam, self.damping
+        )
+        for n, part, s in zip(names, np.split(x, splits), shapes):
+            params[n][...] = part.reshape(s)
+        return fx, float(np.linalg.norm(gx))
+
+    def step(self, grads) -> None:
+        raise TypeError("Newton works on the full training set: call epoch(model, data)")
+
+    def state_dict(self) -> dict:
+        return {"lr": self.lr, "lam": self.lam}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lr, self.lam = float(state["lr"]), float(state["lam"])

@@ -1,0 +1,76 @@
+"""The parser, the error type, and what several subcommands share."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+__all__ = ["UsageError", "build_parser", "parse_point", "expression_and_point"]
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported in one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):  # one line, status 2, like argparse but without the usage dump
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+    from . import compare, demo, graph, study, train
+
+    parser = Parser(
+        prog="diffkit",
+        description="diffkit: finite differences, symbolic differentiation, forward and "
+        "reverse mode side by side; CNNs trained on reverse mode.",
+    )
+    parser.add_argument("--version", action="version", version=f"diffkit {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+    for module in (demo, compare, graph, study, train):
+        module.register(sub)
+    return parser
+
+
+def parse_point(items: Sequence[str]) -> dict:
+    """``["x=1", "y=2.5"]`` or ``["x=1,y=2"]`` -> {"x": 1.0, "y": 2.5}."""
+    at = {}
+    for item in items:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise UsageError(f"--at: expected NAME=VALUE, got {part!r}")
+            name, value = part.split("=", 1)
+            try:
+                at[name.strip()] = float(value)
+            except ValueError:
+                raise UsageError(f"--at: {name.strip()}={value!r} is not a number") from None
+    return at
+
+
+def expression_and_point(args, required: bool = True):
+    """The parsed expression, the ``--at`` point and the variable names, checked together."""
+    import diffkit as dk
+
+    try:
+        f = dk.parse(args.expression)
+    except dk.ParseError as err:
+        raise UsageError(str(err)) from None
+    at = parse_point(args.at or [])
+    names = dk.differentiators.common.resolve_wrt(f, None)
+    missing = [n for n in names if n not in at]
+    if missing and (required or at):
+        raise UsageError(
+            f"--at: no value for variable {missing[0]!r} "
+            f"(the expression's variables: {', '.join(names)})"
+        )
+    extra = [n for n in at if n not in names]
+    if extra:
+        raise UsageError(f"--at: {extra[0]!r} is not a variable of the expression")
+    return f, at, names

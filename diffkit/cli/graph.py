@@ -1,0 +1,29 @@
+"""``diffkit graph``: draw the computational graph of an expression."""
+
+from __future__ import annotations
+
+from .base import UsageError, expression_and_point
+
+
+def run(args) -> int:
+    import diffkit as dk
+
+    f, at, _ = expression_and_point(args, required=False)
+    if not args.out.endswith(".png"):
+        raise UsageError(f"--out: {args.out!r} should name a .png file")
+    info = dk.viz.draw_graph(f, at=at or None, path=args.out)
+    print(f"wrote {args.out} ({len(info['order'])} nodes)")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("graph", help="draw the computational graph of an expression")
+    p.add_argument("expression")
+    p.add_argument(
+        "--at",
+        action="append",
+        metavar="NAME=VALUE",
+        help="values (then gradients) to write on the edges",
+    )
+    p.add_argument("--out", default="graph.png", help="the PNG to write")
+    p.set_defaults(run=run)
