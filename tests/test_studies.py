@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +139,50 @@ def test_demo_quick(tmp_path, capsys):
         assert f"({name}/README.md)" in index
     assert (tmp_path / "training" / "curves.png").exists()
     assert "start reading at" in capsys.readouterr().out
+
+
+def test_demo_twice_leaves_the_committed_files_unchanged(tmp_path):
+    """Run the demo twice in a fresh clone: ``git status`` stays clean (its reports go
+    to the untracked build/reports), and the committed reports are byte-identical."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("needs the git repository")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    committed = {p: p.read_bytes() for p in (clone / "reports").rglob("*") if p.is_file()}
+    env = {**os.environ, "PYTHONPATH": str(clone), "DIFFKIT_NATIVE": "0"}
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "diffkit", "demo", "--quick"],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert "build/reports/README.md" in done.stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
+    )
+    assert status.stdout == ""
+    assert {p: p.read_bytes() for p in (clone / "reports").rglob("*") if p.is_file()} == committed
+    # a quick run into the committed reports is refused
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "diffkit",
+            "study",
+            "roundoff",
+            "--quick",
+            "--out",
+            "reports/roundoff",
+        ],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "never writes into the committed reports" in refused.stderr

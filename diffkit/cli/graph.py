@@ -9,9 +9,14 @@ def run(args) -> int:
     import diffkit as dk
 
     f, at, _ = expression_and_point(args, required=False)
-    if not args.out.endswith(".png"):
-        raise UsageError(f"--out: {args.out!r} should name a .png file")
-    info = dk.viz.draw_graph(f, at=at or None, path=args.out)
+    if not args.out.lower().endswith((".png", ".svg", ".pdf")):
+        raise UsageError(f"--out: {args.out!r} should name a .png, .svg or .pdf file")
+    try:
+        info = dk.viz.draw_graph(f, at=at or None, path=args.out)
+    except dk.viz.GraphTooLarge as err:
+        raise UsageError(str(err)) from None
+    except OSError as err:
+        raise UsageError(f"--out {args.out}: cannot write ({err.strerror or err})") from None
     print(f"wrote {args.out} ({len(info['order'])} nodes)")
     return 0
 
@@ -25,5 +30,5 @@ def register(sub) -> None:
         metavar="NAME=VALUE",
         help="values (then gradients) to write on the edges",
     )
-    p.add_argument("--out", default="graph.png", help="the PNG to write")
+    p.add_argument("--out", default="graph.png", help="the picture to write: .png, .svg or .pdf")
     p.set_defaults(run=run)
