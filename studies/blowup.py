@@ -224,7 +224,7 @@ def main(out: str | Path = "reports/blowup", quick: bool = False) -> dict:
         f"- Logistic map: the unsimplified symbolic derivative grows by a factor "
         f"{min(growth):.2f} to {max(growth):.2f} per iteration (tree nodes {sym[0]} at n = 1 "
         f"to {sym[-1]} at n = {len(sym)}): exponential growth.",
-        f"- The reverse-mode derivative graph grows by "
+        "- The reverse-mode derivative graph grows by "
         + (
             f"{int(rev_steps.min())}"
             if rev_steps.min() == rev_steps.max()

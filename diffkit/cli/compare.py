@@ -85,6 +85,6 @@ def register(sub) -> None:
     )
     p.add_argument("--wrt", help="the variable (default: the first in sorted order)")
     p.add_argument("--methods", action="append", help="comma-separated method names")
-    p.add_argument("--digits", type=int, default=50, help="digits of the reference (50)")
+    p.add_argument("--digits", type=int, default=50, help="digits of the reference")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)

@@ -113,10 +113,17 @@ def run_evaluate(args) -> int:
 
 def add_training_flags(p, grid: bool = False) -> None:
     """The flags of one training run (``grid``: lists allowed, for sweeps)."""
-    from ..train.config import DATASETS, MODELS, NORMS, OPTIMIZERS, SCHEDULES
+    import dataclasses
+
+    from ..train.config import DATASETS, MODELS, NORMS, OPTIMIZERS, SCHEDULES, TrainConfig
 
     def kind(t):
         return str if grid else t
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+    def d(name):  # the configuration's own default, so the help cannot drift from it
+        return f"(default {defaults[name]})"
 
     p.add_argument(
         "--model", choices=None if grid else MODELS, help=f"{' | '.join(MODELS)} (default lenet5)"
@@ -124,20 +131,20 @@ def add_training_flags(p, grid: bool = False) -> None:
     p.add_argument(
         "--dataset",
         choices=None if grid else DATASETS,
-        help=f"{' | '.join(DATASETS)} (default digits; mnist-small is bundled)",
+        help=f"{' | '.join(DATASETS)} {d('dataset')}; mnist-small is bundled",
     )
     p.add_argument("--data-dir", help="directory of the IDX files (mnist, fashion-mnist)")
     p.add_argument(
         "--optimizer",
         choices=None if grid else OPTIMIZERS,
-        help=f"{' | '.join(OPTIMIZERS)} (default sgd)",
+        help=f"{' | '.join(OPTIMIZERS)} {d('optimizer')}",
     )
     p.add_argument(
         "--lr",
         type=kind(float),
         help="learning rate (default 0.05 for sgd, 0.001 for adam and adamw)",
     )
-    p.add_argument("--momentum", type=kind(float), help="SGD momentum (default 0.9)")
+    p.add_argument("--momentum", type=kind(float), help=f"SGD momentum {d('momentum')}")
     p.add_argument(
         "--weight-decay",
         type=kind(float),
@@ -146,10 +153,10 @@ def add_training_flags(p, grid: bool = False) -> None:
     p.add_argument(
         "--schedule",
         choices=None if grid else SCHEDULES,
-        help=f"{' | '.join(SCHEDULES)} (default cosine)",
+        help=f"{' | '.join(SCHEDULES)} {d('schedule')}",
     )
-    p.add_argument("--epochs", type=kind(int), help="epochs; Newton: iterations (default 30)")
-    p.add_argument("--batch-size", type=kind(int), help="default 32")
+    p.add_argument("--epochs", type=kind(int), help=f"epochs; Newton: iterations {d('epochs')}")
+    p.add_argument("--batch-size", type=kind(int), help=f"minibatch size {d('batch_size')}")
     p.add_argument(
         "--augment",
         type=kind(int),
@@ -159,10 +166,12 @@ def add_training_flags(p, grid: bool = False) -> None:
     p.add_argument(
         "--norm",
         choices=None if grid else NORMS,
-        help=f"LeNet-5's normalization: {' | '.join(NORMS)} (default none)",
+        help=f"LeNet-5's normalization: {' | '.join(NORMS)} {d('norm')}",
     )
     p.add_argument("--batchnorm", action="store_true", help="the same as --norm batch")
-    p.add_argument("--seed", type=kind(int), help="seeds initialisation, shuffle, shifts (0)")
+    p.add_argument(
+        "--seed", type=kind(int), help=f"seeds initialisation, shuffle, shifts {d('seed')}"
+    )
     p.add_argument("--train-limit", type=kind(int), help="use only the first N training images")
     p.add_argument("--test-limit", type=kind(int), help="use only the first N test images")
 
