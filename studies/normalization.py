@@ -143,10 +143,13 @@ def main(out: str | Path = "reports/normalization", quick: bool = False) -> dict
 
     b_none, b_bn = best(None), best("batch")
     high = lrs[-1]
+    c = config(None, lrs[0], epochs, quick)
+    size = c.input_size
     text = [
         "# Normalization in LeNet-5\n",
         f"LeNet-5 trained on the bundled digits ({len(train)} training, {len(test)} test "
-        f"images, 32×32) with SGD (momentum 0.9, batch 32) for {epochs} epochs, from the same "
+        f"images, {size}×{size}) with SGD (momentum {c.momentum}, batch {c.batch_size}, "
+        f"constant learning rate) for {epochs} epochs, from the same "
         "initial weights, with and without batch normalization after each convolution and "
         "hidden linear layer, at several learning rates; layer and instance normalization "
         "at one rate.\n",
