@@ -17,12 +17,13 @@ $(VENV)/.installed-base: $(BUILD) | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
+# the tests include the Dask executor's, so they install the dist extra too
 $(VENV)/.installed-test: $(BUILD) | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,dist]'
 	touch $@
 
 $(VENV)/.installed-oracle: $(BUILD) | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,oracle]'
+	$(PY) -m pip install --quiet -e '.[test,dist,oracle]'
 	touch $@
 
 demo: $(VENV)/.installed-base

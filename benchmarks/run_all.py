@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import autodiff_overhead
 import lenet_step
+import sweep_wall_time
 import transform_overhead
 
 if __name__ == "__main__":
@@ -14,3 +15,5 @@ if __name__ == "__main__":
     transform_overhead.main()
     print("\n== one LeNet-5 training step, diffkit against PyTorch ==")
     lenet_step.main()
+    print("\n== the normalization study, serial against 2 worker processes ==")
+    sweep_wall_time.main()

@@ -62,6 +62,17 @@ def load_study(name: str):
     return module
 
 
+def run_study(name: str, out: Path, quick: bool = False, executor=None) -> dict:
+    """Run one study into ``out``; its tasks on ``executor`` where it has a grid (the
+    timing study, ``cost``, always runs serially: its numbers are times)."""
+    import inspect
+
+    main = load_study(name).main
+    if executor is not None and "executor" in inspect.signature(main).parameters:
+        return main(out, quick=quick, executor=executor)
+    return main(out, quick=quick)
+
+
 def check_report_output(out: Path, quick: bool) -> Path:
     """Refuse a quick run's output inside the committed ``reports/`` (reduced grids would
     replace the full reports there)."""
@@ -165,7 +176,7 @@ def _training(out: Path, quick: bool) -> None:
     write_text(out / "README.md", "\n".join(text))
 
 
-def run_demo(quick: bool = False, out: str | Path = DEFAULT_OUT) -> int:
+def run_demo(quick: bool = False, out: str | Path = DEFAULT_OUT, executor=None) -> int:
     """Run the demo; returns the exit status."""
     start = time.perf_counter()
     root = check_report_output(Path(out), quick)
@@ -173,7 +184,7 @@ def run_demo(quick: bool = False, out: str | Path = DEFAULT_OUT) -> int:
     for name in STUDIES:
         t0 = time.perf_counter()
         print(f"\nstudy {name} ...", flush=True)
-        load_study(name).main(root / name, quick=quick)
+        run_study(name, root / name, quick=quick, executor=executor)
         print(f"study {name}: done in {time.perf_counter() - t0:.1f} s")
     print("\nLeNet-5 on the bundled digits ...", flush=True)
     _training(root / "training", quick)

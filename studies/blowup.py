@@ -16,6 +16,7 @@ import numpy as np
 import sympy
 
 import diffkit as dk
+from diffkit.tasks import Task, run_tasks
 from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_text
 
 
@@ -139,23 +140,32 @@ def _latex_table(results):
     return "\n".join(lines) + "\n"
 
 
-def main(out: str | Path = "reports/blowup", quick: bool = False) -> dict:
-    from tqdm.auto import tqdm
+def measure_task(family: str, n: int, simplify: bool) -> dict:
+    """The sizes (and times) of one family member's derivative (a task)."""
+    f, wrt = FAMILIES[family](n)
+    start = time.perf_counter()
+    m = measure(f, wrt, simplify=simplify)
+    m["seconds total"] = time.perf_counter() - start
+    return m
 
+
+def main(out: str | Path = "reports/blowup", quick: bool = False, executor=None) -> dict:
     out = Path(out)
     depth = 5 if quick else 9
     simplify_up_to = 4 if quick else 6
-    data = {}
-    with tqdm(total=len(FAMILIES) * depth, desc="blowup", leave=False, disable=quick) as bar:
-        for title, family in FAMILIES.items():
-            data[title] = []
-            for n in range(1, depth + 1):
-                f, wrt = family(n)
-                start = time.perf_counter()
-                m = measure(f, wrt, simplify=n <= simplify_up_to and family is logistic)
-                m["seconds total"] = time.perf_counter() - start
-                data[title].append((n, m))
-                bar.update()
+    tasks = [
+        Task(
+            f"{__file__}:measure_task",
+            {"family": title, "n": n, "simplify": n <= simplify_up_to and family is logistic},
+            seed=None,
+        )
+        for title, family in FAMILIES.items()
+        for n in range(1, depth + 1)
+    ]
+    done = run_tasks(tasks, executor, cache=out / ".tasks", progress=True, desc="blowup")
+    data = {title: [] for title in FAMILIES}
+    for task, m in zip(tasks, done):
+        data[task.args["family"]].append((task.args["n"], m))
     keys = [
         "symbolic tree",
         "symbolic count_ops",

@@ -15,9 +15,10 @@ import numpy as np
 
 import diffkit as dk
 from diffkit import nn
+from diffkit.tasks import Task, run_tasks
 from diffkit.train import SGD, Newton, StepGraph, load_digits
 from diffkit.train.data import Dataset, batches, one_hot
-from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_text
+from diffkit.viz.plotting import markdown_table, mean_sd, new_figure, save_figure, write_text
 
 WEIGHT_DECAY = 1e-2
 
@@ -30,8 +31,8 @@ def two_class_digits(limit=None):
     return Dataset(train.images[keep], (train.labels[keep] == 8).astype(np.int64), 2, "3-vs-8")
 
 
-def make_model(kind):
-    nn.manual_seed(0)
+def make_model(kind, seed=0):
+    nn.manual_seed(seed)
     if kind == "logistic regression":
         return nn.LogisticRegression(64, 2, dtype=np.float64)
     return nn.MLP([64, 8, 2], activation="tanh", dtype=np.float64)
@@ -54,7 +55,7 @@ def full_loss(model, data, cache):
 
 
 def run_sgd(kind, data, batch_size, lr, epochs, seed=0):
-    model = make_model(kind)
+    model = make_model(kind, seed)
     opt = SGD(model.named_parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     targets = one_hot(data.labels, 2, np.float64)
     rng = np.random.default_rng(seed)
@@ -77,8 +78,8 @@ def run_sgd(kind, data, batch_size, lr, epochs, seed=0):
     return {"steps": steps, "seconds": times, "loss": losses}
 
 
-def run_newton(kind, data, iterations):
-    model = make_model(kind)
+def run_newton(kind, data, iterations, seed=0):
+    model = make_model(kind, seed)
     opt = Newton(model, weight_decay=WEIGHT_DECAY)
     losses, norms, times = [full_loss(model, data, {})], [], [0.0]
     start = time.perf_counter()
@@ -97,57 +98,91 @@ def run_newton(kind, data, iterations):
     }
 
 
-def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
-    from tqdm.auto import tqdm
+def run_method(kind, method, quick, seed=0) -> dict:
+    """One curve (a task): ``method`` on ``kind`` from initial weights and shuffle ``seed``."""
+    data = two_class_digits(limit=120 if quick else None)
+    if method == "Newton":
+        return run_newton(kind, data, 5 if quick else 10, seed)
+    return run_sgd(kind, data, SIZES[method] or len(data), LRS[method], EPOCHS[method][quick], seed)
 
+
+SIZES = {"stochastic (batch 1)": 1, "minibatch (batch 32)": 32, "full batch": None}
+LRS = {"stochastic (batch 1)": 0.01, "minibatch (batch 32)": 0.1, "full batch": 0.5}
+EPOCHS = {
+    "stochastic (batch 1)": (15, 3),
+    "minibatch (batch 32)": (60, 10),
+    "full batch": (300, 30),
+}
+KINDS = ["logistic regression", "MLP 64-8-2 (tanh)"]
+
+
+def main(out: str | Path = "reports/optimizers", quick: bool = False, executor=None) -> dict:
     out = Path(out)
     data = two_class_digits(limit=120 if quick else None)
-    epochs = {
-        "stochastic (batch 1)": 3 if quick else 15,
-        "minibatch (batch 32)": 10 if quick else 60,
-        "full batch": 30 if quick else 300,
-    }
-    sizes = {"stochastic (batch 1)": 1, "minibatch (batch 32)": 32, "full batch": len(data)}
-    lrs = {"stochastic (batch 1)": 0.01, "minibatch (batch 32)": 0.1, "full batch": 0.5}
-    kinds = ["logistic regression", "MLP 64-8-2 (tanh)"]
-    results = {}
-    jobs = [(k, m) for k in kinds for m in list(sizes) + ["Newton"]]
-    for kind, method in tqdm(jobs, desc="optimizers", leave=False, disable=quick):
-        if method == "Newton":
-            results[(kind, method)] = run_newton(kind, data, 5 if quick else 10)
-        else:
-            results[(kind, method)] = run_sgd(
-                kind, data, sizes[method], lrs[method], epochs[method]
-            )
+    sizes = {m: SIZES[m] or len(data) for m in SIZES}
+    lrs = LRS
+    kinds = KINDS
+    seeds = [0, 1] if quick else [0, 1, 2]
+    methods = list(sizes) + ["Newton"]
+    tasks = [
+        Task(f"{__file__}:run_method", {"kind": k, "method": m, "quick": quick}, seed=seed)
+        for k in kinds
+        for m in methods
+        for seed in seeds
+    ]
+    done = run_tasks(tasks, executor, cache=out / ".tasks", progress=True, desc="optimizers")
+    runs = {(k, m): [] for k in kinds for m in methods}
+    for task, r in zip(tasks, done):
+        runs[(task.args["kind"], task.args["method"])].append(r)
+    # the first seed's curves stand for each cell in the figure and findings' one-pass
+    # numbers; the tables and the other findings give means over the seeds
+    results = {cell: rs[0] for cell, rs in runs.items()}
     best = min(min(r["loss"]) for r in results.values())
     fig, axes = new_figure(2, 2, figsize=(13, 9))
     for row, kind in enumerate(kinds):
         convex = kind == "logistic regression"
         # the convex problem has one minimum, which Newton's method finds to round-off
         floor = min(results[(kind, "Newton")]["loss"]) - 1e-15 if convex else 0.0
-        for method in list(sizes) + ["Newton"]:
-            r = results[(kind, method)]
-            gap = np.maximum(np.array(r["loss"]) - floor, 1e-16)
-            axes[row, 0].loglog(np.maximum(r["steps"], 1), gap, "o-", ms=3, label=method)
-            axes[row, 1].loglog(np.maximum(r["seconds"], 1e-4), gap, "o-", ms=3, label=method)
+        for k, method in enumerate(methods):
+            for i, r in enumerate(runs[(kind, method)]):
+                gap = np.maximum(np.array(r["loss"]) - floor, 1e-16)
+                style = dict(
+                    color=f"C{k}",
+                    ms=3,
+                    lw=1.2 if i == 0 else 0.6,
+                    alpha=1.0 if i == 0 else 0.5,
+                    label=method if i == 0 else None,
+                )
+                axes[row, 0].loglog(
+                    np.maximum(r["steps"], 1), gap, "o-" if i == 0 else "-", **style
+                )
+                axes[row, 1].loglog(
+                    np.maximum(r["seconds"], 1e-4), gap, "o-" if i == 0 else "-", **style
+                )
         axes[row, 0].set_xlabel("parameter updates")
         axes[row, 1].set_xlabel("seconds (0 drawn at 1e-4)")
         for ax in axes[row]:
             ax.set_ylabel("training loss − minimum" if convex else "training loss")
-            ax.set_title(kind + (" (convex)" if convex else " (non-convex)"))
+            ax.set_title(
+                kind
+                + (" (convex)" if convex else " (non-convex)")
+                + f": seed {seeds[0]} bold, seeds {', '.join(map(str, seeds[1:]))} thin"
+            )
             ax.legend(fontsize=8)
     save_figure(fig, out / "optimizers.png")
     rows = []
-    for (kind, method), r in results.items():
+    for (kind, method), rs in runs.items():
         rows.append(
             [
                 kind,
                 method,
-                r["steps"][-1],
-                r["seconds"][-1],
-                r["loss"][0],
-                r["loss"][-1],
-                r["grad_norm"][-1] if "grad_norm" in r else "not tracked",
+                mean_sd([r["steps"][-1] for r in rs], ".4g"),
+                mean_sd([r["seconds"][-1] for r in rs], ".3g"),
+                mean_sd([r["loss"][0] for r in rs]),
+                mean_sd([r["loss"][-1] for r in rs]),
+                mean_sd([r["grad_norm"][-1] for r in rs], ".3g")
+                if "grad_norm" in rs[0]
+                else "not tracked",
             ]
         )
     newton_lr = results[("logistic regression", "Newton")]
@@ -160,7 +195,9 @@ def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
         + ", ".join(f"{m} {lrs[m]}" for m in sizes)
         + ". Newton: damped, with a backtracking "
         "line search, Hessian by forward-over-reverse mode. For logistic regression the curves "
-        "show the loss minus its minimum (found by Newton's method); for the MLP, the loss.\n",
+        "show the loss minus its minimum (found by Newton's method); for the MLP, the loss. "
+        f"Each cell runs from {len(seeds)} seeds (initial weights and shuffling); the table "
+        "gives mean ± standard deviation over them, the findings the first seed's run.\n",
         "## Findings\n",
         f"- On logistic regression, Newton's method reaches gradient norm "
         f"{newton_lr['grad_norm'][-1]:.1e} in {newton_lr['steps'][-1]} iterations "
@@ -181,7 +218,9 @@ def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
         f"{results[('MLP 64-8-2 (tanh)', 'Newton')]['loss'][-1]:.4f} in "
         f"{results[('MLP 64-8-2 (tanh)', 'Newton')]['steps'][-1]} iterations "
         f"({results[('MLP 64-8-2 (tanh)', 'Newton')]['seconds'][-1]:.2f} s, each forming a "
-        f"Hessian of {sum(p.size for p in make_model('MLP').parameters())}² entries).",
+        f"Hessian of {sum(p.size for p in make_model('MLP').parameters())}² entries); over "
+        f"{len(seeds)} seeds it ends at "
+        f"{mean_sd([r['loss'][-1] for r in runs[('MLP 64-8-2 (tanh)', 'Newton')]])}.",
         f"- The lowest loss reached by any method: {best:.6f}.",
         "\n![optimizers](optimizers.png)\n",
         "## Final values\n",
@@ -199,7 +238,7 @@ def main(out: str | Path = "reports/optimizers", quick: bool = False) -> dict:
         ),
     ]
     write_text(out / "README.md", "\n".join(text))
-    return {"results": results}
+    return {"results": results, "runs": runs, "rows": rows}
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import diffkit as dk
+from diffkit.tasks import Task, run_tasks
 from diffkit.nn import kernels
 from diffkit.train import load_digits
 from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_text
@@ -53,29 +54,44 @@ def theory(layers):
     return r
 
 
-def main(out: str | Path = "reports/receptive-fields", quick: bool = False) -> dict:
+SETTINGS = {
+    "3×3 conv, stride 1": lambda L: [("conv", 3, 1)] * L,
+    "5×5 conv, stride 1": lambda L: [("conv", 5, 1)] * L,
+    "3×3 conv, stride 2": lambda L: [("conv", 3, 2)] * L,
+    "3×3 conv + 2×2 avg-pool": lambda L: [
+        x for _ in range(L) for x in (("conv", 3, 1), ("avgpool", 2))
+    ],
+    "3×3 conv + 2×2 max-pool": lambda L: [
+        x for _ in range(L) for x in (("conv", 3, 1), ("pool", 2))
+    ],
+}
+
+
+def measure_task(setting: str, depth: int) -> int:
+    """The measured side for one setting and depth (a task)."""
+    layers = SETTINGS[setting](depth)
+    return measure(layers, size=max(64, 2 * theory(layers) + 8))[0]
+
+
+def main(out: str | Path = "reports/receptive-fields", quick: bool = False, executor=None) -> dict:
     out = Path(out)
     depths = range(1, 4 if quick else 7)
-    settings = {
-        "3×3 conv, stride 1": lambda L: [("conv", 3, 1)] * L,
-        "5×5 conv, stride 1": lambda L: [("conv", 5, 1)] * L,
-        "3×3 conv, stride 2": lambda L: [("conv", 3, 2)] * L,
-        "3×3 conv + 2×2 avg-pool": lambda L: [
-            x for _ in range(L) for x in (("conv", 3, 1), ("avgpool", 2))
-        ],
-        "3×3 conv + 2×2 max-pool": lambda L: [
-            x for _ in range(L) for x in (("conv", 3, 1), ("pool", 2))
-        ],
-    }
+    settings = SETTINGS
     max_pool = "3×3 conv + 2×2 max-pool"
+    tasks = [
+        Task(f"{__file__}:measure_task", {"setting": name, "depth": L}, seed=None)
+        for name in settings
+        for L in depths
+    ]
+    done = run_tasks(tasks, executor, cache=out / ".tasks", progress=True, desc="receptive")
+    sides_of = {(t.args["setting"], t.args["depth"]): side for t, side in zip(tasks, done)}
     rows, measured = [], {}
     fig, ax = new_figure()
     for name, make in settings.items():
         sides, preds = [], []
         for L in depths:
             layers = make(L)
-            size = max(64, 2 * theory(layers) + 8)
-            side, _ = measure(layers, size=size)
+            side = sides_of[(name, L)]
             sides.append(side)
             preds.append(theory(layers))
             verdict = "yes" if side == theory(layers) else "no"

@@ -15,6 +15,7 @@ import mpmath
 import numpy as np
 
 import diffkit as dk
+from diffkit.tasks import Task, run_tasks
 from diffkit.differentiators.finite import SCHEMES as FD_SCHEMES
 from diffkit.differentiators.finite import error_model, optimal_step
 from diffkit.viz.plotting import markdown_table, new_figure, save_figure, write_text
@@ -103,17 +104,35 @@ def run_case(f, name, x0, hs, dtype):
     return t, errors, refs, derivs
 
 
-def main(out: str | Path = "reports/roundoff", quick: bool = False) -> dict:
+def steps(quick: bool) -> np.ndarray:
+    return 10.0 ** -np.arange(1, 17, 1.0 if quick else 0.25)
+
+
+def case_task(index: int, dtype: str, quick: bool):
+    """One function in one precision (a task): ``run_case`` on ``functions()[index]``."""
+    _, f, name, x0 = functions()[index]
+    return run_case(f, name, x0, steps(quick), np.dtype(dtype).type)
+
+
+def main(out: str | Path = "reports/roundoff", quick: bool = False, executor=None) -> dict:
     """Run the study, write figures and README.md to ``out``; return the key numbers."""
     out = Path(out)
-    hs = 10.0 ** -np.arange(1, 17, 1.0 if quick else 0.25)
+    hs = steps(quick)
     cases = functions()[:2] if quick else functions()
+    dtypes = ("float64", "float32")
+    tasks = [
+        Task(f"{__file__}:case_task", {"index": i, "dtype": dt, "quick": quick}, seed=None)
+        for i in range(len(cases))
+        for dt in dtypes
+    ]
+    done = run_tasks(tasks, executor, cache=out / ".tasks", progress=True, desc="roundoff")
+    computed = {(t.args["index"], t.args["dtype"]): r for t, r in zip(tasks, done)}
     rows, summary, curves = [], {}, {}
-    for title, f, name, x0 in cases:
+    for index, (title, f, name, x0) in enumerate(cases):
         fig, axes = new_figure(1, 2, figsize=(13, 5))
         for ax, dtype in zip(axes, (np.float64, np.float32)):
             eps = float(np.finfo(dtype).eps)
-            truth, errors, refs, d = run_case(f, name, x0, hs, dtype)
+            truth, errors, refs, d = computed[(index, np.dtype(dtype).name)]
             floor = eps * abs(truth) / 4
             for scheme in SCHEMES:
                 curves[(title, np.dtype(dtype).name, scheme)] = np.asarray(errors[scheme])

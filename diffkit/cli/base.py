@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-__all__ = ["UsageError", "build_parser", "parse_point", "expression_and_point"]
+__all__ = [
+    "UsageError",
+    "build_parser",
+    "parse_point",
+    "expression_and_point",
+    "add_executor_flags",
+    "executor_from_args",
+]
 
 
 class UsageError(Exception):
@@ -33,7 +40,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
-    from . import compare, demo, graph, study, train
+    from . import compare, demo, graph, study, sweep, train
 
     parser = Parser(
         prog="diffkit",
@@ -42,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"diffkit {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
-    for module in (demo, compare, graph, study, train):
+    for module in (demo, compare, graph, study, train, sweep):
         module.register(sub)
     return parser
 
@@ -84,3 +91,40 @@ def expression_and_point(args, required: bool = True):
     if extra:
         raise UsageError(f"--at: {extra[0]!r} is not a variable of the expression")
     return f, at, names
+
+
+def add_executor_flags(p) -> None:
+    """``--workers`` and ``--dask``: where independent tasks run."""
+    from ..tasks import default_workers
+
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="processes to run independent tasks on (1: serially, in this process)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the tasks on the Dask scheduler at ADDRESS (tcp://host:8786), or on a "
+        "LocalCluster of --workers processes with 'local' (pip install 'diffkit[dist]')",
+    )
+
+
+def executor_from_args(args):
+    """The executor the flags ask for, as a context manager."""
+    from ..tasks import executor
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.dask:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise UsageError("--dask: Dask is not installed; pip install 'diffkit[dist]'") from None
+    return executor(args.workers, args.dask)
+
+
+def tasks_failed_message(err, cache) -> str:
+    """One line for a sweep whose tasks partly failed."""
+    return f"{err}; the {err.finished} finished results are kept in {cache} and a rerun skips them"

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from .base import UsageError
+import sys
+
+from .base import UsageError, add_executor_flags, executor_from_args
 
 
 def run(args) -> int:
     from ..demo import StudyError, run_demo
+    from ..tasks import TasksFailed
 
     try:
-        return run_demo(quick=args.quick, out=args.out)
+        with executor_from_args(args) as ex:
+            return run_demo(quick=args.quick, out=args.out, executor=ex)
     except StudyError as err:
         raise UsageError(str(err)) from None
+    except TasksFailed as err:
+        print(f"error: {err}; rerun to retry (finished tasks are kept)", file=sys.stderr)
+        return 1
 
 
 def register(sub) -> None:
@@ -24,4 +31,5 @@ def register(sub) -> None:
         default=str(DEFAULT_OUT),
         help="directory for the reports (the committed reports/ are written by make reports)",
     )
+    add_executor_flags(p)
     p.set_defaults(run=run)

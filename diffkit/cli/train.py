@@ -168,7 +168,14 @@ def add_training_flags(p, grid: bool = False) -> None:
         choices=None if grid else NORMS,
         help=f"LeNet-5's normalization: {' | '.join(NORMS)} {d('norm')}",
     )
-    p.add_argument("--batchnorm", action="store_true", help="the same as --norm batch")
+    if grid:
+        p.add_argument(
+            "--batchnorm",
+            choices=("yes", "no", "both"),
+            help="LeNet-5 with batch normalization, without, or both",
+        )
+    else:
+        p.add_argument("--batchnorm", action="store_true", help="the same as --norm batch")
     p.add_argument(
         "--seed", type=kind(int), help=f"seeds initialisation, shuffle, shifts {d('seed')}"
     )

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io import atomic_write_bytes, atomic_write_text  # noqa: E402
 
-__all__ = ["new_figure", "save_figure", "markdown_table", "write_text", "plt"]
+__all__ = ["new_figure", "save_figure", "markdown_table", "write_text", "mean_sd", "plt"]
 
 
 def new_figure(rows: int = 1, cols: int = 1, figsize=(7, 4.5)):
@@ -59,3 +59,19 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
 def write_text(path: str | Path, text: str) -> Path:
     """Write a report atomically."""
     return atomic_write_text(path, text)
+
+
+def mean_sd(values, fmt: str = ".4g") -> str:
+    """A table cell for repeated measurements: ``mean ± sd`` (sample standard deviation),
+    the value alone when all agree or there is one, — when there is none (NaNs, such as
+    runs that diverged, are left out)."""
+    import math
+
+    values = [float(v) for v in values if not math.isnan(float(v))]
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    if len(values) == 1 or all(v == values[0] for v in values):
+        return format(mean, fmt)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{format(mean, fmt)} ± {sd:.2g}"
