@@ -204,11 +204,41 @@ def executor(workers: int | None = 1, dask: str | None = None):
         return
     import multiprocessing
 
-    pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+    # each worker gets its share of the cores for its BLAS and OpenMP threads: N
+    # processes each running one thread per core would spin against one another
+    with _thread_limit(max(1, default_workers() // n)):
+        pool = cf.ProcessPoolExecutor(
+            max_workers=n, mp_context=multiprocessing.get_context("spawn")
+        )
+        try:
+            # start every worker now, while the limit is in their environment
+            list(pool.map(_noop, range(n)))
+            yield pool
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def _noop(_):
+    return None
+
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _thread_limit(threads: int):
+    """Set the thread-count variables of BLAS and OpenMP for processes started in the
+    block (this process's libraries read them at import, long before)."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+    os.environ.update({k: str(threads) for k in _THREAD_VARIABLES})
     try:
-        yield pool
+        yield
     finally:
-        pool.shutdown(cancel_futures=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_tasks(
