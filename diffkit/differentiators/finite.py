@@ -21,7 +21,7 @@ five-point, where eps is the machine epsilon of the data's dtype (float32 works)
 >>> x = dk.variable("x")
 >>> fd = dk.FiniteDifference("complex-step")
 >>> fd.derivative(dk.exp(x) * dk.sin(x), "x", at={"x": 1.0})
-3.756049227094728
+3.7560492270947274
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ intermediate value right after its last use. Interpreters:
 
 from __future__ import annotations
 
+import builtins
+import operator
 from collections import OrderedDict
 from typing import Any, Iterable, Mapping
 
@@ -133,6 +135,7 @@ class Program:
             if node.kind == "op"
         ]
         self._const_cache: dict[Any, list] = {}
+        self._straight = None
 
     def __len__(self) -> int:
         return len(self.order)
@@ -238,15 +241,22 @@ class Program:
         dtype = self._working_dtype(arrays, unused)
         vals: list[Any] = [None] * len(self.order)
         for (slot, _, _), arr in zip(given, arrays):
-            vals[slot] = arr.astype(dtype, copy=False)
-        for slot, value in self._consts(dtype, lambda n: n.value.astype(dtype)):
+            # 0-d values as numpy scalars, whose arithmetic is cheaper than 0-d arrays'
+            vals[slot] = dtype.type(arr[()]) if arr.ndim == 0 else arr.astype(dtype, copy=False)
+        for slot, value in self._consts(dtype, _const_value(dtype)):
             vals[slot] = value
         with np.errstate(all="ignore"):
-            for slot, _op, impl, ins, attrs, frees in self._steps:
-                vals[slot] = impl(*[vals[i] for i in ins], **attrs)
-                for f in frees:
-                    vals[f] = None
-        outs = [_finish(np.asarray(vals[s])) for s in self._out_slots]
+            if len(self._steps) <= STRAIGHT_LINE_LIMIT:
+                if self._straight is None:
+                    self._straight = straight_line(self._steps, self._out_slots)
+                outs = self._straight(vals)
+            else:
+                for slot, _op, impl, ins, attrs, frees in self._steps:
+                    vals[slot] = impl(*[vals[i] for i in ins], **attrs)
+                    for f in frees:
+                        vals[f] = None
+                outs = [vals[s] for s in self._out_slots]
+        outs = [_finish(np.asarray(v)) for v in outs]
         return outs[0] if self.single else outs
 
     def run_objects(self, at: Mapping[str, Any] | None, backend: str, precision: int | None = 50):
@@ -392,6 +402,61 @@ def _finish(arr: np.ndarray):
 
 _PROGRAMS: "OrderedDict[tuple, tuple[Any, Program]]" = OrderedDict()
 _CACHE_SIZE = 128
+
+
+# programs of up to this many ops run as generated straight-line Python; longer ones
+# through the interpreter loop (compiling the source would cost more than it saves)
+STRAIGHT_LINE_LIMIT = 20_000
+
+
+def _const_value(dtype):
+    """A constant in the working dtype: a numpy scalar for a 0-d one (numpy's scalar
+    arithmetic is several times cheaper than that of 0-d arrays)."""
+
+    def convert(node):
+        value = node.value.astype(dtype)
+        return value[()] if value.ndim == 0 else value
+
+    return convert
+
+
+# the operator forms of ufuncs: the same numpy arithmetic, but on numpy scalars they take
+# numpy's scalar fast path (about 0.06 us) instead of the ufunc machinery (about 0.6 us)
+_OPERATORS = {
+    np.add: operator.add,
+    np.subtract: operator.sub,
+    np.multiply: operator.mul,
+    np.true_divide: operator.truediv,
+    np.negative: operator.neg,
+}
+
+
+def straight_line(steps, out_slots):
+    """A Python function running ``steps`` as straight-line code: one assignment per op
+    into a local variable, a ``del`` after a value's last use, no loop and no list.
+
+    The source is generated from the schedule alone (slot numbers and op records bound
+    as globals), never from names or text a user gave.
+    """
+    env: dict[str, Any] = {}
+    read = {i for _, _, _, ins, _, _ in steps for i in ins} | set(out_slots)
+    written = {slot for slot, *_ in steps}
+    lines = ["def run(vals):"]
+    for i in sorted(read - written):
+        lines.append(f"    v{i} = vals[{i}]")
+    for slot, _op, impl, ins, attrs, frees in steps:
+        env[f"f{slot}"] = _OPERATORS.get(impl, impl) if not attrs else impl
+        args = ", ".join(f"v{i}" for i in ins)
+        if attrs:
+            env[f"a{slot}"] = attrs
+            args = f"{args}, **a{slot}" if args else f"**a{slot}"
+        lines.append(f"    v{slot} = f{slot}({args})")
+        if frees:
+            lines.append("    del " + ", ".join(f"v{f}" for f in frees))
+    lines.append("    return [" + ", ".join(f"v{s}" for s in out_slots) + "]")
+    code = builtins.compile("\n".join(lines), "<diffkit program>", "exec")
+    exec(code, env)  # noqa: S102 - source built from slot numbers only, see above
+    return env["run"]
 
 
 def compile(outputs: Node | Iterable[Node]) -> Program:
