@@ -58,3 +58,24 @@ def mlp_ratio(batch: int = 256) -> float:
 if __name__ == "__main__":
     chain_overhead()
     mlp_ratio()
+
+
+def graph_scaling(sizes=(1_000, 10_000, 100_000)) -> None:
+    """Per-node time to build a scalar chain and its reverse-mode graph, at growing sizes:
+    constant per-node times mean linear cost."""
+    import time
+
+    for n in sizes:
+        start = time.perf_counter()
+        x = dk.variable("x")
+        y = x
+        for i in range(int(n / 1.5)):
+            y = dk.sin(y) if i % 2 else y * 1.0001 + 0.5
+        built = time.perf_counter()
+        nodes = dk.graph_size(y)
+        (g,) = dk.vjp_graph([y], [dk.const(1.0)], [x])
+        done = time.perf_counter()
+        print(
+            f"{nodes:7d} nodes: build {1e6 * (built - start) / nodes:5.2f} us/node, reverse "
+            f"graph {1e6 * (done - built) / nodes:5.2f} us/node ({dk.graph_size(g)} nodes)"
+        )

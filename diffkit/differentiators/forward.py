@@ -18,7 +18,7 @@ import numpy as np
 
 from ..ir.node import Node, apply, as_node, const, internal_variable, variable
 from ..ir.op import ELEMENTWISE, LINEAR, Unsupported
-from ..ir.schedule import compile, graph_size, topological_order
+from ..ir.schedule import compile, graph_size, paused_gc, topological_order
 from ..ops.shape import sum_to
 from .common import (
     Differentiator,
@@ -58,6 +58,7 @@ def jvp_rule(node: Node, tangents: list) -> Node | None:
     return rule(tangents, node, *node.inputs, **node.attrs)
 
 
+@paused_gc()
 def jvp_graph(outputs: Sequence[Node], tangents: Mapping[Node, Node]) -> list[Node]:
     """The tangent of each output, J·t, as IR.
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..ir.node import Node, as_node, const, internal_variable, variable
 from ..ir.op import Unsupported
-from ..ir.schedule import compile, graph_size, topological_order
+from ..ir.schedule import compile, graph_size, paused_gc, topological_order
 from ..ops.shape import sum_to
 from .common import (
     Differentiator,
@@ -45,6 +45,7 @@ def _active(order: list[Node], wrt_ids: set[int]) -> set[int]:
     return active
 
 
+@paused_gc()
 def vjp_graph(
     outputs: Sequence[Node], cotangents: Sequence[Node], wrt: Iterable[Node]
 ) -> list[Node]:

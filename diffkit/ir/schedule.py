@@ -20,6 +20,8 @@ intermediate value right after its last use. Interpreters:
 from __future__ import annotations
 
 import builtins
+import contextlib
+import gc
 import operator
 from collections import OrderedDict
 from typing import Any, Iterable, Mapping
@@ -46,6 +48,21 @@ class EvaluationError(ValueError):
 
 class UnsupportedBackendError(ValueError):
     """An op has no rule for the requested interpreter (mpmath or SymPy)."""
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """Hold Python's cyclic garbage collector while a graph is built in one go: the
+    collector would otherwise rescan every node built so far at each generation-2
+    pass, which makes the cost of building a large graph grow faster than its size.
+    Graphs hold no reference cycles that this delays (nodes refer to their inputs)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def topological_order(outputs: Iterable[Node]) -> list[Node]:
