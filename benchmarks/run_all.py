@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import autodiff_overhead
+import jacobians
 import lenet_step
 import sweep_wall_time
 import transform_overhead
@@ -11,6 +12,9 @@ if __name__ == "__main__":
     print("== interpreter overhead and the cheap-gradient ratio ==")
     autodiff_overhead.chain_overhead()
     autodiff_overhead.mlp_ratio()
+    autodiff_overhead.graph_scaling()
+    print("\n== Jacobians and Hessians: batched passes, per direction, torch.func ==")
+    jacobians.main()
     print("\n== tracing: dk.grad(f), first call against later calls ==")
     transform_overhead.main()
     print("\n== one LeNet-5 training step, diffkit against PyTorch ==")

@@ -33,11 +33,16 @@ __all__ = [
 
 @dataclass
 class Cost:
-    """What a derivative cost: evaluations, sizes, seconds (fields a method does not use stay 0)."""
+    """What a derivative cost: evaluations, sizes, seconds (fields a method does not use stay 0).
+
+    ``passes`` counts the directional derivatives (JVPs or VJPs) computed, one per basis
+    direction, as the course counts them; ``batches`` the evaluations they were pushed
+    through together (several directions per evaluation)."""
 
     method: str = ""
     function_evaluations: int = 0
     passes: int = 0
+    batches: int = 0
     graph_size: int = 0
     expression_size: int = 0
     seconds: float = 0.0

@@ -215,6 +215,7 @@ class FiniteDifference(Differentiator):
         scale = np.max(np.abs(f0)) if np.all(np.isfinite(f0)) else np.inf
         candidates = []  # (trusted, estimate, value, smallest step)
         resolved = False  # a trusted tableau whose differences were not all equal
+        anchor = None  # (value, estimate) of the first trusted, well-resolved tableau
         h = h0
         for _ in range(_RESTARTS if self.step is None else 1):
             value, err, h, flat = self._tableau(evaluate, x0, h, eps, scale)
@@ -239,6 +240,16 @@ class FiniteDifference(Differentiator):
             # function are below its resolution (f computed as log(1 + tiny)), not slope 0
             if flat and resolved:
                 trusted = False
+            # a tableau far from a well-resolved earlier one has reached the function's
+            # resolution (f computed through cancellation, log(1 + 4x^2) near 0: its
+            # differences at small steps are a few round-off quanta, or 0), not a
+            # better estimate
+            if anchor is not None and trusted:
+                far = np.max(np.abs(value - anchor[0]))
+                if far > max(1e-4 * np.max(np.abs(anchor[0])), 10 * (anchor[1] + err)):
+                    trusted = False
+            if anchor is None and trusted and not flat and err <= 1e-6 * np.max(np.abs(value)):
+                anchor = (value, err)
             resolved = resolved or (trusted and not flat)
             candidates.append((trusted, err, value, h / 2 ** (self.richardson_terms - 1)))
             if (trusted and err <= 1e-8 * np.max(np.abs(value))) or h < 1e3 * eps * max(

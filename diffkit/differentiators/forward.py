@@ -18,7 +18,7 @@ import numpy as np
 
 from ..ir.node import Node, apply, as_node, const, internal_variable, variable
 from ..ir.op import ELEMENTWISE, LINEAR, Unsupported
-from ..ir.schedule import compile, graph_size, paused_gc, topological_order
+from ..ir.schedule import graph_size, paused_gc, topological_order
 from ..ops.shape import sum_to
 from .common import (
     Differentiator,
@@ -29,6 +29,7 @@ from .common import (
     register_method,
     variable_shapes,
 )
+from .batching import basis_passes
 from .graphs import cached_graph
 
 __all__ = ["jvp_graph", "ForwardMode", "jvp_rule"]
@@ -101,28 +102,23 @@ class ForwardMode(Differentiator):
     def _jacobian(self, f: Node, at, names: list[str]) -> dict:
         check_at(f, at)
         out, tvars, shapes = self._tangent_program(f, names)
-        program = compile(out)
-        dt = dtype_of(at)
-        zeros = {t.name: np.zeros(t.shape, dt) for t in tvars}
-        result = {}
-        passes = 0
-        for n, t in zip(names, tvars):
+        # every tangent basis direction, in batched chunks: row k is the k-th column of J
+        rows, evaluations = basis_passes(
+            [out], tvars, at, dtype_of(at), cache_key=("jvp", f, tuple(names))
+        )
+        result, row = {}, 0
+        for n in names:
             size = flat_size(shapes[n])
-            cols = []
-            for k in range(size):
-                e = np.zeros(size, dt)
-                e[k] = 1.0
-                value = program({**at, **zeros, t.name: e.reshape(shapes[n])}, strict=False)
-                cols.append(np.ravel(np.broadcast_to(value, f.shape)))
-                passes += 1
-            jac = np.array(cols).T if cols else np.zeros((flat_size(f.shape), 0))
+            jac = rows[row : row + size].T
             result[n] = as_output(jac.reshape(f.shape + shapes[n]))
-        self.last_cost.passes = passes
+            row += size
+        self.last_cost.passes, self.last_cost.batches = rows.shape[0], evaluations
         self.last_cost.graph_size = graph_size(out)
         return result
 
     def _hessian(self, f: Node, at, names: list[str]) -> np.ndarray:
-        """Forward over forward: u·H·w for every pair of basis directions."""
+        """Forward over forward: w·H·u for every pair of basis directions, with the u
+        directions of each w in batched chunks."""
         check_at(f, at)
         out, tvars, shapes = self._tangent_program(f, names)
         svars = [internal_variable(f"tangent2[{n}]", shapes[n]) for n in names]
@@ -130,28 +126,25 @@ class ForwardMode(Differentiator):
         second = cached_graph(
             ("jvp2", f, tuple(names)), lambda: jvp_graph([out], dict(zip(wrt, svars)))[0]
         )
-        program = compile(second)
         sizes = [flat_size(shapes[n]) for n in names]
         total = int(np.sum(sizes))
-
-        def seeds(k, tv):
-            vals, offset = {}, 0
-            for n, t, s in zip(names, tv, sizes):
-                e = np.zeros(s, dt)
-                if offset <= k < offset + s:
-                    e[k - offset] = 1.0
-                vals[t.name] = e.reshape(shapes[n])
-                offset += s
-            return vals
-
         dt = dtype_of(at)
         H = np.zeros((total, total), dt)
-        for i in range(total):
-            for j in range(i, total):
-                H[i, j] = H[j, i] = program(
-                    {**at, **seeds(i, tvars), **seeds(j, svars)}, strict=False
-                )
-        self.last_cost.passes = total * (total + 1) // 2
+        evaluations = 0
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        for j in range(total):
+            fixed = {}
+            for n, sv, lo, size in zip(names, svars, offsets[:-1], sizes):
+                e = np.zeros(size, dt)
+                if lo <= j < lo + size:
+                    e[j - lo] = 1.0
+                fixed[sv.name] = e.reshape(shapes[n])
+            rows, count = basis_passes(
+                [second], tvars, {**at, **fixed}, dt, cache_key=("jvp2", f, tuple(names))
+            )
+            H[:, j] = rows[:, 0]
+            evaluations += count
+        self.last_cost.passes, self.last_cost.batches = total * total, evaluations
         self.last_cost.graph_size = graph_size(second)
         return H
 

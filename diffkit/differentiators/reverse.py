@@ -31,6 +31,7 @@ from .common import (
     register_method,
     variable_shapes,
 )
+from .batching import basis_passes
 from .graphs import cached_graph
 
 __all__ = ["vjp_graph", "grad_graph", "ReverseMode"]
@@ -141,23 +142,23 @@ class ReverseMode(Differentiator):
                 ("grad", f, tuple(names)), lambda: vjp_graph([f], [const(1.0)], wrt)
             )
             values = compile(grads)(at, strict=False)
-            self.last_cost.passes = 1
+            self.last_cost.passes = self.last_cost.batches = 1
             self.last_cost.graph_size = graph_size(grads)
             return {n: as_output(v) for n, v in zip(names, values)}
         seed = internal_variable(f"cotangent[{id(f)}]", f.shape)
         cts = cached_graph(("vjp", f, tuple(names)), lambda: vjp_graph([f], [seed], wrt))
-        program = compile(cts)
-        m = flat_size(f.shape)
-        rows = {n: [] for n in names}
-        for k in range(m):
-            e = np.zeros(m, dtype_of(at))
-            e[k] = 1.0
-            values = program({**at, seed.name: e.reshape(f.shape)}, strict=False)
-            for n, v in zip(names, values):
-                rows[n].append(np.ravel(np.broadcast_to(v, shapes[n])))
-        self.last_cost.passes = m
+        # every cotangent basis direction, in batched chunks: row k is the k-th row of J
+        rows, evaluations = basis_passes(
+            cts, [seed], at, dtype_of(at), cache_key=("vjp", f, tuple(names))
+        )
+        self.last_cost.passes, self.last_cost.batches = rows.shape[0], evaluations
         self.last_cost.graph_size = graph_size(cts)
-        return {n: as_output(np.array(rows[n]).reshape(f.shape + shapes[n])) for n in names}
+        out, col = {}, 0
+        for n in names:
+            size = flat_size(shapes[n])
+            out[n] = as_output(rows[:, col : col + size].reshape(f.shape + shapes[n]))
+            col += size
+        return out
 
     def _hessian(self, f: Node, at, names: list[str]) -> np.ndarray:
         from .forward import jvp_graph
@@ -173,29 +174,12 @@ class ReverseMode(Differentiator):
 
         hvps = cached_graph(("hvp", f, tuple(names)), build)
         self.last_cost.graph_size = graph_size(hvps)
-        return _columns(compile(hvps), at, names, shapes, tangents, self.last_cost)
-
-
-def _columns(program, at, names, shapes, tangents, cost) -> np.ndarray:
-    """Run a Hessian-vector-product program on every basis direction: the Hessian."""
-    sizes = [flat_size(shapes[n]) for n in names]
-    total = int(np.sum(sizes))
-    dt = dtype_of(at)
-    H = np.zeros((total, total), dt)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    for k in range(total):
-        seeds = {}
-        for i, (n, t) in enumerate(zip(names, tangents)):
-            e = np.zeros(sizes[i], dt)
-            if offsets[i] <= k < offsets[i + 1]:
-                e[k - offsets[i]] = 1.0
-            seeds[t.name] = e.reshape(shapes[n])
-        values = program({**at, **seeds}, strict=False)
-        H[:, k] = np.concatenate(
-            [np.ravel(np.broadcast_to(v, shapes[n])) for n, v in zip(names, values)]
+        # H e_k for every basis direction e_k, in batched chunks (H is symmetric)
+        rows, evaluations = basis_passes(
+            hvps, tangents, at, dtype_of(at), cache_key=("hvp", f, tuple(names))
         )
-    cost.passes = total
-    return H
+        self.last_cost.passes, self.last_cost.batches = rows.shape[0], evaluations
+        return np.ascontiguousarray(rows.T)
 
 
 register_method("reverse", ReverseMode)
