@@ -127,7 +127,7 @@ def main(rounds: int = 9, repeats: int = 10) -> None:
     import statistics
     import time
 
-    batches = (64, 256)
+    batches = (1, 16, 64, 256)
     steps, sizes, peaks = {}, {}, {}
     for batch in batches:
         steps[batch], sizes[batch] = diffkit_step(batch)

@@ -108,14 +108,14 @@ EXPORT int conv_direct_supported(void) {
    a multiple of 3, applied to the windows of x (N, C, H, W; element strides xs). */
 __attribute__((target("avx2,fma")))
 EXPORT void conv_direct_f32(const float *x, const idx *shape, const idx *xs, const idx *geo,
-                            const float *wp, idx o, idx opad, float *out) {
+                            const float *wp, idx o, idx opad, float *out, idx n0, idx n1) {
     idx n = shape[0], c = shape[1], kh = geo[0], kw = geo[1], oh = geo[6], ow = geo[7];
     idx K = c * kh * kw;
     float rows[DIRECT_MAX_K * ROW] __attribute__((aligned(32)));
     float tmp[TILE] __attribute__((aligned(32)));
     const float *entry[DIRECT_MAX_K];
     window_entries(entry, rows, NULL, K, K, kw);
-    for (idx ni = 0; ni < n; ni++)
+    for (idx ni = n0; ni < n1; ni++)
         for (idx i = 0; i < oh; i++)
             for (idx j0 = 0; j0 < ow; j0 += TILE) {
                 gather_rows(x, shape, xs, geo, ni, i, j0, rows);
@@ -149,13 +149,13 @@ EXPORT void conv_direct_f32(const float *x, const idx *shape, const idx *xs, con
             }
 }
 
-/* The weight gradient: dw (O, K) = the sum over output pixels of d (O, N, OH, OW,
-   contiguous) times the windows of x. part: opad * kpad * 8 floats of scratch, where the
-   sums stay eight wide until the end. */
+/* The weight gradient: dw (O, K) = the sum over the output pixels of samples n0..n1-1 of
+   d (O, N, OH, OW, contiguous) times the windows of x. part: opad * kpad * 8 floats of
+   scratch, where the sums stay eight wide until the end. */
 __attribute__((target("avx2,fma")))
 EXPORT void conv_direct_wgrad_f32(const float *x, const idx *shape, const idx *xs,
                                   const idx *geo, const float *d, idx o, idx opad,
-                                  float *part, float *dw) {
+                                  float *part, float *dw, idx n0, idx n1) {
     idx n = shape[0], c = shape[1], kh = geo[0], kw = geo[1], oh = geo[6], ow = geo[7];
     idx K = c * kh * kw, kpad = (K + 3) / 4 * 4;
     float rows[DIRECT_MAX_K * ROW] __attribute__((aligned(32)));
@@ -164,7 +164,7 @@ EXPORT void conv_direct_wgrad_f32(const float *x, const idx *shape, const idx *x
     const float *entry[DIRECT_MAX_K];
     window_entries(entry, rows, zero, K, kpad, kw);
     memset(part, 0, (size_t)(opad * kpad * 8) * sizeof(float));
-    for (idx ni = 0; ni < n; ni++)
+    for (idx ni = n0; ni < n1; ni++)
         for (idx i = 0; i < oh; i++)
             for (idx j0 = 0; j0 < ow; j0 += TILE) {
                 gather_rows(x, shape, xs, geo, ni, i, j0, rows);

@@ -2,8 +2,12 @@
    this file once per type, with T and NAME(f) (the function name f with the type's suffix)
    defined. */
 
+/* Every kernel works on the samples n0 <= ni < n1 of the batch only, writing their part of
+   the outputs and nothing else, so that threads can share a batch between them. */
+
 /* x (N, C, H, W) with element strides xs -> out (C*KH*KW, N*OH*OW), row-major. */
-EXPORT void NAME(im2col)(const T *x, const idx *shape, const idx *xs, const idx *geo, T *out) {
+EXPORT void NAME(im2col)(const T *x, const idx *shape, const idx *xs, const idx *geo, T *out,
+                         idx n0, idx n1) {
     idx n = shape[0], c = shape[1], h = shape[2], w = shape[3];
     idx kh = geo[0], kw = geo[1], sy = geo[2], sx = geo[3], py = geo[4], px = geo[5];
     idx oh = geo[6], ow = geo[7];
@@ -13,7 +17,7 @@ EXPORT void NAME(im2col)(const T *x, const idx *shape, const idx *xs, const idx 
                 T *row = out + ((ci * kh + p) * kw + q) * n * oh * ow;
                 idx lo, hi;
                 column_range(q, sx, px, w, ow, &lo, &hi);
-                for (idx ni = 0; ni < n; ni++)
+                for (idx ni = n0; ni < n1; ni++)
                     for (idx i = 0; i < oh; i++) {
                         T *dst = row + (ni * oh + i) * ow;
                         idx y = i * sy + p - py;
@@ -35,11 +39,12 @@ EXPORT void NAME(im2col)(const T *x, const idx *shape, const idx *xs, const idx 
 
 /* The adjoint: cols (C*KH*KW, N*OH*OW, row-major) scatter-added into out (N, C, H, W),
    contiguous, which this overwrites. */
-EXPORT void NAME(col2im)(const T *cols, const idx *shape, const idx *geo, T *out) {
+EXPORT void NAME(col2im)(const T *cols, const idx *shape, const idx *geo, T *out, idx n0,
+                         idx n1) {
     idx n = shape[0], c = shape[1], h = shape[2], w = shape[3];
     idx kh = geo[0], kw = geo[1], sy = geo[2], sx = geo[3], py = geo[4], px = geo[5];
     idx oh = geo[6], ow = geo[7];
-    for (idx ni = 0; ni < n; ni++)
+    for (idx ni = n0; ni < n1; ni++)
         for (idx ci = 0; ci < c; ci++) {
             T *plane = out + (ni * c + ci) * h * w;
             memset(plane, 0, (size_t)(h * w) * sizeof(T));
@@ -68,13 +73,13 @@ EXPORT void NAME(col2im)(const T *cols, const idx *shape, const idx *geo, T *out
    (contiguous); grad (N, C, H, W, contiguous) is overwritten. The search is branch-free:
    where the maximum lies depends on the data, so a branch would be mispredicted often. */
 EXPORT void NAME(max_pool_backward)(const T *ct, const T *x, const T *y, const idx *shape,
-                                  const idx *xs, const idx *geo, T *grad) {
-    idx n = shape[0], c = shape[1], h = shape[2], w = shape[3];
+                                  const idx *xs, const idx *geo, T *grad, idx n0, idx n1) {
+    idx c = shape[1], h = shape[2], w = shape[3];
     idx kh = geo[0], kw = geo[1], sy = geo[2], sx = geo[3], py = geo[4], px = geo[5];
     idx oh = geo[6], ow = geo[7];
     idx s2 = xs[2], s3 = xs[3];
-    memset(grad, 0, (size_t)(n * c * h * w) * sizeof(T));
-    for (idx ni = 0; ni < n; ni++)
+    memset(grad + n0 * c * h * w, 0, (size_t)((n1 - n0) * c * h * w) * sizeof(T));
+    for (idx ni = n0; ni < n1; ni++)
         for (idx ci = 0; ci < c; ci++) {
             const T *plane = x + ni * xs[0] + ci * xs[1];
             T *g = grad + (ni * c + ci) * h * w;

@@ -15,6 +15,17 @@ from diffkit.ops.pooling import _max_pool_backward_impl, _max_pool_impl, _pool_s
 from diffkit.ops.windows import _col2im_impl, _im2col_impl
 
 
+@pytest.fixture(autouse=True, params=["one thread", "batch split over 3 threads"])
+def _threads(request, monkeypatch):
+    """Every comparison runs with the whole batch on one thread, and with the batch split
+    unevenly over three threads, whatever its size."""
+    if request.param != "one thread":
+        monkeypatch.setattr(native, "PARALLEL_MIN_ENTRIES", 1)
+        monkeypatch.setattr(native, "threads", lambda: 3)
+    else:
+        monkeypatch.setattr(native, "threads", lambda: 1)
+
+
 def test_extension_is_built():
     """`pip install -e .` compiles diffkit/_native.c; without it every image op silently
     takes the (slower) numpy path. DIFFKIT_NATIVE=0 switches the loops off on purpose."""

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 __all__ = [
+    "threads",
     "available",
     "enabled",
     "use_native",
@@ -55,6 +56,45 @@ _state = {"on": _LIB is not None and os.environ.get("DIFFKIT_NATIVE", "1") != "0
 DIRECT_MAX_WINDOW = 64
 DIRECT_MAX_KW = 16
 _DIRECT = _LIB is not None and bool(_LIB.conv_direct_supported())
+
+
+# a kernel shares its batch between threads when it has at least this many input entries
+# per thread (below, handing work to a thread costs more than it saves)
+PARALLEL_MIN_ENTRIES = 1 << 15
+_POOL: dict = {}
+
+
+def threads() -> int:
+    """How many threads the compiled loops share a batch between: the cores this process
+    may use, or ``OMP_NUM_THREADS`` when set (worker processes of a sweep set it)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    try:
+        return max(1, min(cores, int(os.environ.get("OMP_NUM_THREADS", cores))))
+    except ValueError:
+        return cores
+
+
+def _ranges(n: int, entries: int) -> list[tuple[int, int]]:
+    """The batch [0, n) split for the threads, by how much work it is."""
+    k = min(threads(), n, max(1, entries // PARALLEL_MIN_ENTRIES))
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(k)]
+
+
+def _run(call, ranges) -> list:
+    """``call(n0, n1)`` for each range, on threads when there are several (ctypes lets go
+    of the interpreter lock while a compiled loop runs)."""
+    if len(ranges) == 1:
+        return [call(*ranges[0])]
+    pool = _POOL.get(len(ranges))
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = _POOL[len(ranges)] = ThreadPoolExecutor(len(ranges), "diffkit-native")
+    return list(pool.map(lambda r: call(*r), ranges))
 
 
 def available() -> bool:
@@ -117,7 +157,8 @@ def im2col(x, kernel_size, stride, padding, out_hw):
     n, c, _, _ = x.shape
     kh, kw = kernel_size
     out = np.empty((c * kh * kw, n * out_hw[0] * out_hw[1]), x.dtype)
-    fn(_ptr(x), _ints(x.shape), _strides(x), _geo(kernel_size, stride, padding, out_hw), _ptr(out))
+    args = (_ptr(x), _ints(x.shape), _strides(x), _geo(kernel_size, stride, padding, out_hw))
+    _run(lambda n0, n1: fn(*args, _ptr(out), _i64(n0), _i64(n1)), _ranges(n, out.size))
     return out
 
 
@@ -128,7 +169,11 @@ def col2im(cols, input_shape, kernel_size, stride, padding, out_hw):
         return None
     cols = np.ascontiguousarray(cols)
     out = np.empty(input_shape, cols.dtype)
-    fn(_ptr(cols), _ints(input_shape), _geo(kernel_size, stride, padding, out_hw), _ptr(out))
+    args = (_ptr(cols), _ints(input_shape), _geo(kernel_size, stride, padding, out_hw))
+    _run(
+        lambda n0, n1: fn(*args, _ptr(out), _i64(n0), _i64(n1)),
+        _ranges(input_shape[0], cols.size),
+    )
     return out
 
 
@@ -140,7 +185,8 @@ def max_pool_backward(ct, x, y, kernel_size, stride, padding):
     ct, y = np.ascontiguousarray(ct), np.ascontiguousarray(y)
     grad = np.empty(x.shape, x.dtype)
     xs, geo = _strides(x), _geo(kernel_size, stride, padding, y.shape[2:])
-    fn(_ptr(ct), _ptr(x), _ptr(y), _ints(x.shape), xs, geo, _ptr(grad))
+    args = (_ptr(ct), _ptr(x), _ptr(y), _ints(x.shape), xs, geo, _ptr(grad))
+    _run(lambda n0, n1: fn(*args, _i64(n0), _i64(n1)), _ranges(x.shape[0], x.size))
     return grad
 
 
@@ -168,8 +214,10 @@ def conv_direct(x, w, stride, padding, out_hw):
     wp[:o] = w.reshape(o, -1)
     out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), np.float32)
     geo = _geo(w.shape[2:], stride, padding, out_hw)
-    _LIB.conv_direct_f32(
-        _ptr(x), _ints(x.shape), _strides(x), geo, _ptr(wp), _i64(o), _i64(len(wp)), _ptr(out)
+    args = (_ptr(x), _ints(x.shape), _strides(x), geo, _ptr(wp), _i64(o), _i64(len(wp)))
+    _run(
+        lambda n0, n1: _LIB.conv_direct_f32(*args, _ptr(out), _i64(n0), _i64(n1)),
+        _ranges(x.shape[0], out.size),
     )
     return out
 
@@ -181,18 +229,17 @@ def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
     ct = np.ascontiguousarray(ct)
     o, k = weight_shape[0], int(np.prod(weight_shape[1:]))
     opad, kpad = -(-o // 3) * 3, -(-k // 4) * 4
-    part = np.empty(opad * kpad * 8, np.float32)
-    dw = np.empty(weight_shape, np.float32)
     geo = _geo(weight_shape[2:], stride, padding, out_hw)
-    _LIB.conv_direct_wgrad_f32(
-        _ptr(x),
-        _ints(x.shape),
-        _strides(x),
-        geo,
-        _ptr(ct),
-        _i64(o),
-        _i64(opad),
-        _ptr(part),
-        _ptr(dw),
-    )
+    args = (_ptr(x), _ints(x.shape), _strides(x), geo, _ptr(ct), _i64(o), _i64(opad))
+
+    def partial(n0, n1):  # each range its own scratch and sum
+        part = np.empty(opad * kpad * 8, np.float32)
+        dw = np.empty(weight_shape, np.float32)
+        _LIB.conv_direct_wgrad_f32(*args, _ptr(part), _ptr(dw), _i64(n0), _i64(n1))
+        return dw
+
+    parts = _run(partial, _ranges(x.shape[0], ct.size))
+    dw = parts[0]
+    for other in parts[1:]:
+        dw += other
     return dw
