@@ -10,7 +10,7 @@ import transform_overhead
 
 if __name__ == "__main__":
     print("== interpreter overhead and the cheap-gradient ratio ==")
-    autodiff_overhead.chain_overhead()
+    autodiff_overhead.chain_overhead(2000)
     autodiff_overhead.mlp_ratio()
     autodiff_overhead.graph_scaling()
     print("\n== Jacobians and Hessians: batched passes, per direction, torch.func ==")
