@@ -61,12 +61,9 @@ def mlp_ratio(batch: int = 256) -> float:
     med = {k: float(np.median(v)) for k, v in rounds.items() if v}
     spread = {k: (1e3 * min(v), 1e3 * max(v)) for k, v in rounds.items() if v}
     print(f"784-256-10 tanh MLP, batch {batch}, float32 ({len(names)} parameter arrays), 7 rounds:")
-    print(
-        f"  function          median {med['f'] * 1e3:.3f} ms (range {spread['f'][0]:.3f}-{spread['f'][1]:.3f})"
-    )
-    print(
-        f"  loss + gradient   median {med['g'] * 1e3:.3f} ms (range {spread['g'][0]:.3f}-{spread['g'][1]:.3f})"
-    )
+    for key, label in (("f", "function        "), ("g", "loss + gradient ")):
+        low, high = spread[key]
+        print(f"  {label}  median {med[key] * 1e3:.3f} ms (range {low:.3f}-{high:.3f})")
     print(f"  ratio time(gradient)/time(function) = {med['g'] / med['f']:.2f} (target <= 2.0)")
     if "torch" in med:
         print(
@@ -115,12 +112,6 @@ def _torch_child(batch: int):
     return proc
 
 
-if __name__ == "__main__":
-    chain_overhead(2000)
-    mlp_ratio()
-    graph_scaling()
-
-
 def graph_scaling(sizes=(1_000, 10_000, 100_000)) -> None:
     """Per-node time to build a scalar chain and its reverse-mode graph, at growing sizes:
     constant per-node times mean linear cost."""
@@ -140,3 +131,9 @@ def graph_scaling(sizes=(1_000, 10_000, 100_000)) -> None:
             f"{nodes:7d} nodes: build {1e6 * (built - start) / nodes:5.2f} us/node, reverse "
             f"graph {1e6 * (done - built) / nodes:5.2f} us/node ({dk.graph_size(g)} nodes)"
         )
+
+
+if __name__ == "__main__":
+    chain_overhead(2000)
+    mlp_ratio()
+    graph_scaling()
