@@ -16,6 +16,7 @@ back to one evaluation per direction.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..ir.node import Node, apply, internal_variable
 from ..ir.schedule import compile, paused_gc, topological_order
 from ..ops.shape import broadcast_to, reshape
 
-__all__ = ["batch_graph", "NotBatchable", "basis_passes", "MAX_BATCH_ENTRIES"]
+__all__ = ["batch_graph", "NotBatchable", "basis_passes", "MAX_BATCH_ENTRIES", "batch_limit"]
 
 # a chunk of directions is as large as keeps the largest batched value under this many
 # entries (128 MiB in float64)
@@ -150,6 +151,24 @@ def batch_graph(
             )
         new[id(node)] = (out, True)
     return [new[id(o)] for o in outputs]
+
+
+@contextlib.contextmanager
+def batch_limit(entries: int):
+    """Within the block, chunks of directions keep their largest batched value under
+    ``entries`` entries; ``batch_limit(1)`` evaluates one direction at a time, as the
+    pass counts of the textbook cost model assume."""
+    from .graphs import clear_cache
+
+    global MAX_BATCH_ENTRIES
+    saved = MAX_BATCH_ENTRIES
+    MAX_BATCH_ENTRIES = max(1, int(entries))
+    clear_cache()
+    try:
+        yield
+    finally:
+        MAX_BATCH_ENTRIES = saved
+        clear_cache()
 
 
 def basis_passes(outputs: list[Node], seeds: list[Node], at: dict, dtype, cache_key=None):

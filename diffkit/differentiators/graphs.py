@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from ..ir.node import Node
 
-__all__ = ["cached_graph"]
+__all__ = ["cached_graph", "clear_cache"]
 
 _CACHE: "OrderedDict[tuple, tuple[Any, Any]]" = OrderedDict()
 _SIZE = 256
@@ -25,3 +25,8 @@ def cached_graph(key: tuple, build: Callable[[], Any]):
     if len(_CACHE) > _SIZE:
         _CACHE.popitem(last=False)
     return value
+
+
+def clear_cache() -> None:
+    """Forget every remembered graph."""
+    _CACHE.clear()
