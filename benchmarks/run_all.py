@@ -6,6 +6,7 @@ import autodiff_overhead
 import jacobians
 import lenet_step
 import sweep_wall_time
+import train_wall_time
 import transform_overhead
 
 if __name__ == "__main__":
@@ -21,3 +22,5 @@ if __name__ == "__main__":
     lenet_step.main()
     print("\n== the normalization study, serial against 2 worker processes ==")
     sweep_wall_time.main()
+    print("\n== diffkit train against the same training in PyTorch ==")
+    train_wall_time.main()
