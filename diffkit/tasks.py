@@ -41,6 +41,7 @@ __all__ = [
     "Task",
     "TaskError",
     "TasksFailed",
+    "ExecutorError",
     "run_tasks",
     "executor",
     "SerialExecutor",
@@ -50,6 +51,10 @@ __all__ = [
 
 class TaskError(Exception):
     """One task's failure: its description and the error, in one line."""
+
+
+class ExecutorError(ValueError):
+    """An executor that cannot start: a Dask scheduler out of reach, a bad worker count."""
 
 
 class TasksFailed(RuntimeError):
@@ -68,6 +73,8 @@ class TasksFailed(RuntimeError):
 
 
 _MISSING = object()
+# seconds to wait for a Dask scheduler named by address
+DASK_TIMEOUT = 10
 
 
 @dataclass(frozen=True)
@@ -176,22 +183,28 @@ def executor(workers: int | None = 1, dask: str | None = None):
     """
     n = default_workers() if workers is None else int(workers)
     if n < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise ExecutorError(f"workers must be at least 1, got {workers}")
     if dask:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise ImportError(
+            raise ExecutorError(
                 "Dask is not installed: pip install 'diffkit[dist]' (dask[distributed])"
             ) from None
         cluster = None
-        if dask == "local":
-            cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            client = Client(cluster)
-        else:
-            client = Client(dask, timeout=10)
+        try:
+            if dask == "local":
+                cluster = LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+                client = Client(cluster)
+            else:
+                client = Client(dask, timeout=DASK_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as err:
+            if cluster is not None:
+                cluster.close()
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ExecutorError(f"--dask {dask}: cannot reach the scheduler ({reason})") from None
         try:
             yield client.get_executor(pure=False)
         finally:

@@ -158,3 +158,19 @@ def test_sweep_train_cli(tmp_path, capsys):
         assert main(args) == 2, bad
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1, (bad, err)
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("distributed")
+    import socket
+
+    import diffkit.tasks
+
+    monkeypatch.setattr(diffkit.tasks, "DASK_TIMEOUT", 1)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["study", "roundoff", "--quick", "--out", str(tmp_path / "r")]
+    assert main(argv + ["--dask", f"tcp://127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach the scheduler" in err and err.count("\n") == 1

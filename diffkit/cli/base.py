@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 from typing import Sequence
 
 __all__ = [
@@ -111,9 +113,11 @@ def add_executor_flags(p) -> None:
     )
 
 
+@contextlib.contextmanager
 def executor_from_args(args):
-    """The executor the flags ask for, as a context manager."""
-    from ..tasks import executor
+    """The executor the flags ask for, as a context manager; one that cannot start (a
+    scheduler out of reach) is a usage error."""
+    from ..tasks import ExecutorError, executor
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
@@ -122,7 +126,18 @@ def executor_from_args(args):
             import distributed  # noqa: F401
         except ImportError:
             raise UsageError("--dask: Dask is not installed; pip install 'diffkit[dist]'") from None
-    return executor(args.workers, args.dask)
+    context = executor(args.workers, args.dask)
+    try:
+        ex = context.__enter__()
+    except ExecutorError as err:
+        raise UsageError(str(err)) from None
+    try:
+        yield ex
+    except BaseException:
+        if not context.__exit__(*sys.exc_info()):
+            raise
+    else:
+        context.__exit__(None, None, None)
 
 
 def tasks_failed_message(err, cache) -> str:
