@@ -37,7 +37,7 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest diffkit tests README.md --doctest-glob=README.md
 
 oracle: $(VENV)/.installed-oracle
-	$(PY) -m pytest tests/oracle -q
+	$(PY) -m pytest tests/oracle
 
 bench: $(VENV)/.installed-oracle
 	cd benchmarks && ../$(PY) run_all.py
