@@ -69,10 +69,7 @@ def test_no_edge_passes_through_a_node_box(seed):
     rng = np.random.default_rng(seed)
     target = int(np.linspace(5, 57, 24)[seed])
     expr, _ = _random_graph(rng, target)
-    try:
-        lay = layout(expr)
-    except GraphTooLarge:
-        pytest.skip("grew past the limit")
+    lay = layout(expr)  # at most 57 nodes asked for, at most 3 more added: under the limit
     assert 1 <= len(lay.order) <= 60
     boxes = lay.boxes
     # boxes do not overlap one another

