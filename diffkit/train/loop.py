@@ -282,6 +282,52 @@ def fit(
     eval_cache: dict = {}
     model.train()
     targets_all = one_hot(train.labels, train.num_classes, model.dtype)
+
+    show_bar = _show_bar(progress, bar)
+
+    def minibatch_epoch(epoch):
+        """One pass of minibatch steps; returns (mean loss, accuracy, samples seen)."""
+        t0 = time.perf_counter()
+        total, correct, seen = 0.0, 0, 0
+        pbar = tqdm(
+            total=len(train),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="img",
+            disable=not show_bar,
+            leave=False,
+        )
+        try:
+            for step, idx in enumerate(batches(len(train), batch_size, rng)):
+                if len(idx) < smallest:
+                    continue
+                shape = (len(idx),) + train.images.shape[1:]
+                if shape not in graphs:
+                    graphs[shape] = StepGraph(model, shape, train.num_classes)
+                images = train.images[idx]
+                if augment:
+                    images = random_shift(images, rng, augment)
+                loss, logits, grads, stats = graphs[shape](model, images, targets_all[idx])
+                if not math.isfinite(loss):
+                    result.diverged = (
+                        f"non-finite loss ({loss}) at epoch {epoch + 1}, step {step + 1}"
+                    )
+                    break
+                optimizer.step(grads)
+                graphs[shape].update_statistics(stats)
+                total += loss * len(idx)
+                correct += int(np.sum(np.argmax(logits, 1) == train.labels[idx]))
+                seen += len(idx)
+                pbar.update(len(idx))
+                pbar.set_postfix(
+                    loss=f"{total / seen:.4f}",
+                    acc=f"{correct / seen:.3f}",
+                    rate=f"{seen / (time.perf_counter() - t0):.0f}/s",
+                    refresh=False,
+                )
+        finally:
+            pbar.close()
+        return total / max(seen, 1), correct / max(seen, 1), seen
+
     t_start = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         if schedule is not None and not full_batch:
@@ -295,22 +341,7 @@ def fit(
                 break
             train_loss, train_acc = evaluate_model(model, train, cache=eval_cache)
         else:
-            train_loss, train_acc, seen = _minibatch_epoch(
-                model,
-                train,
-                optimizer,
-                batch_size,
-                smallest,
-                rng,
-                augment,
-                graphs,
-                targets_all,
-                result,
-                epoch,
-                epochs,
-                _show_bar(progress, bar),
-                tqdm,
-            )
+            train_loss, train_acc, seen = minibatch_epoch(epoch)
             if result.diverged:
                 break
         train_time = time.perf_counter() - t0
@@ -381,60 +412,3 @@ def _write_or_fail(
         where = err.filename or out
         result.failed = f"could not write {where} ({err.strerror or err}); {kept}"
         return False
-
-
-def _minibatch_epoch(
-    model,
-    train,
-    optimizer,
-    batch_size,
-    smallest,
-    rng,
-    augment,
-    graphs,
-    targets_all,
-    result,
-    epoch,
-    epochs,
-    show_bar,
-    tqdm,
-):
-    """One pass of minibatch steps; returns (mean loss, accuracy, samples seen)."""
-    t0 = time.perf_counter()
-    total, correct, seen = 0.0, 0, 0
-    bar = tqdm(
-        total=len(train),
-        desc=f"epoch {epoch + 1}/{epochs}",
-        unit="img",
-        disable=not show_bar,
-        leave=False,
-    )
-    try:
-        for step, idx in enumerate(batches(len(train), batch_size, rng)):
-            if len(idx) < smallest:
-                continue
-            shape = (len(idx),) + train.images.shape[1:]
-            if shape not in graphs:
-                graphs[shape] = StepGraph(model, shape, train.num_classes)
-            images = train.images[idx]
-            if augment:
-                images = random_shift(images, rng, augment)
-            loss, logits, grads, stats = graphs[shape](model, images, targets_all[idx])
-            if not math.isfinite(loss):
-                result.diverged = f"non-finite loss ({loss}) at epoch {epoch + 1}, step {step + 1}"
-                break
-            optimizer.step(grads)
-            graphs[shape].update_statistics(stats)
-            total += loss * len(idx)
-            correct += int(np.sum(np.argmax(logits, 1) == train.labels[idx]))
-            seen += len(idx)
-            bar.update(len(idx))
-            bar.set_postfix(
-                loss=f"{total / seen:.4f}",
-                acc=f"{correct / seen:.3f}",
-                rate=f"{seen / (time.perf_counter() - t0):.0f}/s",
-                refresh=False,
-            )
-    finally:
-        bar.close()
-    return total / max(seen, 1), correct / max(seen, 1), seen
