@@ -21,6 +21,7 @@ UNBATCHED = {
     "fold",
     "conv2d_direct",
     "conv2d_direct_weight_grad",
+    "conv2d_input_grad",
     "max_pool2d",
     "max_pool2d_backward",
     "max_pool2d_select",

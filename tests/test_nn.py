@@ -427,3 +427,33 @@ def test_dropout_inside_a_model_trains():
     )
     result = fit(model, train, test, SGD(model, lr=0.1, momentum=0.9), 3, 32, progress=False)
     assert result.history[-1]["test_acc"] > 0.6
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv2d_in_batch_slices_equals_one_window_matrix(dtype, monkeypatch):
+    """A window matrix larger than CHUNK_ENTRIES is built a slice of the batch at a time;
+    value and gradients (input and weight) equal those of the one-matrix path."""
+    from diffkit.ops import convolution
+
+    rng = np.random.default_rng(5)
+    x_val = rng.standard_normal((7, 3, 9, 8)).astype(dtype)
+    w_val = rng.standard_normal((4, 3, 5, 5)).astype(dtype)  # 75 entries: not "direct"
+    ct = rng.standard_normal((7, 4, 4, 4)).astype(dtype)
+
+    def run():
+        x, w = dk.variable("x", x_val.shape), dk.variable("w", w_val.shape)
+        out = dk.conv2d(x, w, stride=(2, 1), padding=(1, 0))
+        loss = dk.sum(out * dk.const(ct))
+        at = {"x": x_val, "w": w_val}
+        ops = {n.op.name for n in dk.ir.topological_order([loss]) if n.kind == "op"}
+        return dk.evaluate(out, at), dk.gradient(loss, at), ops
+
+    whole, g_whole, ops_whole = run()
+    assert "im2col" in ops_whole and "conv2d_direct" not in ops_whole
+    monkeypatch.setattr(convolution, "CHUNK_ENTRIES", 3 * 75 * 16)  # slices of 3 samples
+    sliced, g_sliced, ops_sliced = run()
+    assert "conv2d_direct" in ops_sliced and "im2col" not in ops_sliced
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(sliced, whole, rtol=tol, atol=tol)
+    for k in ("x", "w"):
+        np.testing.assert_allclose(g_sliced[k], g_whole[k], rtol=tol, atol=tol)

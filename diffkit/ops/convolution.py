@@ -5,12 +5,13 @@ and its weight gradient, compiled loops with numpy versions as the reference).
 
 from __future__ import annotations
 
+import numpy as np
 
 from ..ir.node import Node, ShapeError, apply, as_node
 from ..ir.op import Op, Sample, register
 from . import native
 from .shape import _sum_tangents, matmul, reshape, transpose
-from .windows import _NO_SCALAR, _geometry, _im2col_impl, col2im, im2col, pair
+from .windows import _NO_SCALAR, _col2im_impl, _geometry, _im2col_impl, im2col, pair
 
 __all__ = ["conv2d"]
 
@@ -25,11 +26,35 @@ def _out_hw(x_shape, weight_shape, stride, padding):
     return geo[10], geo[11]
 
 
+# the window matrix is built for this many entries at a time (2 MiB in float32: it stays
+# in cache between im2col and the product that reads it), a slice of the batch at a time
+CHUNK_ENTRIES = 1 << 20
+
+
+def _chunks(x_shape, weight_shape, stride, padding):
+    """Slices of the batch, and the matching column ranges of the (·, N·OH·OW) products,
+    each with at most CHUNK_ENTRIES entries of window matrix (one sample at least)."""
+    oh, ow = _out_hw(x_shape, weight_shape, stride, padding)
+    per_sample = int(np.prod(weight_shape[1:])) * oh * ow
+    step = max(1, CHUNK_ENTRIES // max(per_sample, 1))
+    n = x_shape[0]
+    for n0 in range(0, n, step):
+        n1 = min(n, n0 + step)
+        yield slice(n0, n1), slice(n0 * oh * ow, n1 * oh * ow)
+
+
 def _direct_impl(x, w, stride, padding):
     out = native.conv_direct(x, w, stride, padding, _out_hw(x.shape, w.shape, stride, padding))
     if out is not None:
         return out
-    return w.reshape(w.shape[0], -1) @ _windows(x, w.shape, stride, padding)
+    w2 = w.reshape(w.shape[0], -1)
+    chunks = list(_chunks(x.shape, w.shape, stride, padding))
+    if len(chunks) == 1:
+        return w2 @ _windows(x, w.shape, stride, padding)
+    out = np.empty((w.shape[0], chunks[-1][1].stop), np.result_type(x, w))
+    for b, cols in chunks:  # each product written into its columns of the result
+        np.matmul(w2, _windows(x[b], w.shape, stride, padding), out=out[:, cols])
+    return out
 
 
 def _direct_weight_grad_impl(ct, x, weight_shape, stride, padding):
@@ -37,7 +62,26 @@ def _direct_weight_grad_impl(ct, x, weight_shape, stride, padding):
     dw = native.conv_direct_weight_grad(ct, x, weight_shape, stride, padding, hw)
     if dw is not None:
         return dw
-    return (ct @ _windows(x, weight_shape, stride, padding).T).reshape(weight_shape)
+    total = part = None
+    for b, cols in _chunks(x.shape, weight_shape, stride, padding):
+        windows = _windows(x[b], weight_shape, stride, padding)
+        if total is None:
+            total = ct[:, cols] @ windows.T
+            part = np.empty_like(total)
+        else:
+            total += np.matmul(ct[:, cols], windows.T, out=part)
+    return total.reshape(weight_shape)
+
+
+def _input_grad_impl(ct, w, x_shape, stride, padding):
+    """col2im(w2ᵀ ct): the input gradient, a slice of the batch at a time."""
+    o, c, kh, kw = w.shape
+    w2t = w.reshape(o, -1).T
+    dx = np.empty(tuple(x_shape), np.result_type(ct, w))
+    for b, cols in _chunks(x_shape, w.shape, stride, padding):
+        shape = (b.stop - b.start,) + tuple(x_shape[1:])
+        dx[b] = _col2im_impl(w2t @ ct[:, cols], shape, (kh, kw), stride, padding)
+    return dx
 
 
 def _direct_shape(shapes, stride, padding):
@@ -51,9 +95,48 @@ def _direct_shape(shapes, stride, padding):
 def _conv_input_grad(ct, weight, x_shape, stride, padding):
     """The input gradient of a convolution whose product is (O, N·OH·OW): col2im of the
     transposed weight times the cotangent."""
-    o, c, kh, kw = weight.shape
-    w2 = transpose(reshape(weight, (o, c * kh * kw)), (1, 0))
-    return col2im(matmul(w2, ct), x_shape, (kh, kw), stride, padding)
+    return apply(
+        CONV2D_INPUT_GRAD, ct, weight, x_shape=tuple(x_shape), stride=stride, padding=padding
+    )
+
+
+def _input_grad_shape(shapes, x_shape, stride, padding):
+    ct, w = shapes
+    expected = _direct_shape((tuple(x_shape), w), stride, padding)
+    if tuple(ct) != expected:
+        raise ShapeError(
+            f"conv2d_input_grad: cotangent {ct} does not match input {tuple(x_shape)} and "
+            f"weight {w} (expected {expected})"
+        )
+    return tuple(x_shape)
+
+
+CONV2D_INPUT_GRAD = register(
+    Op(
+        name="conv2d_input_grad",
+        shape=_input_grad_shape,
+        impl=_input_grad_impl,
+        # <col2im(W2ᵀ ct), g> = <ct, W2 im2col(g)> = <ct, conv2d_direct(g, W)>
+        vjp=lambda g, out, ct, w, x_shape, **a: (
+            apply(CONV2D_DIRECT, g, w, **a),
+            apply(CONV2D_DIRECT_WEIGHT_GRAD, ct, g, weight_shape=w.shape, **a),
+        ),
+        jvp=lambda tangents, out, ct, w, **a: _sum_tangents(
+            None if tangents[0] is None else apply(CONV2D_INPUT_GRAD, tangents[0], w, **a),
+            None if tangents[1] is None else apply(CONV2D_INPUT_GRAD, ct, tangents[1], **a),
+        ),
+        mpmath=_NO_SCALAR,
+        sympy=_NO_SCALAR,
+        samples=(
+            Sample(
+                ((3, 18), (3, 2, 3, 2)),
+                {"x_shape": (2, 2, 5, 4), "stride": (2, 1), "padding": (1, 0)},
+            ),
+        ),
+        analytic=True,
+        doc="the input gradient of conv2d_direct: col2im(w2ᵀ @ ct)",
+    )
+)
 
 
 CONV2D_DIRECT = register(
@@ -127,7 +210,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
     the weight gradient, and the input gradient is its adjoint :func:`col2im`. Small
     windows (at most 64 entries and 16 columns, stride 1 along the rows: first layers on
     images of few channels) take the op ``conv2d_direct`` instead, which computes the same
-    product without the window matrix (with compiled loops for float32 on CPUs with AVX2).
+    product without the window matrix (with compiled loops for float32 on CPUs with AVX2);
+    so does a window matrix of more than ``CHUNK_ENTRIES`` entries, which
+    ``conv2d_direct`` and its gradients then build a slice of the batch at a time.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (1, 1, 4, 4)); w = dk.variable("w", (2, 1, 3, 3))
@@ -151,9 +236,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
         bias = as_node(bias)
         if bias.shape != (o,):
             raise ShapeError(f"conv2d: bias must have shape ({o},), got {bias.shape}")
-    if native.direct_applies(weight.shape, stride):  # small windows: no window matrix
+    window_entries = c * kh * kw * n * oh * ow
+    if native.direct_applies(weight.shape, stride) or window_entries > CHUNK_ENTRIES:
+        # directly (small windows), or through the window matrix a slice of the batch at
+        # a time, so that it never exists whole (LeNet-5's second layer at batch 256:
+        # 15 MB, and as much again for its gradient)
         out = apply(CONV2D_DIRECT, x, weight, stride=stride, padding=padding)
-    else:
+    else:  # one window matrix, shared by the product and the weight gradient
         flat = im2col(x, (kh, kw), stride, padding)  # (C·KH·KW, N·OH·OW)
         out = matmul(reshape(weight, (o, c * kh * kw)), flat)  # (O, N·OH·OW)
     if bias is not None:  # added along the rows, so that its gradient sums contiguous rows

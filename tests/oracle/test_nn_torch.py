@@ -234,3 +234,12 @@ def test_dropout_as_torch_in_eval_and_with_the_same_mask_in_training():
     np.testing.assert_allclose(dk.evaluate(y, at), tout.detach().numpy(), **TOL)
     g = dk.gradient(dk.sum(y), at, wrt=["x"])["x"]
     np.testing.assert_allclose(g, tx.grad.numpy(), **TOL)
+
+
+def test_lenet5_gradients_with_convolutions_in_batch_slices(monkeypatch):
+    """LeNet-5's second convolution built a slice of the batch at a time (as at large
+    batches) gives PyTorch's loss and gradients."""
+    from diffkit.ops import convolution
+
+    monkeypatch.setattr(convolution, "CHUNK_ENTRIES", 2 * 150 * 100)  # two images a slice
+    test_lenet5_with_the_same_weights(False)
