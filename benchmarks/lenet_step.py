@@ -1,7 +1,7 @@
 """One LeNet-5 training step (forward, backward, SGD update; 1x32x32, float32) in diffkit
 and in PyTorch (CPU, 2 threads, measured in a child process within the same run), at batch
-64 and 256: medians, the ratio diffkit/PyTorch (target <= 1.5 at batch 256), and the peak
-memory of a diffkit step.
+1, 16, 64 and 256: medians, the ratio diffkit/PyTorch (targets: <= 1.0 at batch 1 and 16,
+<= 0.8 at 64 and 256), and the peak memory a diffkit step allocates (tracemalloc).
 
 Run: python benchmarks/lenet_step.py   (PyTorch from the `oracle` extra is optional)
 """
