@@ -114,7 +114,7 @@ def run(args) -> int:
                 flush=True,
             )
             try:
-                result = sweep(configs, list(axes), ex, out, progress=True)
+                result = sweep(configs, list(axes), ex, out, progress=_progress())
             except TasksFailed as err:
                 print(f"error: sweep: {tasks_failed_message(err, out / '.tasks')}", file=sys.stderr)
                 return 1
@@ -133,6 +133,22 @@ def run(args) -> int:
     )
     print(f"sweep: {summary}; wrote {out}/runs.csv, summary.md, summary.png")
     return 0
+
+
+def _progress():
+    """A bar on a terminal; elsewhere (a log file, a cluster job) a line at every tenth of
+    the tasks."""
+    if sys.stderr.isatty():
+        return True
+    shown = [-1]
+
+    def report(done: int, total: int) -> None:
+        step = done * 10 // max(total, 1)
+        if step > shown[0] and done:
+            shown[0] = step
+            print(f"sweep: {done}/{total} runs done", file=sys.stderr, flush=True)
+
+    return report
 
 
 def register(sub) -> None:
