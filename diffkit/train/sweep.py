@@ -156,7 +156,7 @@ def write_sweep(result: SweepResult, out: Path) -> None:
     lines += ["![summary](summary.png)\n", table]
     write_text(out / "summary.md", "\n".join(lines))
 
-    fig, ax = new_figure(figsize=(max(6, 0.9 * len(result.cells) + 2), 4.5))
+    fig, ax = new_figure(figsize=(max(7.5, 0.9 * len(result.cells) + 2), 4.5))
     labels = [", ".join(f"{a}={_fmt(c[a])}" for a in axes) or "run" for c in result.cells]
     means = [100 * c["acc_mean"] if not math.isnan(c["acc_mean"]) else 0 for c in result.cells]
     lo = [
@@ -185,5 +185,9 @@ def write_sweep(result: SweepResult, out: Path) -> None:
         fontsize=8,
     )
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("mean over seeds (bar), min–max (whiskers), each seed (dots); 0 = all diverged")
+    ax.set_title(
+        "test accuracy: mean over seeds (bars), min–max (whiskers), each seed (dots)\n"
+        "a bar at 0: every seed diverged",
+        fontsize=10,
+    )
     save_figure(fig, out / "summary.png")
