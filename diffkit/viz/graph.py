@@ -219,31 +219,9 @@ def _render(expr: Node, at: dict | None, grads: bool, title: str | None, max_nod
         mx, my = x0 + 0.6 * (x1 - x0), y0 + 0.6 * (y1 - y0)  # nearer the distinct targets
         labels.append(((mx, my), (points[-2], points[-1])))
         if id(src) in values:
-            ax.text(
-                mx,
-                my + 0.06,
-                _fmt(values[id(src)]),
-                color="green",
-                ha="center",
-                va="bottom",
-                fontsize=9,
-                fontweight="bold",
-                zorder=3,
-                bbox=_LABEL_BOX,
-            )
+            _pair_label(ax, mx, my, values[id(src)], "green", ha="center")
         if (id(src), id(dst)) in edge_grads:
-            ax.text(
-                mx,
-                my - 0.06,
-                _fmt(edge_grads[id(src), id(dst)]),
-                color="red",
-                ha="center",
-                va="top",
-                fontsize=9,
-                fontweight="bold",
-                zorder=3,
-                bbox=_LABEL_BOX,
-            )
+            _pair_label(ax, mx, my, edge_grads[id(src), id(dst)], "red", ha="center")
     from matplotlib.patches import FancyBboxPatch
 
     for node in order:
@@ -258,25 +236,9 @@ def _render(expr: Node, at: dict | None, grads: bool, title: str | None, max_nod
         ax.text(x, y, node_label(node), ha="center", va="center", fontsize=11, zorder=3)
     if id(expr) in values:
         x, y, w, _ = lay.boxes[id(expr)]
-        ax.text(
-            x + w + 0.1,
-            y + 0.06,
-            _fmt(values[id(expr)]),
-            color="green",
-            va="bottom",
-            fontsize=9,
-            fontweight="bold",
-        )
+        _pair_label(ax, x + w + 0.1, y, values[id(expr)], "green", ha="left", box=False)
         if id(expr) in adjoints:
-            ax.text(
-                x + w + 0.1,
-                y - 0.06,
-                _fmt(adjoints[id(expr)]),
-                color="red",
-                va="top",
-                fontsize=9,
-                fontweight="bold",
-            )
+            _pair_label(ax, x + w + 0.1, y, adjoints[id(expr)], "red", ha="left", box=False)
     ax.set_xlim(min(xs) - 1.0, max(xs) + 1.5)
     ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
     ax.set_aspect("equal")
@@ -303,6 +265,23 @@ def _render(expr: Node, at: dict | None, grads: bool, title: str | None, max_nod
 
 def _node(lay: Layout, key: int) -> Node:
     return next(n for n in lay.order if id(n) == key)
+
+
+def _pair_label(ax, x, y, value, color: str, ha: str, box: bool = True) -> None:
+    """A value just above (green, forward) or a gradient just below (red) the point."""
+    above = color == "green"
+    ax.text(
+        x,
+        y + (0.06 if above else -0.06),
+        _fmt(value),
+        color=color,
+        ha=ha,
+        va="bottom" if above else "top",
+        fontsize=9,
+        fontweight="bold",
+        zorder=3,
+        bbox=_LABEL_BOX if box else None,
+    )
 
 
 def _edge_gradients(lay: Layout, values: dict, adjoints: dict) -> dict:
