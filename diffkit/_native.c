@@ -1,5 +1,5 @@
 /* Compiled loops for the image ops: im2col, col2im, the gradient of max-pooling, and
-   direct convolution for small windows.
+   direct convolution with stride 1 (forward, weight gradient, input gradient).
 
    Each is the same computation as the numpy implementation in diffkit/ops (windows.py,
    convolution.py, pooling.py), which stays the reference and the fallback; the tests run
@@ -48,160 +48,171 @@ static void column_range(idx q, idx sx, idx px, idx w, idx ow, idx *lo, idx *hi)
 #undef T
 #undef NAME
 
-/* Direct convolution for small windows (C*KH*KW <= DIRECT_MAX_K, KW <= 16, stride 1
-   along the rows), float32, with AVX2 and FMA where the CPU has them (checked at run
-   time). For each output row the input rows it reads are copied into a buffer that stays
-   in L1, and the products accumulate in registers: a first layer on images of one or
-   three channels then needs no window matrix in memory (for LeNet-5's first layer at
-   batch 256, 20 MB written once and read twice per training step). */
+/* Direct convolution, stride 1, float32, with AVX2 and FMA where the CPU has them (checked
+   at run time): the forward product, its weight gradient and its input gradient, none of
+   which builds the window matrix.
 
-#define DIRECT_MAX_K 64
-#define TILE 32            /* output columns per tile: four vectors of eight floats */
-#define ROW (TILE + 16)    /* a tile's input columns: TILE + KW - 1 <= TILE + 15 */
+   Each sample is copied into a zero-padded buffer of C planes of HP x WP (padding
+   included), flattened. With stride 1, output pixel (i, j) at the flattened position
+   m = i*WP + j reads window entry k = (c, p, q) at buffer position off[k] + m, where
+   off[k] = c*HP*WP + p*WP + q: every window entry is the same buffer shifted. So the
+   products run over m in vectors of eight, reading the buffer in place; positions with
+   j >= OW (the row's last KW - 1 columns) are computed and dropped, or carry a zero
+   cotangent. The buffer, the weights and one sample's outputs stay in cache. */
 
-#if defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
+#define DIRECT_MAX_K 1024 /* window entries C*KH*KW */
+#define MR 4              /* output channels per register block */
+#define NV 3              /* vectors of eight positions per register block */
+#define MT (8 * NV)       /* positions per tile */
 
-/* With stride 1 along the row, window entries (c, p, q) for q = 0..KW-1 are one input row
-   shifted by q: rows[(c, p)][t] holds input row y = i*sy + p - py of channel c at column
-   j0 + t - px (0 outside the input), so entry (c, p, q) of output column j0 + t is
-   rows[(c, p)][t + q]. Only t < TILE + KW - 1 is written (and read). */
-static void gather_rows(const float *x, const idx *shape, const idx *xs, const idx *geo,
-                        idx ni, idx i, idx j0, float *rows) {
-    idx c = shape[1], h = shape[2], w = shape[3];
-    idx kh = geo[0], kw = geo[1], sy = geo[2], py = geo[4], px = geo[5];
-    idx span = TILE + kw - 1;
-    for (idx ci = 0; ci < c; ci++)
-        for (idx p = 0; p < kh; p++) {
-            float *r = rows + (ci * kh + p) * ROW;
-            idx y = i * sy + p - py;
-            idx lo = px - j0 > 0 ? px - j0 : 0; /* the span's part inside the row: [lo, hi) */
-            idx hi = w + px - j0 < span ? w + px - j0 : span;
-            if (y < 0 || y >= h || hi <= lo) {
-                memset(r, 0, (size_t)span * sizeof(float));
-                continue;
-            }
-            const float *src = x + ni * xs[0] + ci * xs[1] + y * xs[2] + (j0 - px) * xs[3];
-            for (idx t = 0; t < lo; t++) r[t] = 0.0f;
+typedef struct {
+    idx n, c, h, w, kh, kw, py, px, hp, wp, oh, ow, k, m, mt, len;
+} conv_geo;
+
+static idx round_up(idx a, idx b) { return (a + b - 1) / b * b; }
+
+static conv_geo conv_geometry(const idx *shape, const idx *geo) {
+    conv_geo g;
+    g.n = shape[0], g.c = shape[1], g.h = shape[2], g.w = shape[3];
+    g.kh = geo[0], g.kw = geo[1], g.py = geo[4], g.px = geo[5], g.oh = geo[6], g.ow = geo[7];
+    g.hp = g.h + 2 * g.py, g.wp = g.w + 2 * g.px;
+    g.k = g.c * g.kh * g.kw;
+    g.m = g.oh * g.wp;           /* flattened positions of one output plane */
+    g.mt = round_up(g.m, MT);    /* in whole tiles */
+    /* the last read: off[K-1] + mt - 1 < c*hp*wp + kw + MT (as oh + kh - 1 = hp) */
+    g.len = round_up(g.c * g.hp * g.wp + g.kw + MT, 8);
+    return g;
+}
+
+/* Floats of scratch one call for samples [n0, n1) needs, given O output channels: the
+   sample buffer, one sample's outputs or cotangents (O rounded up to MR rows of mt), and
+   the weight gradient's eight-wide partial sums. */
+EXPORT idx conv_direct_scratch(const idx *shape, const idx *geo, idx o) {
+    conv_geo g = conv_geometry(shape, geo);
+    idx opad = round_up(o, MR);
+    return g.len + opad * g.mt + opad * round_up(g.k, NV) * 8;
+}
+
+static void window_offsets(const conv_geo *g, idx *off, idx kpad) {
+    for (idx k = 0; k < kpad; k++) {
+        idx c = k / (g->kh * g->kw), p = k / g->kw % g->kh, q = k % g->kw;
+        off[k] = k < g->k ? c * g->hp * g->wp + p * g->wp + q : 0;
+    }
+}
+
+/* Sample ni of x (element strides xs) into buf, zero padded. */
+static void load_sample(const float *x, const idx *xs, const conv_geo *g, idx ni, float *buf) {
+    memset(buf, 0, (size_t)g->len * sizeof(float));
+    for (idx ci = 0; ci < g->c; ci++)
+        for (idx y = 0; y < g->h; y++) {
+            float *dst = buf + (ci * g->hp + y + g->py) * g->wp + g->px;
+            const float *src = x + ni * xs[0] + ci * xs[1] + y * xs[2];
             if (xs[3] == 1) {
-                memcpy(r + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+                memcpy(dst, src, (size_t)g->w * sizeof(float));
             } else {
-                for (idx t = lo; t < hi; t++) r[t] = src[t * xs[3]];
+                for (idx j = 0; j < g->w; j++) dst[j] = src[j * xs[3]];
             }
-            for (idx t = hi; t < span; t++) r[t] = 0.0f;
         }
 }
 
-/* Where window entry k starts in rows (see gather_rows); entries K..kpad-1 read zero. */
-static void window_entries(const float **entry, const float *rows, const float *zero, idx K,
-                           idx kpad, idx kw) {
-    for (idx k = 0; k < kpad; k++) entry[k] = k < K ? rows + (k / kw) * ROW + k % kw : zero;
+/* Sample ni's rows of d (O, N, OH, OW, contiguous) into rows (rows x mt) at the flattened
+   positions, zero elsewhere (the dropped columns, the tail, the rows from O on). */
+static void load_cotangent(const float *d, const conv_geo *g, idx o, idx rows, idx ni,
+                           float *dst) {
+    memset(dst, 0, (size_t)(rows * g->mt) * sizeof(float));
+    for (idx oi = 0; oi < o; oi++)
+        for (idx i = 0; i < g->oh; i++)
+            memcpy(dst + oi * g->mt + i * g->wp, d + ((oi * g->n + ni) * g->oh + i) * g->ow,
+                   (size_t)g->ow * sizeof(float));
 }
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
 
 EXPORT int conv_direct_supported(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* out (O, N, OH, OW), contiguous: the weights wp (opad, K), O rows padded with zero rows to
-   a multiple of 3, applied to the windows of x (N, C, H, W; element strides xs). */
+/* out (O, N, OH, OW), contiguous: the weights wp (opad, K; O rows, then zero rows up to a
+   multiple of MR) applied to the windows of x (N, C, H, W; element strides xs). */
 __attribute__((target("avx2,fma")))
 EXPORT void conv_direct_f32(const float *x, const idx *shape, const idx *xs, const idx *geo,
-                            const float *wp, idx o, idx opad, float *out, idx n0, idx n1) {
-    idx n = shape[0], c = shape[1], kh = geo[0], kw = geo[1], oh = geo[6], ow = geo[7];
-    idx K = c * kh * kw;
-    float rows[DIRECT_MAX_K * ROW] __attribute__((aligned(32)));
-    float tmp[TILE] __attribute__((aligned(32)));
-    const float *entry[DIRECT_MAX_K];
-    window_entries(entry, rows, NULL, K, K, kw);
-    for (idx ni = n0; ni < n1; ni++)
-        for (idx i = 0; i < oh; i++)
-            for (idx j0 = 0; j0 < ow; j0 += TILE) {
-                gather_rows(x, shape, xs, geo, ni, i, j0, rows);
-                idx len = ow - j0 < TILE ? ow - j0 : TILE;
-                for (idx ob = 0; ob < opad; ob += 3) {
-                    __m256 acc[3][4];
-                    for (int r = 0; r < 3; r++)
-                        for (int v = 0; v < 4; v++) acc[r][v] = _mm256_setzero_ps();
-                    for (idx k = 0; k < K; k++) {
-                        const float *b = entry[k];
-                        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-                        __m256 b2 = _mm256_loadu_ps(b + 16), b3 = _mm256_loadu_ps(b + 24);
-                        for (int r = 0; r < 3; r++) {
-                            __m256 wv = _mm256_broadcast_ss(wp + (ob + r) * K + k);
-                            acc[r][0] = _mm256_fmadd_ps(wv, b0, acc[r][0]);
-                            acc[r][1] = _mm256_fmadd_ps(wv, b1, acc[r][1]);
-                            acc[r][2] = _mm256_fmadd_ps(wv, b2, acc[r][2]);
-                            acc[r][3] = _mm256_fmadd_ps(wv, b3, acc[r][3]);
-                        }
-                    }
-                    for (int r = 0; r < 3 && ob + r < o; r++) {
-                        float *dst = out + (((ob + r) * n + ni) * oh + i) * ow + j0;
-                        if (len == TILE) {
-                            for (int v = 0; v < 4; v++) _mm256_storeu_ps(dst + 8 * v, acc[r][v]);
-                        } else {
-                            for (int v = 0; v < 4; v++) _mm256_store_ps(tmp + 8 * v, acc[r][v]);
-                            memcpy(dst, tmp, (size_t)len * sizeof(float));
-                        }
+                            const float *wp, idx o, float *out, float *scratch, idx n0,
+                            idx n1) {
+    conv_geo g = conv_geometry(shape, geo);
+    idx K = g.k, opad = round_up(o, MR);
+    idx off[DIRECT_MAX_K];
+    float *buf = scratch, *full = scratch + g.len;
+    window_offsets(&g, off, K);
+    for (idx ni = n0; ni < n1; ni++) {
+        load_sample(x, xs, &g, ni, buf);
+        for (idx m0 = 0; m0 < g.mt; m0 += MT)
+            for (idx ob = 0; ob < opad; ob += MR) {
+                __m256 acc[MR][NV];
+                for (int r = 0; r < MR; r++)
+                    for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();
+                const float *wr = wp + ob * K;
+                for (idx k = 0; k < K; k++) {
+                    const float *b = buf + off[k] + m0;
+                    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+                    __m256 b2 = _mm256_loadu_ps(b + 16);
+                    for (int r = 0; r < MR; r++) {
+                        __m256 wv = _mm256_broadcast_ss(wr + r * K + k);
+                        acc[r][0] = _mm256_fmadd_ps(wv, b0, acc[r][0]);
+                        acc[r][1] = _mm256_fmadd_ps(wv, b1, acc[r][1]);
+                        acc[r][2] = _mm256_fmadd_ps(wv, b2, acc[r][2]);
                     }
                 }
+                for (int r = 0; r < MR; r++)
+                    for (int v = 0; v < NV; v++)
+                        _mm256_storeu_ps(full + (ob + r) * g.mt + m0 + 8 * v, acc[r][v]);
             }
+        for (idx oi = 0; oi < o; oi++) /* the kept columns of each row */
+            for (idx i = 0; i < g.oh; i++)
+                memcpy(out + ((oi * g.n + ni) * g.oh + i) * g.ow, full + oi * g.mt + i * g.wp,
+                       (size_t)g.ow * sizeof(float));
+    }
 }
 
-/* The weight gradient: dw (O, K) = the sum over the output pixels of samples n0..n1-1 of
-   d (O, N, OH, OW, contiguous) times the windows of x. part: opad * kpad * 8 floats of
-   scratch, where the sums stay eight wide until the end. */
+/* The weight gradient: dw (O, K) = the sum over samples n0..n1-1 and output pixels of
+   d (O, N, OH, OW, contiguous) times the windows of x. The sums stay eight wide in the
+   scratch until the end. */
 __attribute__((target("avx2,fma")))
 EXPORT void conv_direct_wgrad_f32(const float *x, const idx *shape, const idx *xs,
-                                  const idx *geo, const float *d, idx o, idx opad,
-                                  float *part, float *dw, idx n0, idx n1) {
-    idx n = shape[0], c = shape[1], kh = geo[0], kw = geo[1], oh = geo[6], ow = geo[7];
-    idx K = c * kh * kw, kpad = (K + 3) / 4 * 4;
-    float rows[DIRECT_MAX_K * ROW] __attribute__((aligned(32)));
-    float zero[TILE] __attribute__((aligned(32))) = {0};
-    float drows[3 * TILE] __attribute__((aligned(32)));
-    const float *entry[DIRECT_MAX_K];
-    window_entries(entry, rows, zero, K, kpad, kw);
+                                  const idx *geo, const float *d, idx o, float *dw,
+                                  float *scratch, idx n0, idx n1) {
+    conv_geo g = conv_geometry(shape, geo);
+    idx K = g.k, opad = round_up(o, MR), kpad = round_up(K, NV);
+    idx off[DIRECT_MAX_K + NV];
+    float *buf = scratch, *drows = scratch + g.len, *part = drows + opad * g.mt;
+    window_offsets(&g, off, kpad);
     memset(part, 0, (size_t)(opad * kpad * 8) * sizeof(float));
-    for (idx ni = n0; ni < n1; ni++)
-        for (idx i = 0; i < oh; i++)
-            for (idx j0 = 0; j0 < ow; j0 += TILE) {
-                gather_rows(x, shape, xs, geo, ni, i, j0, rows);
-                idx len = ow - j0 < TILE ? ow - j0 : TILE;
-                for (idx ob = 0; ob < opad; ob += 3) {
-                    for (int r = 0; r < 3; r++) { /* zero beyond the row's end */
-                        float *dr = drows + r * TILE;
-                        if (ob + r < o) {
-                            memcpy(dr, d + (((ob + r) * n + ni) * oh + i) * ow + j0,
-                                   (size_t)len * sizeof(float));
-                            for (idx t = len; t < TILE; t++) dr[t] = 0.0f;
-                        } else {
-                            memset(dr, 0, TILE * sizeof(float));
-                        }
-                    }
-                    for (idx kb = 0; kb < kpad; kb += 4) {
-                        __m256 acc[3][4];
-                        for (int r = 0; r < 3; r++)
-                            for (int u = 0; u < 4; u++)
-                                acc[r][u] = _mm256_loadu_ps(part + ((ob + r) * kpad + kb + u) * 8);
-                        for (int v = 0; v < 4; v++) {
-                            __m256 d0 = _mm256_load_ps(drows + 8 * v);
-                            __m256 d1 = _mm256_load_ps(drows + TILE + 8 * v);
-                            __m256 d2 = _mm256_load_ps(drows + 2 * TILE + 8 * v);
-                            for (int u = 0; u < 4; u++) {
-                                __m256 b = _mm256_loadu_ps(entry[kb + u] + 8 * v);
-                                acc[0][u] = _mm256_fmadd_ps(d0, b, acc[0][u]);
-                                acc[1][u] = _mm256_fmadd_ps(d1, b, acc[1][u]);
-                                acc[2][u] = _mm256_fmadd_ps(d2, b, acc[2][u]);
-                            }
-                        }
-                        for (int r = 0; r < 3; r++)
-                            for (int u = 0; u < 4; u++)
-                                _mm256_storeu_ps(part + ((ob + r) * kpad + kb + u) * 8, acc[r][u]);
+    for (idx ni = n0; ni < n1; ni++) {
+        load_sample(x, xs, &g, ni, buf);
+        load_cotangent(d, &g, o, opad, ni, drows);
+        for (idx ob = 0; ob < opad; ob += MR)
+            for (idx kb = 0; kb < kpad; kb += NV) {
+                __m256 acc[MR][NV];
+                float *pp = part + (ob * kpad + kb) * 8;
+                for (int r = 0; r < MR; r++)
+                    for (int u = 0; u < NV; u++) acc[r][u] = _mm256_loadu_ps(pp + (r * kpad + u) * 8);
+                const float *b0 = buf + off[kb], *b1 = buf + off[kb + 1], *b2 = buf + off[kb + 2];
+                const float *dr = drows + ob * g.mt;
+                for (idx m = 0; m < g.mt; m += 8) {
+                    __m256 x0 = _mm256_loadu_ps(b0 + m), x1 = _mm256_loadu_ps(b1 + m);
+                    __m256 x2 = _mm256_loadu_ps(b2 + m);
+                    for (int r = 0; r < MR; r++) {
+                        __m256 dv = _mm256_loadu_ps(dr + r * g.mt + m);
+                        acc[r][0] = _mm256_fmadd_ps(dv, x0, acc[r][0]);
+                        acc[r][1] = _mm256_fmadd_ps(dv, x1, acc[r][1]);
+                        acc[r][2] = _mm256_fmadd_ps(dv, x2, acc[r][2]);
                     }
                 }
+                for (int r = 0; r < MR; r++)
+                    for (int u = 0; u < NV; u++) _mm256_storeu_ps(pp + (r * kpad + u) * 8, acc[r][u]);
             }
+    }
     for (idx oi = 0; oi < o; oi++)
         for (idx k = 0; k < K; k++) {
             const float *pp = part + (oi * kpad + k) * 8;
@@ -209,6 +220,55 @@ EXPORT void conv_direct_wgrad_f32(const float *x, const idx *shape, const idx *x
             for (int v = 0; v < 8; v++) s += pp[v];
             dw[oi * K + k] = s;
         }
+}
+
+/* The input gradient: dx (N, C, H, W), contiguous, of samples n0..n1-1 is the adjoint of
+   the forward product, wk (O, kpad; K columns, then zero columns up to a multiple of 4)
+   transposed times d (O, N, OH, OW, contiguous), scattered back along the windows: each
+   tile's sums for four window entries are added into the padded buffer at their offsets.
+   The four are a quarter of the window apart, so that one addition does not read what the
+   previous one is still writing (neighbouring entries' offsets differ by one float). */
+__attribute__((target("avx2,fma")))
+EXPORT void conv_direct_igrad_f32(const float *d, const idx *shape, const idx *geo,
+                                  const float *wk, idx o, float *dx, float *scratch, idx n0,
+                                  idx n1) {
+    conv_geo g = conv_geometry(shape, geo);
+    idx kpad = round_up(g.k, 4), quarter = kpad / 4;
+    idx off[DIRECT_MAX_K + 4];
+    float *buf = scratch, *drows = scratch + g.len;
+    window_offsets(&g, off, kpad);
+    for (idx ni = n0; ni < n1; ni++) {
+        load_cotangent(d, &g, o, o, ni, drows);
+        memset(buf, 0, (size_t)g.len * sizeof(float));
+        for (idx m0 = 0; m0 < g.mt; m0 += MT)
+            for (idx kb = 0; kb < quarter; kb++) { /* window entries kb + u*quarter */
+                __m256 acc[4][NV];
+                for (int u = 0; u < 4; u++)
+                    for (int v = 0; v < NV; v++) acc[u][v] = _mm256_setzero_ps();
+                for (idx oi = 0; oi < o; oi++) {
+                    const float *dr = drows + oi * g.mt + m0;
+                    __m256 d0 = _mm256_loadu_ps(dr), d1 = _mm256_loadu_ps(dr + 8);
+                    __m256 d2 = _mm256_loadu_ps(dr + 16);
+                    const float *wr = wk + oi * kpad + kb;
+                    for (int u = 0; u < 4; u++) {
+                        __m256 wv = _mm256_broadcast_ss(wr + u * quarter);
+                        acc[u][0] = _mm256_fmadd_ps(wv, d0, acc[u][0]);
+                        acc[u][1] = _mm256_fmadd_ps(wv, d1, acc[u][1]);
+                        acc[u][2] = _mm256_fmadd_ps(wv, d2, acc[u][2]);
+                    }
+                }
+                for (int u = 0; u < 4; u++) {
+                    float *t = buf + off[kb + u * quarter] + m0;
+                    for (int v = 0; v < NV; v++)
+                        _mm256_storeu_ps(t + 8 * v, _mm256_add_ps(_mm256_loadu_ps(t + 8 * v),
+                                                                  acc[u][v]));
+                }
+            }
+        for (idx ci = 0; ci < g.c; ci++) /* the buffer's inside, without the padding */
+            for (idx y = 0; y < g.h; y++)
+                memcpy(dx + ((ni * g.c + ci) * g.h + y) * g.w,
+                       buf + (ci * g.hp + y + g.py) * g.wp + g.px, (size_t)g.w * sizeof(float));
+    }
 }
 #else
 EXPORT int conv_direct_supported(void) { return 0; }

@@ -10,7 +10,12 @@ import pytest
 
 import diffkit as dk
 from diffkit.ops import native
-from diffkit.ops.convolution import _direct_impl, _direct_shape, _direct_weight_grad_impl
+from diffkit.ops.convolution import (
+    _direct_impl,
+    _direct_shape,
+    _direct_weight_grad_impl,
+    _input_grad_impl,
+)
 from diffkit.ops.pooling import _max_pool_backward_impl, _max_pool_impl, _pool_shape
 from diffkit.ops.windows import _col2im_impl, _im2col_impl
 
@@ -121,19 +126,21 @@ def test_other_dtypes_take_the_numpy_path():
 
 @pytest.mark.skipif(not native._DIRECT, reason="no direct convolution on this CPU or build")
 def test_direct_convolution_equals_numpy():
-    """Random geometries within the direct kernels' reach (stride 1 along rows, windows up
-    to 64 entries and 16 columns), rows wider than one tile of 32, three memory layouts."""
+    """Random geometries within the direct kernels' reach (stride 1, windows up to 1024
+    entries, output channels not a multiple of the kernels' block of 4, planes whose rows
+    are shorter and longer than a tile of 24), three memory layouts: the product, the
+    weight gradient and the input gradient."""
     rng = np.random.default_rng(4)
     checked = 0
     while checked < 60:
-        kh, kw = int(rng.integers(1, 8)), int(rng.integers(1, 17))
-        c = int(rng.integers(1, 4))
+        kh, kw = int(rng.integers(1, 8)), int(rng.integers(1, 12))
+        c = int(rng.integers(1, 24 if checked % 10 == 0 else 5))
         if c * kh * kw > native.DIRECT_MAX_WINDOW:
             continue
-        s, p = (int(rng.integers(1, 4)), 1), (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
-        n, o = int(rng.integers(1, 4)), int(rng.integers(1, 8))
+        s, p = (1, 1), (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        n, o = int(rng.integers(1, 4)), int(rng.integers(1, 11))
         h = int(rng.integers(max(kh - 2 * p[0], 1), 12))
-        w = int(rng.integers(max(kw - 2 * p[1], 1), 75))
+        w = int(rng.integers(max(kw - 2 * p[1], 1), 60))
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         weight = rng.standard_normal((o, c, kh, kw)).astype(np.float32)
         out_shape = _direct_shape((x.shape, weight.shape), s, p)
@@ -144,7 +151,20 @@ def test_direct_convolution_equals_numpy():
             fast, slow = _both(_direct_weight_grad_impl, ct, xl, weight.shape, s, p)
             scale = np.sqrt(ct.size / o)
             np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * scale)
+        fast, slow = _both(_input_grad_impl, ct, weight, x.shape, s, p)
+        assert fast.dtype == np.float32 and fast.flags.c_contiguous
+        np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * np.sqrt(o * kh * kw))
         checked += 1
+
+
+def test_direct_kernels_apply_to_stride_one_only():
+    assert native.direct_applies((16, 6, 5, 5), (1, 1))
+    assert not native.direct_applies((16, 6, 5, 5), (2, 1))
+    assert not native.direct_applies((16, 6, 5, 5), (1, 2))
+    assert not native.direct_applies((16, 64, 5, 5), (1, 1))  # 1600 window entries
+    x = np.ones((1, 1, 6, 6), np.float32)
+    assert native.conv_direct(x, np.ones((2, 1, 3, 3), np.float32), (2, 2), (0, 0), (2, 2)) is None
+    assert native.conv_direct(x.astype(np.float64), x[:, :, :3, :3], (1, 1), (0, 0), (4, 4)) is None
 
 
 @pytest.mark.skipif(not native._DIRECT, reason="no direct convolution on this CPU or build")

@@ -437,7 +437,7 @@ def test_conv2d_in_batch_slices_equals_one_window_matrix(dtype, monkeypatch):
 
     rng = np.random.default_rng(5)
     x_val = rng.standard_normal((7, 3, 9, 8)).astype(dtype)
-    w_val = rng.standard_normal((4, 3, 5, 5)).astype(dtype)  # 75 entries: not "direct"
+    w_val = rng.standard_normal((4, 3, 5, 5)).astype(dtype)  # at stride 2: not "direct"
     ct = rng.standard_normal((7, 4, 4, 4)).astype(dtype)
 
     def run():

@@ -1,6 +1,7 @@
 """Convolution: ``conv2d`` as one matrix product of the weight with the ``im2col`` matrix
-of the input, or, for small windows in float32, a direct convolution (``conv2d_direct``
-and its weight gradient, compiled loops with numpy versions as the reference).
+of the input, or, at stride 1, a direct convolution (``conv2d_direct``, its weight
+gradient and its input gradient: compiled loops for float32, with numpy versions as the
+reference).
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def _direct_weight_grad_impl(ct, x, weight_shape, stride, padding):
 
 def _input_grad_impl(ct, w, x_shape, stride, padding):
     """col2im(w2ᵀ ct): the input gradient, a slice of the batch at a time."""
+    hw = _out_hw(x_shape, w.shape, stride, padding)
+    dx = native.conv_direct_input_grad(ct, w, x_shape, stride, padding, hw)
+    if dx is not None:
+        return dx
     o, c, kh, kw = w.shape
     w2t = w.reshape(o, -1).T
     dx = np.empty(tuple(x_shape), np.result_type(ct, w))
@@ -207,12 +212,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
 
     Computed as one matrix product, (O, C·KH·KW) @ (C·KH·KW, N·OH·OW), of the weight and
     the input's window matrix (:func:`im2col`); the window matrix is one node, shared by
-    the weight gradient, and the input gradient is its adjoint :func:`col2im`. Small
-    windows (at most 64 entries and 16 columns, stride 1 along the rows: first layers on
-    images of few channels) take the op ``conv2d_direct`` instead, which computes the same
-    product without the window matrix (with compiled loops for float32 on CPUs with AVX2);
-    so does a window matrix of more than ``CHUNK_ENTRIES`` entries, which
-    ``conv2d_direct`` and its gradients then build a slice of the batch at a time.
+    the weight gradient, and the input gradient is its adjoint :func:`col2im`. At stride 1
+    (windows of at most 1024 entries, at most 256 output channels) the op
+    ``conv2d_direct`` computes the same product without the window matrix (with compiled
+    loops for float32 on CPUs with AVX2 and FMA, which read each sample in place); so does
+    a window matrix of more than ``CHUNK_ENTRIES`` entries, which ``conv2d_direct`` and
+    its gradients then build a slice of the batch at a time.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (1, 1, 4, 4)); w = dk.variable("w", (2, 1, 3, 3))
@@ -238,9 +243,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
             raise ShapeError(f"conv2d: bias must have shape ({o},), got {bias.shape}")
     window_entries = c * kh * kw * n * oh * ow
     if native.direct_applies(weight.shape, stride) or window_entries > CHUNK_ENTRIES:
-        # directly (small windows), or through the window matrix a slice of the batch at
-        # a time, so that it never exists whole (LeNet-5's second layer at batch 256:
-        # 15 MB, and as much again for its gradient)
+        # directly (stride 1), or through the window matrix a slice of the batch at a
+        # time, so that it never exists whole
         out = apply(CONV2D_DIRECT, x, weight, stride=stride, padding=padding)
     else:  # one window matrix, shared by the product and the weight gradient
         flat = im2col(x, (kh, kw), stride, padding)  # (C·KH·KW, N·OH·OW)

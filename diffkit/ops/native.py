@@ -26,6 +26,7 @@ __all__ = [
     "direct_applies",
     "conv_direct",
     "conv_direct_weight_grad",
+    "conv_direct_input_grad",
 ]
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
@@ -43,7 +44,9 @@ def _load():
                 getattr(lib, f"{name}_{suffix}").restype = None
         lib.conv_direct_supported.restype = ctypes.c_int
         if lib.conv_direct_supported():
-            lib.conv_direct_f32.restype = lib.conv_direct_wgrad_f32.restype = None
+            for name in ("conv_direct_f32", "conv_direct_wgrad_f32", "conv_direct_igrad_f32"):
+                getattr(lib, name).restype = None
+            lib.conv_direct_scratch.restype = ctypes.c_int64
     except (OSError, AttributeError):
         return None
     return lib
@@ -51,10 +54,12 @@ def _load():
 
 _LIB = _load()
 _state = {"on": _LIB is not None and os.environ.get("DIFFKIT_NATIVE", "1") != "0"}
-# the direct convolution: float32, stride 1 along the rows, windows of at most this many
-# entries (C·KH·KW) and at most DIRECT_MAX_KW columns, on a CPU with AVX2 and FMA
-DIRECT_MAX_WINDOW = 64
-DIRECT_MAX_KW = 16
+# the direct convolution: float32, stride 1, windows of at most this many entries (C·KH·KW,
+# as _native.c's DIRECT_MAX_K) and at most this many output channels (its scratch holds
+# O x K partial sums eight wide), on a CPU with AVX2 and FMA
+DIRECT_MAX_WINDOW = 1024
+DIRECT_MAX_OUT = 256
+_MR = 4  # output channels per register block of the kernels (_native.c's MR)
 _DIRECT = _LIB is not None and bool(_LIB.conv_direct_supported())
 
 
@@ -191,7 +196,7 @@ def max_pool_backward(ct, x, y, kernel_size, stride, padding):
 def direct_applies(weight_shape, stride) -> bool:
     """Whether a convolution of this geometry has a direct kernel (whatever the dtype)."""
     o, c, kh, kw = weight_shape
-    return c * kh * kw <= DIRECT_MAX_WINDOW and kw <= DIRECT_MAX_KW and stride[1] == 1
+    return tuple(stride) == (1, 1) and c * kh * kw <= DIRECT_MAX_WINDOW and o <= DIRECT_MAX_OUT
 
 
 def _direct(weight_shape, stride, *arrays) -> bool:
@@ -203,20 +208,32 @@ def _direct(weight_shape, stride, *arrays) -> bool:
     )
 
 
+def _scratch(shape, geo, o) -> np.ndarray:
+    return np.empty(int(_LIB.conv_direct_scratch(_ints(shape), geo, _i64(o))), np.float32)
+
+
+def _padded_rows(w2: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``w2`` (O, K) in the top-left corner of a zero (rows, cols) float32 array."""
+    out = np.zeros((rows, cols), np.float32)
+    out[: w2.shape[0], : w2.shape[1]] = w2
+    return out
+
+
 def conv_direct(x, w, stride, padding, out_hw):
     """The convolution of NCHW ``x`` with OIHW ``w`` as (O, N·OH·OW), computed directly."""
     if not _direct(w.shape, stride, x, w):
         return None
     o = w.shape[0]
-    wp = np.zeros((-(-o // 3) * 3, w[0].size), np.float32)  # row blocks of 3
-    wp[:o] = w.reshape(o, -1)
+    wp = _padded_rows(w.reshape(o, -1), -(-o // _MR) * _MR, w[0].size)
     out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), np.float32)
     geo = _geo(w.shape[2:], stride, padding, out_hw)
-    args = (_ptr(x), _ints(x.shape), _strides(x), geo, _ptr(wp), _i64(o), _i64(len(wp)))
-    _run(
-        lambda n0, n1: _LIB.conv_direct_f32(*args, _ptr(out), _i64(n0), _i64(n1)),
-        _ranges(x.shape[0], out.size),
-    )
+    args = (_ptr(x), _ints(x.shape), _strides(x), geo, _ptr(wp), _i64(o), _ptr(out))
+
+    def call(n0, n1):
+        scratch = _scratch(x.shape, geo, o)
+        _LIB.conv_direct_f32(*args, _ptr(scratch), _i64(n0), _i64(n1))
+
+    _run(call, _ranges(x.shape[0], out.size))
     return out
 
 
@@ -225,15 +242,14 @@ def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
     if not _direct(weight_shape, stride, ct, x):
         return None
     ct = np.ascontiguousarray(ct)
-    o, k = weight_shape[0], int(np.prod(weight_shape[1:]))
-    opad, kpad = -(-o // 3) * 3, -(-k // 4) * 4
+    o = weight_shape[0]
     geo = _geo(weight_shape[2:], stride, padding, out_hw)
-    args = (_ptr(x), _ints(x.shape), _strides(x), geo, _ptr(ct), _i64(o), _i64(opad))
+    args = (_ptr(x), _ints(x.shape), _strides(x), geo, _ptr(ct), _i64(o))
 
     def partial(n0, n1):  # each range its own scratch and sum
-        part = np.empty(opad * kpad * 8, np.float32)
         dw = np.empty(weight_shape, np.float32)
-        _LIB.conv_direct_wgrad_f32(*args, _ptr(part), _ptr(dw), _i64(n0), _i64(n1))
+        scratch = _scratch(x.shape, geo, o)
+        _LIB.conv_direct_wgrad_f32(*args, _ptr(dw), _ptr(scratch), _i64(n0), _i64(n1))
         return dw
 
     parts = _run(partial, _ranges(x.shape[0], ct.size))
@@ -241,3 +257,23 @@ def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
     for other in parts[1:]:
         dw += other
     return dw
+
+
+def conv_direct_input_grad(ct, w, x_shape, stride, padding, out_hw):
+    """The input gradient of :func:`conv_direct` for a cotangent ``ct`` (O, N·OH·OW): NCHW
+    of ``x_shape``."""
+    if not _direct(w.shape, stride, ct, w):
+        return None
+    ct = np.ascontiguousarray(ct)
+    o, k = w.shape[0], w[0].size
+    wk = _padded_rows(w.reshape(o, k), o, -(-k // 4) * 4)
+    dx = np.empty(tuple(x_shape), np.float32)
+    geo = _geo(w.shape[2:], stride, padding, out_hw)
+    args = (_ptr(ct), _ints(x_shape), geo, _ptr(wk), _i64(o), _ptr(dx))
+
+    def call(n0, n1):
+        scratch = _scratch(x_shape, geo, o)
+        _LIB.conv_direct_igrad_f32(*args, _ptr(scratch), _i64(n0), _i64(n1))
+
+    _run(call, _ranges(x_shape[0], ct.size))
+    return dx
