@@ -5,7 +5,8 @@
    convolution.py, pooling.py), which stays the reference and the fallback; the tests run
    both and compare them. The
    functions take raw pointers, sizes and element strides and are called through ctypes,
-   so the module needs no numpy headers. The Python module itself is empty.
+   so the module needs no numpy headers. The Python module holds the caching allocator's
+   three functions only.
 
    Geometry (NCHW, as PyTorch): an output pixel (i, j) of a window op reads the input rows
    y = i*sy + p - py and columns x = j*sx + q - px for kernel offsets (p, q); positions
@@ -14,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(_WIN32)
@@ -115,15 +117,16 @@ static void load_sample(const float *x, const idx *xs, const conv_geo *g, idx ni
         }
 }
 
-/* Sample ni's rows of d (O, N, OH, OW, contiguous) into rows (rows x mt) at the flattened
-   positions, zero elsewhere (the dropped columns, the tail, the rows from O on). */
-static void load_cotangent(const float *d, const conv_geo *g, idx o, idx rows, idx ni,
+/* Rows r0..r1-1 of sample ni of d (O, N, OH, OW, contiguous) into dst (r1 - r0 rows of
+   mt) at the flattened positions, zero elsewhere (the dropped columns, the tail, the rows
+   from O on). */
+static void load_cotangent(const float *d, const conv_geo *g, idx o, idx r0, idx r1, idx ni,
                            float *dst) {
-    memset(dst, 0, (size_t)(rows * g->mt) * sizeof(float));
-    for (idx oi = 0; oi < o; oi++)
+    memset(dst, 0, (size_t)((r1 - r0) * g->mt) * sizeof(float));
+    for (idx oi = r0; oi < r1 && oi < o; oi++)
         for (idx i = 0; i < g->oh; i++)
-            memcpy(dst + oi * g->mt + i * g->wp, d + ((oi * g->n + ni) * g->oh + i) * g->ow,
-                   (size_t)g->ow * sizeof(float));
+            memcpy(dst + (oi - r0) * g->mt + i * g->wp,
+                   d + ((oi * g->n + ni) * g->oh + i) * g->ow, (size_t)g->ow * sizeof(float));
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -175,33 +178,34 @@ EXPORT void conv_direct_f32(const float *x, const idx *shape, const idx *xs, con
     }
 }
 
-/* The weight gradient: dw (O, K) = the sum over samples n0..n1-1 and output pixels of
-   d (O, N, OH, OW, contiguous) times the windows of x. The sums stay eight wide in the
-   scratch until the end. */
+/* The weight gradient: rows b0*MR .. b1*MR-1 of dw (O, K), the sum over all samples and
+   output pixels of d (O, N, OH, OW, contiguous) times the windows of x. Its threads share
+   the rows, not the batch, so that each sum is taken in one order whatever their number.
+   The sums stay eight wide in the scratch until the end. */
 __attribute__((target("avx2,fma")))
 EXPORT void conv_direct_wgrad_f32(const float *x, const idx *shape, const idx *xs,
                                   const idx *geo, const float *d, idx o, float *dw,
-                                  float *scratch, idx n0, idx n1) {
+                                  float *scratch, idx b0, idx b1) {
     conv_geo g = conv_geometry(shape, geo);
-    idx K = g.k, opad = round_up(o, MR), kpad = round_up(K, NV);
+    idx K = g.k, kpad = round_up(K, NV), r0 = b0 * MR, r1 = b1 * MR;
     idx off[DIRECT_MAX_K + NV];
-    float *buf = scratch, *drows = scratch + g.len, *part = drows + opad * g.mt;
+    float *buf = scratch, *drows = scratch + g.len, *part = drows + (r1 - r0) * g.mt;
     window_offsets(&g, off, kpad);
-    memset(part, 0, (size_t)(opad * kpad * 8) * sizeof(float));
-    for (idx ni = n0; ni < n1; ni++) {
+    memset(part, 0, (size_t)((r1 - r0) * kpad * 8) * sizeof(float));
+    for (idx ni = 0; ni < g.n; ni++) {
         load_sample(x, xs, &g, ni, buf);
-        load_cotangent(d, &g, o, opad, ni, drows);
-        for (idx ob = 0; ob < opad; ob += MR)
+        load_cotangent(d, &g, o, r0, r1, ni, drows);
+        for (idx ob = 0; ob < r1 - r0; ob += MR)
             for (idx kb = 0; kb < kpad; kb += NV) {
                 __m256 acc[MR][NV];
                 float *pp = part + (ob * kpad + kb) * 8;
                 for (int r = 0; r < MR; r++)
                     for (int u = 0; u < NV; u++) acc[r][u] = _mm256_loadu_ps(pp + (r * kpad + u) * 8);
-                const float *b0 = buf + off[kb], *b1 = buf + off[kb + 1], *b2 = buf + off[kb + 2];
+                const float *v0 = buf + off[kb], *v1 = buf + off[kb + 1], *v2 = buf + off[kb + 2];
                 const float *dr = drows + ob * g.mt;
                 for (idx m = 0; m < g.mt; m += 8) {
-                    __m256 x0 = _mm256_loadu_ps(b0 + m), x1 = _mm256_loadu_ps(b1 + m);
-                    __m256 x2 = _mm256_loadu_ps(b2 + m);
+                    __m256 x0 = _mm256_loadu_ps(v0 + m), x1 = _mm256_loadu_ps(v1 + m);
+                    __m256 x2 = _mm256_loadu_ps(v2 + m);
                     for (int r = 0; r < MR; r++) {
                         __m256 dv = _mm256_loadu_ps(dr + r * g.mt + m);
                         acc[r][0] = _mm256_fmadd_ps(dv, x0, acc[r][0]);
@@ -213,12 +217,12 @@ EXPORT void conv_direct_wgrad_f32(const float *x, const idx *shape, const idx *x
                     for (int u = 0; u < NV; u++) _mm256_storeu_ps(pp + (r * kpad + u) * 8, acc[r][u]);
             }
     }
-    for (idx oi = 0; oi < o; oi++)
+    for (idx oi = r0; oi < r1 && oi < o; oi++)
         for (idx k = 0; k < K; k++) {
-            const float *pp = part + (oi * kpad + k) * 8;
-            float s = 0.0f;
-            for (int v = 0; v < 8; v++) s += pp[v];
-            dw[oi * K + k] = s;
+            const float *pp = part + ((oi - r0) * kpad + k) * 8;
+            float sum = 0.0f;
+            for (int v = 0; v < 8; v++) sum += pp[v];
+            dw[oi * K + k] = sum;
         }
 }
 
@@ -238,7 +242,7 @@ EXPORT void conv_direct_igrad_f32(const float *d, const idx *shape, const idx *g
     float *buf = scratch, *drows = scratch + g.len;
     window_offsets(&g, off, kpad);
     for (idx ni = n0; ni < n1; ni++) {
-        load_cotangent(d, &g, o, o, ni, drows);
+        load_cotangent(d, &g, o, 0, o, ni, drows);
         memset(buf, 0, (size_t)g.len * sizeof(float));
         for (idx m0 = 0; m0 < g.mt; m0 += MT)
             for (idx kb = 0; kb < quarter; kb++) { /* window entries kb + u*quarter */
@@ -274,10 +278,372 @@ EXPORT void conv_direct_igrad_f32(const float *d, const idx *shape, const idx *g
 EXPORT int conv_direct_supported(void) { return 0; }
 #endif
 
+/* The kernels' threads. run_ranges(fn, k, words, bounds, nr) calls the kernel fn on the
+   batch ranges [bounds[r], bounds[r+1]) for r < nr, range 0 on the calling thread and the
+   others on worker threads meanwhile, each with its own k arguments words[r*k .. r*k+k-1]
+   followed by the range's two ends. Every kernel's parameters are pointers or int64, so
+   each is passed as one 64-bit word (the integer class of every 64-bit C calling
+   convention). Between jobs the workers spin for a while before they sleep: a training
+   step calls a kernel every few hundred microseconds, and waking a sleeping thread (an
+   idle virtual CPU, often) costs about as long as a small kernel. One job runs at a time;
+   a child process after fork starts its own workers. */
+
+#define MAX_ARGS 10
+typedef uint64_t u64;
+
+static void call_kernel(void *fn, idx k, const u64 *a, idx n0, idx n1) {
+    switch (k) {
+#define ARGS1 a[0]
+#define ARGS2 ARGS1, a[1]
+#define ARGS3 ARGS2, a[2]
+#define ARGS4 ARGS3, a[3]
+#define ARGS5 ARGS4, a[4]
+#define ARGS6 ARGS5, a[5]
+#define ARGS7 ARGS6, a[6]
+#define ARGS8 ARGS7, a[7]
+#define ARGS9 ARGS8, a[8]
+#define ARGS10 ARGS9, a[9]
+#define W1 u64
+#define W2 W1, u64
+#define W3 W2, u64
+#define W4 W3, u64
+#define W5 W4, u64
+#define W6 W5, u64
+#define W7 W6, u64
+#define W8 W7, u64
+#define W9 W8, u64
+#define W10 W9, u64
+#define CASE(n) \
+    case n: ((void (*)(W##n, idx, idx))fn)(ARGS##n, n0, n1); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8) CASE(9) CASE(10)
+#undef CASE
+        default: break;
+    }
+}
+
+#if defined(__GNUC__) && (defined(__unix__) || defined(__APPLE__))
+#include <pthread.h>
+#include <time.h>
+
+#define MAX_WORKERS 63
+#define SPIN_SECONDS 1e-3 /* how long a worker waits for the next job before it sleeps */
+
+static struct {
+    void *fn;
+    idx k, nr;
+    const u64 *words;
+    const idx *bounds;
+} job;
+static pthread_t workers[MAX_WORKERS];
+static unsigned long born[MAX_WORKERS]; /* the generation each worker started at */
+static int nworkers;
+static unsigned long generation;
+static int pending;
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t job_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static inline void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void *worker_main(void *arg) {
+    idx r = (idx)(intptr_t)arg; /* the range this worker runs: 1, 2, ... */
+    unsigned long seen = born[r - 1];
+    for (;;) {
+        unsigned long g;
+        double since = now();
+        unsigned spins = 0;
+        while ((g = __atomic_load_n(&generation, __ATOMIC_ACQUIRE)) == seen) {
+            relax();
+            if (++spins % 256 || now() - since < SPIN_SECONDS) continue;
+            pthread_mutex_lock(&wake_mu);
+            while (__atomic_load_n(&generation, __ATOMIC_ACQUIRE) == seen)
+                pthread_cond_wait(&wake_cv, &wake_mu);
+            pthread_mutex_unlock(&wake_mu);
+            since = now();
+        }
+        seen = g;
+        if (r < job.nr)
+            call_kernel(job.fn, job.k, job.words + r * job.k, job.bounds[r], job.bounds[r + 1]);
+        __atomic_sub_fetch(&pending, 1, __ATOMIC_ACQ_REL);
+    }
+    return NULL;
+}
+
+static void forget_workers(void) { /* in a child after fork: the threads did not come along */
+    nworkers = 0;
+    pthread_mutex_init(&job_mu, NULL);
+    pthread_mutex_init(&wake_mu, NULL);
+    pthread_cond_init(&wake_cv, NULL);
+}
+
+EXPORT void run_ranges(void *fn, idx k, const u64 *words, const idx *bounds, idx nr) {
+    static int registered;
+    if (nr <= 1 || k > MAX_ARGS) {
+        for (idx r = 0; r < nr; r++) call_kernel(fn, k, words + r * k, bounds[r], bounds[r + 1]);
+        return;
+    }
+    pthread_mutex_lock(&job_mu);
+    if (!registered) registered = pthread_atfork(NULL, NULL, forget_workers) == 0;
+    while (nworkers < nr - 1 && nworkers < MAX_WORKERS) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        born[nworkers] = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
+        int failed = pthread_create(&workers[nworkers], &attr, worker_main,
+                                    (void *)(intptr_t)(nworkers + 1));
+        pthread_attr_destroy(&attr);
+        if (failed) break;
+        nworkers++;
+    }
+    idx shared = nr - 1 < nworkers ? nr : nworkers + 1; /* ranges the workers can take */
+    job.fn = fn, job.k = k, job.words = words, job.bounds = bounds, job.nr = shared;
+    __atomic_store_n(&pending, nworkers, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&wake_mu);
+    __atomic_add_fetch(&generation, 1, __ATOMIC_ACQ_REL);
+    pthread_cond_broadcast(&wake_cv);
+    pthread_mutex_unlock(&wake_mu);
+    call_kernel(fn, k, words, bounds[0], bounds[1]);
+    for (idx r = shared; r < nr; r++) /* beyond the workers there are: here */
+        call_kernel(fn, k, words + r * k, bounds[r], bounds[r + 1]);
+    while (__atomic_load_n(&pending, __ATOMIC_ACQUIRE) > 0) relax();
+    pthread_mutex_unlock(&job_mu);
+}
+#else
+EXPORT void run_ranges(void *fn, idx k, const u64 *words, const idx *bounds, idx nr) {
+    for (idx r = 0; r < nr; r++) call_kernel(fn, k, words + r * k, bounds[r], bounds[r + 1]);
+}
+#endif
+
+/* A caching allocator for numpy's array data (NEP 49), which a compiled program installs
+   for the time it runs: blocks of at least CACHE_MIN bytes that are freed stay here, on
+   one list per exact size, and the next request of that size takes one back. A training
+   step allocates the same sizes on every batch, so after its first run it takes no memory
+   from the system and pays for no page faults; without it, glibc hands large blocks back
+   to the system when they are freed and maps fresh zeroed pages for the next step. At
+   most cache_limit bytes are kept (the blocks beyond are freed). The handler is installed
+   through numpy's context variable for the current context only; arrays remember their
+   handler, so whatever is allocated here comes back here when freed, wherever that is.
+   numpy's C API is reached through its _ARRAY_API capsule, so the module needs no numpy
+   headers; the two structs below are NEP 49's version 1 layout. */
+
+typedef struct {
+    void *ctx;
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+    void (*free)(void *ctx, void *ptr, size_t size);
+} mem_allocator;
+
+typedef struct {
+    char name[127];
+    uint8_t version;
+    mem_allocator allocator;
+} mem_handler;
+
+#define CACHE_MIN (64 * 1024)
+#define CACHE_BINS 256 /* distinct sizes; a size beyond them is not cached */
+
+typedef struct {
+    size_t size;
+    void *head; /* freed raw blocks of this size, linked through their first word */
+    size_t count;
+} cache_bin;
+
+static cache_bin bins[CACHE_BINS];
+static size_t cache_bytes, cache_limit = (size_t)1 << 30;
+static size_t cache_hits, cache_misses; /* requests of at least CACHE_MIN bytes */
+static volatile int cache_lock;
+
+static void lock(void) {
+    while (__atomic_test_and_set(&cache_lock, __ATOMIC_ACQUIRE)) {
+    }
+}
+static void unlock(void) { __atomic_clear(&cache_lock, __ATOMIC_RELEASE); }
+
+/* The bin of `size`, or NULL; with `add`, a free bin is taken for a new size. */
+static cache_bin *find_bin(size_t size, int add) {
+    size_t h = (size >> 6) * 2654435761u % CACHE_BINS;
+    for (size_t i = 0; i < CACHE_BINS; i++) {
+        cache_bin *b = &bins[(h + i) % CACHE_BINS];
+        if (b->size == size) return b;
+        if (b->size == 0) {
+            if (!add) return NULL;
+            b->size = size;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static void *cache_take(size_t size) {
+    void *p = NULL;
+    lock();
+    cache_bin *b = find_bin(size, 0);
+    if (b != NULL && b->head != NULL) {
+        p = b->head; /* a raw block, header included */
+        b->head = *(void **)p;
+        b->count--;
+        cache_bytes -= size;
+        cache_hits++;
+    } else {
+        cache_misses++;
+    }
+    unlock();
+    return p;
+}
+
+/* Every block carries its size in a header of HEADER bytes (which keeps malloc's
+   alignment), so that it goes back to the list of the size it was made with. */
+#define HEADER 16
+
+static void *with_header(char *raw, size_t size) {
+    if (raw == NULL) return NULL;
+    *(size_t *)raw = size;
+    return raw + HEADER;
+}
+
+static void *cache_malloc(void *ctx, size_t size) {
+    (void)ctx;
+    if (size > SIZE_MAX - HEADER) return NULL;
+    void *p = size >= CACHE_MIN ? cache_take(size) : NULL;
+    return with_header(p != NULL ? p : malloc(size + HEADER), size);
+}
+
+static void *cache_calloc(void *ctx, size_t nelem, size_t elsize) {
+    size_t size = nelem * elsize;
+    if (elsize != 0 && size / elsize != nelem) return NULL;
+    char *p = cache_malloc(ctx, size);
+    if (p != NULL) memset(p, 0, size);
+    return p;
+}
+
+static void *cache_realloc(void *ctx, void *ptr, size_t new_size) {
+    if (ptr == NULL) return cache_malloc(ctx, new_size);
+    if (new_size > SIZE_MAX - HEADER) return NULL;
+    return with_header(realloc((char *)ptr - HEADER, new_size + HEADER), new_size);
+}
+
+static void cache_free(void *ctx, void *ptr, size_t size_given) {
+    (void)ctx, (void)size_given;
+    if (ptr == NULL) return;
+    char *raw = (char *)ptr - HEADER;
+    size_t size = *(size_t *)raw;
+    if (size >= CACHE_MIN) {
+        lock();
+        cache_bin *b = cache_bytes + size <= cache_limit ? find_bin(size, 1) : NULL;
+        if (b != NULL) {
+            *(void **)raw = b->head;
+            b->head = raw;
+            b->count++;
+            cache_bytes += size;
+            raw = NULL;
+        }
+        unlock();
+    }
+    free(raw);
+}
+
+static mem_handler cache_handler = {
+    "diffkit_cache", 1, {NULL, cache_malloc, cache_calloc, cache_realloc, cache_free}};
+
+static PyObject *handler_capsule; /* the capsule numpy's context variable holds */
+static PyObject *(*set_handler)(PyObject *);
+
+/* numpy's PyDataMem_SetHandler: entry 304 of its C API (numpy >= 1.22). */
+static int find_set_handler(void) {
+    if (set_handler != NULL) return 0;
+    const char *modules[] = {"numpy._core._multiarray_umath", "numpy.core._multiarray_umath"};
+    for (int i = 0; i < 2 && set_handler == NULL; i++) {
+        PyObject *mod = PyImport_ImportModule(modules[i]);
+        if (mod == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        PyObject *api = PyObject_GetAttrString(mod, "_ARRAY_API");
+        Py_DECREF(mod);
+        if (api == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        void **table = PyCapsule_IsValid(api, NULL) ? PyCapsule_GetPointer(api, NULL) : NULL;
+        Py_DECREF(api);
+        if (table != NULL) set_handler = (PyObject * (*)(PyObject *)) table[304];
+    }
+    if (set_handler == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "numpy's allocation handlers are not available");
+        return -1;
+    }
+    return 0;
+}
+
+/* swap_handler(None) installs the cache and returns the handler it replaces;
+   swap_handler(previous) puts that one back. */
+static PyObject *swap_handler(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (find_set_handler() < 0) return NULL;
+    if (arg == Py_None) {
+        if (handler_capsule == NULL) {
+            handler_capsule = PyCapsule_New(&cache_handler, "mem_handler", NULL);
+            if (handler_capsule == NULL) return NULL;
+        }
+        arg = handler_capsule;
+    }
+    return set_handler(arg);
+}
+
+/* cache_info() -> (bytes held, hits, misses, limit) */
+static PyObject *cache_info(PyObject *self, PyObject *args) {
+    (void)self, (void)args;
+    lock();
+    size_t held = cache_bytes, hits = cache_hits, misses = cache_misses, limit = cache_limit;
+    unlock();
+    return Py_BuildValue("(nnnn)", (Py_ssize_t)held, (Py_ssize_t)hits, (Py_ssize_t)misses,
+                         (Py_ssize_t)limit);
+}
+
+/* cache_release(limit) frees every block held and sets the limit (bytes; -1 keeps it). */
+static PyObject *cache_release(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_ssize_t limit = PyLong_AsSsize_t(arg);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    lock();
+    for (int i = 0; i < CACHE_BINS; i++) {
+        while (bins[i].head != NULL) {
+            void *p = bins[i].head;
+            bins[i].head = *(void **)p;
+            free(p);
+        }
+        bins[i].count = 0;
+        bins[i].size = 0;
+    }
+    cache_bytes = 0;
+    if (limit >= 0) cache_limit = (size_t)limit;
+    unlock();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef native_methods[] = {
+    {"swap_handler", swap_handler, METH_O, "Install the caching allocator (None) or restore a handler."},
+    {"cache_info", cache_info, METH_NOARGS, "(bytes held, hits, misses, limit) of the cache."},
+    {"cache_release", cache_release, METH_O, "Free the cached blocks; set the limit unless -1."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT, "_native",
-    "Compiled loops for diffkit's image ops, called through ctypes (see diffkit/ops/native.py).",
-    -1, NULL,
+    "Compiled loops for diffkit's image ops, called through ctypes (see diffkit/ops/native.py), "
+    "and the caching allocator of compiled programs (diffkit/memory.py).",
+    -1, native_methods,
 };
 
 PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&native_module); }

@@ -68,36 +68,45 @@ EXPORT void NAME(col2im)(const T *cols, const idx *shape, const idx *geo, T *out
         }
 }
 
-/* The gradient of max_pool: each window's cotangent ct (N, C, OH, OW, contiguous) goes to
-   the window's first element, in row-major order over the window, equal to its maximum y
-   (contiguous); grad (N, C, H, W, contiguous) is overwritten. The search is branch-free:
-   where the maximum lies depends on the data, so a branch would be mispredicted often. */
+/* The gradient of max_pool: each window's cotangent ct goes to the window's first element,
+   in row-major order over the window, equal to its maximum y; grad is overwritten. x, grad,
+   y and ct are (N, C, H, W), (N, C, H, W), (N, C, OH, OW) and (N, C, OH, OW) with element
+   strides st[0..3], st[4..7], st[8..11] and st[12..15]. The search is branch-free: where
+   the maximum lies depends on the data, so a branch would be mispredicted often. */
 EXPORT void NAME(max_pool_backward)(const T *ct, const T *x, const T *y, const idx *shape,
-                                  const idx *xs, const idx *geo, T *grad, idx n0, idx n1) {
+                                  const idx *st, const idx *geo, T *grad, idx n0, idx n1) {
     idx c = shape[1], h = shape[2], w = shape[3];
     idx kh = geo[0], kw = geo[1], sy = geo[2], sx = geo[3], py = geo[4], px = geo[5];
     idx oh = geo[6], ow = geo[7];
-    idx s2 = xs[2], s3 = xs[3];
-    memset(grad + n0 * c * h * w, 0, (size_t)((n1 - n0) * c * h * w) * sizeof(T));
+    /* the strides in locals, which the stores into grad cannot change */
+    idx x2s = st[2], x3s = st[3], g2s = st[6], g3s = st[7];
+    idx y2s = st[10], y3s = st[11], c2s = st[14], c3s = st[15];
     for (idx ni = n0; ni < n1; ni++)
         for (idx ci = 0; ci < c; ci++) {
-            const T *plane = x + ni * xs[0] + ci * xs[1];
-            T *g = grad + (ni * c + ci) * h * w;
+            const T *plane = x + ni * st[0] + ci * st[1];
+            const T *yp = y + ni * st[8] + ci * st[9], *cp = ct + ni * st[12] + ci * st[13];
+            T *g = grad + ni * st[4] + ci * st[5];
+            for (idx r = 0; r < h; r++) {
+                if (g3s == 1) {
+                    memset(g + r * g2s, 0, (size_t)w * sizeof(T));
+                } else {
+                    for (idx col = 0; col < w; col++) g[r * g2s + col * g3s] = 0;
+                }
+            }
             for (idx i = 0; i < oh; i++) {
                 idx y0 = i * sy - py, y1 = y0 + kh;
                 if (y0 < 0) y0 = 0;
                 if (y1 > h) y1 = h;
-                const T *ym = y + ((ni * c + ci) * oh + i) * ow, *d = ct + (ym - y);
                 for (idx j = 0; j < ow; j++) {
                     idx x0 = j * sx - px, x1 = x0 + kw;
                     if (x0 < 0) x0 = 0;
                     if (x1 > w) x1 = w;
-                    T m = ym[j];
+                    T m = yp[i * y2s + j * y3s];
                     idx at = -1;
                     for (idx r = y1 - 1; r >= y0; r--) /* backwards: the first match wins */
                         for (idx col = x1 - 1; col >= x0; col--)
-                            at = plane[r * s2 + col * s3] == m ? r * w + col : at;
-                    if (at >= 0) g[at] += d[j];
+                            at = plane[r * x2s + col * x3s] == m ? r * g2s + col * g3s : at;
+                    if (at >= 0) g[at] += cp[i * c2s + j * c3s];
                 }
             }
         }

@@ -1,64 +1,95 @@
-"""Keep freed memory in the process for reuse, as deep-learning frameworks' caching
-allocators do.
+"""The memory of compiled programs: a caching allocator for numpy's array data, which a
+:class:`~diffkit.ir.Program` holding large values installs while it runs.
 
-A training step allocates and frees the same large arrays on every batch (the unfolded
-windows of a convolution are 20 MB at batch 256). By default glibc's ``malloc`` serves
-large blocks with fresh memory mappings and returns freed memory at the top of the heap
-to the system, so every step pays again for the kernel to map and zero-fill each page:
-thousands of page faults per step, about a quarter of a LeNet-5 step's time
-(``benchmarks/lenet_step.py``). :func:`retain_freed_memory` raises glibc's mmap and trim
-thresholds, so freed blocks stay in the heap and the next step reuses them.
+A training step allocates and frees arrays of the same sizes on every batch (LeNet-5's
+first convolution writes 4.8 MB at batch 256, and its gradient as much again). glibc's
+``malloc`` serves such blocks with fresh memory mappings, or returns them to the system
+when they are freed, so every step would pay again for the kernel to map and zero-fill
+each page: about a third of a LeNet-5 step's time (``benchmarks/lenet_step.py``).
 
-It changes the whole process's allocator settings, once; ``DIFFKIT_RETAIN_MEMORY=0`` in
-the environment turns it off. On a C library other than glibc it does nothing.
+The cache (compiled loops in ``diffkit/_native.c``) keeps each freed block of at least
+64 KiB on a list for its exact size, and hands it to the next request of that size, so
+after its first run a step takes no memory from the system. It is installed through
+numpy's allocation-handler context variable (NEP 49) for the duration of the program's
+run only: arrays allocated elsewhere, before, after, or in other threads, use numpy's
+default allocator, and nothing about the process's ``malloc`` changes. Arrays remember
+their handler, so an array the program returned goes back to the cache when it is freed.
+At most :func:`cache_info`\\ ``().limit`` bytes (1 GiB by default) are kept;
+:func:`release_cache` frees them, and can set another limit. ``DIFFKIT_CACHE=0`` in the
+environment turns the cache off.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import contextlib
 import os
+from typing import NamedTuple
 
-__all__ = ["retain_freed_memory"]
+__all__ = ["owned_memory", "cache_info", "release_cache", "CacheInfo", "CACHE_MIN"]
 
-# glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-# glibc accepts mmap thresholds up to 32 MiB on 64-bit systems
-MMAP_THRESHOLD = 32 * 2**20
-TRIM_THRESHOLD = 512 * 2**20
-
-_state: dict[str, bool] = {}
+# blocks of at least this many bytes are cached (as _native.c's CACHE_MIN); smaller ones
+# come from malloc's own free lists, which do not go back to the system
+CACHE_MIN = 64 * 1024
 
 
-def retain_freed_memory() -> bool:
-    """Raise glibc's mmap threshold to 32 MiB and its trim threshold to 512 MiB, once per
-    process, so that blocks freed by one training step are reused by the next.
-
-    Returns:
-        True if the settings are in effect, False if they were turned off with
-        ``DIFFKIT_RETAIN_MEMORY=0`` or the C library is not glibc.
-    """
-    if "applied" in _state:
-        return _state["applied"]
-    applied = False
-    if os.environ.get("DIFFKIT_RETAIN_MEMORY", "1") != "0":
-        applied = _mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and _mallopt(
-            _M_TRIM_THRESHOLD, TRIM_THRESHOLD
-        )
-    _state["applied"] = applied
-    return applied
-
-
-def _mallopt(param: int, value: int) -> bool:
-    name = ctypes.util.find_library("c")
+def _load():
+    if os.environ.get("DIFFKIT_CACHE", "1") == "0":
+        return None
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-        gnu_get_libc_version = libc.gnu_get_libc_version  # present in glibc only
-    except (OSError, AttributeError, TypeError):
-        return False
-    del gnu_get_libc_version
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    return mallopt(param, value) == 1
+        from . import _native
+    except ImportError:
+        return None
+    try:
+        previous = _native.swap_handler(None)  # numpy >= 1.22 has allocation handlers
+        _native.swap_handler(previous)
+    except (AttributeError, RuntimeError):
+        return None
+    return _native
+
+
+_NATIVE = _load()
+
+
+class CacheInfo(NamedTuple):
+    """The cache's state: bytes it holds, requests of at least ``CACHE_MIN`` bytes it served
+    from its lists (hits) and from ``malloc`` (misses), and its limit in bytes."""
+
+    held: int
+    hits: int
+    misses: int
+    limit: int
+
+
+def available() -> bool:
+    """Whether the cache is built and on (see the module's description)."""
+    return _NATIVE is not None
+
+
+@contextlib.contextmanager
+def owned_memory():
+    """Within the block, numpy allocates array data from the cache (in this context only);
+    without the compiled extension, or with ``DIFFKIT_CACHE=0``, it does nothing."""
+    if _NATIVE is None:
+        yield
+        return
+    previous = _NATIVE.swap_handler(None)
+    try:
+        yield
+    finally:
+        _NATIVE.swap_handler(previous)
+
+
+def cache_info() -> CacheInfo:
+    """The cache's :class:`CacheInfo` (all zero when it is not available)."""
+    if _NATIVE is None:
+        return CacheInfo(0, 0, 0, 0)
+    return CacheInfo(*_NATIVE.cache_info())
+
+
+def release_cache(limit: int | None = None) -> None:
+    """Free every block the cache holds; with ``limit``, keep at most that many bytes from
+    now on (0 turns caching off: blocks are freed as numpy frees them)."""
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"release_cache: limit must be a whole number of bytes, got {limit!r}")
+    if _NATIVE is not None:
+        _NATIVE.cache_release(-1 if limit is None else limit)

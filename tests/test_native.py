@@ -103,6 +103,19 @@ def test_max_pool_backward_equals_numpy_with_ties(dtype, ceil_mode):
             assert np.array_equal(fast != 0, slow != 0)  # the same entries receive them
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_gradient_with_nan_and_infinite_inputs(dtype):
+    x = np.arange(2 * 3 * 6 * 6, dtype=dtype).reshape(2, 3, 6, 6)
+    x[0, 1, 2, 3] = np.nan
+    x[1, 2, 0, 0] = -np.inf
+    for xl in _layouts(x, np.random.default_rng(0)):
+        y = _max_pool_impl(xl, (2, 2), (2, 2), (0, 0))
+        ct = np.ones_like(y)
+        g, g_slow = _both(_max_pool_backward_impl, ct, xl, y, (2, 2), (2, 2), (0, 0))
+        np.testing.assert_array_equal(g, g_slow)  # none for the NaN window, as numpy
+        assert g.sum() == y.size - 1
+
+
 @pytest.mark.parametrize("on", [True, False])
 def test_infinite_cotangent_reaches_only_the_first_maximum(on):
     x = np.array([[[[1.0, 3.0], [3.0, 0.0]]]])
@@ -188,3 +201,52 @@ def _nodes(out):
     from diffkit.ir.schedule import topological_order
 
     return topological_order([out])
+
+
+def _im2col_twice_split():
+    x = np.arange(4 * 3 * 16 * 16, dtype=np.float32).reshape(4, 3, 16, 16)
+    with native.use_native(True):
+        fast = _im2col_impl(x, (3, 3), (1, 1), (1, 1))
+    with native.use_native(False):
+        slow = _im2col_impl(x, (3, 3), (1, 1), (1, 1))
+    return bool(np.array_equal(fast, slow))
+
+
+@pytest.mark.skipif(not native.available() or not hasattr(os, "fork"), reason="no fork")
+def test_kernel_threads_work_in_a_forked_child():
+    """A child forked after the worker threads started gets its own (the threads do not
+    survive fork), instead of waiting for the parent's forever."""
+    import multiprocessing
+
+    assert _im2col_twice_split()  # the parent's workers exist now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.apply_async(_im2col_twice_split)
+        assert result.get(timeout=60)
+
+
+@pytest.mark.skipif(not native._DIRECT, reason="no direct convolution on this CPU or build")
+def test_results_do_not_depend_on_the_number_of_threads(monkeypatch):
+    """Every kernel gives the same bits on 1, 2 or 3 threads (the weight gradient's threads
+    share output channels, not samples, so its sums run in one order): a study on a pool of
+    single-threaded worker processes reproduces the serial one exactly."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((7, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    ct = rng.standard_normal((16, 7 * 100)).astype(np.float32)
+    monkeypatch.setattr(native, "PARALLEL_MIN_ENTRIES", 1)
+    results = []
+    for count in (1, 2, 3):
+        monkeypatch.setattr(native, "threads", lambda count=count: count)
+        y = _max_pool_impl(x, (2, 2), (2, 2), (0, 0))
+        results.append(
+            [
+                _direct_impl(x, w, (1, 1), (0, 0)),
+                _direct_weight_grad_impl(ct, x, w.shape, (1, 1), (0, 0)),
+                _input_grad_impl(ct, w, x.shape, (1, 1), (0, 0)),
+                _im2col_impl(x, (5, 5), (1, 1), (0, 0)),
+                _max_pool_backward_impl(np.ones_like(y), x, y, (2, 2), (2, 2), (0, 0)),
+            ]
+        )
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import platform
 import struct
 
 import numpy as np
@@ -246,21 +244,6 @@ def test_newton_on_two_class_logistic_regression():
     # superlinear convergence at the end
     k = next(i for i, n in enumerate(norms) if n < 1e-3)
     assert norms[k + 1] < norms[k] ** 1.5
-
-
-def test_retain_freed_memory_is_on_with_glibc_and_can_be_switched_off():
-    import subprocess
-    import sys
-
-    code = "from diffkit.memory import retain_freed_memory as r; a = r(); print(a, r() == a)"
-    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    env = {**os.environ, "DIFFKIT_RETAIN_MEMORY": "0"}
-    off = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    )
-    assert off.stdout.split() == ["False", "True"]
-    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
-        assert on.stdout.split() == ["True", "True"]
 
 
 def test_augmentation_defaults_per_model():

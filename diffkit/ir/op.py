@@ -108,6 +108,9 @@ class Op:
             so that ``1/3`` stays exact until a numeric interpreter rounds it once.
         nondiff_inputs: indices of inputs that never carry a derivative.
         doc: one line describing the op.
+        threaded: whether the implementation shares its work between diffkit's threads
+            (:mod:`diffkit.parallel`); a program with such ops keeps numpy's BLAS on one
+            thread while it runs, so that the two pools do not compete for the cores.
     """
 
     name: str
@@ -123,6 +126,7 @@ class Op:
     exact: Callable | None = None
     nondiff_inputs: tuple = ()
     doc: str = ""
+    threaded: bool = False
 
     def __repr__(self) -> str:
         return f"Op({self.name})"

@@ -22,12 +22,15 @@ from __future__ import annotations
 import builtins
 import contextlib
 import gc
+import math
 import operator
 from collections import OrderedDict
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from ..memory import CACHE_MIN, owned_memory
+from ..parallel import blas_limited
 from .node import Node
 from .op import STRUCTURAL, Unsupported
 
@@ -153,6 +156,13 @@ class Program:
         ]
         self._const_cache: dict[Any, list] = {}
         self._straight = None
+        # a program with values of CACHE_MIN bytes or more (in float64) runs with numpy
+        # allocating from diffkit's cache, so that repeated runs reuse their blocks
+        large = any(math.prod(n.shape) * 8 >= CACHE_MIN for n in self.order)
+        self._memory = owned_memory if large else contextlib.nullcontext
+        # a program whose kernels use diffkit's threads keeps BLAS's off the cores meanwhile
+        threaded = any(step[1].threaded for step in self._steps)
+        self._blas = blas_limited if threaded else contextlib.nullcontext
 
     def __len__(self) -> int:
         return len(self.order)
@@ -262,7 +272,7 @@ class Program:
             vals[slot] = dtype.type(arr[()]) if arr.ndim == 0 else arr.astype(dtype, copy=False)
         for slot, value in self._consts(dtype, _const_value(dtype)):
             vals[slot] = value
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), self._memory(), self._blas():
             if len(self._steps) <= STRAIGHT_LINE_LIMIT:
                 if self._straight is None:
                     self._straight = straight_line(self._steps, self._out_slots)
@@ -300,7 +310,7 @@ class Program:
                 vals[slot] = dtype.type(arr[()]) if arr.ndim == 0 else arr.astype(dtype, copy=False)
             for slot, value in self._consts(dtype, _const_value(dtype)):
                 vals[slot] = value
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), self._memory(), self._blas():
                 for k, (slot, _op, impl, ins, attrs, frees) in enumerate(self._steps):
                     args = [vals[i] for i in ins]
                     start = time.perf_counter()

@@ -140,6 +140,7 @@ CONV2D_INPUT_GRAD = register(
         ),
         analytic=True,
         doc="the input gradient of conv2d_direct: col2im(w2ᵀ @ ct)",
+        threaded=True,
     )
 )
 
@@ -165,6 +166,7 @@ CONV2D_DIRECT = register(
         ),
         analytic=True,
         doc="reshape(w, (O, C·KH·KW)) @ im2col(x), computed without the window matrix",
+        threaded=True,
     )
 )
 
@@ -192,6 +194,7 @@ CONV2D_DIRECT_WEIGHT_GRAD = register(
         ),
         analytic=True,
         doc="the weight gradient of conv2d_direct: ct @ im2col(x)^T, reshaped as the weight",
+        threaded=True,
     )
 )
 

@@ -15,8 +15,9 @@ import os
 
 import numpy as np
 
+from ..parallel import threads
+
 __all__ = [
-    "threads",
     "available",
     "enabled",
     "use_native",
@@ -42,6 +43,14 @@ def _load():
         for suffix in _SUFFIX.values():
             for name in ("im2col", "col2im", "max_pool_backward"):
                 getattr(lib, f"{name}_{suffix}").restype = None
+        lib.run_ranges.restype = None
+        lib.run_ranges.argtypes = (
+            ctypes.c_void_p,
+            ctypes.c_int64,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_int64,
+        )
         lib.conv_direct_supported.restype = ctypes.c_int
         if lib.conv_direct_supported():
             for name in ("conv_direct_f32", "conv_direct_wgrad_f32", "conv_direct_igrad_f32"):
@@ -65,19 +74,7 @@ _DIRECT = _LIB is not None and bool(_LIB.conv_direct_supported())
 
 # a kernel shares its batch between threads when it has at least this many input entries
 # per thread (below, handing work to a thread costs more than it saves)
-PARALLEL_MIN_ENTRIES = 1 << 15
-_POOL: dict = {}
-
-
-def threads() -> int:
-    """How many threads the compiled loops share a batch between: ``DIFFKIT_THREADS``
-    (default 1). More threads do not pay inside a training step here: OpenBLAS's worker
-    threads keep spinning for a while after each matrix product and take the other core
-    (8 epochs of ``diffkit train``: 1.31 s on one thread, 2.22 s on two)."""
-    try:
-        return max(1, int(os.environ.get("DIFFKIT_THREADS", "1")))
-    except ValueError:
-        return 1
+PARALLEL_MIN_ENTRIES = 1 << 12
 
 
 def _ranges(n: int, entries: int) -> list[tuple[int, int]]:
@@ -87,17 +84,26 @@ def _ranges(n: int, entries: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1]) for i in range(k)]
 
 
-def _run(call, ranges) -> list:
-    """``call(n0, n1)`` for each range, on threads when there are several (ctypes lets go
-    of the interpreter lock while a compiled loop runs)."""
-    if len(ranges) == 1:
-        return [call(*ranges[0])]
-    pool = _POOL.get(len(ranges))
-    if pool is None:
-        from concurrent.futures import ThreadPoolExecutor
+def _word(value) -> int:
+    """An argument of a kernel as the 64-bit word _native.c's run_ranges passes on: an
+    array's data pointer, a ctypes array's address, or an integer."""
+    if isinstance(value, np.ndarray):
+        return value.ctypes.data
+    if isinstance(value, ctypes.Array):
+        return ctypes.addressof(value)
+    return int(value) & 0xFFFFFFFFFFFFFFFF
 
-        pool = _POOL[len(ranges)] = ThreadPoolExecutor(len(ranges), "diffkit-native")
-    return list(pool.map(lambda r: call(*r), ranges))
+
+def _run(fn, ranges, args) -> None:
+    """``fn(*args(r), n0, n1)`` for each batch range (n0, n1), where ``args(r)`` gives the
+    arguments of the r-th range (arrays, ctypes arrays, integers): the first range on the
+    calling thread, the others on the kernels' worker threads meanwhile (_native.c's
+    run_ranges; ctypes lets go of the interpreter lock for the call)."""
+    per_range = [args(r) for r in range(len(ranges))]  # kept alive for the call
+    k = len(per_range[0])
+    words = (ctypes.c_uint64 * (k * len(ranges)))(*[_word(v) for a in per_range for v in a])
+    bounds = _ints([ranges[0][0]] + [n1 for _, n1 in ranges])
+    _LIB.run_ranges(ctypes.cast(fn, ctypes.c_void_p), k, words, bounds, len(ranges))
 
 
 def available() -> bool:
@@ -130,10 +136,6 @@ def _kernel(name: str, *arrays):
     return getattr(_LIB, f"{name}_{_SUFFIX[dtype]}")
 
 
-def _ptr(a: np.ndarray):
-    return ctypes.c_void_p(a.ctypes.data)
-
-
 def _i64(value) -> ctypes.c_int64:
     return ctypes.c_int64(int(value))
 
@@ -160,8 +162,8 @@ def im2col(x, kernel_size, stride, padding, out_hw):
     n, c, _, _ = x.shape
     kh, kw = kernel_size
     out = np.empty((c * kh * kw, n * out_hw[0] * out_hw[1]), x.dtype)
-    args = (_ptr(x), _ints(x.shape), _strides(x), _geo(kernel_size, stride, padding, out_hw))
-    _run(lambda n0, n1: fn(*args, _ptr(out), _i64(n0), _i64(n1)), _ranges(n, out.size))
+    args = (x, _ints(x.shape), _strides(x), _geo(kernel_size, stride, padding, out_hw), out)
+    _run(fn, _ranges(n, out.size), lambda r: args)
     return out
 
 
@@ -172,11 +174,8 @@ def col2im(cols, input_shape, kernel_size, stride, padding, out_hw):
         return None
     cols = np.ascontiguousarray(cols)
     out = np.empty(input_shape, cols.dtype)
-    args = (_ptr(cols), _ints(input_shape), _geo(kernel_size, stride, padding, out_hw))
-    _run(
-        lambda n0, n1: fn(*args, _ptr(out), _i64(n0), _i64(n1)),
-        _ranges(input_shape[0], cols.size),
-    )
+    args = (cols, _ints(input_shape), _geo(kernel_size, stride, padding, out_hw), out)
+    _run(fn, _ranges(input_shape[0], cols.size), lambda r: args)
     return out
 
 
@@ -185,11 +184,10 @@ def max_pool_backward(ct, x, y, kernel_size, stride, padding):
     fn = _kernel("max_pool_backward", ct, x, y)
     if fn is None:
         return None
-    ct, y = np.ascontiguousarray(ct), np.ascontiguousarray(y)
     grad = np.empty(x.shape, x.dtype)
-    xs, geo = _strides(x), _geo(kernel_size, stride, padding, y.shape[2:])
-    args = (_ptr(ct), _ptr(x), _ptr(y), _ints(x.shape), xs, geo, _ptr(grad))
-    _run(lambda n0, n1: fn(*args, _i64(n0), _i64(n1)), _ranges(x.shape[0], x.size))
+    strides = _ints(s // a.itemsize for a in (x, grad, y, ct) for s in a.strides)
+    args = (ct, x, y, _ints(x.shape), strides, _geo(kernel_size, stride, padding, y.shape[2:]))
+    _run(fn, _ranges(x.shape[0], x.size), lambda r: args + (grad,))
     return grad
 
 
@@ -227,13 +225,12 @@ def conv_direct(x, w, stride, padding, out_hw):
     wp = _padded_rows(w.reshape(o, -1), -(-o // _MR) * _MR, w[0].size)
     out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), np.float32)
     geo = _geo(w.shape[2:], stride, padding, out_hw)
-    args = (_ptr(x), _ints(x.shape), _strides(x), geo, _ptr(wp), _i64(o), _ptr(out))
-
-    def call(n0, n1):
-        scratch = _scratch(x.shape, geo, o)
-        _LIB.conv_direct_f32(*args, _ptr(scratch), _i64(n0), _i64(n1))
-
-    _run(call, _ranges(x.shape[0], out.size))
+    args = (x, _ints(x.shape), _strides(x), geo, wp, o, out)
+    _run(
+        _LIB.conv_direct_f32,
+        _ranges(x.shape[0], out.size),
+        lambda r: args + (_scratch(x.shape, geo, o),),
+    )
     return out
 
 
@@ -243,19 +240,16 @@ def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
         return None
     ct = np.ascontiguousarray(ct)
     o = weight_shape[0]
+    dw = np.empty(weight_shape, np.float32)
     geo = _geo(weight_shape[2:], stride, padding, out_hw)
-    args = (_ptr(x), _ints(x.shape), _strides(x), geo, _ptr(ct), _i64(o))
-
-    def partial(n0, n1):  # each range its own scratch and sum
-        dw = np.empty(weight_shape, np.float32)
-        scratch = _scratch(x.shape, geo, o)
-        _LIB.conv_direct_wgrad_f32(*args, _ptr(dw), _ptr(scratch), _i64(n0), _i64(n1))
-        return dw
-
-    parts = _run(partial, _ranges(x.shape[0], ct.size))
-    dw = parts[0]
-    for other in parts[1:]:
-        dw += other
+    args = (x, _ints(x.shape), _strides(x), geo, ct, o, dw)
+    # the threads share blocks of _MR output channels (rows of dw), not the batch: each
+    # sum then runs over the samples in one order, whatever the number of threads
+    _run(
+        _LIB.conv_direct_wgrad_f32,
+        _ranges(-(-o // _MR), ct.size),
+        lambda r: args + (_scratch(x.shape, geo, o),),
+    )
     return dw
 
 
@@ -269,11 +263,10 @@ def conv_direct_input_grad(ct, w, x_shape, stride, padding, out_hw):
     wk = _padded_rows(w.reshape(o, k), o, -(-k // 4) * 4)
     dx = np.empty(tuple(x_shape), np.float32)
     geo = _geo(w.shape[2:], stride, padding, out_hw)
-    args = (_ptr(ct), _ints(x_shape), geo, _ptr(wk), _i64(o), _ptr(dx))
-
-    def call(n0, n1):
-        scratch = _scratch(x_shape, geo, o)
-        _LIB.conv_direct_igrad_f32(*args, _ptr(scratch), _i64(n0), _i64(n1))
-
-    _run(call, _ranges(x_shape[0], ct.size))
+    args = (ct, _ints(x_shape), geo, wk, o, dx)
+    _run(
+        _LIB.conv_direct_igrad_f32,
+        _ranges(x_shape[0], ct.size),
+        lambda r: args + (_scratch(x_shape, geo, o),),
+    )
     return dx

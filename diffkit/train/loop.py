@@ -25,7 +25,6 @@ from ..differentiators.reverse import vjp_graph
 from ..io import atomic_write_text
 from ..ir.node import const, variable
 from ..ir.schedule import compile
-from ..memory import retain_freed_memory
 from ..nn.losses import CrossEntropyLoss
 from ..nn.module import Module
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -57,7 +56,6 @@ class StepGraph:
     def __init__(
         self, model: Module, input_shape: tuple, num_classes: int, loss_fn: Callable | None = None
     ):
-        retain_freed_memory()  # each step frees what the next one allocates again
         loss_fn = loss_fn or CrossEntropyLoss()
         x = variable("input", input_shape)
         y = variable("target", (input_shape[0], num_classes))

@@ -1,0 +1,97 @@
+"""Threads of the compiled loops, and the BLAS library's threads while they run.
+
+The compiled image kernels (:mod:`diffkit.ops.native`) split a batch between
+:func:`threads` threads (``DIFFKIT_THREADS``; by default as many as the cores this process
+may run on). numpy's BLAS (OpenBLAS) has its own pool, whose threads keep spinning for a
+while after each matrix product: inside a training step, where products and image kernels
+alternate, the two pools would fight over the same cores (LeNet-5's step at batch 256 on
+2 cores took longer on two threads than on one). So a compiled program whose ops use the
+kernels' threads runs within :func:`blas_limited`, which sets OpenBLAS to one thread and
+puts its previous count back at the end of the run, as threadpoolctl's limits do. While
+it is in effect the limit applies to BLAS calls from every thread of the process. Where
+numpy's BLAS is not OpenBLAS (or its library cannot be found), nothing is changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+
+__all__ = ["threads", "blas_limited", "blas_threads"]
+
+# (setter, getter) symbol names of OpenBLAS builds: numpy's wheels bundle scipy-openblas
+_OPENBLAS_SYMBOLS = (
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+_blas: dict = {}
+
+
+def threads() -> int:
+    """How many threads the compiled loops share a batch between: ``DIFFKIT_THREADS``, or
+    the number of cores this process may run on."""
+    value = os.environ.get("DIFFKIT_THREADS")
+    if value is not None:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _openblas():
+    """(set, get) of the OpenBLAS numpy loaded, or None."""
+    if "fns" in _blas:
+        return _blas["fns"]
+    fns = None
+    try:
+        import numpy  # noqa: F401  (loads its BLAS)
+
+        with open("/proc/self/maps") as maps:  # Linux: the libraries this process loaded
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:
+        paths = set()
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for set_name, get_name in _OPENBLAS_SYMBOLS:
+            if hasattr(lib, set_name) and hasattr(lib, get_name):
+                setter, getter = getattr(lib, set_name), getattr(lib, get_name)
+                setter.argtypes, setter.restype = (ctypes.c_int,), None
+                getter.argtypes, getter.restype = (), ctypes.c_int
+                fns = (setter, getter)
+                break
+        if fns:
+            break
+    _blas["fns"] = fns
+    return fns
+
+
+def blas_threads() -> int | None:
+    """How many threads numpy's OpenBLAS uses now (None if it is not found)."""
+    fns = _openblas()
+    return None if fns is None else int(fns[1]())
+
+
+@contextlib.contextmanager
+def blas_limited():
+    """Within the block, numpy's OpenBLAS runs on one thread (when the compiled loops use
+    more than one; see the module's description)."""
+    fns = _openblas() if threads() > 1 else None
+    if fns is None:
+        yield
+        return
+    before = int(fns[1]())
+    fns[0](1)
+    try:
+        yield
+    finally:
+        fns[0](before)
