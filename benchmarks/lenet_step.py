@@ -1,7 +1,9 @@
 """One LeNet-5 training step (forward, backward, SGD update; 1x32x32, float32) in diffkit
 and in PyTorch (CPU, 2 threads, measured in a child process within the same run), at batch
 1, 16, 64 and 256: medians, the ratio diffkit/PyTorch (targets: <= 1.0 at batch 1 and 16,
-<= 0.8 at 64 and 256), and the peak memory a diffkit step allocates (tracemalloc).
+<= 0.8 at 64 and 256), the most memory diffkit's live arrays take during a step
+(tracemalloc), and for both sides the resident memory the first steps add at their peak
+(each in a fresh process).
 
 Run: python benchmarks/lenet_step.py   (PyTorch from the `oracle` extra is optional)
 """
@@ -115,6 +117,50 @@ class TorchChild:
         self.proc.wait()
 
 
+MEMORY_CODE = """
+import gc, sys
+sys.path.insert(0, '.')
+import lenet_step as b
+side, batch = sys.argv[1], int(sys.argv[2])
+if side == 'torch':
+    import torch
+    torch.set_num_threads(2)
+    run = b.torch_step(batch)
+else:
+    run = b.diffkit_step(batch)[0]
+gc.collect()
+with open('/proc/self/clear_refs', 'w') as f:
+    f.write('5')  # resets the peak resident size (VmHWM)
+status = lambda key: int(next(l for l in open('/proc/self/status') if l.startswith(key)).split()[1])
+before = status('VmRSS:')
+for _ in range(3):
+    run()
+print((status('VmHWM:') - before) * 1024)
+"""
+
+
+def step_memory(side: str, batch: int) -> int | None:
+    """The resident memory the first three training steps add at their peak (bytes): peak
+    RSS during the steps minus RSS before them, in a fresh process (Linux only; None
+    elsewhere or if the side cannot run). Both sides are measured alike; diffkit's cache of
+    freed blocks counts, as it stays resident."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_CODE, side, str(batch)],
+        capture_output=True,
+        text=True,
+        cwd=__file__.rsplit("/", 1)[0] or ".",
+    )
+    try:
+        return int(proc.stdout.split()[-1])
+    except (IndexError, ValueError):
+        return None
+
+
 # OpenBLAS's idle threads spin for up to about 0.1 s after a product before they sleep, and
 # would take a core from the other side
 PAUSE = 0.3
@@ -152,13 +198,15 @@ def main(rounds: int = 9, repeats: int = 10) -> None:
     if child is not None:
         child.close()
         print(child.version)
+    memory = {b: (step_memory("diffkit", b), step_memory("torch", b) if child else None) for b in batches}
     print(f"{rounds} rounds of {repeats} steps each, diffkit and PyTorch alternating")
     for batch in batches:
         med = statistics.median(ours[batch])
         line = (
             f"batch {batch:3d}: diffkit median {med * 1e3:6.2f} ms (step graph "
-            f"{sizes[batch]} nodes; peak memory {peaks[batch] / 2**20:.1f} MiB)"
+            f"{sizes[batch]} nodes; live arrays at most {peaks[batch] / 2**20:.1f} MiB)"
         )
+        ours_rss, theirs_rss = memory[batch]
         if child is not None:
             t = statistics.median(theirs[batch])
             ratios = [a / b for a, b in zip(ours[batch], theirs[batch])]
@@ -167,6 +215,11 @@ def main(rounds: int = 9, repeats: int = 10) -> None:
                 f" (rounds: {min(ratios):.2f} to {max(ratios):.2f})"
             )
         print(line)
+        if ours_rss is not None:
+            mem = f"           resident memory a step adds: diffkit {ours_rss / 2**20:.1f} MiB"
+            if theirs_rss is not None:
+                mem += f", PyTorch {theirs_rss / 2**20:.1f} MiB"
+            print(mem)
 
 
 if __name__ == "__main__":
