@@ -114,6 +114,9 @@ def test_max_pool_gradient_with_nan_and_infinite_inputs(dtype):
         g, g_slow = _both(_max_pool_backward_impl, ct, xl, y, (2, 2), (2, 2), (0, 0))
         np.testing.assert_array_equal(g, g_slow)  # none for the NaN window, as numpy
         assert g.sum() == y.size - 1
+        # laid out as the input (channel-major input, channel-major gradient: a pool over a
+        # convolution's output hands its gradient back without a copy)
+        assert np.argsort(np.abs(g.strides)).tolist() == np.argsort(np.abs(xl.strides)).tolist()
 
 
 @pytest.mark.parametrize("on", [True, False])

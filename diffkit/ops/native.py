@@ -179,12 +179,22 @@ def col2im(cols, input_shape, kernel_size, stride, padding, out_hw):
     return out
 
 
+def _like(x: np.ndarray, shape) -> np.ndarray:
+    """An empty array of ``shape`` whose axes lie in memory in the order of ``x``'s: the
+    gradient of a pool over a convolution's (transposed) output is then laid out as the
+    convolution's gradient wants it, without a copy."""
+    order = sorted(range(x.ndim), key=lambda i: -abs(x.strides[i]))
+    base = np.empty([shape[i] for i in order], x.dtype)
+    return base.transpose(np.argsort(order))
+
+
 def max_pool_backward(ct, x, y, kernel_size, stride, padding):
-    """Each window's cotangent at the window's first element equal to its maximum ``y``."""
+    """Each window's cotangent at the window's first element equal to its maximum ``y``;
+    laid out as ``x``."""
     fn = _kernel("max_pool_backward", ct, x, y)
     if fn is None:
         return None
-    grad = np.empty(x.shape, x.dtype)
+    grad = _like(x, x.shape)
     strides = _ints(s // a.itemsize for a in (x, grad, y, ct) for s in a.strides)
     args = (ct, x, y, _ints(x.shape), strides, _geo(kernel_size, stride, padding, y.shape[2:]))
     _run(fn, _ranges(x.shape[0], x.size), lambda r: args + (grad,))
