@@ -1,24 +1,29 @@
 """Threads of the compiled loops, and the BLAS library's threads while they run.
 
-The compiled image kernels (:mod:`diffkit.ops.native`) split a batch between
+The compiled image kernels (:mod:`diffkit.ops.native`) can split a batch between
 :func:`threads` threads (``DIFFKIT_THREADS``; by default as many as the cores this process
 may run on). numpy's BLAS (OpenBLAS) has its own pool, whose threads keep spinning for a
-while after each matrix product: inside a training step, where products and image kernels
-alternate, the two pools would fight over the same cores (LeNet-5's step at batch 256 on
-2 cores took longer on two threads than on one). So a compiled program whose ops use the
-kernels' threads runs within :func:`blas_limited`, which sets OpenBLAS to one thread and
-puts its previous count back at the end of the run, as threadpoolctl's limits do. While
-it is in effect the limit applies to BLAS calls from every thread of the process. Where
-numpy's BLAS is not OpenBLAS (or its library cannot be found), nothing is changed.
+while after each matrix product: where products and kernels alternate, the two pools
+would fight over the same cores (LeNet-5's step at batch 256 on 2 cores took longer on two
+threads than on one). So the cores go to one pool or the other, per program: a compiled
+program holding ops whose compiled loops do the heavy arithmetic (direct convolution,
+``Op.threaded``) runs within :func:`parallel_kernels`, where the kernels use all
+:func:`threads` and OpenBLAS is set to one thread, its previous count put back at the end
+of the run, as threadpoolctl's limits do (while it is in effect, the limit applies to BLAS
+calls from every thread of the process). Any other program leaves BLAS alone and runs
+the kernels on one thread (a convolution through im2col and a matrix product, for
+example). Where numpy's BLAS is not OpenBLAS (or its library cannot be found), BLAS is
+left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import os
 
-__all__ = ["threads", "blas_limited", "blas_threads"]
+__all__ = ["threads", "kernel_threads", "parallel_kernels", "blas_threads"]
 
 # (setter, getter) symbol names of OpenBLAS builds: numpy's wheels bundle scipy-openblas
 _OPENBLAS_SYMBOLS = (
@@ -28,6 +33,8 @@ _OPENBLAS_SYMBOLS = (
     ("openblas_set_num_threads", "openblas_get_num_threads"),
 )
 _blas: dict = {}
+# whether the kernels called in this context may use several threads
+_PARALLEL = contextvars.ContextVar("diffkit_parallel_kernels", default=False)
 
 
 def threads() -> int:
@@ -81,17 +88,28 @@ def blas_threads() -> int | None:
     return None if fns is None else int(fns[1]())
 
 
+def kernel_threads() -> int:
+    """How many threads a compiled loop called now may use: :func:`threads` within
+    :func:`parallel_kernels` (in this thread), else 1."""
+    return threads() if _PARALLEL.get() else 1
+
+
 @contextlib.contextmanager
-def blas_limited():
-    """Within the block, numpy's OpenBLAS runs on one thread (when the compiled loops use
-    more than one; see the module's description)."""
-    fns = _openblas() if threads() > 1 else None
-    if fns is None:
+def parallel_kernels():
+    """Within the block (in this thread), the compiled loops use all :func:`threads` and
+    numpy's OpenBLAS runs on one thread (see the module's description)."""
+    if threads() == 1:
         yield
         return
-    before = int(fns[1]())
-    fns[0](1)
+    fns = _openblas()
+    token = _PARALLEL.set(True)
+    before = None
+    if fns is not None:
+        before = int(fns[1]())
+        fns[0](1)
     try:
         yield
     finally:
-        fns[0](before)
+        if before is not None:
+            fns[0](before)
+        _PARALLEL.reset(token)

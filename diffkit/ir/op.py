@@ -108,9 +108,10 @@ class Op:
             so that ``1/3`` stays exact until a numeric interpreter rounds it once.
         nondiff_inputs: indices of inputs that never carry a derivative.
         doc: one line describing the op.
-        threaded: whether the implementation shares its work between diffkit's threads
-            (:mod:`diffkit.parallel`); a program with such ops keeps numpy's BLAS on one
-            thread while it runs, so that the two pools do not compete for the cores.
+        threaded: whether the implementation's compiled loops do the arithmetic a matrix
+            product would otherwise do (direct convolution): a program with such ops runs
+            every compiled loop on all cores and holds numpy's BLAS to one thread
+            meanwhile (:mod:`diffkit.parallel`).
     """
 
     name: str

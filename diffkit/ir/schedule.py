@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..memory import CACHE_MIN, owned_memory
-from ..parallel import blas_limited
+from ..parallel import parallel_kernels
 from .node import Node
 from .op import STRUCTURAL, Unsupported
 
@@ -160,9 +160,10 @@ class Program:
         # allocating from diffkit's cache, so that repeated runs reuse their blocks
         large = any(math.prod(n.shape) * 8 >= CACHE_MIN for n in self.order)
         self._memory = owned_memory if large else contextlib.nullcontext
-        # a program whose kernels use diffkit's threads keeps BLAS's off the cores meanwhile
+        # a program whose compiled loops do the heavy arithmetic gives them the cores, and
+        # holds BLAS to one thread meanwhile (diffkit.parallel)
         threaded = any(step[1].threaded for step in self._steps)
-        self._blas = blas_limited if threaded else contextlib.nullcontext
+        self._blas = parallel_kernels if threaded else contextlib.nullcontext
 
     def __len__(self) -> int:
         return len(self.order)

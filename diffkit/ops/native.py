@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ..parallel import threads
+from .. import parallel
 
 __all__ = [
     "available",
@@ -75,6 +75,12 @@ _DIRECT = _LIB is not None and bool(_LIB.conv_direct_supported())
 # a kernel shares its batch between threads when it has at least this many input entries
 # per thread (below, handing work to a thread costs more than it saves)
 PARALLEL_MIN_ENTRIES = 1 << 12
+
+
+def threads() -> int:
+    """How many threads a kernel called now may use (:func:`diffkit.parallel.kernel_threads`:
+    all cores within a program that runs direct convolutions, else one)."""
+    return parallel.kernel_threads()
 
 
 def _ranges(n: int, entries: int) -> list[tuple[int, int]]:

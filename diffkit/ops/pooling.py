@@ -175,7 +175,6 @@ MAX_POOL2D_BACKWARD = register(
         ),
         analytic=False,
         doc="the gradient of max_pool2d: the cotangent at each first maximum",
-        threaded=True,
     )
 )
 

@@ -268,7 +268,6 @@ IM2COL = register(
         ),
         analytic=True,
         doc="the windows of an NCHW input as one matrix (C·KH·KW, N·OH·OW), zero padded",
-        threaded=True,
     )
 )
 
@@ -284,7 +283,6 @@ COL2IM = register(
         samples=(Sample(((12, 20),), {"input_shape": (2, 2, 5, 4), **_IM2COL_ATTRS}),),
         analytic=True,
         doc="scatter-add a window matrix (C·KH·KW, N·OH·OW) back into an NCHW array",
-        threaded=True,
     )
 )
 
