@@ -37,6 +37,16 @@ _blas: dict = {}
 _PARALLEL = contextvars.ContextVar("diffkit_parallel_kernels", default=False)
 
 
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+_CORES = _cores()  # the cores this process may run on, read once
+
+
 def threads() -> int:
     """How many threads the compiled loops share a batch between: ``DIFFKIT_THREADS``, or
     the number of cores this process may run on."""
@@ -46,10 +56,7 @@ def threads() -> int:
             return max(1, int(value))
         except ValueError:
             pass
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    return _CORES
 
 
 def _openblas():

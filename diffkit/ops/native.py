@@ -34,34 +34,29 @@ _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 
 def _load():
+    """The extension module and its library through ctypes, or (None, None)."""
     try:
         from .. import _native
     except ImportError:
-        return None
+        return None, None
     try:
         lib = ctypes.CDLL(_native.__file__)
         for suffix in _SUFFIX.values():
             for name in ("im2col", "col2im", "max_pool_backward"):
                 getattr(lib, f"{name}_{suffix}").restype = None
-        lib.run_ranges.restype = None
-        lib.run_ranges.argtypes = (
-            ctypes.c_void_p,
-            ctypes.c_int64,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-            ctypes.c_int64,
-        )
+        _native.run_kernel  # noqa: B018  (an extension built from this source)
         lib.conv_direct_supported.restype = ctypes.c_int
         if lib.conv_direct_supported():
             for name in ("conv_direct_f32", "conv_direct_wgrad_f32", "conv_direct_igrad_f32"):
                 getattr(lib, name).restype = None
             lib.conv_direct_scratch.restype = ctypes.c_int64
+            lib.conv_direct_scratch.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
     except (OSError, AttributeError):
-        return None
-    return lib
+        return None, None
+    return _native, lib
 
 
-_LIB = _load()
+_MODULE, _LIB = _load()
 _state = {"on": _LIB is not None and os.environ.get("DIFFKIT_NATIVE", "1") != "0"}
 # the direct convolution: float32, stride 1, windows of at most this many entries (C·KH·KW,
 # as _native.c's DIRECT_MAX_K) and at most this many output channels (its scratch holds
@@ -90,26 +85,25 @@ def _ranges(n: int, entries: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1]) for i in range(k)]
 
 
-def _word(value) -> int:
-    """An argument of a kernel as the 64-bit word _native.c's run_ranges passes on: an
-    array's data pointer, a ctypes array's address, or an integer."""
-    if isinstance(value, np.ndarray):
-        return value.ctypes.data
-    if isinstance(value, ctypes.Array):
-        return ctypes.addressof(value)
-    return int(value) & 0xFFFFFFFFFFFFFFFF
+_FN_ADDRESS: dict = {}
+
+
+def _address(fn) -> int:
+    """The address of a kernel of the extension."""
+    address = _FN_ADDRESS.get(fn.__name__)
+    if address is None:
+        address = _FN_ADDRESS[fn.__name__] = ctypes.cast(fn, ctypes.c_void_p).value
+    return address
 
 
 def _run(fn, ranges, args) -> None:
     """``fn(*args(r), n0, n1)`` for each batch range (n0, n1), where ``args(r)`` gives the
-    arguments of the r-th range (arrays, ctypes arrays, integers): the first range on the
-    calling thread, the others on the kernels' worker threads meanwhile (_native.c's
-    run_ranges; ctypes lets go of the interpreter lock for the call)."""
-    per_range = [args(r) for r in range(len(ranges))]  # kept alive for the call
-    k = len(per_range[0])
-    words = (ctypes.c_uint64 * (k * len(ranges)))(*[_word(v) for a in per_range for v in a])
-    bounds = _ints([ranges[0][0]] + [n1 for _, n1 in ranges])
-    _LIB.run_ranges(ctypes.cast(fn, ctypes.c_void_p), k, words, bounds, len(ranges))
+    arguments of the r-th range (arrays, passed as the address of their first element,
+    and integers): the first range on the calling thread, the others on the kernels'
+    worker threads meanwhile (_native.c's run_kernel, which lets go of the interpreter
+    lock while the kernel runs)."""
+    bounds = [ranges[0][0]] + [n1 for _, n1 in ranges]
+    _MODULE.run_kernel(_address(fn), bounds, tuple(args(r) for r in range(len(ranges))))
 
 
 def available() -> bool:
@@ -142,22 +136,26 @@ def _kernel(name: str, *arrays):
     return getattr(_LIB, f"{name}_{_SUFFIX[dtype]}")
 
 
-def _i64(value) -> ctypes.c_int64:
-    return ctypes.c_int64(int(value))
+class _Ints:
+    """Groups of integers (shapes, strides, geometry) in one int64 array, each group passed
+    to a kernel as a pointer into it (``pointers``); keep the object while the kernel runs."""
+
+    def __init__(self, *groups):
+        groups = [[int(v) for v in g] for g in groups]
+        self.array = np.array([v for g in groups for v in g], np.int64)
+        base, offset, self.pointers = self.array.ctypes.data, 0, []
+        for g in groups:
+            self.pointers.append(base + 8 * offset)
+            offset += len(g)
 
 
-def _ints(values) -> ctypes.Array:
-    values = [int(v) for v in values]
-    return (ctypes.c_int64 * len(values))(*values)
-
-
-def _strides(a: np.ndarray) -> ctypes.Array:
+def _strides(a: np.ndarray) -> list[int]:
     """Element strides; the array's data pointer is its first element, whatever the signs."""
-    return _ints(s // a.itemsize for s in a.strides)
+    return [s // a.itemsize for s in a.strides]
 
 
-def _geo(kernel_size, stride, padding, out_hw) -> ctypes.Array:
-    return _ints((*kernel_size, *stride, *padding, *out_hw))
+def _geo(kernel_size, stride, padding, out_hw) -> tuple:
+    return (*kernel_size, *stride, *padding, *out_hw)
 
 
 def im2col(x, kernel_size, stride, padding, out_hw):
@@ -168,7 +166,8 @@ def im2col(x, kernel_size, stride, padding, out_hw):
     n, c, _, _ = x.shape
     kh, kw = kernel_size
     out = np.empty((c * kh * kw, n * out_hw[0] * out_hw[1]), x.dtype)
-    args = (x, _ints(x.shape), _strides(x), _geo(kernel_size, stride, padding, out_hw), out)
+    ints = _Ints(x.shape, _strides(x), _geo(kernel_size, stride, padding, out_hw))
+    args = (x, *ints.pointers, out)
     _run(fn, _ranges(n, out.size), lambda r: args)
     return out
 
@@ -180,7 +179,8 @@ def col2im(cols, input_shape, kernel_size, stride, padding, out_hw):
         return None
     cols = np.ascontiguousarray(cols)
     out = np.empty(input_shape, cols.dtype)
-    args = (cols, _ints(input_shape), _geo(kernel_size, stride, padding, out_hw), out)
+    ints = _Ints(input_shape, _geo(kernel_size, stride, padding, out_hw))
+    args = (cols, *ints.pointers, out)
     _run(fn, _ranges(input_shape[0], cols.size), lambda r: args)
     return out
 
@@ -201,8 +201,9 @@ def max_pool_backward(ct, x, y, kernel_size, stride, padding):
     if fn is None:
         return None
     grad = _like(x, x.shape)
-    strides = _ints(s // a.itemsize for a in (x, grad, y, ct) for s in a.strides)
-    args = (ct, x, y, _ints(x.shape), strides, _geo(kernel_size, stride, padding, y.shape[2:]))
+    strides = [s for a in (x, grad, y, ct) for s in _strides(a)]
+    ints = _Ints(x.shape, strides, _geo(kernel_size, stride, padding, y.shape[2:]))
+    args = (ct, x, y, *ints.pointers)
     _run(fn, _ranges(x.shape[0], x.size), lambda r: args + (grad,))
     return grad
 
@@ -222,8 +223,20 @@ def _direct(weight_shape, stride, *arrays) -> bool:
     )
 
 
+_SCRATCH_SIZES: dict = {}
+
+
 def _scratch(shape, geo, o) -> np.ndarray:
-    return np.empty(int(_LIB.conv_direct_scratch(_ints(shape), geo, _i64(o))), np.float32)
+    """The float32 scratch one call of a direct-convolution kernel needs."""
+    key = (tuple(shape), geo, o)
+    size = _SCRATCH_SIZES.get(key)
+    if size is None:
+        ints = _Ints(shape, geo)
+        size = int(_LIB.conv_direct_scratch(*ints.pointers, o))
+        if len(_SCRATCH_SIZES) > 1024:  # geometries seen: a few per network
+            _SCRATCH_SIZES.clear()
+        _SCRATCH_SIZES[key] = size
+    return np.empty(size, np.float32)
 
 
 def _padded_rows(w2: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -241,7 +254,8 @@ def conv_direct(x, w, stride, padding, out_hw):
     wp = _padded_rows(w.reshape(o, -1), -(-o // _MR) * _MR, w[0].size)
     out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), np.float32)
     geo = _geo(w.shape[2:], stride, padding, out_hw)
-    args = (x, _ints(x.shape), _strides(x), geo, wp, o, out)
+    ints = _Ints(x.shape, _strides(x), geo)
+    args = (x, *ints.pointers, wp, o, out)
     _run(
         _LIB.conv_direct_f32,
         _ranges(x.shape[0], out.size),
@@ -258,7 +272,8 @@ def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
     o = weight_shape[0]
     dw = np.empty(weight_shape, np.float32)
     geo = _geo(weight_shape[2:], stride, padding, out_hw)
-    args = (x, _ints(x.shape), _strides(x), geo, ct, o, dw)
+    ints = _Ints(x.shape, _strides(x), geo)
+    args = (x, *ints.pointers, ct, o, dw)
     # the threads share blocks of _MR output channels (rows of dw), not the batch: each
     # sum then runs over the samples in one order, whatever the number of threads
     _run(
@@ -279,7 +294,8 @@ def conv_direct_input_grad(ct, w, x_shape, stride, padding, out_hw):
     wk = _padded_rows(w.reshape(o, k), o, -(-k // 4) * 4)
     dx = np.empty(tuple(x_shape), np.float32)
     geo = _geo(w.shape[2:], stride, padding, out_hw)
-    args = (ct, _ints(x_shape), geo, wk, o, dx)
+    ints = _Ints(x_shape, geo)
+    args = (ct, *ints.pointers, wk, o, dx)
     _run(
         _LIB.conv_direct_igrad_f32,
         _ranges(x_shape[0], ct.size),
