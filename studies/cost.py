@@ -49,7 +49,13 @@ def _who_wins(ms, forward, reverse) -> str:
         return f"forward mode was faster at every m measured ({ms[0]} to {ms[-1]})"
     if max(rev) < min(fwd):
         return f"reverse mode was faster up to m = {max(rev)}, forward mode from m = {min(fwd)} on"
-    return f"reverse mode was faster at m = {rev}, forward mode at m = {fwd}"
+    return f"reverse mode was faster at m = {_listed(rev)}; forward mode at m = {_listed(fwd)}"
+
+
+def _listed(values) -> str:
+    """1, 2 and 4."""
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def main(out: str | Path = "reports/cost", quick: bool = False) -> dict:
