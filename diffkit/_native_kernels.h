@@ -68,6 +68,38 @@ EXPORT void NAME(col2im)(const T *cols, const idx *shape, const idx *geo, T *out
         }
 }
 
+/* max_pool_backward for the common 2x2 windows at stride 2 without padding, rows of x and
+   grad contiguous: each window's four entries are written once (the cotangent at the
+   first maximum, 0 elsewhere), so grad needs no clearing first except for a last row or
+   column no window covers; branch-free. */
+static void NAME(max_pool_backward_2x2)(const T *ct, const T *x, const T *y, const idx *shape,
+                                      const idx *st, const idx *geo, T *grad, idx n0, idx n1) {
+    idx c = shape[1], h = shape[2], w = shape[3], oh = geo[6], ow = geo[7];
+    idx x2s = st[2], g2s = st[6], y2s = st[10], y3s = st[11], c2s = st[14], c3s = st[15];
+    for (idx ni = n0; ni < n1; ni++)
+        for (idx ci = 0; ci < c; ci++) {
+            const T *plane = x + ni * st[0] + ci * st[1];
+            const T *yp = y + ni * st[8] + ci * st[9], *cp = ct + ni * st[12] + ci * st[13];
+            T *g = grad + ni * st[4] + ci * st[5];
+            for (idx i = 0; i < oh; i++) {
+                const T *r0 = plane + 2 * i * x2s, *r1 = r0 + x2s;
+                T *g0 = g + 2 * i * g2s, *g1 = g0 + g2s;
+                for (idx j = 0; j < ow; j++) {
+                    T m = yp[i * y2s + j * y3s], d = cp[i * c2s + j * c3s];
+                    T a = r0[2 * j], b = r0[2 * j + 1], e = r1[2 * j], f = r1[2 * j + 1];
+                    int ha = a == m, hb = !ha & (b == m);
+                    int he = !(ha | hb) & (e == m), hf = !(ha | hb | he) & (f == m);
+                    g0[2 * j] = ha ? d : (T)0;
+                    g0[2 * j + 1] = hb ? d : (T)0;
+                    g1[2 * j] = he ? d : (T)0;
+                    g1[2 * j + 1] = hf ? d : (T)0;
+                }
+                for (idx col = 2 * ow; col < w; col++) g0[col] = g1[col] = 0;
+            }
+            for (idx r = 2 * oh; r < h; r++) memset(g + r * g2s, 0, (size_t)w * sizeof(T));
+        }
+}
+
 /* The gradient of max_pool: each window's cotangent ct goes to the window's first element,
    in row-major order over the window, equal to its maximum y; grad is overwritten. x, grad,
    y and ct are (N, C, H, W), (N, C, H, W), (N, C, OH, OW) and (N, C, OH, OW) with element
@@ -81,6 +113,11 @@ EXPORT void NAME(max_pool_backward)(const T *ct, const T *x, const T *y, const i
     /* the strides in locals, which the stores into grad cannot change */
     idx x2s = st[2], x3s = st[3], g2s = st[6], g3s = st[7];
     idx y2s = st[10], y3s = st[11], c2s = st[14], c3s = st[15];
+    if (kh == 2 && kw == 2 && sy == 2 && sx == 2 && py == 0 && px == 0 && 2 * oh <= h &&
+        2 * ow <= w && x3s == 1 && g3s == 1) {
+        NAME(max_pool_backward_2x2)(ct, x, y, shape, st, geo, grad, n0, n1);
+        return;
+    }
     for (idx ni = n0; ni < n1; ni++)
         for (idx ci = 0; ci < c; ci++) {
             const T *plane = x + ni * st[0] + ci * st[1];
