@@ -138,11 +138,12 @@ EXPORT int conv_direct_supported(void) {
 }
 
 /* out (O, N, OH, OW), contiguous: the weights wp (opad, K; O rows, then zero rows up to a
-   multiple of MR) applied to the windows of x (N, C, H, W; element strides xs). */
+   multiple of MR) applied to the windows of x (N, C, H, W; element strides xs), plus the
+   bias bp (opad), with which the sums start. */
 __attribute__((target("avx2,fma")))
 EXPORT void conv_direct_f32(const float *x, const idx *shape, const idx *xs, const idx *geo,
-                            const float *wp, idx o, float *out, float *scratch, idx n0,
-                            idx n1) {
+                            const float *wp, const float *bp, idx o, float *out,
+                            float *scratch, idx n0, idx n1) {
     conv_geo g = conv_geometry(shape, geo);
     idx K = g.k, opad = round_up(o, MR);
     idx off[DIRECT_MAX_K];
@@ -154,7 +155,7 @@ EXPORT void conv_direct_f32(const float *x, const idx *shape, const idx *xs, con
             for (idx ob = 0; ob < opad; ob += MR) {
                 __m256 acc[MR][NV];
                 for (int r = 0; r < MR; r++)
-                    for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();
+                    for (int v = 0; v < NV; v++) acc[r][v] = _mm256_broadcast_ss(bp + ob + r);
                 const float *wr = wp + ob * K;
                 for (idx k = 0; k < K; k++) {
                     const float *b = buf + off[k] + m0;

@@ -177,10 +177,13 @@ def test_direct_convolution_equals_numpy():
         w = int(rng.integers(max(kw - 2 * p[1], 1), 60))
         x = rng.standard_normal((n, c, h, w)).astype(np.float32)
         weight = rng.standard_normal((o, c, kh, kw)).astype(np.float32)
+        bias = rng.standard_normal(o).astype(np.float32)
         out_shape = _direct_shape((x.shape, weight.shape), s, p)
         ct = rng.standard_normal(out_shape).astype(np.float32)
         for xl in _layouts(x, rng):
-            fast, slow = _both(_direct_impl, xl, weight, s, p)
+            fast, slow = _both(_direct_impl, xl, weight, stride=s, padding=p)
+            np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * c * kh * kw)
+            fast, slow = _both(_direct_impl, xl, weight, bias, stride=s, padding=p)
             np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * c * kh * kw)
             fast, slow = _both(_direct_weight_grad_impl, ct, xl, weight.shape, s, p)
             scale = np.sqrt(ct.size / o)
@@ -197,8 +200,9 @@ def test_direct_kernels_apply_to_stride_one_only():
     assert not native.direct_applies((16, 6, 5, 5), (1, 2))
     assert not native.direct_applies((16, 64, 5, 5), (1, 1))  # 1600 window entries
     x = np.ones((1, 1, 6, 6), np.float32)
-    assert native.conv_direct(x, np.ones((2, 1, 3, 3), np.float32), (2, 2), (0, 0), (2, 2)) is None
-    assert native.conv_direct(x.astype(np.float64), x[:, :, :3, :3], (1, 1), (0, 0), (4, 4)) is None
+    w = np.ones((2, 1, 3, 3), np.float32)
+    assert native.conv_direct(x, w, None, (2, 2), (0, 0), (2, 2)) is None
+    assert native.conv_direct(x.astype(np.float64), w, None, (1, 1), (0, 0), (4, 4)) is None
 
 
 @pytest.mark.skipif(not native._DIRECT, reason="no direct convolution on this CPU or build")
@@ -261,7 +265,7 @@ def test_results_do_not_depend_on_the_number_of_threads(monkeypatch):
         y = _max_pool_impl(x, (2, 2), (2, 2), (0, 0))
         results.append(
             [
-                _direct_impl(x, w, (1, 1), (0, 0)),
+                _direct_impl(x, w, stride=(1, 1), padding=(0, 0)),
                 _direct_weight_grad_impl(ct, x, w.shape, (1, 1), (0, 0)),
                 _input_grad_impl(ct, w, x.shape, (1, 1), (0, 0)),
                 _im2col_impl(x, (5, 5), (1, 1), (0, 0)),

@@ -11,7 +11,8 @@ import numpy as np
 from ..ir.node import Node, ShapeError, apply, as_node
 from ..ir.op import Op, Sample, register
 from . import native
-from .shape import _sum_tangents, matmul, reshape, transpose
+from .reduce import sum as reduce_sum
+from .shape import _sum_tangents, broadcast_to, matmul, reshape, transpose
 from .windows import _NO_SCALAR, _col2im_impl, _geometry, _im2col_impl, im2col, pair
 
 __all__ = ["conv2d"]
@@ -44,17 +45,22 @@ def _chunks(x_shape, weight_shape, stride, padding):
         yield slice(n0, n1), slice(n0 * oh * ow, n1 * oh * ow)
 
 
-def _direct_impl(x, w, stride, padding):
-    out = native.conv_direct(x, w, stride, padding, _out_hw(x.shape, w.shape, stride, padding))
+def _direct_impl(x, w, *bias, stride, padding):
+    """(O, N·OH·OW): the weight times the input's windows, plus the bias (O,) if given."""
+    b = bias[0] if bias else None
+    out = native.conv_direct(x, w, b, stride, padding, _out_hw(x.shape, w.shape, stride, padding))
     if out is not None:
         return out
     w2 = w.reshape(w.shape[0], -1)
     chunks = list(_chunks(x.shape, w.shape, stride, padding))
     if len(chunks) == 1:
-        return w2 @ _windows(x, w.shape, stride, padding)
-    out = np.empty((w.shape[0], chunks[-1][1].stop), np.result_type(x, w))
-    for b, cols in chunks:  # each product written into its columns of the result
-        np.matmul(w2, _windows(x[b], w.shape, stride, padding), out=out[:, cols])
+        out = w2 @ _windows(x, w.shape, stride, padding)
+    else:
+        out = np.empty((w.shape[0], chunks[-1][1].stop), np.result_type(x, w))
+        for b_, cols in chunks:  # each product written into its columns of the result
+            np.matmul(w2, _windows(x[b_], w.shape, stride, padding), out=out[:, cols])
+    if b is not None:
+        out = out + b.reshape(-1, 1)  # not in place: the dtypes may differ
     return out
 
 
@@ -90,11 +96,31 @@ def _input_grad_impl(ct, w, x_shape, stride, padding):
 
 
 def _direct_shape(shapes, stride, padding):
-    x, w = shapes
+    x, w = shapes[:2]
     if len(x) != 4 or len(w) != 4 or x[1] != w[1]:
         raise ShapeError(f"conv2d_direct: input {x} does not match weight {w}")
+    if len(shapes) == 3 and tuple(shapes[2]) != (w[0],):
+        raise ShapeError(f"conv2d_direct: bias {shapes[2]} does not match weight {w}")
     oh, ow = _out_hw(x, w, stride, padding)
     return (w[0], x[0] * oh * ow)
+
+
+def _direct_vjp(ct, out, x, w, *bias, **a):
+    grads = (
+        _conv_input_grad(ct, w, x.shape, **a),
+        apply(CONV2D_DIRECT_WEIGHT_GRAD, ct, x, weight_shape=w.shape, **a),
+    )
+    return grads + ((reduce_sum(ct, axis=1),) if bias else ())
+
+
+def _direct_jvp(tangents, out, x, w, *bias, **a):
+    tx, tw = tangents[:2]
+    tb = tangents[2] if bias else None
+    return _sum_tangents(
+        None if tx is None else apply(CONV2D_DIRECT, tx, w, **a),
+        None if tw is None else apply(CONV2D_DIRECT, x, tw, **a),
+        None if tb is None else broadcast_to(reshape(tb, (w.shape[0], 1)), out.shape),
+    )
 
 
 def _conv_input_grad(ct, weight, x_shape, stride, padding):
@@ -150,22 +176,17 @@ CONV2D_DIRECT = register(
         name="conv2d_direct",
         shape=_direct_shape,
         impl=_direct_impl,
-        vjp=lambda ct, out, x, w, **a: (
-            _conv_input_grad(ct, w, x.shape, **a),
-            apply(CONV2D_DIRECT_WEIGHT_GRAD, ct, x, weight_shape=w.shape, **a),
-        ),
-        jvp=lambda tangents, out, x, w, **a: _sum_tangents(
-            None if tangents[0] is None else apply(CONV2D_DIRECT, tangents[0], w, **a),
-            None if tangents[1] is None else apply(CONV2D_DIRECT, x, tangents[1], **a),
-        ),
+        vjp=_direct_vjp,
+        jvp=_direct_jvp,
         mpmath=_NO_SCALAR,
         sympy=_NO_SCALAR,
         samples=(
             Sample(((2, 2, 5, 4), (3, 2, 3, 2)), {"stride": (2, 1), "padding": (1, 0)}),
             Sample(((1, 1, 6, 7), (2, 1, 3, 3)), {"stride": (1, 1), "padding": (1, 1)}),
+            Sample(((2, 3, 5, 6), (5, 3, 2, 3), (5,)), {"stride": (1, 1), "padding": (0, 1)}),
         ),
         analytic=True,
-        doc="reshape(w, (O, C·KH·KW)) @ im2col(x), computed without the window matrix",
+        doc="reshape(w, (O, C·KH·KW)) @ im2col(x) (+ bias), computed without the window matrix",
         threaded=True,
     )
 )
@@ -247,11 +268,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
     window_entries = c * kh * kw * n * oh * ow
     if native.direct_applies(weight.shape, stride) or window_entries > CHUNK_ENTRIES:
         # directly (stride 1), or through the window matrix a slice of the batch at a
-        # time, so that it never exists whole
-        out = apply(CONV2D_DIRECT, x, weight, stride=stride, padding=padding)
+        # time, so that it never exists whole; the bias is added as the product is stored
+        inputs = (x, weight) if bias is None else (x, weight, bias)
+        out = apply(CONV2D_DIRECT, *inputs, stride=stride, padding=padding)
     else:  # one window matrix, shared by the product and the weight gradient
         flat = im2col(x, (kh, kw), stride, padding)  # (C·KH·KW, N·OH·OW)
         out = matmul(reshape(weight, (o, c * kh * kw)), flat)  # (O, N·OH·OW)
-    if bias is not None:  # added along the rows, so that its gradient sums contiguous rows
-        out = out + reshape(bias, (o, 1))
+        if bias is not None:  # added along the rows: its gradient sums contiguous rows
+            out = out + reshape(bias, (o, 1))
     return transpose(reshape(out, (o, n, oh, ow)), (1, 0, 2, 3))

@@ -246,16 +246,21 @@ def _padded_rows(w2: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
-def conv_direct(x, w, stride, padding, out_hw):
-    """The convolution of NCHW ``x`` with OIHW ``w`` as (O, N·OH·OW), computed directly."""
-    if not _direct(w.shape, stride, x, w):
+def conv_direct(x, w, bias, stride, padding, out_hw):
+    """The convolution of NCHW ``x`` with OIHW ``w`` as (O, N·OH·OW), computed directly, plus
+    ``bias`` (O,) unless it is None."""
+    if not _direct(w.shape, stride, x, w, *(() if bias is None else (bias,))):
         return None
     o = w.shape[0]
-    wp = _padded_rows(w.reshape(o, -1), -(-o // _MR) * _MR, w[0].size)
+    opad = -(-o // _MR) * _MR
+    wp = _padded_rows(w.reshape(o, -1), opad, w[0].size)
+    bp = np.zeros(opad, np.float32)  # zero rows added to the padded weights
+    if bias is not None:
+        bp[:o] = bias
     out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), np.float32)
     geo = _geo(w.shape[2:], stride, padding, out_hw)
     ints = _Ints(x.shape, _strides(x), geo)
-    args = (x, *ints.pointers, wp, o, out)
+    args = (x, *ints.pointers, wp, bp, o, out)
     _run(
         _LIB.conv_direct_f32,
         _ranges(x.shape[0], out.size),
