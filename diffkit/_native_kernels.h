@@ -68,6 +68,40 @@ EXPORT void NAME(col2im)(const T *cols, const idx *shape, const idx *geo, T *out
         }
 }
 
+/* max_pool for 2x2 windows at stride 2 without padding (2*OH <= H, 2*OW <= W): out (N, C,
+   OH, OW; element strides os) is the maximum of each window of x (element strides xs),
+   NaN where the window holds NaN, as numpy's maximum; branch-free. */
+EXPORT void NAME(max_pool_2x2)(const T *x, const idx *shape, const idx *xs, const idx *geo,
+                               T *out, const idx *os, idx n0, idx n1) {
+    idx c = shape[1], oh = geo[6], ow = geo[7];
+    idx x2s = xs[2], x3s = xs[3], o2s = os[2], o3s = os[3]; /* in locals: see below */
+    for (idx ni = n0; ni < n1; ni++)
+        for (idx ci = 0; ci < c; ci++) {
+            const T *plane = x + ni * xs[0] + ci * xs[1];
+            T *o = out + ni * os[0] + ci * os[1];
+            for (idx i = 0; i < oh; i++) {
+                const T *r0 = plane + 2 * i * x2s, *r1 = r0 + x2s;
+                if (x3s == 1 && o3s == 1) { /* unit strides: a loop the compiler vectorizes */
+                    T *orow = o + i * o2s;
+                    for (idx j = 0; j < ow; j++) {
+                        T a = r0[2 * j], b = r0[2 * j + 1], e = r1[2 * j], f = r1[2 * j + 1];
+                        T m0 = a > b ? a : b, m1 = e > f ? e : f, m = m0 > m1 ? m0 : m1;
+                        int nan = (a != a) | (b != b) | (e != e) | (f != f);
+                        orow[j] = nan ? a + b + e + f : m;
+                    }
+                    continue;
+                }
+                for (idx j = 0; j < ow; j++) {
+                    T a = r0[2 * j * x3s], b = r0[(2 * j + 1) * x3s];
+                    T e = r1[2 * j * x3s], f = r1[(2 * j + 1) * x3s];
+                    T m0 = a > b ? a : b, m1 = e > f ? e : f, m = m0 > m1 ? m0 : m1;
+                    int nan = (a != a) | (b != b) | (e != e) | (f != f);
+                    o[i * o2s + j * o3s] = nan ? a + b + e + f : m; /* NaN if any is */
+                }
+            }
+        }
+}
+
 /* max_pool_backward for the common 2x2 windows at stride 2 without padding, rows of x and
    grad contiguous: each window's four entries are written once (the cotangent at the
    first maximum, 0 elsewhere), so grad needs no clearing first except for a last row or

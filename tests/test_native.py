@@ -106,14 +106,16 @@ def test_max_pool_backward_equals_numpy_with_ties(dtype, ceil_mode):
 @pytest.mark.skipif(not native.available(), reason="extension not built")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_two_by_two_pool_gradient_equals_numpy(dtype):
-    """The 2x2, stride-2 path (each window written once): ties after a ReLU, odd sizes
-    whose last row or column no window covers, ceil mode, all three layouts."""
+    """The 2x2, stride-2 paths (the pool, and its gradient writing each window once): ties
+    after a ReLU, odd sizes whose last row or column no window covers, ceil mode, all
+    three layouts."""
     rng = np.random.default_rng(12)
     for h, w in ((6, 6), (7, 5), (5, 8), (2, 3)):
         x = np.maximum(np.round(rng.standard_normal((3, 4, h, w)), 1), 0).astype(dtype)
         for ceil_mode in (False, True):
             for xl in _layouts(x, rng):
-                y = _max_pool_impl(xl, (2, 2), (2, 2), (0, 0), ceil_mode)
+                y, y_slow = _both(_max_pool_impl, xl, (2, 2), (2, 2), (0, 0), ceil_mode)
+                np.testing.assert_array_equal(y, y_slow)
                 ct = rng.standard_normal(y.shape).astype(dtype)
                 fast, slow = _both(
                     _max_pool_backward_impl, ct, xl, y, (2, 2), (2, 2), (0, 0), ceil_mode
@@ -126,8 +128,11 @@ def test_max_pool_gradient_with_nan_and_infinite_inputs(dtype):
     x = np.arange(2 * 3 * 6 * 6, dtype=dtype).reshape(2, 3, 6, 6)
     x[0, 1, 2, 3] = np.nan
     x[1, 2, 0, 0] = -np.inf
+    x[1, 0, 4, 5] = np.inf
     for xl in _layouts(x, np.random.default_rng(0)):
-        y = _max_pool_impl(xl, (2, 2), (2, 2), (0, 0))
+        y, y_slow = _both(_max_pool_impl, xl, (2, 2), (2, 2), (0, 0))
+        np.testing.assert_array_equal(y, y_slow)  # NaN and inf where numpy has them
+        assert np.isnan(y[0, 1, 1, 1]) and np.isnan(y).sum() == 1 and y[1, 0, 2, 2] == np.inf
         ct = np.ones_like(y)
         g, g_slow = _both(_max_pool_backward_impl, ct, xl, y, (2, 2), (2, 2), (0, 0))
         np.testing.assert_array_equal(g, g_slow)  # none for the NaN window, as numpy

@@ -23,6 +23,7 @@ __all__ = [
     "use_native",
     "im2col",
     "col2im",
+    "max_pool_2x2",
     "max_pool_backward",
     "direct_applies",
     "conv_direct",
@@ -42,7 +43,7 @@ def _load():
     try:
         lib = ctypes.CDLL(_native.__file__)
         for suffix in _SUFFIX.values():
-            for name in ("im2col", "col2im", "max_pool_backward"):
+            for name in ("im2col", "col2im", "max_pool_2x2", "max_pool_backward"):
                 getattr(lib, f"{name}_{suffix}").restype = None
         _native.run_kernel  # noqa: B018  (an extension built from this source)
         lib.conv_direct_supported.restype = ctypes.c_int
@@ -192,6 +193,19 @@ def _like(x: np.ndarray, shape) -> np.ndarray:
     order = sorted(range(x.ndim), key=lambda i: -abs(x.strides[i]))
     base = np.empty([shape[i] for i in order], x.dtype)
     return base.transpose(np.argsort(order))
+
+
+def max_pool_2x2(x, out_hw):
+    """Max-pooling of NCHW ``x`` over 2x2 windows at stride 2, without padding, for output
+    sizes whose windows all lie inside ``x``; laid out as ``x``. None otherwise."""
+    fn = _kernel("max_pool_2x2", x)
+    if fn is None or 2 * out_hw[0] > x.shape[2] or 2 * out_hw[1] > x.shape[3]:
+        return None
+    out = _like(x, x.shape[:2] + tuple(out_hw))
+    ints = _Ints(x.shape, _strides(x), _geo((2, 2), (2, 2), (0, 0), out_hw), _strides(out))
+    args = (x, *ints.pointers[:3], out, ints.pointers[3])
+    _run(fn, _ranges(x.shape[0], x.size), lambda r: args)
+    return out
 
 
 def max_pool_backward(ct, x, y, kernel_size, stride, padding):

@@ -1,8 +1,9 @@
 """Pooling: max-pooling is a max over each window (the derivative goes to the first
 maximum, as in PyTorch), average pooling a sum divided by the window's size.
 
-The max-pooling gradient runs compiled loops where the extension is built
-(:mod:`diffkit.ops.native`); its numpy version here is the reference.
+The max-pooling gradient, and max-pooling over 2x2 windows at stride 2, run compiled
+loops where the extension is built (:mod:`diffkit.ops.native`); their numpy versions
+here are the reference.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def _first_maxima(x, out, kernel_size, stride, padding, ceil_mode):
 
 
 def _max_pool_impl(x, kernel_size, stride, padding, ceil_mode=False):
+    if tuple(kernel_size) == (2, 2) and tuple(stride) == (2, 2) and tuple(padding) == (0, 0):
+        hw = _pool_shape((x.shape,), kernel_size, stride, padding, ceil_mode)[2:]
+        out = native.max_pool_2x2(x, hw)
+        if out is not None:
+            return out
     padded, slices, _ = _pool_windows(_real(x), kernel_size, stride, padding, ceil_mode, -np.inf)
     # the result takes the input's memory layout (numpy's choice for a binary op), so
     # every pass streams through both in the same order
