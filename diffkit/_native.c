@@ -1,12 +1,14 @@
-/* Compiled loops for the image ops: im2col, col2im, the gradient of max-pooling, and
-   direct convolution with stride 1 (forward, weight gradient, input gradient).
+/* Compiled loops for the image ops: im2col, col2im, max-pooling over 2x2 windows and the
+   gradient of max-pooling, and direct convolution with stride 1 (forward with its bias,
+   weight gradient, input gradient); the worker threads they share a batch with; and the
+   caching allocator compiled programs run with.
 
-   Each is the same computation as the numpy implementation in diffkit/ops (windows.py,
-   convolution.py, pooling.py), which stays the reference and the fallback; the tests run
-   both and compare them. The
-   functions take raw pointers, sizes and element strides and are called through ctypes,
-   so the module needs no numpy headers. The Python module holds the caching allocator's
-   three functions only.
+   Each loop is the same computation as the numpy implementation in diffkit/ops
+   (windows.py, convolution.py, pooling.py), which stays the reference and the fallback;
+   the tests run both and compare them. The loops take raw pointers, sizes and element
+   strides. Python calls them through the module's run_kernel (diffkit/ops/native.py,
+   which finds their addresses with ctypes), so the module needs no numpy headers. The
+   module's other functions install and inspect the allocator (diffkit/memory.py).
 
    Geometry (NCHW, as PyTorch): an output pixel (i, j) of a window op reads the input rows
    y = i*sy + p - py and columns x = j*sx + q - px for kernel offsets (p, q); positions

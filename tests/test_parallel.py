@@ -61,3 +61,18 @@ def test_a_refused_run_leaves_blas_and_the_kernels_as_they_were(monkeypatch):
         program({"x": np.ones((2, 3, 12, 13)), "w": np.ones((4, 3, 3, 3))})
     assert parallel.blas_threads() == before
     assert native.threads() == 1
+
+
+def test_more_threads_than_the_pool_has_are_capped(monkeypatch):
+    monkeypatch.setenv("DIFFKIT_THREADS", "500")
+    x = np.random.default_rng(0).standard_normal((130, 1, 6, 6)).astype(np.float32)
+    w = np.ones((2, 1, 3, 3), np.float32)
+    with parallel.parallel_kernels():
+        assert len(native._ranges(130, 10**9)) == native.MAX_THREADS
+        if native._DIRECT:
+            fast = native.conv_direct(x, w, None, (1, 1), (0, 0), (4, 4))
+            with native.use_native(False):
+                from diffkit.ops.convolution import _direct_impl
+
+                slow = _direct_impl(x, w, stride=(1, 1), padding=(0, 0))
+            np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)

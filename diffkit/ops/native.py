@@ -1,4 +1,5 @@
-"""The compiled loops of the image ops (``diffkit/_native.c``), called through ctypes.
+"""The compiled loops of the image ops (``diffkit/_native.c``): their addresses are found
+through ctypes, and the extension's ``run_kernel`` runs them on the kernels' threads.
 
 Each function here returns None when it does not apply: the extension was not built (no
 C compiler at install), it is switched off (``DIFFKIT_NATIVE=0`` in the environment, or
@@ -71,6 +72,7 @@ _DIRECT = _LIB is not None and bool(_LIB.conv_direct_supported())
 # a kernel shares its batch between threads when it has at least this many input entries
 # per thread (below, handing work to a thread costs more than it saves)
 PARALLEL_MIN_ENTRIES = 1 << 12
+MAX_THREADS = 64  # the calling thread and _native.c's MAX_WORKERS
 
 
 def threads() -> int:
@@ -81,7 +83,7 @@ def threads() -> int:
 
 def _ranges(n: int, entries: int) -> list[tuple[int, int]]:
     """The batch [0, n) split for the threads, by how much work it is."""
-    k = min(threads(), n, max(1, entries // PARALLEL_MIN_ENTRIES))
+    k = min(threads(), MAX_THREADS, n, max(1, entries // PARALLEL_MIN_ENTRIES))
     bounds = [round(i * n / k) for i in range(k + 1)]
     return [(bounds[i], bounds[i + 1]) for i in range(k)]
 
