@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # the install compiles diffkit/_native.c: a change to it reinstalls
-BUILD := pyproject.toml setup.py diffkit/_native.c diffkit/_native_kernels.h
+BUILD := pyproject.toml setup.py diffkit/_native.c diffkit/_native_kernels.h diffkit/_native_direct.h
 
 .PHONY: demo reports test oracle bench clean
 

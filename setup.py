@@ -10,7 +10,7 @@ setup(
         Extension(
             "diffkit._native",
             ["diffkit/_native.c"],
-            depends=["diffkit/_native_kernels.h"],
+            depends=["diffkit/_native_kernels.h", "diffkit/_native_direct.h"],
             extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
             optional=True,
         )

@@ -164,12 +164,14 @@ def test_other_dtypes_take_the_numpy_path():
 
 
 @pytest.mark.skipif(not native._DIRECT, reason="no direct convolution on this CPU or build")
-def test_direct_convolution_equals_numpy():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_convolution_equals_numpy(dtype):
     """Random geometries within the direct kernels' reach (stride 1, windows up to 1024
     entries, output channels not a multiple of the kernels' block of 4, planes whose rows
-    are shorter and longer than a tile of 24), three memory layouts: the product, the
-    weight gradient and the input gradient."""
+    are shorter and longer than a tile), three memory layouts: the product with and
+    without bias, the weight gradient and the input gradient."""
     rng = np.random.default_rng(4)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
     checked = 0
     while checked < 60:
         kh, kw = int(rng.integers(1, 8)), int(rng.integers(1, 12))
@@ -180,22 +182,22 @@ def test_direct_convolution_equals_numpy():
         n, o = int(rng.integers(1, 4)), int(rng.integers(1, 11))
         h = int(rng.integers(max(kh - 2 * p[0], 1), 12))
         w = int(rng.integers(max(kw - 2 * p[1], 1), 60))
-        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-        weight = rng.standard_normal((o, c, kh, kw)).astype(np.float32)
-        bias = rng.standard_normal(o).astype(np.float32)
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+        weight = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+        bias = rng.standard_normal(o).astype(dtype)
         out_shape = _direct_shape((x.shape, weight.shape), s, p)
-        ct = rng.standard_normal(out_shape).astype(np.float32)
+        ct = rng.standard_normal(out_shape).astype(dtype)
         for xl in _layouts(x, rng):
             fast, slow = _both(_direct_impl, xl, weight, stride=s, padding=p)
-            np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * c * kh * kw)
+            np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol * c * kh * kw)
             fast, slow = _both(_direct_impl, xl, weight, bias, stride=s, padding=p)
-            np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * c * kh * kw)
+            np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol * c * kh * kw)
             fast, slow = _both(_direct_weight_grad_impl, ct, xl, weight.shape, s, p)
             scale = np.sqrt(ct.size / o)
-            np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * scale)
+            np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol * scale)
         fast, slow = _both(_input_grad_impl, ct, weight, x.shape, s, p)
-        assert fast.dtype == np.float32 and fast.flags.c_contiguous
-        np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * np.sqrt(o * kh * kw))
+        assert fast.dtype == dtype and fast.flags.c_contiguous
+        np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol * np.sqrt(o * kh * kw))
         checked += 1
 
 
@@ -208,6 +210,7 @@ def test_direct_kernels_apply_to_stride_one_only():
     w = np.ones((2, 1, 3, 3), np.float32)
     assert native.conv_direct(x, w, None, (2, 2), (0, 0), (2, 2)) is None
     assert native.conv_direct(x.astype(np.float64), w, None, (1, 1), (0, 0), (4, 4)) is None
+    assert native.conv_direct(x.astype(np.complex128), w, None, (1, 1), (0, 0), (4, 4)) is None
 
 
 @pytest.mark.skipif(not native._DIRECT, reason="no direct convolution on this CPU or build")

@@ -1,7 +1,7 @@
 """Convolution: ``conv2d`` as one matrix product of the weight with the ``im2col`` matrix
 of the input, or, at stride 1, a direct convolution (``conv2d_direct``, its weight
-gradient and its input gradient: compiled loops for float32, with numpy versions as the
-reference).
+gradient and its input gradient: compiled loops for float32 and float64, with numpy
+versions as the reference).
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
     the weight gradient, and the input gradient is its adjoint :func:`col2im`. At stride 1
     (windows of at most 1024 entries, at most 256 output channels) the op
     ``conv2d_direct`` computes the same product without the window matrix (with compiled
-    loops for float32 on CPUs with AVX2 and FMA, which read each sample in place); so does
+    loops on CPUs with AVX2 and FMA, which read each sample in place); so does
     a window matrix of more than ``CHUNK_ENTRIES`` entries, which ``conv2d_direct`` and
     its gradients then build a slice of the batch at a time.
 

@@ -3,8 +3,8 @@ through ctypes, and the extension's ``run_kernel`` runs them on the kernels' thr
 
 Each function here returns None when it does not apply: the extension was not built (no
 C compiler at install), it is switched off (``DIFFKIT_NATIVE=0`` in the environment, or
-:func:`use_native`), or the arrays are not float32/float64 of one dtype (float32 only, on
-a CPU with AVX2 and FMA, for the direct convolution). The caller then runs its numpy
+:func:`use_native`), or the arrays are not float32/float64 of one dtype (and, for the
+direct convolution, the CPU lacks AVX2 and FMA). The caller then runs its numpy
 version, which computes the same thing and stays the reference.
 """
 
@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+_DTYPE = {suffix: dtype for dtype, suffix in _SUFFIX.items()}
 
 
 def _load():
@@ -49,10 +50,12 @@ def _load():
         _native.run_kernel  # noqa: B018  (an extension built from this source)
         lib.conv_direct_supported.restype = ctypes.c_int
         if lib.conv_direct_supported():
-            for name in ("conv_direct_f32", "conv_direct_wgrad_f32", "conv_direct_igrad_f32"):
-                getattr(lib, name).restype = None
-            lib.conv_direct_scratch.restype = ctypes.c_int64
-            lib.conv_direct_scratch.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+            for suffix in _SUFFIX.values():
+                for name in ("conv_direct", "conv_direct_wgrad", "conv_direct_igrad"):
+                    getattr(lib, f"{name}_{suffix}").restype = None
+                scratch = getattr(lib, f"conv_direct_scratch_{suffix}")
+                scratch.restype = ctypes.c_int64
+                scratch.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
     except (OSError, AttributeError):
         return None, None
     return _native, lib
@@ -230,34 +233,36 @@ def direct_applies(weight_shape, stride) -> bool:
     return tuple(stride) == (1, 1) and c * kh * kw <= DIRECT_MAX_WINDOW and o <= DIRECT_MAX_OUT
 
 
-def _direct(weight_shape, stride, *arrays) -> bool:
-    return (
-        _state["on"]
-        and _DIRECT
-        and direct_applies(weight_shape, stride)
-        and all(a.dtype == np.float32 for a in arrays)
-    )
+def _direct(weight_shape, stride, *arrays) -> str | None:
+    """The dtype suffix of the direct kernels for these arrays, or None if they do not
+    apply (see the module's description)."""
+    if not (_state["on"] and _DIRECT and direct_applies(weight_shape, stride)):
+        return None
+    dtype = arrays[0].dtype
+    if dtype not in _SUFFIX or any(a.dtype != dtype for a in arrays):
+        return None
+    return _SUFFIX[dtype]
 
 
 _SCRATCH_SIZES: dict = {}
 
 
-def _scratch(shape, geo, o) -> np.ndarray:
-    """The float32 scratch one call of a direct-convolution kernel needs."""
-    key = (tuple(shape), geo, o)
+def _scratch(suffix, shape, geo, o) -> np.ndarray:
+    """The scratch one call of a direct-convolution kernel needs."""
+    key = (suffix, tuple(shape), geo, o)
     size = _SCRATCH_SIZES.get(key)
     if size is None:
         ints = _Ints(shape, geo)
-        size = int(_LIB.conv_direct_scratch(*ints.pointers, o))
+        size = int(getattr(_LIB, f"conv_direct_scratch_{suffix}")(*ints.pointers, o))
         if len(_SCRATCH_SIZES) > 1024:  # geometries seen: a few per network
             _SCRATCH_SIZES.clear()
         _SCRATCH_SIZES[key] = size
-    return np.empty(size, np.float32)
+    return np.empty(size, _DTYPE[suffix])
 
 
 def _padded_rows(w2: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """``w2`` (O, K) in the top-left corner of a zero (rows, cols) float32 array."""
-    out = np.zeros((rows, cols), np.float32)
+    """``w2`` (O, K) in the top-left corner of a zero (rows, cols) array."""
+    out = np.zeros((rows, cols), w2.dtype)
     out[: w2.shape[0], : w2.shape[1]] = w2
     return out
 
@@ -265,42 +270,44 @@ def _padded_rows(w2: np.ndarray, rows: int, cols: int) -> np.ndarray:
 def conv_direct(x, w, bias, stride, padding, out_hw):
     """The convolution of NCHW ``x`` with OIHW ``w`` as (O, N·OH·OW), computed directly, plus
     ``bias`` (O,) unless it is None."""
-    if not _direct(w.shape, stride, x, w, *(() if bias is None else (bias,))):
+    suffix = _direct(w.shape, stride, x, w, *(() if bias is None else (bias,)))
+    if suffix is None:
         return None
     o = w.shape[0]
     opad = -(-o // _MR) * _MR
     wp = _padded_rows(w.reshape(o, -1), opad, w[0].size)
-    bp = np.zeros(opad, np.float32)  # zero rows added to the padded weights
+    bp = np.zeros(opad, x.dtype)  # zero rows added to the padded weights
     if bias is not None:
         bp[:o] = bias
-    out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), np.float32)
+    out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), x.dtype)
     geo = _geo(w.shape[2:], stride, padding, out_hw)
     ints = _Ints(x.shape, _strides(x), geo)
     args = (x, *ints.pointers, wp, bp, o, out)
     _run(
-        _LIB.conv_direct_f32,
+        getattr(_LIB, f"conv_direct_{suffix}"),
         _ranges(x.shape[0], out.size),
-        lambda r: args + (_scratch(x.shape, geo, o),),
+        lambda r: args + (_scratch(suffix, x.shape, geo, o),),
     )
     return out
 
 
 def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
     """The weight gradient of :func:`conv_direct` for a cotangent ``ct`` (O, N·OH·OW)."""
-    if not _direct(weight_shape, stride, ct, x):
+    suffix = _direct(weight_shape, stride, ct, x)
+    if suffix is None:
         return None
     ct = np.ascontiguousarray(ct)
     o = weight_shape[0]
-    dw = np.empty(weight_shape, np.float32)
+    dw = np.empty(weight_shape, x.dtype)
     geo = _geo(weight_shape[2:], stride, padding, out_hw)
     ints = _Ints(x.shape, _strides(x), geo)
     args = (x, *ints.pointers, ct, o, dw)
     # the threads share blocks of _MR output channels (rows of dw), not the batch: each
     # sum then runs over the samples in one order, whatever the number of threads
     _run(
-        _LIB.conv_direct_wgrad_f32,
+        getattr(_LIB, f"conv_direct_wgrad_{suffix}"),
         _ranges(-(-o // _MR), ct.size),
-        lambda r: args + (_scratch(x.shape, geo, o),),
+        lambda r: args + (_scratch(suffix, x.shape, geo, o),),
     )
     return dw
 
@@ -308,18 +315,19 @@ def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
 def conv_direct_input_grad(ct, w, x_shape, stride, padding, out_hw):
     """The input gradient of :func:`conv_direct` for a cotangent ``ct`` (O, N·OH·OW): NCHW
     of ``x_shape``."""
-    if not _direct(w.shape, stride, ct, w):
+    suffix = _direct(w.shape, stride, ct, w)
+    if suffix is None:
         return None
     ct = np.ascontiguousarray(ct)
     o, k = w.shape[0], w[0].size
     wk = _padded_rows(w.reshape(o, k), o, -(-k // 4) * 4)
-    dx = np.empty(tuple(x_shape), np.float32)
+    dx = np.empty(tuple(x_shape), ct.dtype)
     geo = _geo(w.shape[2:], stride, padding, out_hw)
     ints = _Ints(x_shape, geo)
     args = (ct, *ints.pointers, wk, o, dx)
     _run(
-        _LIB.conv_direct_igrad_f32,
+        getattr(_LIB, f"conv_direct_igrad_{suffix}"),
         _ranges(x_shape[0], ct.size),
-        lambda r: args + (_scratch(x_shape, geo, o),),
+        lambda r: args + (_scratch(suffix, x_shape, geo, o),),
     )
     return dx

@@ -1,0 +1,215 @@
+/* The direct convolution of _native.c (see its description there), written once for the
+   element type T with AVX2 vectors VEC of L lanes: _native.c includes this file once per
+   type, with NAME(f) (f with the type's suffix), TARGET and the vector operations VLOADU,
+   VSTOREU, VZERO, VSET1 (a broadcast from memory), VFMA and VADD defined; it undefines
+   them at its end, except TARGET. */
+
+#define MT (L * NV) /* positions per tile */
+
+static conv_geo NAME(conv_geometry)(const idx *shape, const idx *geo) {
+    conv_geo g;
+    g.n = shape[0], g.c = shape[1], g.h = shape[2], g.w = shape[3];
+    g.kh = geo[0], g.kw = geo[1], g.py = geo[4], g.px = geo[5], g.oh = geo[6], g.ow = geo[7];
+    g.hp = g.h + 2 * g.py, g.wp = g.w + 2 * g.px;
+    g.k = g.c * g.kh * g.kw;
+    g.m = g.oh * g.wp;           /* flattened positions of one output plane */
+    g.mt = round_up(g.m, MT);    /* in whole tiles */
+    /* the last read: off[K-1] + mt - 1 < c*hp*wp + kw + MT (as oh + kh - 1 = hp) */
+    g.len = round_up(g.c * g.hp * g.wp + g.kw + MT, 8);
+    return g;
+}
+
+/* Elements of scratch one call for samples [n0, n1) needs, given O output channels: the
+   sample buffer, one sample's outputs or cotangents (O rounded up to MR rows of mt), and
+   the weight gradient's partial sums, one vector wide. */
+EXPORT idx NAME(conv_direct_scratch)(const idx *shape, const idx *geo, idx o) {
+    conv_geo g = NAME(conv_geometry)(shape, geo);
+    idx opad = round_up(o, MR);
+    return g.len + opad * g.mt + opad * round_up(g.k, NV) * L;
+}
+
+static void NAME(window_offsets)(const conv_geo *g, idx *off, idx kpad) {
+    for (idx k = 0; k < kpad; k++) {
+        idx c = k / (g->kh * g->kw), p = k / g->kw % g->kh, q = k % g->kw;
+        off[k] = k < g->k ? c * g->hp * g->wp + p * g->wp + q : 0;
+    }
+}
+
+/* Sample ni of x (element strides xs) into buf, zero padded. */
+static void NAME(load_sample)(const T *x, const idx *xs, const conv_geo *g, idx ni, T *buf) {
+    memset(buf, 0, (size_t)g->len * sizeof(T));
+    for (idx ci = 0; ci < g->c; ci++)
+        for (idx y = 0; y < g->h; y++) {
+            T *dst = buf + (ci * g->hp + y + g->py) * g->wp + g->px;
+            const T *src = x + ni * xs[0] + ci * xs[1] + y * xs[2];
+            if (xs[3] == 1) {
+                memcpy(dst, src, (size_t)g->w * sizeof(T));
+            } else {
+                for (idx j = 0; j < g->w; j++) dst[j] = src[j * xs[3]];
+            }
+        }
+}
+
+/* Rows r0..r1-1 of sample ni of d (O, N, OH, OW, contiguous) into dst (r1 - r0 rows of
+   mt) at the flattened positions, zero elsewhere (the dropped columns, the tail, the rows
+   from O on). */
+static void NAME(load_cotangent)(const T *d, const conv_geo *g, idx o, idx r0, idx r1, idx ni,
+                           T *dst) {
+    memset(dst, 0, (size_t)((r1 - r0) * g->mt) * sizeof(T));
+    for (idx oi = r0; oi < r1 && oi < o; oi++)
+        for (idx i = 0; i < g->oh; i++)
+            memcpy(dst + (oi - r0) * g->mt + i * g->wp,
+                   d + ((oi * g->n + ni) * g->oh + i) * g->ow, (size_t)g->ow * sizeof(T));
+}
+
+/* out (O, N, OH, OW), contiguous: the weights wp (opad, K; O rows, then zero rows up to a
+   multiple of MR) applied to the windows of x (N, C, H, W; element strides xs), plus the
+   bias bp (opad), with which the sums start. */
+TARGET
+EXPORT void NAME(conv_direct)(const T *x, const idx *shape, const idx *xs, const idx *geo,
+                            const T *wp, const T *bp, idx o, T *out,
+                            T *scratch, idx n0, idx n1) {
+    conv_geo g = NAME(conv_geometry)(shape, geo);
+    idx K = g.k, opad = round_up(o, MR);
+    idx off[DIRECT_MAX_K];
+    T *buf = scratch, *full = scratch + g.len;
+    NAME(window_offsets)(&g, off, K);
+    for (idx ni = n0; ni < n1; ni++) {
+        NAME(load_sample)(x, xs, &g, ni, buf);
+        for (idx m0 = 0; m0 < g.mt; m0 += MT)
+            for (idx ob = 0; ob < opad; ob += MR) {
+                VEC acc[MR][NV];
+                for (int r = 0; r < MR; r++)
+                    for (int v = 0; v < NV; v++) acc[r][v] = VSET1(bp + ob + r);
+                const T *wr = wp + ob * K;
+                for (idx k = 0; k < K; k++) {
+                    const T *b = buf + off[k] + m0;
+                    VEC b0 = VLOADU(b), b1 = VLOADU(b + L);
+                    VEC b2 = VLOADU(b + 2 * L);
+                    for (int r = 0; r < MR; r++) {
+                        VEC wv = VSET1(wr + r * K + k);
+                        acc[r][0] = VFMA(wv, b0, acc[r][0]);
+                        acc[r][1] = VFMA(wv, b1, acc[r][1]);
+                        acc[r][2] = VFMA(wv, b2, acc[r][2]);
+                    }
+                }
+                for (int r = 0; r < MR; r++)
+                    for (int v = 0; v < NV; v++)
+                        VSTOREU(full + (ob + r) * g.mt + m0 + L * v, acc[r][v]);
+            }
+        for (idx oi = 0; oi < o; oi++) /* the kept columns of each row */
+            for (idx i = 0; i < g.oh; i++)
+                memcpy(out + ((oi * g.n + ni) * g.oh + i) * g.ow, full + oi * g.mt + i * g.wp,
+                       (size_t)g.ow * sizeof(T));
+    }
+}
+
+/* The weight gradient: rows b0*MR .. b1*MR-1 of dw (O, K), the sum over all samples and
+   output pixels of d (O, N, OH, OW, contiguous) times the windows of x. Its threads share
+   the rows, not the batch, so that each sum is taken in one order whatever their number.
+   The sums stay one vector wide in the scratch until the end. */
+TARGET
+EXPORT void NAME(conv_direct_wgrad)(const T *x, const idx *shape, const idx *xs,
+                                  const idx *geo, const T *d, idx o, T *dw,
+                                  T *scratch, idx b0, idx b1) {
+    conv_geo g = NAME(conv_geometry)(shape, geo);
+    idx K = g.k, kpad = round_up(K, NV), r0 = b0 * MR, r1 = b1 * MR;
+    idx off[DIRECT_MAX_K + NV];
+    T *buf = scratch, *drows = scratch + g.len, *part = drows + (r1 - r0) * g.mt;
+    NAME(window_offsets)(&g, off, kpad);
+    memset(part, 0, (size_t)((r1 - r0) * kpad * L) * sizeof(T));
+    for (idx ni = 0; ni < g.n; ni++) {
+        NAME(load_sample)(x, xs, &g, ni, buf);
+        NAME(load_cotangent)(d, &g, o, r0, r1, ni, drows);
+        for (idx ob = 0; ob < r1 - r0; ob += MR)
+            for (idx kb = 0; kb < kpad; kb += NV) {
+                VEC acc[MR][NV];
+                T *pp = part + (ob * kpad + kb) * L;
+                for (int r = 0; r < MR; r++)
+                    for (int u = 0; u < NV; u++) acc[r][u] = VLOADU(pp + (r * kpad + u) * L);
+                const T *v0 = buf + off[kb], *v1 = buf + off[kb + 1], *v2 = buf + off[kb + 2];
+                const T *dr = drows + ob * g.mt;
+                for (idx m = 0; m < g.mt; m += L) {
+                    VEC x0 = VLOADU(v0 + m), x1 = VLOADU(v1 + m);
+                    VEC x2 = VLOADU(v2 + m);
+                    for (int r = 0; r < MR; r++) {
+                        VEC dv = VLOADU(dr + r * g.mt + m);
+                        acc[r][0] = VFMA(dv, x0, acc[r][0]);
+                        acc[r][1] = VFMA(dv, x1, acc[r][1]);
+                        acc[r][2] = VFMA(dv, x2, acc[r][2]);
+                    }
+                }
+                for (int r = 0; r < MR; r++)
+                    for (int u = 0; u < NV; u++) VSTOREU(pp + (r * kpad + u) * L, acc[r][u]);
+            }
+    }
+    for (idx oi = r0; oi < r1 && oi < o; oi++)
+        for (idx k = 0; k < K; k++) {
+            const T *pp = part + ((oi - r0) * kpad + k) * L;
+            T sum = 0;
+            for (int v = 0; v < L; v++) sum += pp[v];
+            dw[oi * K + k] = sum;
+        }
+}
+
+/* The input gradient: dx (N, C, H, W), contiguous, of samples n0..n1-1 is the adjoint of
+   the forward product, wk (O, kpad; K columns, then zero columns up to a multiple of 4)
+   transposed times d (O, N, OH, OW, contiguous), scattered back along the windows: each
+   tile's sums for four window entries are added into the padded buffer at their offsets.
+   The four are a quarter of the window apart, so that one addition does not read what the
+   previous one is still writing (neighbouring entries' offsets differ by one T). */
+TARGET
+EXPORT void NAME(conv_direct_igrad)(const T *d, const idx *shape, const idx *geo,
+                                  const T *wk, idx o, T *dx, T *scratch, idx n0,
+                                  idx n1) {
+    conv_geo g = NAME(conv_geometry)(shape, geo);
+    idx kpad = round_up(g.k, 4), quarter = kpad / 4;
+    idx off[DIRECT_MAX_K + 4];
+    T *buf = scratch, *drows = scratch + g.len;
+    NAME(window_offsets)(&g, off, kpad);
+    for (idx ni = n0; ni < n1; ni++) {
+        NAME(load_cotangent)(d, &g, o, 0, o, ni, drows);
+        memset(buf, 0, (size_t)g.len * sizeof(T));
+        for (idx m0 = 0; m0 < g.mt; m0 += MT)
+            for (idx kb = 0; kb < quarter; kb++) { /* window entries kb + u*quarter */
+                VEC acc[4][NV];
+                for (int u = 0; u < 4; u++)
+                    for (int v = 0; v < NV; v++) acc[u][v] = VZERO();
+                for (idx oi = 0; oi < o; oi++) {
+                    const T *dr = drows + oi * g.mt + m0;
+                    VEC d0 = VLOADU(dr), d1 = VLOADU(dr + L);
+                    VEC d2 = VLOADU(dr + 2 * L);
+                    const T *wr = wk + oi * kpad + kb;
+                    for (int u = 0; u < 4; u++) {
+                        VEC wv = VSET1(wr + u * quarter);
+                        acc[u][0] = VFMA(wv, d0, acc[u][0]);
+                        acc[u][1] = VFMA(wv, d1, acc[u][1]);
+                        acc[u][2] = VFMA(wv, d2, acc[u][2]);
+                    }
+                }
+                for (int u = 0; u < 4; u++) {
+                    T *t = buf + off[kb + u * quarter] + m0;
+                    for (int v = 0; v < NV; v++)
+                        VSTOREU(t + L * v, VADD(VLOADU(t + L * v),
+                                                                  acc[u][v]));
+                }
+            }
+        for (idx ci = 0; ci < g.c; ci++) /* the buffer's inside, without the padding */
+            for (idx y = 0; y < g.h; y++)
+                memcpy(dx + ((ni * g.c + ci) * g.h + y) * g.w,
+                       buf + (ci * g.hp + y + g.py) * g.wp + g.px, (size_t)g.w * sizeof(T));
+    }
+}
+
+#undef MT
+/* the parameters, so that the file can be included again for another type */
+#undef NAME
+#undef T
+#undef L
+#undef VEC
+#undef VLOADU
+#undef VSTOREU
+#undef VZERO
+#undef VSET1
+#undef VFMA
+#undef VADD
