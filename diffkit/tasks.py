@@ -194,9 +194,10 @@ def executor(workers: int | None = 1, dask: str | None = None):
         cluster = None
         try:
             if dask == "local":
-                cluster = LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-                )
+                with _thread_limit(max(1, default_workers() // n)):
+                    cluster = LocalCluster(
+                        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                    )
                 client = Client(cluster)
             else:
                 client = Client(dask, timeout=DASK_TIMEOUT)
@@ -235,13 +236,20 @@ def _noop(_):
     return None
 
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# BLAS's and OpenMP's threads, and those of diffkit's compiled loops (diffkit.parallel)
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "DIFFKIT_THREADS",
+)
 
 
 @contextlib.contextmanager
 def _thread_limit(threads: int):
-    """Set the thread-count variables of BLAS and OpenMP for processes started in the
-    block (this process's libraries read them at import, long before)."""
+    """Set the thread-count variables of BLAS, OpenMP and diffkit's compiled loops for
+    processes started in the block (this process's libraries read them at import, long
+    before)."""
     saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
     os.environ.update({k: str(threads) for k in _THREAD_VARIABLES})
     try:

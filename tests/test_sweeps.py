@@ -174,3 +174,24 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(argv + ["--dask", f"tcp://127.0.0.1:{port}"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the scheduler" in err and err.count("\n") == 1
+
+
+def thread_settings(seed: int = 0) -> tuple:
+    """A task for the tests: the thread counts a worker's libraries were given."""
+    from diffkit import parallel
+
+    return os.environ.get("OPENBLAS_NUM_THREADS"), parallel.threads()
+
+
+@pytest.mark.parametrize("kind", ["processes", "dask"])
+def test_workers_share_the_cores_instead_of_each_taking_all(kind):
+    """Two workers on this machine's cores: BLAS and diffkit's compiled loops in each get
+    cores // 2 threads, so that their spinning threads do not oversubscribe the cores."""
+    if kind == "dask":
+        pytest.importorskip("distributed")
+    from diffkit.tasks import default_workers
+
+    expected = max(1, default_workers() // 2)
+    with executor(2, "local" if kind == "dask" else None) as ex:
+        results = run_tasks([Task(f"{__file__}:thread_settings", seed=None)] * 2, ex)
+    assert results == [(str(expected), expected)] * 2
