@@ -63,9 +63,9 @@ def _load():
 
 _MODULE, _LIB = _load()
 _state = {"on": _LIB is not None and os.environ.get("DIFFKIT_NATIVE", "1") != "0"}
-# the direct convolution: float32, stride 1, windows of at most this many entries (C·KH·KW,
-# as _native.c's DIRECT_MAX_K) and at most this many output channels (its scratch holds
-# O x K partial sums eight wide), on a CPU with AVX2 and FMA
+# the direct convolution: float32 and float64, stride 1, windows of at most this many
+# entries (C·KH·KW, as _native.c's DIRECT_MAX_K) and at most this many output channels
+# (its scratch holds O x K partial sums a vector wide), on a CPU with AVX2 and FMA
 DIRECT_MAX_WINDOW = 1024
 DIRECT_MAX_OUT = 256
 _MR = 4  # output channels per register block of the kernels (_native.c's MR)
