@@ -89,7 +89,7 @@ def cache_info() -> CacheInfo:
 def release_cache(limit: int | None = None) -> None:
     """Free every block the cache holds; with ``limit``, keep at most that many bytes from
     now on (0 turns caching off: blocks are freed as numpy frees them)."""
-    if limit is not None and (not isinstance(limit, int) or limit < 0):
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
         raise ValueError(f"release_cache: limit must be a whole number of bytes, got {limit!r}")
     if _NATIVE is not None:
         _NATIVE.cache_release(-1 if limit is None else limit)

@@ -110,5 +110,6 @@ def test_limit_and_release():
     with memory.owned_memory():
         np.ones(20_000)
     assert memory.cache_info().held == 0
-    with pytest.raises(ValueError, match="limit"):
-        memory.release_cache(-1)
+    for bad in (-1, 1.5, True, "1 GB"):
+        with pytest.raises(ValueError, match="limit"):
+            memory.release_cache(bad)
