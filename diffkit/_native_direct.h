@@ -19,10 +19,10 @@ static conv_geo NAME(conv_geometry)(const idx *shape, const idx *geo) {
     return g;
 }
 
-/* Elements of scratch one call for samples [n0, n1) needs, given O output channels: the
+/* Elements of scratch a kernel call needs (thread_scratch), given O output channels: the
    sample buffer, one sample's outputs or cotangents (O rounded up to MR rows of mt), and
    the weight gradient's partial sums, one vector wide. */
-EXPORT idx NAME(conv_direct_scratch)(const idx *shape, const idx *geo, idx o) {
+static idx NAME(conv_direct_scratch)(const idx *shape, const idx *geo, idx o) {
     conv_geo g = NAME(conv_geometry)(shape, geo);
     idx opad = round_up(o, MR);
     return g.len + opad * g.mt + opad * round_up(g.k, NV) * L;
@@ -67,11 +67,12 @@ static void NAME(load_cotangent)(const T *d, const conv_geo *g, idx o, idx r0, i
    bias bp (opad), with which the sums start. */
 TARGET
 EXPORT void NAME(conv_direct)(const T *x, const idx *shape, const idx *xs, const idx *geo,
-                            const T *wp, const T *bp, idx o, T *out,
-                            T *scratch, idx n0, idx n1) {
+                            const T *wp, const T *bp, idx o, T *out, idx n0, idx n1) {
     conv_geo g = NAME(conv_geometry)(shape, geo);
     idx K = g.k, opad = round_up(o, MR);
     idx off[DIRECT_MAX_K];
+    T *scratch = thread_scratch((size_t)NAME(conv_direct_scratch)(shape, geo, o) * sizeof(T));
+    if (scratch == NULL) return; /* run_kernel raises MemoryError */
     T *buf = scratch, *full = scratch + g.len;
     NAME(window_offsets)(&g, off, K);
     for (idx ni = n0; ni < n1; ni++) {
@@ -111,10 +112,12 @@ EXPORT void NAME(conv_direct)(const T *x, const idx *shape, const idx *xs, const
 TARGET
 EXPORT void NAME(conv_direct_wgrad)(const T *x, const idx *shape, const idx *xs,
                                   const idx *geo, const T *d, idx o, T *dw,
-                                  T *scratch, idx b0, idx b1) {
+                                  idx b0, idx b1) {
     conv_geo g = NAME(conv_geometry)(shape, geo);
     idx K = g.k, kpad = round_up(K, NV), r0 = b0 * MR, r1 = b1 * MR;
     idx off[DIRECT_MAX_K + NV];
+    T *scratch = thread_scratch((size_t)NAME(conv_direct_scratch)(shape, geo, o) * sizeof(T));
+    if (scratch == NULL) return; /* run_kernel raises MemoryError */
     T *buf = scratch, *drows = scratch + g.len, *part = drows + (r1 - r0) * g.mt;
     NAME(window_offsets)(&g, off, kpad);
     memset(part, 0, (size_t)((r1 - r0) * kpad * L) * sizeof(T));
@@ -160,11 +163,13 @@ EXPORT void NAME(conv_direct_wgrad)(const T *x, const idx *shape, const idx *xs,
    previous one is still writing (neighbouring entries' offsets differ by one T). */
 TARGET
 EXPORT void NAME(conv_direct_igrad)(const T *d, const idx *shape, const idx *geo,
-                                  const T *wk, idx o, T *dx, T *scratch, idx n0,
+                                  const T *wk, idx o, T *dx, idx n0,
                                   idx n1) {
     conv_geo g = NAME(conv_geometry)(shape, geo);
     idx kpad = round_up(g.k, 4), quarter = kpad / 4;
     idx off[DIRECT_MAX_K + 4];
+    T *scratch = thread_scratch((size_t)NAME(conv_direct_scratch)(shape, geo, o) * sizeof(T));
+    if (scratch == NULL) return; /* run_kernel raises MemoryError */
     T *buf = scratch, *drows = scratch + g.len;
     NAME(window_offsets)(&g, off, kpad);
     for (idx ni = n0; ni < n1; ni++) {

@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
-_DTYPE = {suffix: dtype for dtype, suffix in _SUFFIX.items()}
 
 
 def _load():
@@ -53,9 +52,6 @@ def _load():
             for suffix in _SUFFIX.values():
                 for name in ("conv_direct", "conv_direct_wgrad", "conv_direct_igrad"):
                     getattr(lib, f"{name}_{suffix}").restype = None
-                scratch = getattr(lib, f"conv_direct_scratch_{suffix}")
-                scratch.restype = ctypes.c_int64
-                scratch.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
     except (OSError, AttributeError):
         return None, None
     return _native, lib
@@ -244,22 +240,6 @@ def _direct(weight_shape, stride, *arrays) -> str | None:
     return _SUFFIX[dtype]
 
 
-_SCRATCH_SIZES: dict = {}
-
-
-def _scratch(suffix, shape, geo, o) -> np.ndarray:
-    """The scratch one call of a direct-convolution kernel needs."""
-    key = (suffix, tuple(shape), geo, o)
-    size = _SCRATCH_SIZES.get(key)
-    if size is None:
-        ints = _Ints(shape, geo)
-        size = int(getattr(_LIB, f"conv_direct_scratch_{suffix}")(*ints.pointers, o))
-        if len(_SCRATCH_SIZES) > 1024:  # geometries seen: a few per network
-            _SCRATCH_SIZES.clear()
-        _SCRATCH_SIZES[key] = size
-    return np.empty(size, _DTYPE[suffix])
-
-
 def _padded_rows(w2: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """``w2`` (O, K) in the top-left corner of a zero (rows, cols) array."""
     out = np.zeros((rows, cols), w2.dtype)
@@ -283,11 +263,7 @@ def conv_direct(x, w, bias, stride, padding, out_hw):
     geo = _geo(w.shape[2:], stride, padding, out_hw)
     ints = _Ints(x.shape, _strides(x), geo)
     args = (x, *ints.pointers, wp, bp, o, out)
-    _run(
-        getattr(_LIB, f"conv_direct_{suffix}"),
-        _ranges(x.shape[0], out.size),
-        lambda r: args + (_scratch(suffix, x.shape, geo, o),),
-    )
+    _run(getattr(_LIB, f"conv_direct_{suffix}"), _ranges(x.shape[0], out.size), lambda r: args)
     return out
 
 
@@ -305,9 +281,7 @@ def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
     # the threads share blocks of _MR output channels (rows of dw), not the batch: each
     # sum then runs over the samples in one order, whatever the number of threads
     _run(
-        getattr(_LIB, f"conv_direct_wgrad_{suffix}"),
-        _ranges(-(-o // _MR), ct.size),
-        lambda r: args + (_scratch(suffix, x.shape, geo, o),),
+        getattr(_LIB, f"conv_direct_wgrad_{suffix}"), _ranges(-(-o // _MR), ct.size), lambda r: args
     )
     return dw
 
@@ -325,9 +299,5 @@ def conv_direct_input_grad(ct, w, x_shape, stride, padding, out_hw):
     geo = _geo(w.shape[2:], stride, padding, out_hw)
     ints = _Ints(x_shape, geo)
     args = (ct, *ints.pointers, wk, o, dx)
-    _run(
-        getattr(_LIB, f"conv_direct_igrad_{suffix}"),
-        _ranges(x_shape[0], ct.size),
-        lambda r: args + (_scratch(suffix, x_shape, geo, o),),
-    )
+    _run(getattr(_LIB, f"conv_direct_igrad_{suffix}"), _ranges(x_shape[0], ct.size), lambda r: args)
     return dx
