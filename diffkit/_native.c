@@ -579,4 +579,16 @@ static struct PyModuleDef native_module = {
     -1, native_methods,
 };
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&native_module); }
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+
+/* In a child after fork, the thread that held the cache's lock did not come along. */
+static void release_cache_lock(void) { __atomic_clear(&cache_lock, __ATOMIC_RELEASE); }
+#endif
+
+PyMODINIT_FUNC PyInit__native(void) {
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_atfork(NULL, NULL, release_cache_lock);
+#endif
+    return PyModule_Create(&native_module);
+}

@@ -4,6 +4,7 @@ blocks are zeroed where numpy asks for zeros, and the cache's limit is kept."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -113,3 +114,18 @@ def test_limit_and_release():
     for bad in (-1, 1.5, True, "1 GB"):
         with pytest.raises(ValueError, match="limit"):
             memory.release_cache(bad)
+
+
+def _run_step_program():
+    program, at = _step_program()
+    first = program(at)
+    return float(first[0]), float(program(at)[0])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_child_uses_the_cache_it_inherited():
+    import multiprocessing
+
+    expected = _run_step_program()  # the parent's cache holds blocks now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_run_step_program).get(timeout=60) == expected
