@@ -145,8 +145,9 @@ EXPORT int conv_direct_supported(void) { return 0; }
    each is passed as one 64-bit word (the integer class of every 64-bit C calling
    convention). Between jobs the workers spin for a while before they sleep: a training
    step calls a kernel every few hundred microseconds, and waking a sleeping thread (an
-   idle virtual CPU, often) costs about as long as a small kernel. One job runs at a time;
-   a child process after fork starts its own workers. */
+   idle virtual CPU, often) costs about as long as a small kernel. A job wakes only the
+   workers it needs. One job runs at a time; a child process after fork starts its own
+   workers. */
 
 #define MAX_ARGS 10
 typedef uint64_t u64;
@@ -190,17 +191,19 @@ static void call_kernel(void *fn, idx k, const u64 *a, idx n0, idx n1) {
 
 static struct {
     void *fn;
-    idx k, nr;
+    idx k;
     const u64 *words;
     const idx *bounds;
 } job;
-static pthread_t workers[MAX_WORKERS];
-static unsigned long born[MAX_WORKERS]; /* the generation each worker started at */
+/* Worker r (1, 2, ...) runs range r of a job when its ticket[r] goes up; only the workers
+   a job needs are woken, each on its own condition variable. */
+static pthread_t workers[MAX_WORKERS + 1];
+static unsigned long ticket[MAX_WORKERS + 1];
+static unsigned long born[MAX_WORKERS + 1]; /* each worker's ticket when it was started */
+static pthread_cond_t wake_cv[MAX_WORKERS + 1];
 static int nworkers;
-static unsigned long generation;
 static int pending;
 static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake_cv = PTHREAD_COND_INITIALIZER;
 static pthread_mutex_t job_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static inline void relax(void) {
@@ -216,24 +219,21 @@ static double now(void) {
 }
 
 static void *worker_main(void *arg) {
-    idx r = (idx)(intptr_t)arg; /* the range this worker runs: 1, 2, ... */
-    unsigned long seen = born[r - 1];
+    idx r = (idx)(intptr_t)arg;
+    unsigned long seen = born[r]; /* not ticket[r]: the first job may have raised it */
     for (;;) {
-        unsigned long g;
         double since = now();
         unsigned spins = 0;
-        while ((g = __atomic_load_n(&generation, __ATOMIC_ACQUIRE)) == seen) {
+        while (__atomic_load_n(&ticket[r], __ATOMIC_ACQUIRE) == seen) {
             relax();
             if (++spins % 256 || now() - since < SPIN_SECONDS) continue;
             pthread_mutex_lock(&wake_mu);
-            while (__atomic_load_n(&generation, __ATOMIC_ACQUIRE) == seen)
-                pthread_cond_wait(&wake_cv, &wake_mu);
+            while (__atomic_load_n(&ticket[r], __ATOMIC_ACQUIRE) == seen)
+                pthread_cond_wait(&wake_cv[r], &wake_mu);
             pthread_mutex_unlock(&wake_mu);
-            since = now();
         }
-        seen = g;
-        if (r < job.nr)
-            call_kernel(job.fn, job.k, job.words + r * job.k, job.bounds[r], job.bounds[r + 1]);
+        seen = __atomic_load_n(&ticket[r], __ATOMIC_ACQUIRE);
+        call_kernel(job.fn, job.k, job.words + r * job.k, job.bounds[r], job.bounds[r + 1]);
         __atomic_sub_fetch(&pending, 1, __ATOMIC_ACQ_REL);
     }
     return NULL;
@@ -243,7 +243,6 @@ static void forget_workers(void) { /* in a child after fork: the threads did not
     nworkers = 0;
     pthread_mutex_init(&job_mu, NULL);
     pthread_mutex_init(&wake_mu, NULL);
-    pthread_cond_init(&wake_cv, NULL);
 }
 
 EXPORT void run_ranges(void *fn, idx k, const u64 *words, const idx *bounds, idx nr) {
@@ -255,22 +254,23 @@ EXPORT void run_ranges(void *fn, idx k, const u64 *words, const idx *bounds, idx
     pthread_mutex_lock(&job_mu);
     if (!registered) registered = pthread_atfork(NULL, NULL, forget_workers) == 0;
     while (nworkers < nr - 1 && nworkers < MAX_WORKERS) {
+        idx r = nworkers + 1;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        born[nworkers] = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
-        int failed = pthread_create(&workers[nworkers], &attr, worker_main,
-                                    (void *)(intptr_t)(nworkers + 1));
+        pthread_cond_init(&wake_cv[r], NULL);
+        born[r] = __atomic_load_n(&ticket[r], __ATOMIC_ACQUIRE);
+        int failed = pthread_create(&workers[r], &attr, worker_main, (void *)(intptr_t)r);
         pthread_attr_destroy(&attr);
         if (failed) break;
         nworkers++;
     }
-    idx shared = nr - 1 < nworkers ? nr : nworkers + 1; /* ranges the workers can take */
-    job.fn = fn, job.k = k, job.words = words, job.bounds = bounds, job.nr = shared;
-    __atomic_store_n(&pending, nworkers, __ATOMIC_RELEASE);
+    idx shared = nr - 1 < nworkers ? nr : nworkers + 1; /* ranges 1..shared-1 go to workers */
+    job.fn = fn, job.k = k, job.words = words, job.bounds = bounds;
+    __atomic_store_n(&pending, (int)(shared - 1), __ATOMIC_RELEASE);
+    for (idx r = 1; r < shared; r++) __atomic_add_fetch(&ticket[r], 1, __ATOMIC_ACQ_REL);
     pthread_mutex_lock(&wake_mu);
-    __atomic_add_fetch(&generation, 1, __ATOMIC_ACQ_REL);
-    pthread_cond_broadcast(&wake_cv);
+    for (idx r = 1; r < shared; r++) pthread_cond_signal(&wake_cv[r]);
     pthread_mutex_unlock(&wake_mu);
     call_kernel(fn, k, words, bounds[0], bounds[1]);
     for (idx r = shared; r < nr; r++) /* beyond the workers there are: here */
