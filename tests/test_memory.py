@@ -4,6 +4,7 @@ blocks are zeroed where numpy asks for zeros, and the cache's limit is kept."""
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 
@@ -26,6 +27,7 @@ def _handler(a: np.ndarray) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
+    gc.collect()  # arrays of earlier tests, freed later, would come back into the cache
     memory.release_cache(1 << 30)
     yield
     memory.release_cache(1 << 30)
