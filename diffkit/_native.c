@@ -78,7 +78,7 @@ static idx round_up(idx a, idx b) { return (a + b - 1) / b * b; }
 /* The scratch of the direct-convolution kernels: a buffer of at least `bytes` that
    belongs to the calling thread and is kept for its next call, so that a worker finds its
    scratch in its own core's cache (a block another thread used last would come over from
-   that core's; on this project's 2-CPU machine that made the batch-64 LeNet-5 step slower
+   that core's; on a 2-CPU virtual machine that made the batch-64 LeNet-5 step slower
    by up to 0.9 ms). When it cannot be allocated it returns NULL, the kernel returns
    without computing, and run_kernel raises MemoryError. */
 static int scratch_failed;
