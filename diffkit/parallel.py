@@ -50,13 +50,10 @@ _CORES = _cores()  # the cores this process may run on, read once
 def threads() -> int:
     """How many threads the compiled loops share a batch between: ``DIFFKIT_THREADS``, or
     the number of cores this process may run on."""
-    value = os.environ.get("DIFFKIT_THREADS")
-    if value is not None:
-        try:
-            return max(1, int(value))
-        except ValueError:
-            pass
-    return _CORES
+    value = os.environ.get("DIFFKIT_THREADS", "").strip()
+    if value.lstrip("-").isdigit():
+        return max(1, int(value))
+    return _CORES  # unset, or not a whole number
 
 
 def _openblas():
