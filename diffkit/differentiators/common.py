@@ -4,6 +4,13 @@ A differentiator answers ``gradient``, ``derivative``, ``jacobian`` and ``hessia
 on IR graphs, and records what the last call cost (function evaluations, graph
 or expression sizes, time) in ``last_cost``. Methods are registered by name so
 that studies and tests swap them with a string.
+
+Every answer comes back in the working dtype of the point (:func:`dtype_of`: numpy's
+promotion of its float and complex values, float64 for integers): float32 in, float32
+out. At complex points the answer is the holomorphic (complex) derivative, as
+``jax.hessian(f, holomorphic=True)`` gives it; a function through an op that is not
+holomorphic there (``abs``, ``maximum``, comparisons, ...) has none, and every method
+refuses it with :func:`check_holomorphic` instead of answering with a real part.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ __all__ = [
     "as_output",
     "flat_size",
     "dtype_of",
+    "check_holomorphic",
 ]
 
 
@@ -74,6 +82,7 @@ class Differentiator:
                 f"{f.shape}; use jacobian() or vjp()"
             )
         names = resolve_wrt(f, wrt, at)
+        check_holomorphic(f, at, self.name)
         return self._timed(lambda: self._with_unused(f, at, names))
 
     def derivative(self, f: Node, wrt, at: Mapping[str, Any]):
@@ -81,6 +90,7 @@ class Differentiator:
         of shape ``f.shape + wrt.shape``."""
         _require_node(f)
         (name,) = resolve_wrt(f, [wrt], at)
+        check_holomorphic(f, at, self.name)
         return self._timed(lambda: self._with_unused(f, at, [name]))[name]
 
     def jacobian(self, f: Node, at: Mapping[str, Any], wrt=None):
@@ -89,6 +99,7 @@ class Differentiator:
         _require_node(f)
         single = isinstance(wrt, (str, Node))
         names = resolve_wrt(f, wrt, at)
+        check_holomorphic(f, at, self.name)
         out = self._timed(lambda: self._with_unused(f, at, names))
         return out[names[0]] if single else out
 
@@ -105,11 +116,15 @@ class Differentiator:
         names = resolve_wrt(f, wrt, at)
         shapes = {**_at_shapes(at), **variable_shapes(f)}
         used = [n for n in names if n in variable_shapes(f)]
+        check_holomorphic(f, at, self.name)
+        dtype = dtype_of(at)
 
         def run():
             sizes = [flat_size(shapes[n]) for n in names]
-            H = np.zeros((int(np.sum(sizes)), int(np.sum(sizes))))
-            inner = self._hessian(f, at, used) if used else np.zeros((0, 0))
+            inner = self._hessian(f, at, used) if used else np.zeros((0, 0), dtype)
+            # the working dtype (object for mpmath numbers); never a narrowing cast
+            kind = inner.dtype if inner.dtype == object else np.result_type(inner.dtype, dtype)
+            H = np.zeros((int(np.sum(sizes)), int(np.sum(sizes))), kind)
             index = np.concatenate(
                 [
                     np.arange(s) + o
@@ -206,6 +221,32 @@ def dtype_of(at) -> np.dtype:
     dtypes = [np.asarray(v).dtype for v in (at or {}).values()]
     dtypes = [d for d in dtypes if d.kind in "fc"]
     return np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
+
+
+def check_holomorphic(f: Node | Iterable[Node], at, who: str) -> None:
+    """Raise ValueError where ``f`` passes a value that depends on a complex input through
+    an op that is not holomorphic: such an ``f`` has no complex derivative there.
+
+    ``stop_gradient`` passes (its derivative is zero by definition).
+    """
+    complex_names = {n for n, v in (at or {}).items() if np.iscomplexobj(v)}
+    if not complex_names:
+        return
+    outs = [f] if isinstance(f, Node) else list(f)
+    reached: set[int] = set()
+    for node in topological_order(outs):
+        if node.kind == "var":
+            if node.name in complex_names:
+                reached.add(id(node))
+            continue
+        if not any(id(i) in reached for i in node.inputs):
+            continue
+        reached.add(id(node))
+        if node.kind == "op" and not node.op.analytic and node.op.name != "stop_gradient":
+            raise ValueError(
+                f"{who}: op {node.op.name!r} is not holomorphic, so f has no complex "
+                f"derivative at complex values of {', '.join(sorted(complex_names))}"
+            )
 
 
 def resolve_wrt(f: Node | Iterable[Node], wrt, at: Mapping[str, Any] | None = None) -> list[str]:

@@ -17,6 +17,12 @@ The default step balances truncation against round-off for each scheme:
 sqrt(eps)·max(1, |x|) one-sided, eps^(1/3)·max(1, |x|) central, eps^(1/5)·max(1, |x|)
 five-point, where eps is the machine epsilon of the data's dtype (float32 works).
 
+Every scheme evaluates f in the data's dtype and answers in it. At complex points the
+real schemes step along the real axis: for a holomorphic f, (f(z + h) - f(z)) / h tends
+to f'(z) as for real z, so they give the holomorphic derivative (an op that is not
+holomorphic is refused, as by every method). The complex step needs a real point (it
+reads the derivative off the imaginary part) and refuses a complex one.
+
 >>> import diffkit as dk
 >>> x = dk.variable("x")
 >>> fd = dk.FiniteDifference("complex-step")
@@ -33,7 +39,15 @@ import numpy as np
 
 from ..ir.node import Node
 from ..ir.schedule import compile, topological_order
-from .common import Differentiator, as_output, check_at, flat_size, register_method, variable_shapes
+from .common import (
+    Differentiator,
+    as_output,
+    check_at,
+    dtype_of,
+    flat_size,
+    register_method,
+    variable_shapes,
+)
 
 __all__ = ["FiniteDifference", "SCHEMES", "default_step", "stencil", "error_model", "optimal_step"]
 
@@ -74,7 +88,7 @@ def default_step(scheme: str, x: float, eps: float = float(np.finfo(np.float64).
     complex step, which has no cancellation; 0.1·max(1, log(1 + |x|)) as the first step
     of Richardson's sequence (its extrapolation needs steps on the scale on which the
     function varies, which for large |x| is rarely |x| itself: sin near x = 236)."""
-    x = abs(float(x))
+    x = float(abs(x))  # |z| at a complex point
     if scheme == "complex-step":
         return 1e-20 * max(1.0, x)
     if scheme == "richardson":
@@ -143,10 +157,8 @@ class FiniteDifference(Differentiator):
 
     # -- one directional derivative ------------------------------------------------
     def _eps(self, at) -> float:
-        dts = [np.asarray(v).dtype for v in at.values()]
-        if dts and all(d == np.float32 for d in dts):
-            return float(np.finfo(np.float32).eps)
-        return float(np.finfo(np.float64).eps)
+        """The machine epsilon of the working dtype (float32's for float32 and complex64)."""
+        return float(np.finfo(dtype_of(at)).eps)
 
     def _partial(self, evaluate: Callable, x0: float, eps: float, at_x0: Callable | None = None):
         """d/dt of ``evaluate(t)`` at ``x0`` (evaluate returns an array or a number);
@@ -307,8 +319,15 @@ class FiniteDifference(Differentiator):
         return best, best_err, h, flat
 
     # -- the Differentiator calls ----------------------------------------------------
-    def _check_analytic(self, f) -> None:
-        if self.scheme == "complex-step":
+    def _check_analytic(self, f, at, ops: bool = True) -> None:
+        """Refuse what Im f(x + ih)/h cannot differentiate: a complex point, and (``ops``)
+        an op that is not analytic."""
+        if self.scheme == "complex-step" and dtype_of(at).kind == "c":
+            raise ValueError(
+                "complex-step: the point is complex, and Im f(x + ih)/h is the derivative "
+                "only at real x; use central or richardson (real steps) or forward/reverse mode"
+            )
+        if self.scheme == "complex-step" and ops:
             bad = non_analytic_ops(f)
             if bad:
                 raise ValueError(
@@ -319,14 +338,12 @@ class FiniteDifference(Differentiator):
 
     def _jacobian(self, f: Node, at, names: list[str]) -> dict:
         check_at(f, at)
-        self._check_analytic(f)
+        self._check_analytic(f, at)
         program = compile(f)
         shapes = variable_shapes(f)
         eps = self._eps(at)
         base = {k: np.asarray(v) for k, v in at.items()}
-        dtype = np.result_type(*[v.dtype for v in base.values()]) if base else np.float64
-        if dtype.kind in "iub":
-            dtype = np.dtype(np.float64)
+        dtype = dtype_of(at)
         out = {}
         cache: list = []
 
@@ -351,20 +368,23 @@ class FiniteDifference(Differentiator):
                     partial = self._partial(evaluate, x[k], eps, at_x0)
                 cols.append(np.ravel(np.broadcast_to(partial, f.shape)))
             jac = np.array(cols).T if cols else np.zeros((flat_size(f.shape), 0))
-            out[n] = as_output(
-                jac.reshape(f.shape + shapes[n]).astype(dtype if dtype.kind == "f" else np.float64)
-            )
+            out[n] = as_output(jac.reshape(f.shape + shapes[n]).astype(dtype, copy=False))
         self.last_cost.passes = self.last_cost.function_evaluations
         return out
 
     def _hessian(self, f: Node, at, names: list[str]) -> np.ndarray:
-        """Second differences: central ones (one-sided for the one-sided schemes)."""
+        """Second differences: central ones (one-sided for the one-sided schemes), with f
+        evaluated in the working dtype and steps along the real axis."""
         check_at(f, at)
+        self._check_analytic(f, at, ops=False)  # second differences, no complex step
         program = compile(f)
         shapes = variable_shapes(f)
         eps = self._eps(at)
-        base = {k: np.asarray(v, dtype=np.float64) for k, v in at.items()}
-        flat = np.concatenate([base[n].ravel() for n in names])
+        dtype = dtype_of(at)
+        real = np.finfo(dtype).dtype  # float32 for float32 and complex64
+        wide = np.result_type(dtype, np.float64)  # the differences are combined in it
+        base = {k: np.asarray(v) for k, v in at.items()}
+        flat = np.concatenate([base[n].ravel() for n in names]).astype(dtype)
         sizes = [flat_size(shapes[n]) for n in names]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
 
@@ -373,35 +393,44 @@ class FiniteDifference(Differentiator):
             for i, n in enumerate(names):
                 vals[n] = vec[offsets[i] : offsets[i + 1]].reshape(shapes[n])
             self.last_cost.function_evaluations += 1
-            return float(program(vals, strict=False))
+            return np.asarray(program(vals, strict=False), dtype=wide)[()]
 
         N = flat.size
-        steps = np.array(
-            [self.step if self.step is not None else eps**0.25 * max(1.0, abs(v)) for v in flat]
-        )
-        H = np.zeros((N, N))
         one_sided = self.scheme in ("forward-difference", "backward-difference")
+        # error h^p + eps/h^2 is least near h = eps^(1/(p + 2)): p = 1 one-sided, 2 central
+        power = 1 / 3 if one_sided else 1 / 4
+        nominal = [
+            self.step if self.step is not None else eps**power * max(1.0, abs(v)) for v in flat
+        ]
+        # steps the working dtype represents exactly at x: (x + h) - x
+        re = flat.real.astype(real)
+        steps = np.array([(r + real.type(h)) - r for r, h in zip(re, nominal)], dtype=real)
+        steps = np.where(steps > 0, steps, np.asarray(nominal, dtype=real))
+        H = np.zeros((N, N), dtype)
         sign = -1.0 if self.scheme == "backward-difference" else 1.0
         f0 = f_at(flat) if one_sided else None
-        for i in range(N):
-            for j in range(i, N):
-                ei = np.zeros(N)
-                ei[i] = steps[i]
-                ej = np.zeros(N)
-                ej[j] = steps[j]
-                if one_sided:
-                    ei, ej = sign * ei, sign * ej
-                    value = (f_at(flat + ei + ej) - f_at(flat + ei) - f_at(flat + ej) + f0) / (
-                        steps[i] * steps[j]
-                    )
-                else:
-                    value = (
-                        f_at(flat + ei + ej)
-                        - f_at(flat + ei - ej)
-                        - f_at(flat - ei + ej)
-                        + f_at(flat - ei - ej)
-                    ) / (4 * steps[i] * steps[j])
-                H[i, j] = H[j, i] = value
+        with np.errstate(all="ignore"):  # NaN and inf are answers, not warnings
+            for i in range(N):
+                for j in range(i, N):
+                    ei = np.zeros(N, dtype)
+                    ei[i] = steps[i]
+                    ej = np.zeros(N, dtype)
+                    ej[j] = steps[j]
+                    hh = float(steps[i]) * float(steps[j])
+                    if one_sided:
+                        ei, ej = sign * ei, sign * ej
+                        # f_xy ~ (f(x+ei+ej) - f(x+ei) - f(x+ej) + f(x)) / (hi hj)
+                        value = (f_at(flat + ei + ej) - f_at(flat + ei) - f_at(flat + ej) + f0) / hh
+                    else:
+                        # f_xy ~ (f(x+ei+ej) - f(x+ei-ej) - f(x-ei+ej) + f(x-ei-ej)) / (4 hi hj)
+                        value = (
+                            f_at(flat + ei + ej)
+                            - f_at(flat + ei - ej)
+                            - f_at(flat - ei + ej)
+                            + f_at(flat - ei - ej)
+                        ) / (4 * hh)
+                    H[i, j] = H[j, i] = value
+        self.last_cost.passes = self.last_cost.function_evaluations
         return H
 
 

@@ -75,24 +75,30 @@ def expression_size(expr) -> ExpressionSize:
     return ExpressionSize(tree, ops, cse)
 
 
-def _symbols(name: str, shape: tuple):
+def _symbols(name: str, shape: tuple, real: bool = True):
     if shape == ():
-        return sympy.Symbol(name, real=True)
+        return sympy.Symbol(name, real=real)
     arr = np.empty(shape, dtype=object)
     for idx in np.ndindex(*shape):
-        arr[idx] = sympy.Symbol(f"{name}[{','.join(map(str, idx))}]", real=True)
+        arr[idx] = sympy.Symbol(f"{name}[{','.join(map(str, idx))}]", real=real)
     return arr
 
 
-def to_sympy(f: Node | list):
+def to_sympy(f: Node | list, real: bool = True):
     """``f`` as SymPy: an expression for a scalar node, an object array otherwise.
+
+    Args:
+        f: a node or a list of nodes.
+        real: give the symbols SymPy's ``real=True`` assumption (for complex points,
+            ``False``: then SymPy rewrites nothing that holds only on the real line,
+            such as ``sqrt(x**2) = |x|``).
 
     Returns:
         ``(expr, symbols)`` with ``symbols`` mapping each variable name to its
         SymPy symbol (or object array of symbols).
     """
     shapes = variable_shapes(f)
-    symbols = {n: _symbols(n, s) for n, s in shapes.items()}
+    symbols = {n: _symbols(n, s, real) for n, s in shapes.items()}
     program = compile(f)
     try:
         expr = program.run_objects(symbols, "sympy")
@@ -263,9 +269,11 @@ class Symbolic(Differentiator):
             )
         return size
 
-    def _derivatives(self, f: Node, names: list[str], order: int):
+    def _derivatives(self, f: Node, names: list[str], order: int, at=None):
+        # at complex points the symbols are complex: the holomorphic derivative
+        real = dtype_of(at).kind != "c"
         with sympy_guard(self.time_budget):
-            expr, symbols = to_sympy(f)
+            expr, symbols = to_sympy(f, real=real)
             function_size = self._check_size(expr, "function")
             outs = [prepare_for_diff(e) for e in np.ravel(np.asarray(expr, dtype=object))]
             wrt = [s for n in names for s in np.ravel(np.asarray(symbols[n], dtype=object))]
@@ -287,7 +295,7 @@ class Symbolic(Differentiator):
     def _jacobian(self, f: Node, at, names: list[str]) -> dict:
         check_at(f, at)
         shapes = variable_shapes(f)
-        ders, symbols, m, n = self._derivatives(f, names, 1)
+        ders, symbols, m, n = self._derivatives(f, names, 1, at)
         values = self._evaluate(ders, symbols, at)
         if self.precision is not None:
             jac = np.array(values, dtype=object).reshape(m, n)
@@ -306,7 +314,7 @@ class Symbolic(Differentiator):
 
     def _hessian(self, f: Node, at, names: list[str]) -> np.ndarray:
         check_at(f, at)
-        ders, symbols, _, n = self._derivatives(f, names, 2)
+        ders, symbols, _, n = self._derivatives(f, names, 2, at)
         values = self._evaluate(ders, symbols, at)
         dtype = dtype_of(at) if self.precision is None else object
         return np.array(values, dtype=dtype).reshape(n, n)
