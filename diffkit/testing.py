@@ -31,9 +31,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .differentiators.api import check_grads as _check_graph_grads
+from .differentiators.common import get_method
 from .differentiators.finite import SCHEMES, FiniteDifference
 from .ir.node import Node, variable
-from .transforms import grad
 
 __all__ = ["numerical_gradient", "NumericalGradientInfo", "check_gradient", "check_grads"]
 
@@ -83,12 +83,19 @@ def numerical_gradient(
         raise TypeError(f"numerical_gradient takes a function, got {type(f).__name__}")
     if method not in SCHEMES:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(SCHEMES)}")
-    if not -len(args) <= argnums < len(args):
-        raise ValueError(f"argnums {argnums} is out of range for {len(args)} arguments")
+    _check_argnum(argnums, len(args), "numerical_gradient", "one int")
     args = list(args)
     x = np.asarray(args[argnums])
+    if x.dtype.kind == "c":
+        raise TypeError(
+            f"numerical_gradient: argument {argnums} is complex; a black box cannot be shown "
+            f"holomorphic, so build f from diffkit ops and use dk.jacobian at the complex point"
+        )
     if x.dtype.kind not in "biuf":
-        raise TypeError(f"argument {argnums}: expected a numeric array, got dtype {x.dtype}")
+        raise TypeError(
+            f"numerical_gradient: argument {argnums}: expected a real numeric array, got "
+            f"{type(args[argnums]).__name__} of dtype {x.dtype}"
+        )
     x = x.astype(np.float64) if x.dtype.kind != "f" else x
     diff = FiniteDifference(method, step=step)
     eps = float(np.finfo(x.dtype).eps)
@@ -119,15 +126,66 @@ def numerical_gradient(
     return result, info
 
 
+def _check_argnum(num, nargs: int, who: str, kind: str = "an int or a tuple of ints") -> None:
+    """A usable argument index (an int, not a bool, in range), or a one-line error."""
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)):
+        raise TypeError(f"{who}: argnums must be {kind}, got {num!r}")
+    if not -nargs <= num < nargs:
+        raise ValueError(f"{who}: argnums {num} is out of range for {nargs} arguments")
+
+
+def _describe(value) -> str:
+    """What came back from a function, in a few words: its type and shape."""
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_describe(v) for v in value[:4]) + (", ..." if len(value) > 4 else "")
+        return f"a {type(value).__name__} of {len(value)} ({inner})"
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)}"
+    return type(value).__name__
+
+
+def _gradient_array(hand, num: int, argnums, expected: tuple, nargs: int) -> np.ndarray:
+    """``grad_f``'s gradient of argument ``num`` as an array, or a one-line error naming
+    ``argnums`` and what came back (several gradients for one argnum, no array)."""
+    try:
+        arr = np.asarray(hand)
+    except (TypeError, ValueError):  # ragged: arrays of different shapes
+        arr = np.asarray(None)
+    fits = arr.dtype.kind in "biufc" and arr.shape == expected
+    if not fits and isinstance(hand, tuple) and 1 < len(hand) <= nargs:
+        raise TypeError(
+            f"check_gradient: grad_f returned {_describe(hand)} for argnums={argnums!r}, "
+            f"which asks for one gradient; to check {len(hand)} gradients pass "
+            f"argnums={tuple(range(len(hand)))!r}"
+        )
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(
+            f"check_gradient: grad_f returned {_describe(hand)} as the gradient of argument "
+            f"{num} (argnums={argnums!r}); expected an array of shape {expected}"
+        )
+    return arr
+
+
 def _traceable(f: Callable, args: Sequence, argnums: int) -> Callable | None:
-    """``dk.grad(f)`` when ``f`` can be traced on nodes, else ``None``."""
+    """The reverse-mode gradient in argument ``argnums`` (a function of ``args``) when ``f``
+    traces on a variable there, else ``None``. Real and complex points alike (a complex
+    one gives the holomorphic derivative)."""
     probe = list(args)
     probe[argnums] = variable("probe", np.shape(args[argnums]))
     try:
         out = f(*probe)
     except Exception:  # any failure means f is not traceable: it is treated as a black box
         return None
-    return grad(f, argnums) if isinstance(out, Node) and out.shape == () else None
+    if not (isinstance(out, Node) and out.shape == ()):
+        return None
+
+    def reference(*values):
+        return get_method("reverse").gradient(out, {"probe": values[argnums]}, wrt="probe")[
+            "probe"
+        ]
+
+    return reference
 
 
 def check_gradient(
@@ -158,22 +216,50 @@ def check_gradient(
         AssertionError: naming the argument, the worst entry's index, both values and the
             tolerance.
     """
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if not callable(f) or not callable(grad_f):
+        bad = f if not callable(f) else grad_f
+        which = "f" if not callable(f) else "grad_f"
+        raise TypeError(f"check_gradient: {which} must be a function, got {_describe(bad)}")
+    if method is not None and method not in SCHEMES:
+        raise ValueError(f"check_gradient: unknown method {method!r}; known: {', '.join(SCHEMES)}")
+    single = isinstance(argnums, (int, np.integer)) and not isinstance(argnums, bool)
+    try:
+        nums = (argnums,) if single else tuple(argnums)
+    except TypeError:
+        raise TypeError(
+            f"check_gradient: argnums must be an int or a tuple of ints, got {argnums!r}"
+        ) from None
+    if not nums:
+        raise ValueError("check_gradient: argnums is empty; name the argument(s) to check")
+    for num in nums:
+        _check_argnum(num, len(args), "check_gradient")
+    value = f(*args)
+    if np.ndim(value) != 0:
+        raise TypeError(
+            f"check_gradient: f must return a scalar, got {_describe(value)}; check each "
+            f"output's gradient with a scalar function of it"
+        )
     got = grad_f(*args)
-    got = (got,) if isinstance(argnums, int) else tuple(got)
-    if len(got) != len(nums):
-        raise AssertionError(
-            f"check_gradient: grad_f returned {len(got)} gradients for argnums {argnums}"
+    if single:
+        got = (got,)
+    elif not isinstance(got, (tuple, list)) or len(got) != len(nums):
+        raise TypeError(
+            f"check_gradient: grad_f returned {_describe(got)} for argnums={argnums!r}, "
+            f"which asks for a tuple of {len(nums)} gradients"
         )
     for num, hand in zip(nums, got):
+        expected = np.shape(args[num])
+        hand = _gradient_array(hand, num, argnums, expected, len(args))
         traced = None if method is not None else _traceable(f, args, num)
         if traced is not None:
             reference, name = traced(*args), "reverse mode"
         else:
             scheme = method or "richardson"
             reference, name = numerical_gradient(f, *args, argnums=num, method=scheme), scheme
-        hand = np.asarray(hand, dtype=np.float64)
-        reference = np.asarray(reference, dtype=np.float64)
+        reference = np.asarray(reference)
+        # compared in float64 at least, complex where either is complex
+        wide = np.result_type(hand, reference, np.float64)
+        hand, reference = hand.astype(wide), reference.astype(wide)
         if hand.shape != reference.shape:
             raise AssertionError(
                 f"check_gradient: the gradient of argument {num} has shape {hand.shape}, "
@@ -216,7 +302,13 @@ def check_grads(
     args = tuple(args)
     nodes, at = [], {}
     for i, a in enumerate(args):
-        arr = np.asarray(a, dtype=np.float64)
+        arr = np.asarray(a)
+        if arr.dtype.kind not in "biufc":
+            raise TypeError(
+                f"check_grads: argument {i} must be a number or a numeric array, got "
+                f"{_describe(a)}"
+            )
+        arr = arr.astype(np.result_type(arr, np.float64))  # complex stays complex
         nodes.append(variable(f"arg{i}", arr.shape))
         at[f"arg{i}"] = arr
     out = f(*nodes)

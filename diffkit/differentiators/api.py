@@ -16,7 +16,14 @@ import numpy as np
 
 from ..ir.node import Node, as_node, const, internal_variable, variable
 from ..ir.schedule import compile
-from .common import as_output, check_at, get_method, resolve_wrt, variable_shapes
+from .common import (
+    as_output,
+    check_at,
+    check_holomorphic,
+    get_method,
+    resolve_wrt,
+    variable_shapes,
+)
 from .forward import jvp_graph
 from .reverse import vjp_graph
 
@@ -166,13 +173,16 @@ def check_grads(
     check_at(f, at)
     shapes = variable_shapes(f)
     rng = np.random.default_rng(seed)
-    at64 = {k: np.asarray(v, dtype=np.float64) for k, v in at.items()}
+    # float64 at least (complex points stay complex: their derivative is the holomorphic one)
+    at64 = {k: np.asarray(v) for k, v in at.items()}
+    at64 = {k: v.astype(np.result_type(v, np.float64)) for k, v in at64.items()}
+    check_holomorphic(f, at64, "check_grads")
     u = {n: rng.standard_normal(s) for n, s in shapes.items()}
     v = rng.standard_normal(f.shape)
     directional = _directional(f, u, v, shapes)
-    fwd = float(compile(directional)(at64, strict=False))
+    fwd = np.asarray(compile(directional)(at64, strict=False)).item()
     _, cts = vjp(f, at64, v)
-    rev = float(sum(np.sum(np.asarray(cts[n]) * u[n]) for n in shapes))
+    rev = np.asarray(sum(np.sum(np.asarray(cts[n]) * u[n]) for n in shapes)).item()
     scale = max(1.0, abs(fwd), abs(rev))
     if not abs(fwd - rev) <= 1e-9 * scale:
         raise AssertionError(
@@ -181,7 +191,7 @@ def check_grads(
     program = compile(f)
     plus = program({n: at64[n] + eps * u[n] for n in shapes})
     minus = program({n: at64[n] - eps * u[n] for n in shapes})
-    fd = float(np.sum((np.asarray(plus) - np.asarray(minus)) / (2 * eps) * v))
+    fd = np.asarray(np.sum((np.asarray(plus) - np.asarray(minus)) / (2 * eps) * v)).item()
     if not abs(fd - fwd) <= atol + rtol * max(abs(fd), abs(fwd)):
         raise AssertionError(
             f"check_grads: central difference {fd!r} disagrees with "
