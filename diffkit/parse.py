@@ -20,12 +20,16 @@ Fraction(1, 10)
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Callable
 
-from . import ops
+from .ir.errors import ParseError
 from .ir.node import Node, const, math_const, variable
+from .ir.op import front_index
+from .ir.sympy_convert import from_sympy
 
 __all__ = ["parse", "from_sympy", "ParseError", "FUNCTIONS", "MAX_LENGTH", "MAX_DEPTH"]
 
@@ -37,124 +41,45 @@ _MAX_DIGITS = 1_000  # digits of one number
 _MAX_EXPONENT = 1_000  # |exponent| of one number in scientific notation
 
 
-class ParseError(ValueError):
-    """Text that is not an expression diffkit can build.
+class _Vocabulary(Mapping):
+    """The functions of the expression language, read from the op registry: name ->
+    (builder, fewest arguments, most arguments or None for any number). Every scalar op
+    is reached by its name and the ``names`` of its record, every composite
+    :class:`~diffkit.ir.op.Function` by its ``names``."""
 
-    Attributes:
-        text: the expression.
-        column: 1-based column of the problem (``None`` when it concerns the whole text).
-    """
+    def __getitem__(self, name: str):
+        record = front_index()["names"][name]
+        low, high = record.parse_arity
+        return record.build, low, high
 
-    def __init__(self, message: str, text: str = "", column: int | None = None):
-        self.text = text
-        self.column = column
-        if column is not None:
-            message = f"{message} at column {column}"
-        if text and len(text) <= 80:
-            message = f"cannot parse {text!r}: {message}"
-        elif text:
-            message = f"cannot parse the expression: {message}"
-        super().__init__(message)
+    def __iter__(self):
+        return iter(front_index()["names"])
 
-    @property
-    def caret(self) -> str:
-        """The expression with a caret under the column of the problem (two lines)."""
-        if self.column is None or not self.text or len(self.text) > 200:
-            return ""
-        line = self.text.replace("\n", " ").replace("\t", " ")
-        return f"  {line}\n  {' ' * (self.column - 1)}^"
-
-
-def _variadic(fn: Callable) -> Callable:
-    def build(*args):
-        out = args[0]
-        for a in args[1:]:
-            out = fn(out, a)
-        return out
-
-    return build
-
-
-def _log(x, base=None):
-    return ops.log(x) if base is None else ops.log(x) / ops.log(base)
-
-
-def _heaviside(x, at_zero=Fraction(1, 2)):
-    # SymPy's Heaviside: 1 for x > 0, ``at_zero`` at 0 (1/2 by default), 0 for x < 0
-    return ops.greater(x, 0) + ops.equal(x, 0) * at_zero
+    def __len__(self) -> int:
+        return len(front_index()["names"])
 
 
 #: function name -> (builder, fewest arguments, most arguments or None for any number)
-FUNCTIONS: dict[str, tuple[Callable, int, int | None]] = {}
-
-
-def _add(names: str, builder: Callable, low: int = 1, high: int | None = 1) -> None:
-    for name in names.split():
-        FUNCTIONS[name] = (builder, low, high)
-
-
-_add("exp", ops.exp)
-_add("exp2", ops.exp2)
-_add("expm1", ops.expm1)
-_add("log", _log, 1, 2)
-_add("ln", ops.log)
-_add("log2", ops.log2)
-_add("log10", ops.log10)
-_add("log1p", ops.log1p)
-_add("sin", ops.sin)
-_add("cos", ops.cos)
-_add("tan", ops.tan)
-_add("arcsin asin", ops.arcsin)
-_add("arccos acos", ops.arccos)
-_add("arctan atan", ops.arctan)
-_add("arctan2 atan2", ops.arctan2, 2, 2)
-_add("sinh", ops.sinh)
-_add("cosh", ops.cosh)
-_add("tanh", ops.tanh)
-_add("arcsinh asinh", ops.arcsinh)
-_add("arccosh acosh", ops.arccosh)
-_add("arctanh atanh", ops.arctanh)
-_add("sqrt", ops.sqrt)
-_add("cbrt", ops.cbrt)
-_add("square", ops.square)
-_add("pow power", ops.power, 2, 2)
-_add("hypot", ops.hypot, 2, 2)
-_add("erf", ops.erf)
-_add("erfc", ops.erfc)
-_add("logaddexp", ops.logaddexp, 2, 2)
-_add("abs Abs fabs", ops.abs)
-_add("sign", ops.sign)
-_add("floor", ops.floor)
-_add("ceil ceiling", ops.ceil)
-_add("round", ops.round)
-_add("trunc", ops.trunc)
-_add("mod Mod remainder", ops.mod, 2, 2)
-_add("clip", ops.clip, 3, 3)
-_add("max Max", _variadic(ops.maximum), 1, None)
-_add("min Min", _variadic(ops.minimum), 1, None)
-_add("maximum", ops.maximum, 2, 2)
-_add("minimum", ops.minimum, 2, 2)
-_add("prod", _variadic(ops.mul), 1, None)
-_add("sigmoid", ops.sigmoid)
-_add("relu", ops.relu)
-_add("softplus", ops.softplus)
-_add("where", ops.where, 3, 3)
-_add("Heaviside heaviside", _heaviside, 1, 2)
-_add("Eq equal", ops.equal, 2, 2)
-_add("Ne not_equal", ops.not_equal, 2, 2)
-_add("less", ops.less, 2, 2)
-_add("less_equal", ops.less_equal, 2, 2)
-_add("greater", ops.greater, 2, 2)
-_add("greater_equal", ops.greater_equal, 2, 2)
+FUNCTIONS: Mapping[str, tuple[Callable, int, int | None]] = _Vocabulary()
 
 _CONSTANTS = {"pi": None, "e": None, "E": None, "True": 1, "False": 0}
+# the comparison operators and the arithmetic ones are the nodes' own operators
 _COMPARISONS = {
-    "<": ops.less,
-    "<=": ops.less_equal,
-    ">": ops.greater,
-    ">=": ops.greater_equal,
-    "==": ops.equal,
-    "!=": ops.not_equal,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_ARITHMETIC = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "%": operator.mod,
+    "**": operator.pow,
+    "^": operator.pow,
 }
 _TOKEN = re.compile(
     r"(?P<space>\s+)"
@@ -275,17 +200,7 @@ class _Parser:
 
     @staticmethod
     def infix(op: str, left: Node, right: Node, column: int) -> Node:
-        if op == "+":
-            return ops.add(left, right)
-        if op == "-":
-            return ops.sub(left, right)
-        if op == "*":
-            return ops.mul(left, right)
-        if op == "/":
-            return ops.div(left, right)
-        if op == "%":
-            return ops.mod(left, right)
-        return ops.power(left, right)
+        return _ARITHMETIC[op](left, right)
 
     def prefix(self) -> Node:
         kind, text, column = self.next()
@@ -297,7 +212,7 @@ class _Parser:
             self.enter(column)
             operand = self.expression(_UNARY)
             self.depth -= 1
-            return ops.neg(operand) if text == "-" else operand
+            return -operand if text == "-" else operand
         if text == "(":
             self.enter(column)
             inner = self.comparison()
@@ -377,9 +292,10 @@ class _Parser:
             if text != ",":
                 raise self.error("expected ',' or ')' in Piecewise", col)
         self.depth -= 1
+        where = FUNCTIONS["where"][0]
         out = const(float("nan"))  # no condition holds: Piecewise is undefined
         for value, condition in reversed(pieces):
-            out = ops.where(condition, value, out)
+            out = where(condition, value, out)
         return out
 
 
@@ -415,228 +331,4 @@ def parse(text: str) -> Node:
     return _Parser(text).parse()
 
 
-# ---- from SymPy ---------------------------------------------------------------------------
-
-
-def from_sympy(expr) -> Node:
-    """The IR of a SymPy expression (symbols become scalar variables of the same name).
-
-    Only SymPy objects are accepted (a string raises ``TypeError``: use ``dk.parse``).
-    What SymPy's derivatives contain is understood too: ``Piecewise`` and
-    ``Heaviside`` become selections, ``DiracDelta(x)`` is 0 where ``x != 0`` and
-    undefined (NaN) at 0, ``zoo`` and ``nan`` are NaN, ``oo`` infinity.
-
-    >>> import diffkit as dk, sympy
-    >>> x = sympy.Symbol("x")
-    >>> dk.evaluate(dk.from_sympy(sympy.sin(x) ** 2 + sympy.cos(x) ** 2), at={"x": 0.3})
-    1.0
-    """
-    import sympy
-
-    if not isinstance(expr, sympy.Basic):
-        if isinstance(expr, str):
-            raise TypeError("dk.from_sympy takes a SymPy expression; parse text with dk.parse")
-        if isinstance(expr, (int, float, Fraction)) and not isinstance(expr, bool):
-            return const(expr)
-        raise TypeError(f"dk.from_sympy takes a SymPy expression, got {type(expr).__name__}")
-    return _SympyConverter(sympy).build(expr)
-
-
-class _SympyConverter:
-    def __init__(self, sympy):
-        self.sp = sympy
-        self.memo: dict = {}
-        sp = sympy
-        from sympy.codegen import cfunctions, numpy_nodes
-
-        from .ops.comparison import (
-            SYMPY_ABS,
-            SYMPY_CEILING,
-            SYMPY_FLOOR,
-            SYMPY_ROUND,
-            SYMPY_SIGN,
-            SYMPY_TRUNC,
-        )
-
-        self.unary = {
-            sp.exp: ops.exp,
-            sp.log: ops.log,
-            sp.sin: ops.sin,
-            sp.cos: ops.cos,
-            sp.tan: ops.tan,
-            sp.asin: ops.arcsin,
-            sp.acos: ops.arccos,
-            sp.atan: ops.arctan,
-            sp.sinh: ops.sinh,
-            sp.cosh: ops.cosh,
-            sp.tanh: ops.tanh,
-            sp.asinh: ops.arcsinh,
-            sp.acosh: ops.arccosh,
-            sp.atanh: ops.arctanh,
-            sp.erf: ops.erf,
-            sp.erfc: ops.erfc,
-            sp.Abs: ops.abs,
-            sp.sign: ops.sign,
-            sp.floor: ops.floor,
-            sp.ceiling: ops.ceil,
-            SYMPY_FLOOR: ops.floor,
-            SYMPY_CEILING: ops.ceil,
-            SYMPY_ROUND: ops.round,
-            SYMPY_TRUNC: ops.trunc,
-            SYMPY_SIGN: ops.sign,
-            SYMPY_ABS: ops.abs,
-            sp.re: lambda x: x,  # evaluation is real: a value that is not real is NaN anyway
-            sp.im: lambda x: x * 0,
-        }
-        self.steps = (sp.sign, sp.floor, sp.ceiling, SYMPY_ROUND, SYMPY_TRUNC)
-        self.round_class = SYMPY_ROUND
-        self.unary.update(
-            {
-                cfunctions.expm1: ops.expm1,
-                cfunctions.log1p: ops.log1p,
-                cfunctions.exp2: ops.exp2,
-                cfunctions.log2: ops.log2,
-                cfunctions.log10: ops.log10,
-            }
-        )
-        self.binary = {
-            sp.atan2: ops.arctan2,
-            sp.Mod: ops.mod,
-            cfunctions.hypot: ops.hypot,
-            numpy_nodes.logaddexp: ops.logaddexp,
-        }
-        self.relations = {
-            sp.StrictGreaterThan: ops.greater,
-            sp.GreaterThan: ops.greater_equal,
-            sp.StrictLessThan: ops.less,
-            sp.LessThan: ops.less_equal,
-            sp.Equality: ops.equal,
-            sp.Unequality: ops.not_equal,
-        }
-
-    def build(self, e) -> Node:
-        # an explicit stack instead of recursion: deep SymPy trees do not overflow
-        stack = [e]
-        while stack:
-            top = stack[-1]
-            if top in self.memo:
-                stack.pop()
-                continue
-            pending = [a for a in self.children(top) if a not in self.memo]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            self.memo[top] = self.convert(top)
-        return self.memo[e]
-
-    def children(self, e) -> list:
-        if isinstance(e, (self.sp.Derivative, self.sp.Subs)):
-            return []  # refused whole by convert
-        if e.func is self.sp.Piecewise:
-            return [part for pair in e.args for part in pair.args]
-        return list(e.args)
-
-    def arg(self, a) -> Node:
-        return self.memo[a] if a in self.memo else self.build(a)
-
-    def convert(self, e) -> Node:
-        sp = self.sp
-        if e.is_Symbol:
-            try:
-                return variable(e.name)
-            except ValueError as err:
-                raise ParseError(f"from_sympy: {err}") from None
-        if e is sp.zoo or e is sp.nan:
-            return const(float("nan"))
-        if e is sp.oo:
-            return const(float("inf"))
-        if e is sp.S.NegativeInfinity:
-            return const(float("-inf"))
-        if e is sp.true:
-            return const(1)
-        if e is sp.false:
-            return const(0)
-        if e.is_Rational:
-            return const(Fraction(int(e.p), int(e.q)))
-        if e is sp.pi:
-            return math_const("pi")
-        if e is sp.E:
-            return math_const("e")
-        if e.is_Number or e.is_NumberSymbol:
-            if e.is_real is False:
-                raise ParseError(f"from_sympy: complex constant {e} is not supported")
-            return const(float(e))
-        if e.is_Add:
-            return _fold(ops.add, [self.arg(a) for a in e.args])
-        if e.is_Mul:
-            return _fold(ops.mul, [self.arg(a) for a in e.args])
-        if e.is_Pow:
-            base, exponent = e.args
-            if exponent == sp.Rational(1, 2):
-                return ops.sqrt(self.arg(base))
-            if exponent == -1:
-                return ops.div(1, self.arg(base))
-            return ops.power(self.arg(base), self.arg(exponent))
-        func = e.func
-        args = e.args
-        if func in self.relations:
-            return self.relations[func](self.arg(args[0]), self.arg(args[1]))
-        if func is sp.Piecewise:
-            out = const(float("nan"))
-            for pair in reversed(args):
-                value, condition = pair.args
-                out = ops.where(self.arg(condition), self.arg(value), out)
-            return out
-        if func is sp.ITE:
-            c, a, b = (self.arg(x) for x in args)
-            return ops.where(c, a, b)
-        if func is sp.And:
-            return _fold(ops.mul, [self.arg(a) for a in args])
-        if func is sp.Or:
-            return _fold(ops.maximum, [self.arg(a) for a in args])
-        if func is sp.Not:
-            return 1 - self.arg(args[0])
-        if func is sp.Heaviside:
-            return _heaviside(*[self.arg(a) for a in args])
-        if func is sp.DiracDelta:
-            if len(args) != 1:
-                raise ParseError(f"from_sympy: derivatives of DiracDelta are not supported: {e}")
-            x = self.arg(args[0])
-            return ops.where(ops.equal(x, 0), float("nan"), 0.0)
-        if func is sp.log and len(args) == 2:
-            return _log(self.arg(args[0]), self.arg(args[1]))
-        if func in self.unary and len(args) == 1:
-            return self.unary[func](self.arg(args[0]))
-        if func in self.binary and len(args) == 2:
-            return self.binary[func](self.arg(args[0]), self.arg(args[1]))
-        if func is sp.Max:
-            return _fold(ops.maximum, [self.arg(a) for a in args])
-        if func is sp.Min:
-            return _fold(ops.minimum, [self.arg(a) for a in args])
-        if isinstance(e, sp.Derivative) and isinstance(e.expr, self.steps):
-            # a step function's derivative: 0 away from its jumps, undefined at them
-            u = self.build(e.expr.args[0])
-            if isinstance(e.expr, sp.sign):
-                jump = ops.equal(u, 0)
-            elif isinstance(e.expr, self.round_class):
-                jump = ops.equal(u - 0.5, ops.floor(u - 0.5))
-            else:
-                jump = ops.equal(u, ops.floor(u))
-            return ops.where(jump, float("nan"), 0.0)
-        if isinstance(e, (sp.Derivative, sp.Subs)):
-            raise ParseError(f"from_sympy: SymPy left a derivative unevaluated: {str(e)[:80]}")
-        name = getattr(func, "__name__", str(func))
-        entry = FUNCTIONS.get(name)
-        if entry is not None and isinstance(e, sp.Function):
-            builder, low, high = entry
-            if low <= len(args) and (high is None or len(args) <= high):
-                return builder(*[self.arg(a) for a in args])
-        raise ParseError(f"from_sympy: unsupported SymPy object {name!r} in {str(e)[:80]}")
-
-
-def _fold(fn, args):
-    out = args[0]
-    for a in args[1:]:
-        out = fn(out, a)
-    return out
+# ---- from SymPy: diffkit.ir.sympy_convert, re-exported here -----------------------------

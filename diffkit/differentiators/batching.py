@@ -5,13 +5,11 @@ rewrites every node that depends on them to compute all B cases at once, as
 ``jax.vmap`` does. Jacobians and Hessians use it to push every basis direction (in
 chunks) through one evaluation instead of one evaluation each.
 
-Each op is rewritten by its kind, not by name-specific code in the differentiators:
-elementwise ops and the matrix product broadcast, with the batched operands given
-unit axes so that the batch axis stays in front; reductions, cumulative sums and
-softmax-like ops shift their axes; reshape, transpose, broadcast and indexing put
-the batch axis in front of their static shapes and indices. An op with no such
-rule (the convolution kernels) raises :class:`NotBatchable`, and the caller falls
-back to one evaluation per direction.
+Each op is rewritten by its ``"batch"`` rule, read from its record: derived from the
+op's kind for elementwise ops, reductions and ops along an axis, written in the record
+for the others (:mod:`diffkit.ops._batch`); this module names no op. An op with no
+rule (the convolution kernels) raises :class:`NotBatchable`, and the caller falls back
+to one evaluation per direction.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import numpy as np
 
 from ..ir.node import Node, apply, internal_variable
 from ..ir.schedule import compile, paused_gc, topological_order
-from ..ops.shape import broadcast_to, reshape
+from ..ops._batch import NotBatchable
 
 __all__ = ["batch_graph", "NotBatchable", "basis_passes", "MAX_BATCH_ENTRIES", "batch_limit"]
 
@@ -32,78 +30,11 @@ __all__ = ["batch_graph", "NotBatchable", "basis_passes", "MAX_BATCH_ENTRIES", "
 MAX_BATCH_ENTRIES = 2**24
 
 
-class NotBatchable(ValueError):
-    """An op in the graph has no batching rule."""
-
-
-# ops whose ``axis`` attribute names axes of their (first) input
-_AXIS_OPS = {
-    "sum",
-    "max",
-    "prod",
-    "prod_others",
-    "cumsum",
-    "logsumexp",
-    "log_softmax",
-    "argmax_mask",
-    "gather",
-    "scatter_add",
-    "concatenate",
-}
-
-
-def _lift(node: Node, batch: int, ndim: int) -> Node:
-    """A batched value ``(B,) + s`` given unit axes up to ``(B,) + (1,)*k + s`` with
-    ``k + len(s) == ndim``, so that broadcasting against unbatched operands of up to
-    ``ndim`` dimensions keeps the batch axis in front."""
-    inner = node.shape[1:]
-    if len(inner) == ndim:
-        return node
-    return reshape(node, (batch,) + (1,) * (ndim - len(inner)) + inner)
-
-
-# of those, the reductions, for which no axis means every axis
-_REDUCTIONS = {"sum", "max", "prod", "prod_others", "logsumexp", "log_softmax", "argmax_mask"}
-
-
-def _shift(name: str, axis, ndim: int):
-    """``axis`` of an input with ``ndim`` dimensions, as an axis of its batched version."""
-    if axis is None:
-        if name not in _REDUCTIONS:
-            raise NotBatchable(f"batching: op {name!r} with axis=None")
-        return tuple(range(1, ndim + 1))
-    if isinstance(axis, (int, np.integer)):
-        return int(axis) % max(ndim, 1) + 1
-    return tuple(int(a) % max(ndim, 1) + 1 for a in axis)
-
-
 def _batched_op(node: Node, ins: list[tuple[Node, bool]], batch: int) -> Node:
-    op, attrs = node.op, dict(node.attrs)
-    name = op.name
-    if getattr(op.shape, "elementwise", False) or name == "matmul":
-        ndim = len(node.shape) if name != "matmul" else max(len(i.shape) for i in node.inputs)
-        args = [_lift(x, batch, ndim) if b else x for x, b in ins]
-        return apply(op, *args, **attrs)
-    # the others take every input batched
-    args = [x if b else broadcast_to(x, (batch,) + x.shape) for x, b in ins]
-    if name == "reshape":
-        attrs["shape"] = (batch,) + tuple(attrs["shape"])
-    elif name == "broadcast_to":
-        target = tuple(attrs["shape"])
-        return broadcast_to(_lift(args[0], batch, len(target)), (batch,) + target)
-    elif name == "transpose":
-        attrs["axes"] = (0,) + tuple(a + 1 for a in attrs["axes"])
-    elif name in _AXIS_OPS:
-        if "axis" in attrs:
-            attrs["axis"] = _shift(name, attrs["axis"], len(node.inputs[0].shape))
-    elif name == "getitem":
-        attrs["index"] = (("s", 0, batch, 1),) + tuple(attrs["index"])
-    elif name == "embed":
-        attrs["index"] = (("s", 0, batch, 1),) + tuple(attrs["index"])
-        attrs["shape"] = (batch,) + tuple(attrs["shape"])
-    else:
-        raise NotBatchable(f"batching: op {name!r} has no batching rule")
-    return apply(op, *args, **attrs)
+    rule = node.op.rule("batch")
+    if rule is None:
+        raise NotBatchable(f"batching: op {node.op.name!r} has no batching rule")
+    return rule(node, ins, batch)
 
 
 @paused_gc()

@@ -30,6 +30,7 @@ def custom_op(
     samples=None,
     analytic: bool = True,
     doc: str = "",
+    **front,
 ) -> Callable[..., Node]:
     """Register a block with a hand-written derivative and return its builder.
 
@@ -45,6 +46,9 @@ def custom_op(
         samples: test inputs; one scalar and one 3x4 sample by default.
         analytic: whether the complex step may run through the block.
         doc: one line describing it.
+        front: the record's other fields: ``names`` (in the expression language),
+            ``numpy`` (numpy functions it implements), ``sympy_from``, ``rules``...
+            (see :class:`~diffkit.ir.op.Op`).
 
     Returns:
         A function building the block's node from its inputs.
@@ -70,6 +74,8 @@ def custom_op(
             samples=samples if samples is not None else (Sample(((),)), Sample(((3, 4),))),
             analytic=analytic,
             doc=doc,
+            kind="elementwise" if shape is None else "other",
+            **front,
         )
     )
 

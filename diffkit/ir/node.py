@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .op import Op, get_op
+from .op import Op, front_index, functions, get_op
 
 __all__ = [
     "Node",
@@ -47,8 +47,6 @@ class ShapeError(ValueError):
 _TABLE: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
 #: numpy ufunc -> builder, and numpy function -> builder, for numpy's own functions on
 #: nodes; filled by ``diffkit.ops.numpy_api``
-UFUNCS: dict = {}
-ARRAY_FUNCTIONS: dict = {}
 #: display hooks (Jupyter's rich display), filled by the layers that can render a node:
 #: "latex" -> function returning LaTeX through SymPy
 DISPLAY: dict = {}
@@ -120,15 +118,15 @@ class Node:
 
     # -- numpy's functions on nodes ---------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        build = UFUNCS.get(ufunc)
-        if method != "__call__" or build is None or kwargs:
+        record = front_index()["numpy"].get(ufunc)
+        if method != "__call__" or record is None or kwargs:
             what = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
-            extra = f" with {', '.join(kwargs)}=" if kwargs and build is not None else ""
+            extra = f" with {', '.join(kwargs)}=" if kwargs and record is not None else ""
             raise TypeError(f"diffkit does not support numpy's {what}{extra} on IR nodes")
-        return build(*inputs)
+        return record.build(*inputs)
 
     def __getitem__(self, index):
-        return ARRAY_FUNCTIONS["__getitem__"](self, index)
+        return get_op("getitem").build(self, index)
 
     def __iter__(self):  # without this, Python would iterate by __getitem__ forever
         if not self.shape:
@@ -141,10 +139,10 @@ class Node:
         return self.shape[0]
 
     def __array_function__(self, func, types, args, kwargs):
-        build = ARRAY_FUNCTIONS.get(func)
-        if build is None:
+        record = front_index()["numpy"].get(func)
+        if record is None:
             raise TypeError(f"diffkit does not support numpy's {func.__name__} on IR nodes")
-        return build(*args, **kwargs)
+        return record.build(*args, **kwargs)
 
     # -- operators ------------------------------------------------------------------
     def __add__(self, other):
@@ -199,14 +197,10 @@ class Node:
         return self
 
     def __matmul__(self, other):
-        from ..ops.shape import matmul
-
-        return matmul(self, other)
+        return get_op("matmul").build(self, other)
 
     def __rmatmul__(self, other):
-        from ..ops.shape import matmul
-
-        return matmul(other, self)
+        return get_op("matmul").build(other, self)
 
     def __gt__(self, other):
         return apply("greater", self, other)
@@ -227,26 +221,20 @@ class Node:
         return apply("sum", self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        from ..ops.reduce import mean
-
-        return mean(self, axis=axis, keepdims=keepdims)
+        return functions()["mean"].build(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
         return apply("max", self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape):
-        from ..ops.shape import reshape
-
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return reshape(self, shape)
+        return get_op("reshape").build(self, shape)
 
     def transpose(self, *axes):
-        from ..ops.shape import transpose
-
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return transpose(self, axes or None)
+        return get_op("transpose").build(self, axes or None)
 
     @property
     def T(self):

@@ -5,15 +5,25 @@ diffkit needs to know about it: its shape rule, its numpy implementation, its
 mpmath and SymPy translations, its JVP and VJP rules (written in IR ops, so that
 derivatives are graphs), and sample inputs from which the tests check it.
 
-The interpreters and differentiators read these records; they never contain
-op-specific code. ``diffkit.ops`` fills the registry; this module imports
+The record also says how users reach the op — the names the expression language
+accepts, the SymPy classes that convert back into it, the numpy functions it
+implements — and holds the op's rules for the features that transform graphs
+(batching, and any later one: a feature declares a *rule kind* with
+:func:`rule_kind`, deriving the rule from the op's kind where it can, and a record
+writes the rule in ``rules`` where it cannot). Compositions of ops that need no rule
+of their own (``mean``, ``softmax``, ``std``) are :class:`Function` records, reached
+the same ways.
+
+The interpreters, differentiators and front doors read these records; they never
+contain op-specific code. ``diffkit.ops`` fills the registry; this module imports
 nothing from it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+import threading
 
 __all__ = [
     "Op",
@@ -22,10 +32,25 @@ __all__ = [
     "STRUCTURAL",
     "ELEMENTWISE",
     "LINEAR",
+    "KINDS",
+    "Function",
     "register",
+    "register_function",
+    "unregister",
+    "builds",
+    "function",
     "get_op",
     "registry",
+    "functions",
+    "rule_kind",
+    "front_index",
 ]
+
+#: an op's kind, from which rules are derived: ``elementwise`` (numpy broadcasting of
+#: its inputs), ``reduction`` (an ``axis`` attribute naming axes of its first input,
+#: ``None`` for all), ``axis`` (an ``axis`` attribute that must name axes: cumulative
+#: sums, gathers, concatenation) and ``other`` (rules written in the record or absent).
+KINDS = ("elementwise", "reduction", "axis", "other")
 
 
 @dataclass(frozen=True)
@@ -112,6 +137,24 @@ class Op:
             product would otherwise do (direct convolution): a program with such ops runs
             every compiled loop on all cores and holds numpy's BLAS to one thread
             meanwhile (:mod:`diffkit.parallel`).
+        kind: one of :data:`KINDS`; rules of any rule kind derive from it.
+        names: the names the expression language accepts for it (``("arcsin", "asin")``);
+            none for tensor ops.
+        numpy: the numpy ufuncs and functions it implements (``np.arcsin``): on IR nodes
+            they call its builder.
+        sympy_from: SymPy classes that convert back into the op: a tuple of classes (the
+            builder is called on the converted arguments, folded left when SymPy gives
+            more of them, as for ``Add``) or a dict class -> ``(expr, arg) -> node`` where
+            ``arg`` converts a sub-expression.
+        builder: the public function that builds the op (``dk.sum``); by default
+            ``apply(op, *inputs, **attrs)``. Set with :func:`builds` where the builder is
+            written after the record.
+        arity: ``(fewest, most)`` arguments of the builder in the expression language
+            (``None``: any number); by default the inputs of the first sample.
+        discontinuous: the op jumps somewhere (floor, comparisons): finite differences
+            across a jump do not converge.
+        rules: rule kind -> rule, for the rules that cannot be derived from ``kind``
+            (``{"batch": ...}``).
     """
 
     name: str
@@ -128,6 +171,14 @@ class Op:
     nondiff_inputs: tuple = ()
     doc: str = ""
     threaded: bool = False
+    kind: str = "other"
+    names: tuple = ()
+    numpy: tuple = ()
+    sympy_from: Any = ()
+    builder: Callable | None = None
+    arity: tuple | None = None
+    discontinuous: bool = False
+    rules: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Op({self.name})"
@@ -136,9 +187,94 @@ class Op:
     def differentiable(self) -> bool:
         return not isinstance(self.vjp, Unsupported)
 
+    def build(self, *inputs, **attrs):
+        """The op's builder called on ``inputs``: what ``dk.<name>`` does."""
+        if self.builder is not None:
+            return self.builder(*inputs, **attrs)
+        from .node import apply
+
+        return apply(self, *inputs, **attrs)
+
+    def rule(self, kind: str):
+        """The op's rule of ``kind``: written in the record, else derived from the op's
+        kind by the deriver that the feature declared, else ``None``."""
+        explicit = self.rules.get(kind)
+        if explicit is not None:
+            return explicit
+        derive = _RULE_KINDS.get(kind, {}).get(self.kind)
+        return None if derive is None else derive(self)
+
+    @property
+    def parse_arity(self) -> tuple:
+        if self.arity is not None:
+            return self.arity
+        n = len(self.samples[0].shapes) if self.samples else 1
+        return (n, n)
+
+
+@dataclass(frozen=True, eq=False)
+class Function:
+    """A composition of ops that needs no rule of its own (``mean``, ``softmax``), reached
+    from the front doors like an op.
+
+    Args:
+        name: its name (``dk.<name>``).
+        builder: the function; it builds IR from ops.
+        names: names in the expression language (scalar functions only).
+        numpy: numpy ufuncs and functions it implements on IR nodes.
+        sympy_from: SymPy classes that convert into it (as :class:`Op`'s).
+        arity: ``(fewest, most)`` arguments in the expression language (most ``None``:
+            any number).
+        doc: one line describing it.
+    """
+
+    name: str
+    builder: Callable
+    names: tuple = ()
+    numpy: tuple = ()
+    sympy_from: Any = ()
+    arity: tuple = (1, 1)
+    doc: str = ""
+
+    def __repr__(self) -> str:
+        return f"Function({self.name})"
+
+    def build(self, *inputs, **attrs):
+        return self.builder(*inputs, **attrs)
+
+    @property
+    def parse_arity(self) -> tuple:
+        return self.arity
+
 
 _REGISTRY: dict[str, Op] = {}
+_FUNCTIONS: dict[str, Function] = {}
 _REQUIRED = ("shape", "impl", "vjp", "jvp", "mpmath", "sympy")
+_LOCK = threading.RLock()
+_INDEX: dict = {}  # the front doors' lookup tables, rebuilt after a registration
+#: rule kind -> {op kind -> deriver(op) -> rule}
+_RULE_KINDS: dict[str, dict[str, Callable]] = {}
+
+
+def _check_front(record) -> None:
+    if not isinstance(record.names, tuple) or not all(isinstance(n, str) for n in record.names):
+        raise ValueError(f"{record!r}: names must be a tuple of strings")
+    if not isinstance(record.numpy, tuple):
+        raise ValueError(f"{record!r}: numpy must be a tuple of numpy functions")
+    if not isinstance(record.sympy_from, (tuple, dict)):
+        raise ValueError(f"{record!r}: sympy_from must be a tuple of classes or a dict")
+    index = front_index()
+    for name in record.names:
+        if name in index["names"]:
+            raise ValueError(
+                f"{record!r}: the name {name!r} is already taken by {index['names'][name]!r}"
+            )
+    for fn in record.numpy:
+        if fn in index["numpy"]:
+            raise ValueError(
+                f"{record!r}: numpy's {getattr(fn, '__name__', fn)} is already implemented "
+                f"by {index['numpy'][fn]!r}"
+            )
 
 
 def register(op: Op) -> Op:
@@ -151,10 +287,89 @@ def register(op: Op) -> Op:
             )
     if not callable(op.shape) or not callable(op.impl):
         raise ValueError(f"op {op.name!r}: shape and impl must be callables")
-    if op.name in _REGISTRY:
-        raise ValueError(f"op {op.name!r} is already registered")
-    _REGISTRY[op.name] = op
+    if op.kind not in KINDS:
+        raise ValueError(f"op {op.name!r}: kind must be one of {KINDS}, got {op.kind!r}")
+    with _LOCK:
+        if op.name in _REGISTRY:
+            raise ValueError(f"op {op.name!r} is already registered")
+        _check_front(op)
+        _REGISTRY[op.name] = op
+        _INDEX.clear()
     return op
+
+
+def register_function(fn: Function) -> Function:
+    """Add a composite :class:`Function` to the registry."""
+    if not callable(fn.builder):
+        raise ValueError(f"function {fn.name!r}: builder must be callable")
+    with _LOCK:
+        if fn.name in _FUNCTIONS:
+            raise ValueError(f"function {fn.name!r} is already registered")
+        _check_front(fn)
+        _FUNCTIONS[fn.name] = fn
+        _INDEX.clear()
+    return fn
+
+
+def unregister(name: str) -> None:
+    """Remove the op or function called ``name`` (for plug-ins and tests)."""
+    with _LOCK:
+        if _REGISTRY.pop(name, None) is None and _FUNCTIONS.pop(name, None) is None:
+            raise KeyError(f"nothing called {name!r} is registered")
+        _INDEX.clear()
+
+
+def builds(op: Op, *, names: tuple = (), numpy: tuple = (), arity: tuple | None = None):
+    """Decorator: the function below is ``op``'s public builder; with it, the names and
+    numpy functions that reach the op (when the builder is written after the record).
+
+    The record is completed in place, before anything reads it (at import of its module).
+    """
+
+    def attach(builder: Callable) -> Callable:
+        with _LOCK:
+            if op.builder is not None:
+                raise ValueError(f"op {op.name!r} already has a builder")
+            updated = dict(builder=builder, names=op.names + tuple(names))
+            updated["numpy"] = op.numpy + tuple(numpy)
+            if arity is not None:
+                updated["arity"] = arity
+            probe = Function(op.name, builder, names=tuple(names), numpy=tuple(numpy))
+            _check_front(probe)
+            for key, value in updated.items():
+                object.__setattr__(op, key, value)
+            _INDEX.clear()
+        return builder
+
+    return attach
+
+
+def function(
+    name: str | None = None,
+    *,
+    names: tuple = (),
+    numpy: tuple = (),
+    sympy_from: Any = (),
+    arity: tuple = (1, 1),
+    doc: str = "",
+):
+    """Decorator registering the function below as a composite :class:`Function`."""
+
+    def register_it(builder: Callable) -> Callable:
+        register_function(
+            Function(
+                name or builder.__name__,
+                builder,
+                names=tuple(names),
+                numpy=tuple(numpy),
+                sympy_from=sympy_from,
+                arity=arity,
+                doc=doc or (builder.__doc__ or "").strip().split("\n")[0],
+            )
+        )
+        return builder
+
+    return register_it
 
 
 def get_op(name: str) -> Op:
@@ -168,3 +383,51 @@ def get_op(name: str) -> Op:
 def registry() -> dict[str, Op]:
     """A copy of the registry: op name -> record."""
     return dict(_REGISTRY)
+
+
+def functions() -> dict[str, Function]:
+    """A copy of the registry of composite functions: name -> record."""
+    return dict(_FUNCTIONS)
+
+
+def rule_kind(kind: str, **derive: Callable) -> None:
+    """Declare a rule kind (``"batch"``, ``"sparsity"``...): ``derive`` maps op kinds
+    (:data:`KINDS`) to ``deriver(op) -> rule`` for ops whose record writes no rule of this
+    kind. A feature calls it once, at import; declaring again replaces the derivers."""
+    unknown = set(derive) - set(KINDS)
+    if unknown:
+        raise ValueError(f"rule_kind {kind!r}: unknown op kinds {sorted(unknown)}")
+    _RULE_KINDS[kind] = dict(derive)
+
+
+def front_index() -> dict:
+    """The front doors' tables, built from the registry (and rebuilt after a change):
+
+    - ``names``: expression-language name -> record (an :class:`Op` or :class:`Function`);
+    - ``numpy``: numpy ufunc or function -> record;
+    - ``sympy``: SymPy class -> ``(record, converter or None)``;
+    - ``ops_by_sympy``: SymPy class -> op record, for the op whose ``sympy_from`` has it.
+    """
+    index = _INDEX
+    if index:
+        return index
+    with _LOCK:
+        if _INDEX:
+            return _INDEX
+        names, numpy, sympy = {}, {}, {}
+        for record in list(_REGISTRY.values()) + list(_FUNCTIONS.values()):
+            spelled = record.names
+            if isinstance(record, Op) and record.kind == "elementwise":
+                spelled = (record.name,) + tuple(n for n in spelled if n != record.name)
+            for name in spelled:
+                names[name] = record
+            for fn in record.numpy:
+                numpy[fn] = record
+            entries = record.sympy_from
+            if isinstance(entries, dict):
+                sympy.update({cls: (record, conv) for cls, conv in entries.items()})
+            else:
+                sympy.update({cls: (record, None) for cls in entries})
+        built = {"names": names, "numpy": numpy, "sympy": sympy}
+        _INDEX.update(built)
+        return _INDEX

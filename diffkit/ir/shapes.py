@@ -27,7 +27,6 @@ def elementwise_shape(name: str):
     def rule(shapes, **_):
         return broadcast(name, *shapes)
 
-    rule.elementwise = True  # batching broadcasts such ops (differentiators/batching.py)
     return rule
 
 

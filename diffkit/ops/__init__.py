@@ -17,10 +17,10 @@ from .windows import *  # noqa: F401,F403
 from .convolution import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .indexing import *  # noqa: F401,F403
+from ._batch import NotBatchable  # noqa: F401
 
 from . import arithmetic, comparison, convolution, pooling, reduce, shape, special  # noqa: E402
 from . import indexing, transcendental, windows  # noqa: E402
-from . import numpy_api  # noqa: E402,F401  (numpy's functions on nodes)
 
 #: every builder of the op library, re-exported by ``diffkit``
 __all__ = [

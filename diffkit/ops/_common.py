@@ -26,8 +26,11 @@ def real(x):
     return x.real if x.dtype.kind == "c" else x
 
 
-def unary(name, impl, vjp, mp, sp, *, samples=S1, analytic=True, fold=None, exact=None, doc=""):
-    """Register an elementwise op of one input (its JVP derived from its VJP)."""
+def unary(
+    name, impl, vjp, mp, sp, *, samples=S1, analytic=True, fold=None, exact=None, doc="", **front
+):
+    """Register an elementwise op of one input (its JVP derived from its VJP); ``front``
+    holds the record's other fields (``names``, ``numpy``, ``sympy_from``...)."""
     return register(
         Op(
             name=name,
@@ -42,11 +45,15 @@ def unary(name, impl, vjp, mp, sp, *, samples=S1, analytic=True, fold=None, exac
             fold=fold,
             exact=exact,
             doc=doc,
+            kind="elementwise",
+            **front,
         )
     )
 
 
-def binary(name, impl, vjp, mp, sp, *, samples=None, analytic=True, fold=None, exact=None, doc=""):
+def binary(
+    name, impl, vjp, mp, sp, *, samples=None, analytic=True, fold=None, exact=None, doc="", **front
+):
     """Register an elementwise op of two broadcasting inputs."""
     return unary(
         name,
@@ -59,6 +66,7 @@ def binary(name, impl, vjp, mp, sp, *, samples=None, analytic=True, fold=None, e
         fold=fold,
         exact=exact,
         doc=doc,
+        **front,
     )
 
 

@@ -15,8 +15,8 @@ import mpmath
 import numpy as np
 import sympy
 
-from ..ir.node import apply, const, is_const
-from ..ir.op import Sample
+from ..ir.node import apply, as_node, const, is_const
+from ..ir.op import Sample, function
 from ..ir.shapes import broadcast
 from ._common import S1, binary, keep, unary
 
@@ -45,6 +45,8 @@ ADD = binary(
     fold=_fold_add,
     exact=lambda a, b: a + b,
     doc="a + b",
+    numpy=(np.add,),
+    sympy_from=(sympy.Add,),
 )
 
 
@@ -66,6 +68,7 @@ SUB = binary(
     fold=_fold_sub,
     exact=lambda a, b: a - b,
     doc="a - b",
+    numpy=(np.subtract,),
 )
 
 
@@ -90,6 +93,8 @@ MUL = binary(
     fold=_fold_mul,
     exact=lambda a, b: a * b,
     doc="a * b",
+    numpy=(np.multiply,),
+    sympy_from=(sympy.Mul,),
 )
 
 
@@ -115,6 +120,7 @@ DIV = binary(
     fold=_fold_div,
     exact=lambda a, b: a / b if b != 0 else None,
     doc="a / b",
+    numpy=(np.true_divide,),
 )
 
 
@@ -134,6 +140,7 @@ NEG = unary(
     fold=_fold_neg,
     exact=lambda a: -a,
     doc="-a",
+    numpy=(np.negative,),
 )
 
 
@@ -147,6 +154,16 @@ def _fold_pow(a, b):
 
 
 _POW_BITS = 4096
+
+
+def _pow_from_sympy(e, arg):
+    """SymPy writes square roots and reciprocals as powers."""
+    base, exponent = e.args
+    if exponent == sympy.Rational(1, 2):
+        return apply("sqrt", arg(base))
+    if exponent == -1:
+        return div(1, arg(base))
+    return power(arg(base), arg(exponent))
 
 
 def _pow_exact(a: Fraction, b: Fraction):
@@ -198,6 +215,9 @@ POW = binary(
     fold=_fold_pow,
     exact=_pow_exact,
     doc="a ** b",
+    names=("power",),
+    numpy=(np.power, np.float_power),
+    sympy_from={sympy.Pow: _pow_from_sympy},
 )
 
 
@@ -229,6 +249,10 @@ MOD = binary(
     analytic=False,
     exact=lambda a, b: a % b if b != 0 else None,
     doc="a mod b with the sign of b (numpy's mod, Python's %)",
+    names=("Mod", "remainder"),
+    numpy=(np.mod,),
+    sympy_from=(sympy.Mod,),
+    discontinuous=True,
 )
 
 
@@ -268,6 +292,7 @@ def power(a, b):
     return apply(POW, a, b)
 
 
+@function(numpy=(np.square,), names=("square",))
 def square(a):
     """a ** 2."""
     return apply(POW, a, 2)
@@ -285,3 +310,18 @@ def mod(a, b):
 
 
 remainder = mod
+
+
+@function(numpy=(np.positive,), names=())
+def positive(a):
+    """+a: ``a`` itself."""
+    return as_node(a)
+
+
+@function("product_of", names=("prod",), arity=(1, None))
+def _product_of(*args):
+    """The product of the arguments (the expression language's ``prod(a, b, c)``)."""
+    out = as_node(args[0])
+    for a in args[1:]:
+        out = mul(out, a)
+    return out

@@ -18,8 +18,8 @@ import mpmath
 import numpy as np
 import sympy
 
-from ..ir.node import apply
-from ..ir.op import ELEMENTWISE, Op, Sample, register
+from ..ir.node import apply, as_node, const
+from ..ir.op import builds, function, ELEMENTWISE, Op, Sample, register
 from ..ir.shapes import elementwise_shape
 from ._common import binary, binary_samples, real, unary
 
@@ -66,7 +66,7 @@ def _sympy_nan_guard(a, b, build, if_nan):
     return build()
 
 
-def _comparison(name, fn, sp, doc):
+def _comparison(name, fn, sp, doc, names=()):
     def impl(a, b):
         return fn(real(a), real(b)).astype(np.result_type(a, b))
 
@@ -85,6 +85,11 @@ def _comparison(name, fn, sp, doc):
             analytic=False,
             exact=lambda a, b: Fraction(int(bool(fn(a, b)))),
             doc=doc,
+            kind="elementwise",
+            names=names,
+            numpy=(fn,),
+            sympy_from=(sp,),
+            discontinuous=True,
         )
     )
 
@@ -95,8 +100,8 @@ GREATER_EQUAL = _comparison(
 )
 LESS = _comparison("less", np.less, sympy.StrictLessThan, "1 where a < b, else 0")
 LESS_EQUAL = _comparison("less_equal", np.less_equal, sympy.LessThan, "1 where a <= b, else 0")
-EQUAL = _comparison("equal", np.equal, sympy.Eq, "1 where a == b, else 0")
-NOT_EQUAL = _comparison("not_equal", np.not_equal, sympy.Ne, "1 where a != b, else 0")
+EQUAL = _comparison("equal", np.equal, sympy.Eq, "1 where a == b, else 0", ("Eq",))
+NOT_EQUAL = _comparison("not_equal", np.not_equal, sympy.Ne, "1 where a != b, else 0", ("Ne",))
 
 
 def greater(a, b):
@@ -168,21 +173,65 @@ SYMPY_ABS = type("Abs", (sympy.Abs,), {"_eval_derivative": _abs_derivative})
 _STEP_SAMPLES = (Sample(((),), zero_derivative=True), Sample(((3, 4),), zero_derivative=True))
 
 
-def _rounding(name, fn, mp, sp, exact, doc):
+def _jumps_at_integers(u):
+    # the derivative of a step function of u: 0 away from its jumps, undefined at them
+    return where(equal(u, apply("floor", u)), float("nan"), 0.0)
+
+
+def _rounding(name, fn, mp, sp, exact, doc, **front):
     def impl(x):
         if x.dtype.kind == "c":
             return fn(x.real).astype(x.dtype)
         return fn(x)
 
     return unary(
-        name, impl, _zero_vjp, mp, sp, samples=_STEP_SAMPLES, analytic=False, exact=exact, doc=doc
+        name,
+        impl,
+        _zero_vjp,
+        mp,
+        sp,
+        samples=_STEP_SAMPLES,
+        analytic=False,
+        exact=exact,
+        doc=doc,
+        discontinuous=True,
+        rules={"sympy_derivative": front.pop("jumps", _jumps_at_integers)},
+        **front,
     )
 
 
-FLOOR = _rounding("floor", np.floor, mpmath.floor, SYMPY_FLOOR, math.floor, "largest integer <= x")
-CEIL = _rounding("ceil", np.ceil, mpmath.ceil, SYMPY_CEILING, math.ceil, "smallest integer >= x")
+FLOOR = _rounding(
+    "floor",
+    np.floor,
+    mpmath.floor,
+    SYMPY_FLOOR,
+    math.floor,
+    "largest integer <= x",
+    numpy=(np.floor,),
+    sympy_from=(sympy.floor, SYMPY_FLOOR),
+)
+CEIL = _rounding(
+    "ceil",
+    np.ceil,
+    mpmath.ceil,
+    SYMPY_CEILING,
+    math.ceil,
+    "smallest integer >= x",
+    names=("ceiling",),
+    numpy=(np.ceil,),
+    sympy_from=(sympy.ceiling, SYMPY_CEILING),
+)
 ROUND = _rounding(
-    "round", np.round, mpmath.nint, SYMPY_ROUND, round, "nearest integer, halves to even"
+    "round",
+    np.round,
+    mpmath.nint,
+    SYMPY_ROUND,
+    round,
+    "nearest integer, halves to even",
+    numpy=(np.rint, np.round, np.around),
+    sympy_from=(SYMPY_ROUND,),
+    # round jumps at the halves
+    jumps=lambda u: where(equal(u - 0.5, apply("floor", u - 0.5)), float("nan"), 0.0),
 )
 TRUNC = _rounding(
     "trunc",
@@ -191,6 +240,8 @@ TRUNC = _rounding(
     SYMPY_TRUNC,
     math.trunc,
     "x rounded toward zero",
+    numpy=(np.trunc,),
+    sympy_from=(SYMPY_TRUNC,),
 )
 SIGN = unary(
     "sign",
@@ -202,6 +253,11 @@ SIGN = unary(
     samples=_STEP_SAMPLES,
     exact=lambda x: Fraction((x > 0) - (x < 0)),
     doc="sign, 0 at 0",
+    numpy=(np.sign,),
+    sympy_from=(sympy.sign, SYMPY_SIGN),
+    discontinuous=True,
+    # sign jumps at 0
+    rules={"sympy_derivative": lambda u: where(equal(u, 0), float("nan"), 0.0)},
 )
 STOP_GRADIENT = register(
     Op(
@@ -215,6 +271,7 @@ STOP_GRADIENT = register(
         samples=(Sample(((3,),), zero_derivative=True),),
         analytic=False,
         doc="identity whose derivative is zero",
+        kind="elementwise",
     )
 )
 
@@ -277,6 +334,9 @@ ABS = unary(
     analytic=False,
     exact=lambda x: -x if x < 0 else x,
     doc="|x|; derivative 0 at 0",
+    names=("Abs", "fabs"),
+    numpy=(np.absolute, np.fabs),
+    sympy_from=(sympy.Abs, SYMPY_ABS),
 )
 
 
@@ -323,6 +383,7 @@ MAXIMUM = binary(
     analytic=False,
     exact=lambda a, b: a if a >= b else b,
     doc="elementwise maximum",
+    numpy=(np.maximum,),
 )
 MINIMUM = binary(
     "minimum",
@@ -335,6 +396,7 @@ MINIMUM = binary(
     analytic=False,
     exact=lambda a, b: a if a <= b else b,
     doc="elementwise minimum",
+    numpy=(np.minimum,),
 )
 
 
@@ -389,10 +451,12 @@ CLIP = register(
         analytic=False,
         exact=lambda x, lo, hi: min(max(x, lo), hi),
         doc="x limited to [a_min, a_max]",
+        kind="elementwise",
     )
 )
 
 
+@builds(CLIP, numpy=(np.clip,))
 def clip(x, a_min=None, a_max=None):
     """x limited to [a_min, a_max] (numpy's ``clip``; ``None`` for no bound). The
     gradient passes where a_min <= x <= a_max, ends included, as PyTorch's ``clamp``.
@@ -408,6 +472,21 @@ def clip(x, a_min=None, a_max=None):
 
 
 # ---- selection ------------------------------------------------------------------------------
+
+
+def _piecewise_from_sympy(e, arg):
+    # Piecewise((v1, c1), (v2, c2), ...): the first true condition's value; NaN if none
+    out = const(float("nan"))
+    for pair in reversed(e.args):
+        value, condition = pair.args
+        out = where(arg(condition), arg(value), out)
+    return out
+
+
+def _dirac_from_sympy(e, arg):
+    # DiracDelta(u) and its derivatives DiracDelta(u, k): 0 where u != 0, undefined at 0
+    u = arg(e.args[0])
+    return where(equal(u, 0), float("nan"), 0.0)
 
 
 def _where_impl(c, a, b):
@@ -439,10 +518,17 @@ WHERE = register(
         exact=lambda c, a, b: a if c != 0 else b,
         nondiff_inputs=(0,),
         doc="a where c != 0, else b",
+        kind="elementwise",
+        sympy_from={
+            sympy.Piecewise: _piecewise_from_sympy,
+            sympy.ITE: lambda e, arg: where(*(arg(a) for a in e.args)),
+            sympy.DiracDelta: _dirac_from_sympy,
+        },
     )
 )
 
 
+@builds(WHERE, numpy=(np.where,))
 def where(condition, a, b):
     """``a`` where ``condition`` is nonzero, else ``b`` (``condition`` gets no derivative).
 
@@ -452,3 +538,62 @@ def where(condition, a, b):
     3.0
     """
     return apply(WHERE, condition, a, b)
+
+
+# ---- compositions the front doors reach: variadic max/min, logic, SymPy's step forms -------
+
+
+def _fold_left(fn, args):
+    out = args[0]
+    for a in args[1:]:
+        out = fn(out, a)
+    return out
+
+
+@function("max_of", names=("max", "Max"), sympy_from=(sympy.Max,), arity=(1, None))
+def _max_of(*args):
+    """The largest of the arguments (the expression language's ``max(a, b, c)``)."""
+    return _fold_left(maximum, args)
+
+
+@function("min_of", names=("min", "Min"), sympy_from=(sympy.Min,), arity=(1, None))
+def _min_of(*args):
+    """The smallest of the arguments."""
+    return _fold_left(minimum, args)
+
+
+@function("heaviside", names=("Heaviside", "heaviside"), numpy=(np.heaviside,),
+          sympy_from=(sympy.Heaviside,), arity=(1, 2))
+def heaviside(x, at_zero=Fraction(1, 2)):
+    """The step 1 for x > 0, ``at_zero`` at 0 (1/2 by default, as SymPy), 0 for x < 0."""
+    return greater(x, 0) + equal(x, 0) * at_zero
+
+
+@function("logical_and", numpy=(np.logical_and,), sympy_from=(sympy.And,), arity=(2, None))
+def logical_and(*args):
+    """1 where every argument is nonzero, else 0."""
+    return _fold_left(lambda a, b: not_equal(a, 0) * not_equal(b, 0), args)
+
+
+@function("logical_or", numpy=(np.logical_or,), sympy_from=(sympy.Or,), arity=(2, None))
+def logical_or(*args):
+    """1 where some argument is nonzero, else 0."""
+    return _fold_left(lambda a, b: maximum(not_equal(a, 0), not_equal(b, 0)), args)
+
+
+@function("logical_not", numpy=(np.logical_not,), sympy_from=(sympy.Not,))
+def logical_not(x):
+    """1 where x is 0, else 0."""
+    return equal(x, 0)
+
+
+@function("real", numpy=(np.real,), sympy_from=(sympy.re,))
+def real_part(x):
+    """The real part: the value itself, since the IR's values are real."""
+    return as_node(x)
+
+
+@function("imag", numpy=(np.imag,), sympy_from=(sympy.im,))
+def imag_part(x):
+    """The imaginary part: zero, since the IR's values are real."""
+    return as_node(x) * 0

@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.node import Node, ShapeError, apply, as_node
-from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, register
+from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, builds, function, register
+from ._batch import all_batched, batch_prefix, with_attrs
 from .shape import broadcast_to, reshape
 
 __all__ = ["getitem", "concatenate", "stack", "split", "pad", "repeat", "tile", "flip", "take"]
@@ -108,6 +109,17 @@ def _embed_shape(shapes, index, shape):
     return tuple(shape)
 
 
+def _batch_getitem(node, inputs, batch):
+    index = batch_prefix(node.attrs["index"], batch)
+    return with_attrs(node, all_batched(inputs, batch), index=index)
+
+
+def _batch_embed(node, inputs, batch):
+    index = batch_prefix(node.attrs["index"], batch)
+    shape = (batch,) + tuple(node.attrs["shape"])
+    return with_attrs(node, all_batched(inputs, batch), index=index, shape=shape)
+
+
 GETITEM = register(
     Op(
         name="getitem",
@@ -125,6 +137,7 @@ GETITEM = register(
         ),
         analytic=True,
         doc="basic indexing and slicing",
+        rules={"batch": _batch_getitem},
     )
 )
 EMBED = register(
@@ -148,10 +161,12 @@ EMBED = register(
         ),
         analytic=True,
         doc="the input placed at an index of a zero array (zero padding)",
+        rules={"batch": _batch_embed},
     )
 )
 
 
+@builds(GETITEM)
 def getitem(x, index) -> Node:
     """``x[index]``: integers, slices (any step), ``None`` and ``...``; one integer array
     (alone, or with full slices on the other axes) gathers along its axis.
@@ -231,6 +246,7 @@ GATHER = register(
         ),
         analytic=True,
         doc="rows at integer indices along an axis (np.take)",
+        kind="axis",
     )
 )
 SCATTER_ADD = register(
@@ -247,10 +263,12 @@ SCATTER_ADD = register(
         samples=(Sample(((5, 3),), {"indices": (0, 2, 0, 3, 0), "axis": 0, "size": 4}),),
         analytic=True,
         doc="rows added into zeros at integer indices along an axis (np.add.at)",
+        kind="axis",
     )
 )
 
 
+@builds(GATHER, numpy=(np.take,))
 def take(x, indices, axis: int = 0) -> Node:
     """The entries at integer ``indices`` along ``axis`` (``np.take``); repeated indices
     add up their gradients.
@@ -315,10 +333,12 @@ CONCATENATE = register(
         ),
         analytic=True,
         doc="arrays joined along an existing axis",
+        kind="axis",
     )
 )
 
 
+@builds(CONCATENATE, numpy=(np.concatenate,))
 def concatenate(arrays, axis: int = 0) -> Node:
     """Join arrays along an existing ``axis`` (``np.concatenate``)."""
     nodes = [as_node(a) for a in arrays]
@@ -334,6 +354,7 @@ def concatenate(arrays, axis: int = 0) -> Node:
     return apply(CONCATENATE, *nodes, axis=axis % ndim)
 
 
+@function(numpy=(np.stack,))
 def stack(arrays, axis: int = 0) -> Node:
     """Join arrays of one shape along a new ``axis`` (``np.stack``)."""
     nodes = [as_node(a) for a in arrays]
@@ -349,6 +370,7 @@ def stack(arrays, axis: int = 0) -> Node:
     return concatenate(expanded, axis=axis)
 
 
+@function(numpy=(np.split,))
 def split(x, indices_or_sections, axis: int = 0) -> list[Node]:
     """``x`` split along ``axis`` into equal sections or at indices (``np.split``)."""
     x = as_node(x)
@@ -371,6 +393,7 @@ def split(x, indices_or_sections, axis: int = 0) -> list[Node]:
     return parts
 
 
+@function(numpy=(np.pad,))
 def pad(x, pad_width, mode: str = "constant", constant_values: float = 0.0) -> Node:
     """``x`` padded with zeros (``np.pad`` in constant mode with value 0)."""
     x = as_node(x)
@@ -384,6 +407,7 @@ def pad(x, pad_width, mode: str = "constant", constant_values: float = 0.0) -> N
     return apply(EMBED, x, index=_normalize_index(index, shape, "pad"), shape=shape)
 
 
+@function(numpy=(np.repeat,))
 def repeat(x, repeats: int, axis: int | None = None) -> Node:
     """Each entry repeated ``repeats`` times along ``axis`` (``np.repeat``)."""
     x = as_node(x)
@@ -392,6 +416,7 @@ def repeat(x, repeats: int, axis: int | None = None) -> Node:
     return take(x, np.repeat(np.arange(x.shape[axis]), repeats), axis=axis)
 
 
+@function(numpy=(np.tile,))
 def tile(x, reps) -> Node:
     """``x`` repeated ``reps`` times along each axis (``np.tile``)."""
     x = as_node(x)
@@ -405,6 +430,7 @@ def tile(x, reps) -> Node:
     return reshape(out, tuple(r * d for r, d in zip(reps, shape)))
 
 
+@function(numpy=(np.flip,))
 def flip(x, axis=None) -> Node:
     """``x`` reversed along ``axis`` (all axes by default), as ``np.flip``."""
     x = as_node(x)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.node import Node, apply, as_node
-from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, Unsupported, register
+from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, Unsupported, builds, function, register
 from ..ir.shapes import normalize_axes, reduce_shape
 from .transcendental import exp
 from .shape import broadcast_to, reshape
@@ -78,10 +78,12 @@ SUM = register(
         analytic=True,
         fold=lambda x, axis=None, keepdims=False: x if axis == () else None,
         doc="sum over axes",
+        kind="reduction",
     )
 )
 
 
+@builds(SUM, numpy=(np.sum,))
 def sum(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
     """Sum of ``x`` over ``axis`` (all axes by default)."""
     x = as_node(x)
@@ -91,6 +93,7 @@ def sum(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-lik
     return apply(SUM, x, axis=axes, keepdims=bool(keepdims))
 
 
+@function(numpy=(np.mean,))
 def mean(x, axis=None, keepdims: bool = False) -> Node:
     """Mean of ``x`` over ``axis`` (all axes by default)."""
     x = as_node(x)
@@ -99,6 +102,7 @@ def mean(x, axis=None, keepdims: bool = False) -> Node:
     return sum(x, axes, keepdims) / float(n)
 
 
+@function(numpy=(np.var,))
 def var(x, axis=None, keepdims: bool = False, correction: int = 0) -> Node:
     """Variance over ``axis``: biased (``correction=0``) by default, as in batch norm."""
     x = as_node(x)
@@ -156,6 +160,7 @@ PROD_OTHERS = register(
         samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 2),), {"axis": (0, 2)})),
         analytic=True,
         doc="product of the other entries of each slice (the gradient of prod)",
+        kind="reduction",
     )
 )
 
@@ -191,10 +196,12 @@ PROD = register(
         ),
         analytic=True,
         doc="product over axes",
+        kind="reduction",
     )
 )
 
 
+@builds(PROD, numpy=(np.prod,))
 def prod(x, axis=None, keepdims: bool = False) -> Node:
     """Product of ``x`` over ``axis`` (all axes by default). Its gradient is the product
     of the other entries, exact where ``x`` has zeros (second derivatives need x != 0).
@@ -238,10 +245,12 @@ CUMSUM = register(
         ),
         analytic=True,
         doc="running sum along an axis",
+        kind="axis",
     )
 )
 
 
+@builds(CUMSUM, numpy=(np.cumsum,))
 def cumsum(x, axis: int | None = None) -> Node:
     """Running sum of ``x`` along ``axis`` (of the flattened ``x`` by default, as numpy).
 
@@ -290,10 +299,12 @@ ARGMAX_MASK = register(
         samples=(Sample(((3, 4),), {"axis": (1,)}, second_order=False),),
         analytic=False,
         doc="1 at the first maximum of each slice along axis, else 0",
+        kind="reduction",
     )
 )
 
 
+@builds(ARGMAX_MASK)
 def argmax_mask(x, axis=None) -> Node:
     """1.0 at the first maximum of each slice along ``axis``, 0.0 elsewhere."""
     x = as_node(x)
@@ -326,10 +337,12 @@ MAX = register(
         samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 4),), {"axis": (0, 2)})),
         analytic=False,
         doc="maximum over axes; derivative to the first maximum",
+        kind="reduction",
     )
 )
 
 
+@builds(MAX, numpy=(np.max, np.amax))
 def max(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
     """Maximum of ``x`` over ``axis``; the derivative goes to the first maximum."""
     x = as_node(x)
@@ -339,6 +352,7 @@ def max(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-lik
     return apply(MAX, x, axis=axes, keepdims=bool(keepdims))
 
 
+@function(numpy=(np.min, np.amin))
 def min(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
     """Minimum of ``x`` over ``axis``; the derivative goes to the first minimum."""
     return -max(-as_node(x), axis, keepdims)
@@ -378,10 +392,12 @@ LOGSUMEXP = register(
         samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((5,),), {"axis": (0,)})),
         analytic=True,
         doc="log(sum(exp(x))) over axes, computed stably",
+        kind="reduction",
     )
 )
 
 
+@builds(LOGSUMEXP)
 def logsumexp(x, axis=None, keepdims: bool = False) -> Node:
     """log(sum(exp(x))) over ``axis``, without overflow for large ``x``.
 
@@ -415,16 +431,19 @@ LOG_SOFTMAX = register(
         samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 2),), {"axis": (1,)})),
         analytic=True,
         doc="x - logsumexp(x) along an axis, computed stably",
+        kind="reduction",
     )
 )
 
 
+@builds(LOG_SOFTMAX)
 def log_softmax(x, axis: int = -1) -> Node:
     """log(softmax(x)) along ``axis``, computed stably from the logits."""
     x = as_node(x)
     return apply(LOG_SOFTMAX, x, axis=normalize_axes("log_softmax", axis, x.ndim))
 
 
+@function()
 def softmax(x, axis: int = -1) -> Node:
     """softmax(x) along ``axis`` (the exponential of ``log_softmax``)."""
     return exp(log_softmax(x, axis))

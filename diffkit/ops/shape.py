@@ -10,10 +10,35 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.node import Node, ShapeError, apply, as_node
-from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, register
+from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, builds, function, register
 from ..ir.shapes import broadcast
+from ._batch import all_batched, lift, with_attrs
 
 __all__ = ["reshape", "transpose", "broadcast_to", "matmul", "sum_to", "swapaxes"]
+
+
+# ---- batching rules (diffkit/ops/_batch.py) ----------------------------------------
+
+
+def _batch_reshape(node, inputs, batch):
+    return with_attrs(node, all_batched(inputs, batch), shape=(batch,) + node.attrs["shape"])
+
+
+def _batch_transpose(node, inputs, batch):
+    axes = (0,) + tuple(a + 1 for a in node.attrs["axes"])
+    return with_attrs(node, all_batched(inputs, batch), axes=axes)
+
+
+def _batch_broadcast_to(node, inputs, batch):
+    ((x, _),) = inputs
+    target = tuple(node.attrs["shape"])
+    return apply(node.op, lift(x, batch, len(target)), shape=(batch,) + target)
+
+
+def _batch_matmul(node, inputs, batch):
+    # the batch axis is one more leading axis of the stacked matrix product
+    ndim = max(len(i.shape) for i in node.inputs)
+    return apply(node.op, *(lift(x, batch, ndim) if b else x for x, b in inputs))
 
 
 # ---- reshape ---------------------------------------------------------------------
@@ -58,10 +83,12 @@ RESHAPE = register(
         analytic=True,
         fold=_fold_reshape,
         doc="the same entries in a new shape",
+        rules={"batch": _batch_reshape},
     )
 )
 
 
+@builds(RESHAPE, numpy=(np.reshape,))
 def reshape(x, shape) -> Node:
     """``x`` with a new shape (one entry may be -1)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
@@ -99,10 +126,12 @@ TRANSPOSE = register(
         analytic=True,
         fold=_fold_transpose,
         doc="permute the axes",
+        rules={"batch": _batch_transpose},
     )
 )
 
 
+@builds(TRANSPOSE, numpy=(np.transpose,))
 def transpose(x, axes=None) -> Node:
     """Permute the axes of ``x`` (reverse them by default)."""
     x = as_node(x)
@@ -119,6 +148,7 @@ def transpose(x, axes=None) -> Node:
     return apply(TRANSPOSE, x, axes=axes)
 
 
+@function(numpy=(np.swapaxes,))
 def swapaxes(x, a: int = -1, b: int = -2) -> Node:
     """``x`` with axes ``a`` and ``b`` exchanged."""
     x = as_node(x)
@@ -151,10 +181,12 @@ BROADCAST_TO = register(
         analytic=True,
         fold=lambda x, shape: x if x.shape == tuple(shape) else None,
         doc="replicate along new or unit axes",
+        rules={"batch": _batch_broadcast_to},
     )
 )
 
 
+@builds(BROADCAST_TO, numpy=(np.broadcast_to,))
 def broadcast_to(x, shape) -> Node:
     """``x`` replicated to ``shape`` under numpy's broadcasting rules."""
     return apply(BROADCAST_TO, x, shape=tuple(shape))
@@ -244,6 +276,7 @@ MATMUL = register(
         ),
         analytic=True,
         doc="matrix product with batch broadcasting",
+        rules={"batch": _batch_matmul},
     )
 )
 
@@ -258,6 +291,7 @@ def _sum_tangents(*ts):
     return out
 
 
+@builds(MATMUL, numpy=(np.matmul,))
 def matmul(a, b) -> Node:
     """The matrix product ``a @ b``, with numpy's rules for 1-D and batched operands.
 
@@ -290,3 +324,14 @@ def matmul(a, b) -> Node:
     if vb:
         return reshape(out, out.shape[:-1])
     return out
+
+
+@function(numpy=(np.dot,))
+def dot(a, b) -> Node:
+    """numpy's ``dot``: a product for scalars, else the matrix product (for 2-D and 1-D)."""
+    a, b = as_node(a), as_node(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    if b.ndim > 2:
+        raise ShapeError(f"dot: arrays of more than 2 dimensions are not supported, got {b.shape}")
+    return matmul(a, b)

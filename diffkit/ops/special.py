@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mpmath
 import numpy as np
+import scipy.special
 import sympy
 
 from ..ir.custom import custom_op
@@ -33,6 +34,7 @@ sigmoid = custom_op(
     mpmath=lambda x: 1 / (1 + mpmath.exp(-x)),
     sympy=lambda x: 1 / (1 + sympy.exp(-x)),
     doc="1 / (1 + exp(-x)), the logistic function",
+    numpy=(scipy.special.expit,),
 )
 
 

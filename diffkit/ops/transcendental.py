@@ -53,6 +53,13 @@ __all__ = [
 ]
 
 
+def _log_builder(x, base=None):
+    """Natural logarithm; with ``base``, the logarithm to that base."""
+    if base is None:
+        return apply("log", x)
+    return apply("div", apply("log", x), apply("log", base))
+
+
 # exact constants of the rules (nodes, so that mpmath and SymPy see ln 2, not its float)
 def _ln(base):
     return log(base)
@@ -96,6 +103,8 @@ EXP = unary(
     mpmath.exp,
     sympy.exp,
     doc="e ** x",
+    numpy=(np.exp,),
+    sympy_from=(sympy.exp,),
 )
 EXP2 = unary(
     "exp2",
@@ -104,6 +113,8 @@ EXP2 = unary(
     lambda x: mpmath.power(2, x),
     cfunctions.exp2,
     doc="2 ** x",
+    numpy=(np.exp2,),
+    sympy_from=(cfunctions.exp2,),
 )
 EXPM1 = unary(
     "expm1",
@@ -112,6 +123,8 @@ EXPM1 = unary(
     mpmath.expm1,
     cfunctions.expm1,
     doc="e ** x - 1, accurate for small x",
+    numpy=(np.expm1,),
+    sympy_from=(cfunctions.expm1,),
 )
 LOG = unary(
     "log",
@@ -121,6 +134,11 @@ LOG = unary(
     sympy.log,
     samples=_samples(**POS),
     doc="natural logarithm",
+    names=("ln",),
+    numpy=(np.log,),
+    sympy_from=(sympy.log,),
+    arity=(1, 2),
+    builder=_log_builder,
 )
 LOG2 = unary(
     "log2",
@@ -130,6 +148,8 @@ LOG2 = unary(
     cfunctions.log2,
     samples=_samples(**POS),
     doc="base-2 logarithm",
+    numpy=(np.log2,),
+    sympy_from=(cfunctions.log2,),
 )
 LOG10 = unary(
     "log10",
@@ -139,6 +159,8 @@ LOG10 = unary(
     cfunctions.log10,
     samples=_samples(**POS),
     doc="base-10 logarithm",
+    numpy=(np.log10,),
+    sympy_from=(cfunctions.log10,),
 )
 LOG1P = unary(
     "log1p",
@@ -148,6 +170,8 @@ LOG1P = unary(
     cfunctions.log1p,
     samples=_samples(-0.5, 2.0),
     doc="log(1 + x), accurate for small x",
+    numpy=(np.log1p,),
+    sympy_from=(cfunctions.log1p,),
 )
 
 # ---- trigonometric functions and their inverses --------------------------------------------
@@ -159,6 +183,8 @@ SIN = unary(
     mpmath.sin,
     sympy.sin,
     doc="sine",
+    numpy=(np.sin,),
+    sympy_from=(sympy.sin,),
 )
 COS = unary(
     "cos",
@@ -167,6 +193,8 @@ COS = unary(
     mpmath.cos,
     sympy.cos,
     doc="cosine",
+    numpy=(np.cos,),
+    sympy_from=(sympy.cos,),
 )
 TAN = unary(
     "tan",
@@ -176,6 +204,8 @@ TAN = unary(
     sympy.tan,
     samples=_samples(-1.2, 1.2),
     doc="tangent",
+    numpy=(np.tan,),
+    sympy_from=(sympy.tan,),
 )
 ARCSIN = unary(
     "arcsin",
@@ -185,6 +215,9 @@ ARCSIN = unary(
     sympy.asin,
     samples=_samples(-0.9, 0.9),
     doc="inverse sine, in [-pi/2, pi/2]",
+    names=("asin",),
+    numpy=(np.arcsin,),
+    sympy_from=(sympy.asin,),
 )
 ARCCOS = unary(
     "arccos",
@@ -194,6 +227,9 @@ ARCCOS = unary(
     sympy.acos,
     samples=_samples(-0.9, 0.9),
     doc="inverse cosine, in [0, pi]",
+    names=("acos",),
+    numpy=(np.arccos,),
+    sympy_from=(sympy.acos,),
 )
 ARCTAN = unary(
     "arctan",
@@ -202,6 +238,9 @@ ARCTAN = unary(
     mpmath.atan,
     sympy.atan,
     doc="inverse tangent",
+    names=("atan",),
+    numpy=(np.arctan,),
+    sympy_from=(sympy.atan,),
 )
 
 # ---- hyperbolic functions and their inverses -----------------------------------------------
@@ -213,6 +252,8 @@ SINH = unary(
     mpmath.sinh,
     sympy.sinh,
     doc="hyperbolic sine",
+    numpy=(np.sinh,),
+    sympy_from=(sympy.sinh,),
 )
 COSH = unary(
     "cosh",
@@ -221,6 +262,8 @@ COSH = unary(
     mpmath.cosh,
     sympy.cosh,
     doc="hyperbolic cosine",
+    numpy=(np.cosh,),
+    sympy_from=(sympy.cosh,),
 )
 TANH = unary(
     "tanh",
@@ -229,6 +272,8 @@ TANH = unary(
     mpmath.tanh,
     sympy.tanh,
     doc="hyperbolic tangent",
+    numpy=(np.tanh,),
+    sympy_from=(sympy.tanh,),
 )
 ARCSINH = unary(
     "arcsinh",
@@ -237,6 +282,9 @@ ARCSINH = unary(
     mpmath.asinh,
     sympy.asinh,
     doc="inverse hyperbolic sine",
+    names=("asinh",),
+    numpy=(np.arcsinh,),
+    sympy_from=(sympy.asinh,),
 )
 ARCCOSH = unary(
     "arccosh",
@@ -247,6 +295,9 @@ ARCCOSH = unary(
     sympy.acosh,
     samples=_samples(1.2, 3.0),
     doc="inverse hyperbolic cosine, for x >= 1",
+    names=("acosh",),
+    numpy=(np.arccosh,),
+    sympy_from=(sympy.acosh,),
 )
 ARCTANH = unary(
     "arctanh",
@@ -256,6 +307,9 @@ ARCTANH = unary(
     sympy.atanh,
     samples=_samples(-0.9, 0.9),
     doc="inverse hyperbolic tangent, for |x| < 1",
+    names=("atanh",),
+    numpy=(np.arctanh,),
+    sympy_from=(sympy.atanh,),
 )
 
 # ---- roots and the error function -----------------------------------------------------------
@@ -281,6 +335,7 @@ SQRT = unary(
     sympy.sqrt,
     samples=_samples(**POS),
     doc="square root",
+    numpy=(np.sqrt,),
 )
 CBRT = unary(
     "cbrt",
@@ -293,6 +348,7 @@ CBRT = unary(
         Sample(((3, 4),), make=lambda rng: [_away_from_zero(rng, (3, 4))]),
     ),
     doc="real cube root (negative for negative x)",
+    numpy=(np.cbrt,),
 )
 ERF = unary(
     "erf",
@@ -302,6 +358,8 @@ ERF = unary(
     mpmath.erf,
     sympy.erf,
     doc="the error function",
+    numpy=(scipy.special.erf,),
+    sympy_from=(sympy.erf,),
 )
 ERFC = unary(
     "erfc",
@@ -311,6 +369,8 @@ ERFC = unary(
     mpmath.erfc,
     sympy.erfc,
     doc="1 - erf x, accurate where erf x is near 1",
+    numpy=(scipy.special.erfc,),
+    sympy_from=(sympy.erfc,),
 )
 
 # ---- binary functions ------------------------------------------------------------------------
@@ -365,6 +425,9 @@ ARCTAN2 = binary(
         ),
     ),
     doc="the angle of the point (x, y), in (-pi, pi]",
+    names=("atan2",),
+    numpy=(np.arctan2,),
+    sympy_from=(sympy.atan2,),
 )
 HYPOT = binary(
     "hypot",
@@ -374,6 +437,8 @@ HYPOT = binary(
     cfunctions.hypot,
     samples=binary_samples(low=0.3, high=2.0),
     doc="sqrt(a^2 + b^2), without overflow",
+    numpy=(np.hypot,),
+    sympy_from=(cfunctions.hypot,),
 )
 LOGADDEXP = binary(
     "logaddexp",
@@ -383,6 +448,8 @@ LOGADDEXP = binary(
     lambda a, b: mpmath.log(mpmath.exp(a) + mpmath.exp(b)),
     numpy_nodes.logaddexp,
     doc="log(e^a + e^b), without overflow",
+    numpy=(np.logaddexp,),
+    sympy_from=(numpy_nodes.logaddexp,),
 )
 
 
@@ -399,7 +466,8 @@ def _builder(record, doc):
 exp = _builder(EXP, "e ** x.")
 exp2 = _builder(EXP2, "2 ** x.")
 expm1 = _builder(EXPM1, "e ** x - 1, accurate for small x.")
-log = _builder(LOG, "Natural logarithm.")
+log = _log_builder
+log.__name__ = log.__qualname__ = "log"
 log2 = _builder(LOG2, "Base-2 logarithm.")
 log10 = _builder(LOG10, "Base-10 logarithm.")
 log1p = _builder(LOG1P, "log(1 + x), accurate for small x.")
