@@ -118,8 +118,11 @@ class Node:
 
     # -- numpy's functions on nodes ---------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        record = front_index()["numpy"].get(ufunc)
-        if method != "__call__" or record is None or kwargs:
+        key = ufunc if method == "__call__" else (ufunc, method)
+        record = front_index()["numpy"].get(key)
+        if method != "__call__" and record is not None:
+            return record.build(*inputs, **kwargs)
+        if record is None or kwargs:
             what = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
             extra = f" with {', '.join(kwargs)}=" if kwargs and record is not None else ""
             raise TypeError(f"diffkit does not support numpy's {what}{extra} on IR nodes")
@@ -239,6 +242,77 @@ class Node:
     @property
     def T(self):
         return self.transpose()
+
+    def _numpy(self, name: str, *args, **kwargs):
+        """numpy's function ``name`` on this node, through the registry."""
+        fn = getattr(np, name)
+        record = front_index()["numpy"].get(fn)
+        if record is None:
+            raise TypeError(f"diffkit does not support numpy's {name} on IR nodes")
+        return record.build(self, *args, **kwargs)
+
+    def flatten(self):
+        return self._numpy("ravel")
+
+    def ravel(self):
+        return self._numpy("ravel")
+
+    def squeeze(self, axis=None):
+        return self._numpy("squeeze", axis=axis)
+
+    def astype(self, dtype):
+        """The node itself for a float dtype: the IR computes in the dtype of its inputs."""
+        if np.dtype(dtype).kind not in "fc":
+            raise TypeError(
+                f"astype: the IR holds real or complex values; an integer or boolean dtype "
+                f"({np.dtype(dtype)}) has no derivative (use dk.floor or a comparison)"
+            )
+        return self
+
+    def std(self, axis=None, ddof=0, keepdims=False):
+        return self._numpy("std", axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False):
+        return self._numpy("var", axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        return self._numpy("prod", axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return self._numpy("min", axis=axis, keepdims=keepdims)
+
+    def cumsum(self, axis=None):
+        return self._numpy("cumsum", axis=axis)
+
+    def cumprod(self, axis=None):
+        return self._numpy("cumprod", axis=axis)
+
+    def clip(self, min=None, max=None):  # noqa: A002 - numpy's names
+        return self._numpy("clip", min, max)
+
+    def dot(self, other):
+        return self._numpy("dot", other)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        return self._numpy("trace", offset=offset, axis1=axis1, axis2=axis2)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return self._numpy("diagonal", offset=offset, axis1=axis1, axis2=axis2)
+
+    def swapaxes(self, axis1, axis2):
+        return self._numpy("swapaxes", axis1, axis2)
+
+    def repeat(self, repeats, axis=None):
+        return self._numpy("repeat", repeats, axis=axis)
+
+    def take(self, indices, axis=None):
+        return self._numpy("take", indices, axis=axis)
+
+    def conj(self):
+        return self._numpy("conj")
+
+    def round(self, decimals=0):
+        return self._numpy("round", decimals=decimals)
 
 
 _INFIX_OPS = {

@@ -141,7 +141,8 @@ class Op:
         names: the names the expression language accepts for it (``("arcsin", "asin")``);
             none for tensor ops.
         numpy: the numpy ufuncs and functions it implements (``np.arcsin``): on IR nodes
-            they call its builder.
+            they call its builder. A ufunc's method is written ``(np.maximum,
+            "accumulate")``.
         sympy_from: SymPy classes that convert back into the op: a tuple of classes (the
             builder is called on the converted arguments, folded left when SymPy gives
             more of them, as for ``Add``) or a dict class -> ``(expr, arg) -> node`` where
@@ -225,6 +226,9 @@ class Function:
         sympy_from: SymPy classes that convert into it (as :class:`Op`'s).
         arity: ``(fewest, most)`` arguments in the expression language (most ``None``:
             any number).
+        samples: inputs on which the registry tests check it (values against its first
+            numpy function, derivatives against finite differences); ``attrs`` are
+            keyword arguments.
         doc: one line describing it.
     """
 
@@ -234,6 +238,7 @@ class Function:
     numpy: tuple = ()
     sympy_from: Any = ()
     arity: tuple = (1, 1)
+    samples: tuple = ()
     doc: str = ""
 
     def __repr__(self) -> str:
@@ -351,6 +356,7 @@ def function(
     numpy: tuple = (),
     sympy_from: Any = (),
     arity: tuple = (1, 1),
+    samples: tuple = (),
     doc: str = "",
 ):
     """Decorator registering the function below as a composite :class:`Function`."""
@@ -364,6 +370,7 @@ def function(
                 numpy=tuple(numpy),
                 sympy_from=sympy_from,
                 arity=arity,
+                samples=tuple(samples),
                 doc=doc or (builder.__doc__ or "").strip().split("\n")[0],
             )
         )
