@@ -243,6 +243,11 @@ class Node:
     def T(self):
         return self.transpose()
 
+    @property
+    def at(self):
+        """Functional updates at an index, as JAX's: ``x.at[i].set(v)``, ``x.at[i].add(v)``."""
+        return functions()["at"].build(self)
+
     def _numpy(self, name: str, *args, **kwargs):
         """numpy's function ``name`` on this node, through the registry."""
         fn = getattr(np, name)
