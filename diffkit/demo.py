@@ -74,8 +74,15 @@ def run_study(name: str, out: Path, quick: bool = False, executor=None) -> dict:
 
 
 def check_report_output(out: Path, quick: bool) -> Path:
-    """Refuse a quick run's output inside the committed ``reports/`` (reduced grids would
-    replace the full reports there)."""
+    """Check ``out`` before any work: refuse a quick run's output inside the committed
+    ``reports/`` (reduced grids would replace the full reports there), a path that is a
+    file, and a place that cannot be written; ``out`` is created if needed.
+
+    Raises:
+        StudyError: one line naming ``--out`` and the path.
+    """
+    import os
+
     out = Path(out)
     target = out.resolve()
     if quick and (target == COMMITTED_REPORTS or COMMITTED_REPORTS in target.parents):
@@ -83,6 +90,15 @@ def check_report_output(out: Path, quick: bool) -> Path:
             f"--out {out}: --quick runs reduced grids and never writes into the committed "
             f"reports ({COMMITTED_REPORTS}); choose another --out"
         )
+    if out.exists() and not out.is_dir():
+        raise StudyError(f"--out {out}: is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise StudyError(f"--out {out}: cannot write there ({err.strerror or err})") from None
     return out
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "expression_and_point",
     "add_executor_flags",
     "executor_from_args",
+    "check_output_file",
 ]
 
 
@@ -66,6 +67,8 @@ def parse_point(items: Sequence[str]) -> dict:
             if "=" not in part:
                 raise UsageError(f"--at: expected NAME=VALUE, got {part!r}")
             name, value = part.split("=", 1)
+            if name.strip() in at:
+                raise UsageError(f"--at: {name.strip()!r} is given twice")
             try:
                 at[name.strip()] = float(value)
             except ValueError:
@@ -93,6 +96,29 @@ def expression_and_point(args, required: bool = True):
     if extra:
         raise UsageError(f"--at: {extra[0]!r} is not a variable of the expression")
     return f, at, names
+
+
+def check_output_file(path: str, flag: str = "--out") -> None:
+    """Refuse, before any work, an output file that cannot be written: a directory, a
+    path under a file or a missing directory, a place without write permission."""
+    import os
+    from pathlib import Path
+
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory, not a file")
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise UsageError(f"{flag} {path}: cannot write there ({parent} {what})")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise UsageError(f"{flag} {path}: cannot write there (permission denied)")
+    probe = parent / f".probe-{os.getpid()}"
+    try:  # a file written and removed: the one test that no permission bit can fool
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot write there ({err.strerror or err})") from None
 
 
 def add_executor_flags(p) -> None:

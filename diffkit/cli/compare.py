@@ -11,7 +11,7 @@ def run(args) -> int:
     import diffkit as dk
 
     f, at, names = expression_and_point(args)
-    wrt = args.wrt or names[0]
+    wrt = args.wrt if args.wrt is not None else names[0]
     if wrt not in names:
         raise UsageError(f"--wrt: {wrt!r} is not a variable of the expression ({', '.join(names)})")
     methods = None

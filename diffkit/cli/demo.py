@@ -8,10 +8,13 @@ from .base import UsageError, add_executor_flags, executor_from_args
 
 
 def run(args) -> int:
-    from ..demo import StudyError, run_demo
+    from pathlib import Path
+
+    from ..demo import StudyError, check_report_output, run_demo
     from ..tasks import TasksFailed
 
     try:
+        check_report_output(Path(args.out), args.quick)  # before any work
         with executor_from_args(args) as ex:
             return run_demo(quick=args.quick, out=args.out, executor=ex)
     except StudyError as err:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from .base import UsageError, expression_and_point
+from .base import UsageError, check_output_file, expression_and_point
 
 
 def run(args) -> int:
     import diffkit as dk
 
-    f, at, _ = expression_and_point(args, required=False)
     if not args.out.lower().endswith((".png", ".svg", ".pdf")):
         raise UsageError(f"--out: {args.out!r} should name a .png, .svg or .pdf file")
+    check_output_file(args.out)
+    f, at, _ = expression_and_point(args, required=False)
     try:
         info = dk.viz.draw_graph(f, at=at or None, path=args.out)
     except dk.viz.GraphTooLarge as err:

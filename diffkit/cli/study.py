@@ -15,6 +15,8 @@ def run(args) -> int:
 
     names = STUDIES if args.name == "all" else [args.name]
     try:
+        if args.out and len(names) > 1:  # the directory that holds every study's
+            check_report_output(Path(args.out), args.quick)
         outs = []
         for name in names:
             if name not in STUDIES:
