@@ -415,10 +415,20 @@ def internal_variable(name: str, shape: Iterable[int] = ()) -> Node:
 
 
 def _variable(name: str, shape) -> Node:
-    try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
         raise ShapeError(f"variable {name!r}: shape must be a tuple of integers, got {shape!r}")
+    shape = tuple(shape)
+    bad = [
+        d for d in shape if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer))
+    ]
+    if bad:
+        raise ShapeError(
+            f"variable {name!r}: shape must be a tuple of non-negative integers, got {shape!r} "
+            f"({bad[0]!r} is a {type(bad[0]).__name__})"
+        )
+    shape = tuple(int(d) for d in shape)
     if any(d < 0 for d in shape):
         raise ShapeError(f"variable {name!r}: negative dimension in shape {shape}")
     return _intern(("var", name, shape), lambda: Node("var", None, (), {}, shape, name=name))

@@ -94,6 +94,8 @@ class Sample:
         make: optional ``rng -> list of arrays`` replacing the uniform draw.
         zero_derivative: the op's derivative is zero by definition, though its
             values change (``stop_gradient``): checked against zero, not differences.
+        pack: the inputs go to a :class:`Function`'s builder as one list (``np.stack``'s
+            ``arrays``).
     """
 
     shapes: tuple
@@ -104,6 +106,7 @@ class Sample:
     second_order: bool = True
     make: Callable | None = None
     zero_derivative: bool = False
+    pack: bool = False
 
 
 @dataclass(frozen=True, eq=False)
