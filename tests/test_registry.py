@@ -130,3 +130,185 @@ def test_complex_step_through_op(name):
     cs = np.imag(dk.evaluate(f, shifted)) / h
     _, tangent = dk.jvp(f, at, u)
     assert abs(cs - tangent) <= 1e-12 * max(1.0, abs(tangent))
+
+
+# ---- what the registry promises: every front door and rule kind reads it ----------------
+
+from diffkit.differentiators.batching import NotBatchable, batch_graph  # noqa: E402
+from diffkit.ir.op import front_index, functions  # noqa: E402
+
+FUNCS = functions()
+FCASES = [(name, i) for name, fn in sorted(FUNCS.items()) for i in range(len(fn.samples))]
+
+
+def test_every_function_has_samples():
+    missing = [name for name, fn in FUNCS.items() if not fn.samples]
+    assert not missing, f"functions without test samples: {missing}"
+
+
+def test_every_scalar_op_parses_and_every_numpy_function_dispatches():
+    index = front_index()
+    for name, op in OPS.items():
+        if op.kind == "elementwise":
+            assert index["names"].get(name) is op, f"{name}: not in the expression language"
+        for fn in op.numpy:
+            assert index["numpy"][fn] is op, f"{name}: numpy's {fn} does not reach it"
+    for name, fn in FUNCS.items():
+        for f in fn.numpy:
+            assert index["numpy"][f] is fn, f"{name}: numpy's {f} does not reach it"
+
+
+def _draw(sample, rng):
+    if sample.make is not None:
+        return [np.asarray(v, dtype=float) for v in sample.make(rng)]
+    return [rng.uniform(sample.low, sample.high, s) for s in sample.shapes]
+
+
+def _numpy_name(fn) -> str:
+    return getattr(fn, "__name__", repr(fn))
+
+
+VALUE_CASES = [
+    (name, i, k)
+    for name, op in sorted(OPS.items())
+    for i, smp in enumerate(op.samples)
+    for k, fn in enumerate(op.numpy)
+    if not smp.attrs and not isinstance(fn, tuple)
+]
+
+
+@pytest.mark.parametrize("name,index,k", VALUE_CASES)
+def test_numpy_function_on_nodes_matches_numpy(name, index, k):
+    """numpy's function called on nodes builds the op, whose value is numpy's."""
+    op = OPS[name]
+    fn = op.numpy[k]
+    values = _draw(op.samples[index], np.random.default_rng(index))
+    nodes = [dk.variable(f"in{i}", np.shape(v)) for i, v in enumerate(values)]
+    at = {f"in{i}": v for i, v in enumerate(values)}
+    with np.errstate(all="ignore"):
+        expected = fn(*values)
+        got = dk.evaluate(fn(*nodes), at)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13, equal_nan=True)
+
+
+@pytest.mark.parametrize("name,index", FCASES)
+def test_function_values_and_derivatives(name, index):
+    """A composite: its value against its numpy function, its derivatives against
+    central differences (to second order unless the sample says not)."""
+    fn = FUNCS[name]
+    sample = fn.samples[index]
+    rng = np.random.default_rng(index + 5)
+    values = _draw(sample, rng)
+    nodes, at = [], {}
+    for i, v in enumerate(values):
+        if i in sample.const:
+            nodes.append(dk.const(v))
+        else:
+            nodes.append(dk.variable(f"in{i}", np.shape(v)))
+            at[f"in{i}"] = v
+    args = [nodes] if sample.pack else nodes
+    out = fn.build(*args, **sample.attrs)
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    plain = [f for f in fn.numpy if not isinstance(f, tuple)]
+    if plain:
+        with np.errstate(all="ignore"):
+            expected = plain[0](*([values] if sample.pack else values), **sample.attrs)
+        expected = list(expected) if isinstance(expected, (list, tuple)) else [expected]
+        for o, e in zip(outs, expected, strict=True):
+            np.testing.assert_allclose(dk.evaluate(o, at), e, rtol=1e-12, atol=1e-12)
+    if not at or sample.zero_derivative:
+        return
+    total = None
+    for o in outs:
+        w = rng.standard_normal(o.shape)
+        term = dk.sum(o * dk.const(w)) if o.shape else o * float(w)
+        total = term if total is None else total + term
+    dk.check_grads(total, at, order=2 if sample.second_order else 1)
+
+
+BATCH_CASES = [
+    (name, i)
+    for name, op in sorted(OPS.items())
+    if op.rule("batch") is not None
+    for i, smp in enumerate(op.samples)
+]
+
+
+@pytest.mark.parametrize("name,index", BATCH_CASES)
+def test_batched_op_matches_a_loop(name, index):
+    """An op's batching rule computes B cases at once exactly as B separate evaluations."""
+    op = OPS[name]
+    sample = op.samples[index]
+    rng = np.random.default_rng(index + 13)
+    cases = [_draw(sample, rng) for _ in range(3)]
+    nodes, batched, at_b = [], {}, {}
+    for i, v in enumerate(cases[0]):
+        if i in sample.const or i in op.nondiff_inputs:
+            nodes.append(dk.const(v))
+            continue
+        var = dk.variable(f"in{i}", np.shape(v))
+        nodes.append(var)
+        bvar = dk.variable(f"in{i}_batched", (3,) + np.shape(v))
+        batched[var] = bvar
+        at_b[bvar.name] = np.stack([c[i] for c in cases])
+    if not batched:
+        pytest.skip(f"{name}: sample {index} has no input to batch")
+    out = dk.apply(op, *nodes, **sample.attrs)
+    try:
+        ((bout, is_batched),) = batch_graph([out], batched, 3)
+    except NotBatchable as err:  # a rule may decline some attributes, saying so
+        assert name in str(err)
+        return
+    assert is_batched
+    with np.errstate(all="ignore"):
+        got = dk.evaluate(bout, at_b)
+        for k, case in enumerate(cases):
+            at = {v.name: case[int(v.name[2:])] for v in batched}
+            np.testing.assert_allclose(got[k], dk.evaluate(out, at), rtol=1e-13, atol=1e-13)
+
+
+def _empty_variant(sample):
+    """The sample's shapes with a leading axis of length 0 (every input whose leading axis
+    matches the first one's), or None where no input has an axis."""
+    shapes = [tuple(s) for s in sample.shapes]
+    if not shapes or not shapes[0]:
+        return None
+    lead = shapes[0][0]
+    return [(0,) + s[1:] if s and s[0] == lead else s for s in shapes]
+
+
+EMPTY_CASES = [
+    (name, i)
+    for name, op in sorted(OPS.items())
+    for i, smp in enumerate(op.samples)
+    if smp.make is None and _empty_variant(smp) is not None
+]
+
+
+@pytest.mark.parametrize("name,index", EMPTY_CASES)
+def test_zero_size_inputs(name, index):
+    """Wherever the shape rule allows an empty input, the op runs forward and reverse
+    with the shapes numpy gives (JAX and PyTorch return empty results, not errors)."""
+    op = OPS[name]
+    sample = op.samples[index]
+    shapes = _empty_variant(sample)
+    nodes, at = [], {}
+    for i, s in enumerate(shapes):
+        value = np.ones(s)
+        if i in sample.const or i in op.nondiff_inputs:
+            nodes.append(dk.const(value))
+        else:
+            nodes.append(dk.variable(f"in{i}", s))
+            at[f"in{i}"] = value
+    try:
+        out = dk.apply(op, *nodes, **sample.attrs)
+    except (dk.ShapeError, ValueError, IndexError):
+        return  # the shape rule refuses an empty input here, with a message
+    value = dk.evaluate(out, at)
+    assert np.shape(value) == out.shape
+    if not at or not op.differentiable:
+        return
+    f = dk.sum(out)
+    grads = dk.gradient(f, at)
+    for k, v in at.items():
+        assert np.shape(grads[k]) == np.shape(v), k

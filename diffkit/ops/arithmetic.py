@@ -292,7 +292,7 @@ def power(a, b):
     return apply(POW, a, b)
 
 
-@function(numpy=(np.square,), names=("square",))
+@function(numpy=(np.square,), names=("square",), samples=S1)
 def square(a):
     """a ** 2."""
     return apply(POW, a, 2)
@@ -312,13 +312,18 @@ def mod(a, b):
 remainder = mod
 
 
-@function(numpy=(np.positive,), names=())
+@function(numpy=(np.positive,), samples=S1)
 def positive(a):
     """+a: ``a`` itself."""
     return as_node(a)
 
 
-@function("product_of", names=("prod",), arity=(1, None))
+@function(
+    "product_of",
+    names=("prod",),
+    arity=(1, None),
+    samples=(Sample(((), (), ())), Sample(((3, 1), (4,), (3, 4)))),
+)
 def _product_of(*args):
     """The product of the arguments (the expression language's ``prod(a, b, c)``)."""
     out = as_node(args[0])

@@ -543,6 +543,14 @@ def where(condition, a, b):
 # ---- compositions the front doors reach: variadic max/min, logic, SymPy's step forms -------
 
 
+def _some_zeros(rng, shape):
+    return rng.uniform(-2, 2, shape) * (rng.uniform(size=shape) > 0.4)
+
+
+def _two_masks(rng):
+    return [_some_zeros(rng, (3, 4)), _some_zeros(rng, (4,))]
+
+
 def _fold_left(fn, args):
     out = args[0]
     for a in args[1:]:
@@ -550,50 +558,90 @@ def _fold_left(fn, args):
     return out
 
 
-@function("max_of", names=("max", "Max"), sympy_from=(sympy.Max,), arity=(1, None))
+@function(
+    "max_of",
+    names=("max", "Max"),
+    sympy_from=(sympy.Max,),
+    arity=(1, None),
+    samples=(Sample(((), (), ())), Sample(((3, 4), (4,)))),
+)
 def _max_of(*args):
     """The largest of the arguments (the expression language's ``max(a, b, c)``)."""
     return _fold_left(maximum, args)
 
 
-@function("min_of", names=("min", "Min"), sympy_from=(sympy.Min,), arity=(1, None))
+@function(
+    "min_of",
+    names=("min", "Min"),
+    sympy_from=(sympy.Min,),
+    arity=(1, None),
+    samples=(Sample(((), (), ())), Sample(((3, 4), (4,)))),
+)
 def _min_of(*args):
     """The smallest of the arguments."""
     return _fold_left(minimum, args)
 
 
-@function("heaviside", names=("Heaviside", "heaviside"), numpy=(np.heaviside,),
-          sympy_from=(sympy.Heaviside,), arity=(1, 2))
+@function(
+    "heaviside",
+    names=("Heaviside", "heaviside"),
+    numpy=(np.heaviside,),
+    sympy_from=(sympy.Heaviside,),
+    arity=(1, 2),
+    samples=(
+        # x on the integers, so some entries sit at the step: differentiated in at_zero only
+        Sample(
+            ((3, 4), ()), const=(0,), make=lambda rng: [np.round(rng.uniform(-2, 2, (3, 4))), 0.25]
+        ),
+    ),
+)
 def heaviside(x, at_zero=Fraction(1, 2)):
     """The step 1 for x > 0, ``at_zero`` at 0 (1/2 by default, as SymPy), 0 for x < 0."""
     return greater(x, 0) + equal(x, 0) * at_zero
 
 
-@function("logical_and", numpy=(np.logical_and,), sympy_from=(sympy.And,), arity=(2, None))
+@function(
+    "logical_and",
+    numpy=(np.logical_and,),
+    sympy_from=(sympy.And,),
+    arity=(2, None),
+    samples=(Sample(((3, 4), (4,)), make=_two_masks),),
+)
 def logical_and(*args):
     """1 where every argument is nonzero, else 0."""
     return _fold_left(lambda a, b: not_equal(a, 0) * not_equal(b, 0), args)
 
 
-@function("logical_or", numpy=(np.logical_or,), sympy_from=(sympy.Or,), arity=(2, None))
+@function(
+    "logical_or",
+    numpy=(np.logical_or,),
+    sympy_from=(sympy.Or,),
+    arity=(2, None),
+    samples=(Sample(((3, 4), (4,)), make=_two_masks),),
+)
 def logical_or(*args):
     """1 where some argument is nonzero, else 0."""
     return _fold_left(lambda a, b: maximum(not_equal(a, 0), not_equal(b, 0)), args)
 
 
-@function("logical_not", numpy=(np.logical_not,), sympy_from=(sympy.Not,))
+@function(
+    "logical_not",
+    numpy=(np.logical_not,),
+    sympy_from=(sympy.Not,),
+    samples=(Sample(((3, 4),), make=lambda rng: [_some_zeros(rng, (3, 4))]),),
+)
 def logical_not(x):
     """1 where x is 0, else 0."""
     return equal(x, 0)
 
 
-@function("real", numpy=(np.real,), sympy_from=(sympy.re,))
+@function("real", numpy=(np.real,), sympy_from=(sympy.re,), samples=(Sample(((3, 4),)),))
 def real_part(x):
     """The real part: the value itself, since the IR's values are real."""
     return as_node(x)
 
 
-@function("imag", numpy=(np.imag,), sympy_from=(sympy.im,))
+@function("imag", numpy=(np.imag,), sympy_from=(sympy.im,), samples=(Sample(((3, 4),)),))
 def imag_part(x):
     """The imaginary part: zero, since the IR's values are real."""
     return as_node(x) * 0
