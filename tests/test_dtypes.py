@@ -51,7 +51,9 @@ def _g(i):
 
 
 def _mp(point):
-    return [mpmath.mpc(complex(v)) if np.iscomplexobj(point) else mpmath.mpf(float(v)) for v in point]
+    if np.iscomplexobj(point):
+        return [mpmath.mpc(complex(v)) for v in point]
+    return [mpmath.mpf(float(v)) for v in point]
 
 
 def _truth(fun, point, orders) -> complex:
