@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import threading
 import weakref
 from fractions import Fraction
 from typing import Any, Iterable
@@ -45,6 +46,7 @@ class ShapeError(ValueError):
 
 
 _TABLE: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+_TABLE_LOCK = threading.Lock()
 #: numpy ufunc -> builder, and numpy function -> builder, for numpy's own functions on
 #: nodes; filled by ``diffkit.ops.numpy_api``
 #: display hooks (Jupyter's rich display), filled by the layers that can render a node:
@@ -382,9 +384,13 @@ def _infix(root: Node) -> str:
 
 def _intern(key: tuple, make) -> Node:
     node = _TABLE.get(key)
-    if node is None:
-        node = make()
-        _TABLE[key] = node
+    if node is not None:
+        return node
+    with _TABLE_LOCK:  # two threads building the same node get the same one
+        node = _TABLE.get(key)
+        if node is None:
+            node = make()
+            _TABLE[key] = node
     return node
 
 
