@@ -46,10 +46,11 @@ asinh, acosh, atanh, pow = arcsinh, arccosh, arctanh, power  # noqa: F405
 __all__ += ["asin", "acos", "atan", "atan2", "asinh", "acosh", "atanh", "pow"]
 
 # the numpy vocabulary of users' own code, one module per family
-from . import linalg, contract, stats, shape_helpers  # noqa: E402,F401
+from . import complex, linalg, contract, stats, shape_helpers  # noqa: E402,F401
+from .complex import *  # noqa: F401,F403,E402
 from .linalg import *  # noqa: F401,F403,E402
 from .contract import *  # noqa: F401,F403,E402
 from .stats import *  # noqa: F401,F403,E402
 from .shape_helpers import *  # noqa: F401,F403,E402
 
-__all__ += linalg.__all__ + contract.__all__ + stats.__all__ + shape_helpers.__all__
+__all__ += complex.__all__ + linalg.__all__ + contract.__all__ + stats.__all__ + shape_helpers.__all__

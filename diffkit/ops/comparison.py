@@ -245,7 +245,7 @@ TRUNC = _rounding(
 )
 SIGN = unary(
     "sign",
-    lambda x: np.sign(real(x)).astype(x.dtype),
+    np.sign,  # z / |z| for complex z, as numpy
     _zero_vjp,
     mpmath.sign,
     SYMPY_SIGN,
@@ -324,19 +324,32 @@ RELU = unary(
     exact=lambda x: max(x, Fraction(0)),
     doc="max(x, 0); derivative 0 at 0",
 )
-ABS = unary(
-    "abs",
-    lambda x: np.abs(x) if x.dtype.kind != "c" else np.where(x.real < 0, -x, x),
-    # d/dx |x| = sign x (0 at 0, as PyTorch)
-    lambda ct, out, x: (ct * sign(x),),
-    mpmath.fabs,
-    SYMPY_ABS,
-    analytic=False,
-    exact=lambda x: -x if x < 0 else x,
-    doc="|x|; derivative 0 at 0",
-    names=("Abs", "fabs"),
-    numpy=(np.absolute, np.fabs),
-    sympy_from=(sympy.Abs, SYMPY_ABS),
+def _abs_jvp(tangents, out, x):
+    # d|z| = Re(conj(z) dz) / |z| = Re(sign(conj z) dz); sign(x) dx for real x
+    (t,) = tangents
+    return None if t is None else apply("real", t * sign(apply("conj", x)))
+
+
+ABS = register(
+    Op(
+        name="abs",
+        shape=elementwise_shape("abs"),
+        impl=np.abs,
+        # d/dx |x| = sign x (0 at 0, as PyTorch); for complex z the transpose of
+        # dz -> Re(conj(z) dz) / |z| under Re(c t) is c -> c conj(z) / |z| (JAX's)
+        vjp=lambda ct, out, x: (ct * sign(apply("conj", x)),),
+        jvp=_abs_jvp,
+        mpmath=mpmath.fabs,
+        sympy=SYMPY_ABS,
+        samples=(Sample(((),)), Sample(((3, 4),))),
+        analytic=False,
+        exact=lambda x: -x if x < 0 else x,
+        doc="|x|; derivative 0 at 0",
+        kind="elementwise",
+        names=("Abs", "fabs"),
+        numpy=(np.absolute, np.fabs),
+        sympy_from=(sympy.Abs, SYMPY_ABS),
+    )
 )
 
 
@@ -633,15 +646,3 @@ def logical_or(*args):
 def logical_not(x):
     """1 where x is 0, else 0."""
     return equal(x, 0)
-
-
-@function("real", numpy=(np.real,), sympy_from=(sympy.re,), samples=(Sample(((3, 4),)),))
-def real_part(x):
-    """The real part: the value itself, since the IR's values are real."""
-    return as_node(x)
-
-
-@function("imag", numpy=(np.imag,), sympy_from=(sympy.im,), samples=(Sample(((3, 4),)),))
-def imag_part(x):
-    """The imaginary part: zero, since the IR's values are real."""
-    return as_node(x) * 0
