@@ -35,14 +35,20 @@ CHUNK_ENTRIES = 1 << 20
 
 def _chunks(x_shape, weight_shape, stride, padding):
     """Slices of the batch, and the matching column ranges of the (·, N·OH·OW) products,
-    each with at most CHUNK_ENTRIES entries of window matrix (one sample at least)."""
+    each with at most CHUNK_ENTRIES entries of window matrix (one sample at least); a
+    batch of 0 is one empty slice."""
     oh, ow = _out_hw(x_shape, weight_shape, stride, padding)
     per_sample = int(np.prod(weight_shape[1:])) * oh * ow
     step = max(1, CHUNK_ENTRIES // max(per_sample, 1))
     n = x_shape[0]
-    for n0 in range(0, n, step):
+    for n0 in range(0, max(n, 1), step):
         n1 = min(n, n0 + step)
         yield slice(n0, n1), slice(n0 * oh * ow, n1 * oh * ow)
+
+
+def _matrix(w):
+    """The OIHW weight as the (O, C·KH·KW) matrix of the product (any of them may be 0)."""
+    return w.reshape(w.shape[0], int(np.prod(w.shape[1:])))
 
 
 def _direct_impl(x, w, *bias, stride, padding):
@@ -51,7 +57,7 @@ def _direct_impl(x, w, *bias, stride, padding):
     out = native.conv_direct(x, w, b, stride, padding, _out_hw(x.shape, w.shape, stride, padding))
     if out is not None:
         return out
-    w2 = w.reshape(w.shape[0], -1)
+    w2 = _matrix(w)
     chunks = list(_chunks(x.shape, w.shape, stride, padding))
     if len(chunks) == 1:
         out = w2 @ _windows(x, w.shape, stride, padding)
@@ -87,7 +93,7 @@ def _input_grad_impl(ct, w, x_shape, stride, padding):
     if dx is not None:
         return dx
     o, c, kh, kw = w.shape
-    w2t = w.reshape(o, -1).T
+    w2t = _matrix(w).T
     dx = np.empty(tuple(x_shape), np.result_type(ct, w))
     for b, cols in _chunks(x_shape, w.shape, stride, padding):
         shape = (b.stop - b.start,) + tuple(x_shape[1:])

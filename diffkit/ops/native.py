@@ -5,7 +5,9 @@ Each function here returns None when it does not apply: the extension was not bu
 C compiler at install), it is switched off (``DIFFKIT_NATIVE=0`` in the environment, or
 :func:`use_native`), or the arrays are not float32/float64 of one dtype (and, for the
 direct convolution, the CPU lacks AVX2 and FMA). The caller then runs its numpy
-version, which computes the same thing and stays the reference.
+version, which computes the same thing and stays the reference. So does an array of no
+entries (a batch of 0, no channels, an empty image, or an output of no entries): the
+compiled loops only ever see arrays that hold something.
 """
 
 from __future__ import annotations
@@ -129,8 +131,14 @@ def use_native(on: bool):
         _state["on"] = before
 
 
-def _kernel(name: str, *arrays):
-    if not _state["on"]:
+def _holds_entries(arrays, shapes=()) -> bool:
+    """Whether every array and every (output) shape has at least one entry."""
+    return all(a.size for a in arrays) and all(all(shape) for shape in shapes)
+
+
+def _kernel(name: str, *arrays, out_shape=()):
+    """The kernel ``name`` for the arrays' dtype, or None (see the module's description)."""
+    if not _state["on"] or not _holds_entries(arrays, (out_shape,)):
         return None
     dtype = arrays[0].dtype
     if dtype not in _SUFFIX or any(a.dtype != dtype for a in arrays):
@@ -162,12 +170,13 @@ def _geo(kernel_size, stride, padding, out_hw) -> tuple:
 
 def im2col(x, kernel_size, stride, padding, out_hw):
     """(C·KH·KW, N·OH·OW) windows of NCHW ``x``, zero padded."""
-    fn = _kernel("im2col", x)
-    if fn is None:
-        return None
     n, c, _, _ = x.shape
     kh, kw = kernel_size
-    out = np.empty((c * kh * kw, n * out_hw[0] * out_hw[1]), x.dtype)
+    shape = (c * kh * kw, n * out_hw[0] * out_hw[1])
+    fn = _kernel("im2col", x, out_shape=shape)
+    if fn is None:
+        return None
+    out = np.empty(shape, x.dtype)
     ints = _Ints(x.shape, _strides(x), _geo(kernel_size, stride, padding, out_hw))
     args = (x, *ints.pointers, out)
     _run(fn, _ranges(n, out.size), lambda r: args)
@@ -176,7 +185,7 @@ def im2col(x, kernel_size, stride, padding, out_hw):
 
 def col2im(cols, input_shape, kernel_size, stride, padding, out_hw):
     """Scatter-add (C·KH·KW, N·OH·OW) windows into an NCHW array of ``input_shape``."""
-    fn = _kernel("col2im", cols)
+    fn = _kernel("col2im", cols, out_shape=tuple(input_shape))
     if fn is None:
         return None
     cols = np.ascontiguousarray(cols)
@@ -199,7 +208,7 @@ def _like(x: np.ndarray, shape) -> np.ndarray:
 def max_pool_2x2(x, out_hw):
     """Max-pooling of NCHW ``x`` over 2x2 windows at stride 2, without padding, for output
     sizes whose windows all lie inside ``x``; laid out as ``x``. None otherwise."""
-    fn = _kernel("max_pool_2x2", x)
+    fn = _kernel("max_pool_2x2", x, out_shape=tuple(out_hw))
     if fn is None or 2 * out_hw[0] > x.shape[2] or 2 * out_hw[1] > x.shape[3]:
         return None
     out = _like(x, x.shape[:2] + tuple(out_hw))
@@ -229,10 +238,12 @@ def direct_applies(weight_shape, stride) -> bool:
     return tuple(stride) == (1, 1) and c * kh * kw <= DIRECT_MAX_WINDOW and o <= DIRECT_MAX_OUT
 
 
-def _direct(weight_shape, stride, *arrays) -> str | None:
+def _direct(weight_shape, stride, *arrays, out_shape=()) -> str | None:
     """The dtype suffix of the direct kernels for these arrays, or None if they do not
     apply (see the module's description)."""
     if not (_state["on"] and _DIRECT and direct_applies(weight_shape, stride)):
+        return None
+    if not _holds_entries(arrays, (weight_shape, out_shape)):
         return None
     dtype = arrays[0].dtype
     if dtype not in _SUFFIX or any(a.dtype != dtype for a in arrays):
@@ -250,7 +261,7 @@ def _padded_rows(w2: np.ndarray, rows: int, cols: int) -> np.ndarray:
 def conv_direct(x, w, bias, stride, padding, out_hw):
     """The convolution of NCHW ``x`` with OIHW ``w`` as (O, N·OH·OW), computed directly, plus
     ``bias`` (O,) unless it is None."""
-    suffix = _direct(w.shape, stride, x, w, *(() if bias is None else (bias,)))
+    suffix = _direct(w.shape, stride, x, w, *(() if bias is None else (bias,)), out_shape=out_hw)
     if suffix is None:
         return None
     o = w.shape[0]
@@ -289,7 +300,7 @@ def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
 def conv_direct_input_grad(ct, w, x_shape, stride, padding, out_hw):
     """The input gradient of :func:`conv_direct` for a cotangent ``ct`` (O, N·OH·OW): NCHW
     of ``x_shape``."""
-    suffix = _direct(w.shape, stride, ct, w)
+    suffix = _direct(w.shape, stride, ct, w, out_shape=tuple(x_shape))
     if suffix is None:
         return None
     ct = np.ascontiguousarray(ct)
