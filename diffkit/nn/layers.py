@@ -254,11 +254,17 @@ class Identity(Module):
         return x
 
 
+def flatten(x: Node) -> Node:
+    """(N, ...) -> (N, prod(...)), the size written out so that a batch of 0 flattens too
+    (numpy cannot infer a -1 next to a 0)."""
+    return ops.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
+
+
 class Flatten(Module):
     """(N, ...) -> (N, prod(...))."""
 
     def forward(self, x: Node) -> Node:
-        return ops.reshape(x, (x.shape[0], -1))
+        return flatten(x)
 
 
 class Sequential(Module):

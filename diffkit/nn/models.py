@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
 from ..ir.node import Node
-from .layers import AvgPool2d, Conv2d, Identity, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
+from .layers import (
+    AvgPool2d,
+    Conv2d,
+    Identity,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    flatten,
+)
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d
 
@@ -90,7 +99,7 @@ class LeNet5(Module):
         r = self.relu
         x = self.pool1(r(self.bn1(self.conv1(x))))
         x = self.pool2(r(self.bn2(self.conv2(x))))
-        x = ops.reshape(x, (x.shape[0], -1))
+        x = flatten(x)
         x = r(self.bn3(self.fc1(x)))
         x = r(self.bn4(self.fc2(x)))
         return self.fc3(x)
@@ -119,7 +128,7 @@ class MLP(Module):
 
     def forward(self, x: Node) -> Node:
         if x.ndim > 2:
-            x = ops.reshape(x, (x.shape[0], -1))
+            x = flatten(x)
         for i in range(self.depth):
             x = getattr(self, f"fc{i + 1}")(x)
             if i < self.depth - 1:

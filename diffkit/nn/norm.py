@@ -5,6 +5,13 @@ axes, then scale and shift by learnable γ (``weight``) and β (``bias``). Batch
 in training uses batch statistics and updates ``running_mean`` and
 ``running_var`` (the unbiased variance) with ``momentum``; in evaluation it uses
 the running statistics. A channel of zero variance gives x̂ = 0, never NaN.
+
+Empty inputs give empty outputs, as in PyTorch: a batch of 0 (or an empty image) in
+training or evaluation, through every layer here. Batch statistics of no values do not
+exist, so an empty training batch leaves ``running_mean``, ``running_var`` and
+``num_batches_tracked`` as they are (PyTorch also leaves the running statistics, but
+counts the batch in ``num_batches_tracked``); batch norm in training still refuses
+exactly one value per channel, whose variance is 0 by construction.
 """
 
 from __future__ import annotations
@@ -67,8 +74,11 @@ class _BatchNorm(Module):
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, self.num_features) + (1,) * (x.ndim - 2)
         count = int(np.prod([x.shape[a] for a in axes]))
-        if self.training or not self.track_running_stats:
-            if count <= 1:
+        if count == 0:  # empty in, empty out (no statistics to take or to update)
+            xhat = x
+            self._stats[:] = []
+        elif self.training or not self.track_running_stats:
+            if count == 1:
                 raise ValueError(
                     f"{self._name()}: expected more than 1 value per channel when "
                     f"training, got input of shape {x.shape}"
@@ -99,7 +109,10 @@ class _BatchNorm(Module):
 
     def update_running(self, mean: np.ndarray, var: np.ndarray, n: int) -> None:
         """Fold one batch's statistics (biased variance over ``n`` values) into the running
-        averages, as PyTorch does (the running variance is unbiased)."""
+        averages, as PyTorch does (the running variance is unbiased). A batch of no values
+        changes nothing."""
+        if n == 0:
+            return
         m = self.momentum
         unbiased = np.asarray(var, dtype=np.float64) * n / (n - 1)
         b = self._buffers
@@ -170,7 +183,7 @@ class InstanceNorm2d(Module):
                 f"InstanceNorm2d({self._path or 'in'}): expected NCHW input with "
                 f"{self.num_features} channels, got shape {x.shape}"
             )
-        if x.shape[2] * x.shape[3] <= 1:
+        if x.shape[2] * x.shape[3] == 1:  # an empty image is fine: empty in, empty out
             raise ValueError(
                 f"InstanceNorm2d({self._path or 'in'}): expected more than 1 "
                 f"spatial element, got input of shape {x.shape}"
