@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .op import Op, front_index, functions, get_op
+from .op import _APPLY, Op, front_index, functions, get_op
 
 __all__ = [
     "Node",
@@ -578,6 +578,9 @@ def apply(op: Op | str, *inputs: Any, **attrs: Any) -> Node:
             return const(np.broadcast_to(value, shape))
     key = ("op", op.name, tuple(id(n) for n in nodes), _freeze(attrs))
     return _intern(key, lambda: Node("op", op, nodes, attrs, shape))
+
+
+_APPLY.append(apply)
 
 
 def _small(nodes, shape) -> bool:

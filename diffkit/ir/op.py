@@ -195,9 +195,7 @@ class Op:
         """The op's builder called on ``inputs``: what ``dk.<name>`` does."""
         if self.builder is not None:
             return self.builder(*inputs, **attrs)
-        from .node import apply
-
-        return apply(self, *inputs, **attrs)
+        return _APPLY[0](self, *inputs, **attrs)
 
     def rule(self, kind: str):
         """The op's rule of ``kind``: written in the record, else derived from the op's
@@ -256,6 +254,9 @@ class Function:
 
 
 _REGISTRY: dict[str, Op] = {}
+#: how an op without a builder of its own is built: :func:`diffkit.ir.node.apply`, handed
+#: over by that module when it is imported (it imports this one, never the reverse)
+_APPLY: list[Callable] = []
 _FUNCTIONS: dict[str, Function] = {}
 _REQUIRED = ("shape", "impl", "vjp", "jvp", "mpmath", "sympy")
 _LOCK = threading.RLock()
