@@ -8,9 +8,11 @@ that studies and tests swap them with a string.
 Every answer comes back in the working dtype of the point (:func:`dtype_of`: numpy's
 promotion of its float and complex values, float64 for integers): float32 in, float32
 out. At complex points the answer is the holomorphic (complex) derivative, as
-``jax.hessian(f, holomorphic=True)`` gives it; a function through an op that is not
-holomorphic there (``abs``, ``maximum``, comparisons, ...) has none, and every method
-refuses it with :func:`check_holomorphic` instead of answering with a real part.
+``jax.hessian(f, holomorphic=True)`` gives it. A function through an op that is not
+holomorphic there (``real``, ``abs``, ``maximum``, comparisons, ...) has none, and
+:func:`check_holomorphic` refuses it in one line instead of answering with a real part;
+the one exception is JAX's ``grad``/``jacrev`` convention for a real-valued ``f`` of
+complex inputs (df/dx - i df/dy), which reverse mode follows for gradients and Jacobians.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class Differentiator:
     """The common interface; subclasses implement ``_jacobian`` and may override the rest."""
 
     name = "?"
+    #: JAX's convention for real-valued f of complex inputs (gradients and Jacobians)
+    real_output_convention = False
 
     def __init__(self) -> None:
         self.last_cost = Cost(self.name)
@@ -82,7 +86,7 @@ class Differentiator:
                 f"{f.shape}; use jacobian() or vjp()"
             )
         names = resolve_wrt(f, wrt, at)
-        check_holomorphic(f, at, self.name)
+        check_holomorphic(f, at, self.name, self.real_output_convention)
         return self._timed(lambda: self._with_unused(f, at, names))
 
     def derivative(self, f: Node, wrt, at: Mapping[str, Any]):
@@ -90,7 +94,7 @@ class Differentiator:
         of shape ``f.shape + wrt.shape``."""
         _require_node(f)
         (name,) = resolve_wrt(f, [wrt], at)
-        check_holomorphic(f, at, self.name)
+        check_holomorphic(f, at, self.name, self.real_output_convention)
         return self._timed(lambda: self._with_unused(f, at, [name]))[name]
 
     def jacobian(self, f: Node, at: Mapping[str, Any], wrt=None):
@@ -99,7 +103,7 @@ class Differentiator:
         _require_node(f)
         single = isinstance(wrt, (str, Node))
         names = resolve_wrt(f, wrt, at)
-        check_holomorphic(f, at, self.name)
+        check_holomorphic(f, at, self.name, self.real_output_convention)
         out = self._timed(lambda: self._with_unused(f, at, names))
         return out[names[0]] if single else out
 
@@ -223,11 +227,16 @@ def dtype_of(at) -> np.dtype:
     return np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
 
 
-def check_holomorphic(f: Node | Iterable[Node], at, who: str) -> None:
+def check_holomorphic(
+    f: Node | Iterable[Node], at, who: str, real_output_ok: bool = False
+) -> None:
     """Raise ValueError where ``f`` passes a value that depends on a complex input through
     an op that is not holomorphic: such an ``f`` has no complex derivative there.
 
-    ``stop_gradient`` passes (its derivative is zero by definition).
+    ``stop_gradient`` passes (its derivative is zero by definition). With
+    ``real_output_ok``, an ``f`` whose value at ``at`` has no imaginary part passes too
+    (JAX's convention for real-valued functions of complex inputs, which reverse mode
+    follows).
     """
     complex_names = {n for n, v in (at or {}).items() if np.iscomplexobj(v)}
     if not complex_names:
@@ -243,9 +252,18 @@ def check_holomorphic(f: Node | Iterable[Node], at, who: str) -> None:
             continue
         reached.add(id(node))
         if node.kind == "op" and not node.op.analytic and node.op.name != "stop_gradient":
+            # real-valued: no imaginary part at the point (the evaluator may hold it complex)
+            values = compile(outs)(at, strict=False) if real_output_ok else []
+            if real_output_ok and not any(np.any(np.imag(v)) for v in values):
+                return
+            hint = (
+                "; reverse mode differentiates it where f is real-valued (JAX's convention)"
+                if real_output_ok or who == "forward"
+                else ""
+            )
             raise ValueError(
                 f"{who}: op {node.op.name!r} is not holomorphic, so f has no complex "
-                f"derivative at complex values of {', '.join(sorted(complex_names))}"
+                f"derivative at complex values of {', '.join(sorted(complex_names))}{hint}"
             )
 
 

@@ -132,6 +132,7 @@ class ReverseMode(Differentiator):
     """Reverse-mode automatic differentiation: one backward pass per output entry."""
 
     name = "reverse"
+    real_output_convention = True
 
     def _jacobian(self, f: Node, at, names: list[str]) -> dict:
         check_at(f, at)
