@@ -243,3 +243,16 @@ def test_transforms_keep_the_dtype(kind):
             assert "\n" not in str(err)
             continue
         _close(got, truth(point), point, "reverse", order)
+
+
+def test_real_valued_functions_of_complex_inputs_follow_jax_in_reverse_mode():
+    z = dk.variable("z")
+    f = dk.real(z) ** 2 + dk.imag(z) ** 2  # |z|^2: df/dx - i df/dy = 2x - 2iy, as JAX
+    assert dk.gradient(f, {"z": 3 + 4j})["z"] == 6 - 8j
+    for method in ("forward", "central", "symbolic"):
+        with pytest.raises(ValueError, match="'real' is not holomorphic"):
+            dk.gradient(f, {"z": 3 + 4j}, method=method)
+    with pytest.raises(ValueError, match="is not holomorphic"):
+        dk.hessian(f, {"z": 3 + 4j})
+    with pytest.raises(ValueError, match="'abs' is not holomorphic"):  # complex-valued
+        dk.gradient(dk.abs(z) * z, {"z": 3 + 4j})
