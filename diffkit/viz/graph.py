@@ -23,7 +23,6 @@ picture (print the expression, or draw a part of it).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import numpy as np
 from ..differentiators.reverse import vjp_graph
 from ..ir.node import Node, apply, const, internal_variable
 from ..ir.schedule import compile, topological_order
-from .plotting import new_figure, plt
+from .plotting import figure_bytes, new_figure
 
 __all__ = ["draw_graph", "node_label", "layout", "Layout", "GraphTooLarge", "Graph", "MAX_NODES"]
 
@@ -304,11 +303,7 @@ def _edge_gradients(lay: Layout, values: dict, adjoints: dict) -> dict:
 
 
 def _figure_bytes(fig, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    meta = {"Software": None} if fmt == "png" else ({"Date": None} if fmt == "svg" else {})
-    fig.savefig(buf, format=fmt, dpi=110, metadata=meta, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_bytes(fig, fmt, bbox_inches="tight")
 
 
 def draw_graph(
@@ -341,7 +336,6 @@ def draw_graph(
             raise ValueError(f"draw_graph: {path}: the suffix should be one of .png, .svg, .pdf")
     fig, info = _render(expr, at, grads, title, max_nodes)
     if path is None:
-        plt.close(fig)
         return info
     from ..io import atomic_write_bytes
 

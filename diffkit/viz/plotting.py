@@ -1,5 +1,10 @@
 """Plotting and report helpers: one that saves a figure, one that writes a Markdown table,
-both atomic; matplotlib runs on the Agg backend (no screen needed)."""
+both atomic.
+
+Figures are :class:`matplotlib.figure.Figure` objects drawn on their own Agg canvas (no
+screen needed): matplotlib's backend, pyplot's current figure and the figures a user has
+open are left as they were.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,36 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from ..io import atomic_write_bytes, atomic_write_text
 
-from ..io import atomic_write_bytes, atomic_write_text  # noqa: E402
-
-__all__ = ["new_figure", "save_figure", "markdown_table", "write_text", "mean_sd", "plt"]
+__all__ = ["new_figure", "figure_bytes", "save_figure", "markdown_table", "write_text", "mean_sd"]
 
 
 def new_figure(rows: int = 1, cols: int = 1, figsize=(7, 4.5)):
-    """A figure and its axes, with a readable default style."""
-    fig, axes = plt.subplots(rows, cols, figsize=figsize, squeeze=True)
+    """A figure (on its own Agg canvas, unknown to pyplot) and its axes."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas
+    axes = fig.subplots(rows, cols, squeeze=True)
     return fig, axes
 
 
-def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save ``fig`` as PNG to ``path`` atomically and close it."""
+def figure_bytes(fig, fmt: str = "png", dpi: int = 110, **savefig) -> bytes:
+    """``fig`` rendered as ``fmt`` (png, svg, pdf), with no date or software stamp, so that
+    the same figure gives the same bytes."""
     buf = io.BytesIO()
+    meta = {"Software": None} if fmt == "png" else ({"Date": None} if fmt == "svg" else {})
+    fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta, **savefig)
+    return buf.getvalue()
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save ``fig`` as PNG to ``path`` atomically."""
     if not fig.legends:
         fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, figure_bytes(fig, "png", dpi))
 
 
 def _cell(v) -> str:
