@@ -8,12 +8,16 @@ would fight over the same cores (LeNet-5's step at batch 256 on 2 cores took lon
 threads than on one). So the cores go to one pool or the other, per program: a compiled
 program holding ops whose compiled loops do the heavy arithmetic (direct convolution,
 ``Op.threaded``) runs within :func:`parallel_kernels`, where the kernels use all
-:func:`threads` and OpenBLAS is set to one thread, its previous count put back at the end
-of the run, as threadpoolctl's limits do (while it is in effect, the limit applies to BLAS
-calls from every thread of the process). Any other program leaves BLAS alone and runs
-the kernels on one thread (a convolution through im2col and a matrix product, for
+:func:`threads` and OpenBLAS is set to one thread. Any other program leaves BLAS alone and
+runs the kernels on one thread (a convolution through im2col and a matrix product, for
 example). Where numpy's BLAS is not OpenBLAS (or its library cannot be found), BLAS is
 left alone.
+
+OpenBLAS's thread count belongs to the whole process, so the limit is reference-counted
+under a lock: the first thread to enter :func:`parallel_kernels` saves the count and sets
+1, the last to leave puts the saved count back, whatever order threads enter and leave
+in (while any is inside, the limit applies to BLAS calls from every thread). A child
+process forked meanwhile starts with no holder and its BLAS as it was before the limit.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import contextlib
 import contextvars
 import ctypes
 import os
+import threading
 
 __all__ = ["threads", "kernel_threads", "parallel_kernels", "blas_threads"]
 
@@ -98,6 +103,56 @@ def kernel_threads() -> int:
     return threads() if _PARALLEL.get() else 1
 
 
+# the process-wide BLAS limit: how many parallel_kernels blocks each thread is in (by
+# thread id), and the count BLAS had before the first of them; changed under _LIMIT_LOCK
+_LIMIT_LOCK = threading.Lock()
+_holders: dict[int, int] = {}
+_saved: list = [None]
+
+
+def _acquire_blas_limit(fns) -> None:
+    me = threading.get_ident()
+    with _LIMIT_LOCK:
+        if not _holders:
+            _saved[0] = int(fns[1]())
+            fns[0](1)
+        _holders[me] = _holders.get(me, 0) + 1
+
+
+def _release_blas_limit(fns) -> None:
+    me = threading.get_ident()
+    with _LIMIT_LOCK:
+        left = _holders.get(me, 0) - 1
+        if left > 0:
+            _holders[me] = left
+            return
+        _holders.pop(me, None)
+        if not _holders and _saved[0] is not None:
+            fns[0](_saved[0])
+            _saved[0] = None
+
+
+def _after_fork_in_child() -> None:
+    """In a child after fork only the forking thread runs: the lock may have been held by
+    a thread that did not come along, and the other holders will never leave."""
+    global _LIMIT_LOCK
+    _LIMIT_LOCK = threading.Lock()
+    me = threading.get_ident()
+    mine = _holders.get(me, 0)
+    _holders.clear()
+    if mine:
+        _holders[me] = mine
+    elif _saved[0] is not None:
+        fns = _blas.get("fns")
+        if fns is not None:
+            fns[0](_saved[0])
+        _saved[0] = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 @contextlib.contextmanager
 def parallel_kernels():
     """Within the block (in this thread), the compiled loops use all :func:`threads` and
@@ -107,13 +162,11 @@ def parallel_kernels():
         return
     fns = _openblas()
     token = _PARALLEL.set(True)
-    before = None
     if fns is not None:
-        before = int(fns[1]())
-        fns[0](1)
+        _acquire_blas_limit(fns)
     try:
         yield
     finally:
-        if before is not None:
-            fns[0](before)
+        if fns is not None:
+            _release_blas_limit(fns)
         _PARALLEL.reset(token)
