@@ -1,58 +1,138 @@
 """Time budgets for computations that can run away: SymPy's differentiation and
 simplification, and the high-precision reference derivative.
 
-:func:`time_limit` interrupts the computation with :class:`BudgetExceeded` once its
-budget is spent. It uses a real-time timer signal, which Python delivers only to the
-main thread of a Unix process; elsewhere (other threads, Windows) it runs the
-computation unbounded, and the size limits of the callers still apply.
+:func:`time_limit` interrupts the block with :class:`BudgetExceeded` once its budget is
+spent, in whichever thread runs it. A watchdog thread asks the interpreter to raise an
+exception in the budgeted thread (CPython's ``PyThreadState_SetAsyncExc``), as Ctrl-C
+interrupts the main thread but without a signal: no signal handler or timer of the
+process changes, and any number of threads can hold budgets at once, nested or not.
+
+The exception arrives between two bytecodes of the budgeted thread, so a single long call
+into compiled code (one huge integer multiplication, a ``time.sleep``) finishes first.
+While it travels it is not an ``Exception`` (a ``except Exception`` inside SymPy or mpmath
+does not swallow it), and should something swallow it anyway, it is raised again every
+:data:`RESEND` seconds until the block ends; it becomes :class:`BudgetExceeded` as it
+leaves the block. Where the interpreter has no such call (not CPython), the block runs
+unbounded and the callers' size limits still apply.
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
+import ctypes
+import math
+import numbers
 import threading
 
-__all__ = ["BudgetExceeded", "time_limit"]
+__all__ = ["BudgetExceeded", "time_limit", "check_budget", "RESEND"]
+
+#: seconds between two deliveries of an expired budget's exception, if the first is lost
+RESEND = 1.0
 
 
 class BudgetExceeded(RuntimeError):
     """A computation took longer than its time budget."""
 
 
+class _Expired(BaseException):
+    """Raised inside a budgeted block when its time is up (each budget has a subclass of
+    its own, so that nested budgets tell theirs apart); never leaves :func:`time_limit`."""
+
+
+def _async_raiser():
+    """(raise, withdraw) in another thread, by thread id; None where there are none."""
+    api = getattr(ctypes, "pythonapi", None)
+    if api is None or not hasattr(api, "PyThreadState_SetAsyncExc"):
+        return None
+    send = api["PyThreadState_SetAsyncExc"]  # [] gives a fresh function object each time
+    send.argtypes, send.restype = (ctypes.c_ulong, ctypes.py_object), ctypes.c_int
+    withdraw = api["PyThreadState_SetAsyncExc"]
+    withdraw.argtypes, withdraw.restype = (ctypes.c_ulong, ctypes.c_void_p), ctypes.c_int
+    return send, withdraw
+
+
+_RAISE = _async_raiser()
+
+
+class _Budget:
+    """The watchdog of one budgeted block, run by a daemon thread."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.thread = threading.get_ident()
+        self.expired = type("_Expired", (_Expired,), {})
+        self.lock = threading.Lock()  # orders "send" against "the block ended"
+        self.ended = threading.Event()
+        self.done = False
+        self.sent = False
+
+    def start(self) -> None:
+        threading.Thread(target=self._watch, name="diffkit-time-limit", daemon=True).start()
+
+    def _watch(self) -> None:
+        wait = self.seconds
+        while not self.ended.wait(wait):
+            with self.lock:
+                if self.done:
+                    return
+                _RAISE[0](self.thread, self.expired)
+                self.sent = True
+            wait = RESEND
+
+    def finish(self) -> None:
+        """The block has ended: stop the watchdog, and withdraw an exception it sent that
+        has not been raised yet."""
+        with self.lock:
+            self.done = True
+            if self.sent:
+                _RAISE[1](self.thread, None)
+        self.ended.set()
+
+
+def check_budget(seconds, what: str) -> None:
+    """A ValueError naming ``what`` unless ``seconds`` is a positive number or None."""
+    if seconds is None:
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not seconds > 0:
+        raise ValueError(
+            f"{what}: a time budget must be a positive number of seconds or None, "
+            f"got {seconds!r}"
+        )
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float | None, what: str):
     """Run the block for at most ``seconds`` (``None``: no limit), else raise
-    :class:`BudgetExceeded` naming ``what``.
+    :class:`BudgetExceeded` naming ``what``; in any thread.
 
-    >>> import time
     >>> try:
-    ...     with time_limit(0.05, "a nap"):
-    ...         time.sleep(1)
+    ...     with time_limit(0.05, "a busy loop"):
+    ...         while True:
+    ...             pass
     ... except BudgetExceeded as err:
     ...     print(err)
-    a nap took longer than its budget of 0.05 s
+    a busy loop took longer than its budget of 0.05 s
     """
-    usable = (
-        seconds is not None
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
+    check_budget(seconds, what)
+    if seconds is None or _RAISE is None or math.isinf(seconds):
         yield
         return
-    previous_timer = signal.getitimer(signal.ITIMER_REAL)
-    if previous_timer[0] > 0:  # someone else's timer is running: do not disturb it
-        yield
-        return
-
-    def expire(signum, frame):
-        raise BudgetExceeded(f"{what} took longer than its budget of {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    budget = _Budget(float(seconds))
     try:
+        budget.start()
         yield
+    except budget.expired:
+        raise BudgetExceeded(f"{what} took longer than its budget of {seconds:g} s") from None
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        _finish(budget)
+
+
+def _finish(budget: _Budget) -> None:
+    """``budget.finish()``, even if an expired budget's exception lands while it runs (the
+    block is over by then: that exception has nothing left to interrupt)."""
+    while True:
+        try:
+            budget.finish()
+            return
+        except _Expired:
+            continue

@@ -5,7 +5,10 @@ differentiated numerically by ``mpmath.diff`` at 15 digits more than asked, so t
 result shares no code path with the float64 implementations or with diffkit's
 derivative rules. Where the function is not a real number, the derivative is not
 finite, or the one-sided derivatives differ (a kink or a jump), there is no truth,
-and :class:`NoReference` says which; a time budget bounds the computation.
+and :class:`NoReference` says which; a time budget bounds the computation, in any thread.
+mpmath's working precision belongs to the whole process: a reference derivative holds
+:data:`~diffkit.ir.schedule.MPMATH_LOCK` while it runs (so do mpmath evaluations), so that
+two threads do not change it under each other, and puts the precision back when it ends.
 
 >>> import diffkit as dk
 >>> x = dk.variable("x")
@@ -19,11 +22,13 @@ diffkit.differentiators.reference.NoReference: the derivative in x does not exis
 
 from __future__ import annotations
 
+import time
+
 import mpmath
 
 from ..ir.node import Node
-from ..ir.schedule import compile
-from ..limits import BudgetExceeded, time_limit
+from ..ir.schedule import MPMATH_LOCK, compile
+from ..limits import BudgetExceeded, check_budget, time_limit
 from .common import check_at, variable_shapes
 
 __all__ = ["reference_derivative", "NoReference", "MAX_DIGITS"]
@@ -75,57 +80,76 @@ def reference_derivative(f: Node, wrt, at, digits: int = 50, time_budget: float 
     check_at(f, at)
     program = compile(f)
     point = ", ".join(f"{k} = {float(at[k]):.17g}" for k in sorted(shapes))
+    what = f"the {digits}-digit reference derivative"
+    start = time.monotonic()
+    check_budget(time_budget, what)
     try:
-        with time_limit(time_budget, f"the {digits}-digit reference derivative"):
-            with mpmath.workdps(digits + 15):
-                base = {
-                    k: at[k] if isinstance(at[k], mpmath.mpf) else mpmath.mpf(float(at[k]))
-                    for k in shapes
-                }
-
-                def g(t):
-                    return program.run_objects({**base, name: t}, "mpmath", precision=None)
-
-                value = g(base[name])
-                if not _real(value):
-                    raise NoReference(f"f is not a finite real number at {point} (it is {value})")
-                with mpmath.workdps(digits + 30):
-                    value_finer = g(base[name])
-                if not _real(value_finer) or abs(value_finer - value) > mpmath.mpf(10) ** (
-                    -(digits // 2)
-                ) * max(1, abs(value)):
-                    raise NoReference(
-                        f"f cannot be computed reliably at {point}: its value changes with the "
-                        f"working precision ({mpmath.nstr(value, 6)} at {digits + 15} digits, "
-                        f"{mpmath.nstr(value_finer, 6)} at {digits + 30}), as where a constant "
-                        f"that is 0 divides (1/sin(pi))"
-                    )
-                central = mpmath.diff(g, base[name])
-                with mpmath.workdps(digits + 30):
-                    finer = mpmath.diff(g, base[name])
-                if not (_real(central) and _real(finer)) or abs(finer - central) > mpmath.mpf(
-                    10
-                ) ** (-(digits // 2)) * max(1, abs(central)):
-                    raise NoReference(
-                        f"the derivative in {name} is not finite at {point} (numerical "
-                        f"differentiation does not converge: {mpmath.nstr(central, 6)} at "
-                        f"{digits + 15} digits, {mpmath.nstr(finer, 6)} at {digits + 30})"
-                    )
-                left = mpmath.diff(g, base[name], direction=-1)
-                right = mpmath.diff(g, base[name], direction=1)
-                if not (_real(left) and _real(right)) or abs(left - right) > mpmath.mpf(10) ** (
-                    -(digits // 2)
-                ) * max(1, abs(central)):
-                    shown = [mpmath.nstr(v, 6) for v in (left, right)]
-                    raise NoReference(
-                        f"the derivative in {name} does not exist at {point}: the one-sided "
-                        f"derivatives are {shown[0]} (left) and {shown[1]} (right)"
-                    )
+        if not MPMATH_LOCK.acquire(timeout=-1 if time_budget is None else time_budget):
+            raise BudgetExceeded(f"{what} took longer than its budget of {time_budget:g} s")
+        try:
+            precision = mpmath.mp.prec
+            try:
+                left = time_budget and max(time_budget - (time.monotonic() - start), 1e-3)
+                with time_limit(left, what):
+                    central = _derivative(program, shapes, name, at, digits, point)
+            finally:
+                mpmath.mp.prec = precision
+        finally:
+            MPMATH_LOCK.release()
     except BudgetExceeded as err:
         raise NoReference(str(err)) from None
     except (ZeroDivisionError, OverflowError, ValueError) as err:
         if isinstance(err, NoReference):
             raise
         raise NoReference(f"f cannot be evaluated with mpmath at {point}: {err}") from None
-    with mpmath.workdps(digits):
+    with MPMATH_LOCK, mpmath.workdps(digits):
         return +central
+
+
+def _derivative(program, shapes: dict, name: str, at, digits: int, point: str):
+    """The central derivative at ``digits + 15`` digits, checked (see the module)."""
+    with mpmath.workdps(digits + 15):
+        base = {
+            k: at[k] if isinstance(at[k], mpmath.mpf) else mpmath.mpf(float(at[k]))
+            for k in shapes
+        }
+
+        def g(t):
+            return program.run_objects({**base, name: t}, "mpmath", precision=None)
+
+        value = g(base[name])
+        if not _real(value):
+            raise NoReference(f"f is not a finite real number at {point} (it is {value})")
+        with mpmath.workdps(digits + 30):
+            value_finer = g(base[name])
+        if not _real(value_finer) or abs(value_finer - value) > mpmath.mpf(10) ** (
+            -(digits // 2)
+        ) * max(1, abs(value)):
+            raise NoReference(
+                f"f cannot be computed reliably at {point}: its value changes with the "
+                f"working precision ({mpmath.nstr(value, 6)} at {digits + 15} digits, "
+                f"{mpmath.nstr(value_finer, 6)} at {digits + 30}), as where a constant "
+                f"that is 0 divides (1/sin(pi))"
+            )
+        central = mpmath.diff(g, base[name])
+        with mpmath.workdps(digits + 30):
+            finer = mpmath.diff(g, base[name])
+        if not (_real(central) and _real(finer)) or abs(finer - central) > mpmath.mpf(
+            10
+        ) ** (-(digits // 2)) * max(1, abs(central)):
+            raise NoReference(
+                f"the derivative in {name} is not finite at {point} (numerical "
+                f"differentiation does not converge: {mpmath.nstr(central, 6)} at "
+                f"{digits + 15} digits, {mpmath.nstr(finer, 6)} at {digits + 30})"
+            )
+        left = mpmath.diff(g, base[name], direction=-1)
+        right = mpmath.diff(g, base[name], direction=1)
+        if not (_real(left) and _real(right)) or abs(left - right) > mpmath.mpf(10) ** (
+            -(digits // 2)
+        ) * max(1, abs(central)):
+            shown = [mpmath.nstr(v, 6) for v in (left, right)]
+            raise NoReference(
+                f"the derivative in {name} does not exist at {point}: the one-sided "
+                f"derivatives are {shown[0]} (left) and {shown[1]} (right)"
+            )
+    return central
