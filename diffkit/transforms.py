@@ -6,7 +6,9 @@ A function is traced once per input shapes and dtypes: it is called on variable 
 is built and compiled, and the program is cached, so later calls with the same shapes
 run the compiled program without calling the function again. Arguments and results are
 numpy arrays or Python numbers, or tuples, lists and dicts of them (pytrees); float32
-stays float32.
+stays float32. A transformed function may be called from several threads at once: each
+signature is traced once (the others wait for that trace), and the compiled programs
+keep no state between runs.
 
 >>> import numpy as np
 >>> import diffkit as dk
@@ -20,6 +22,7 @@ stays float32.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -160,6 +163,7 @@ class _Transform:
         self.f, self.argnums, self.name, self.build = f, argnums, name, build
         self.cache: dict = {}
         self.traces = 0
+        self._lock = threading.RLock()  # one trace per signature, whatever the threads
         functools.update_wrapper(self, f)
 
     def __call__(self, *args):
@@ -169,9 +173,12 @@ class _Transform:
         key = (argnums, _signature(args, self.name))
         entry = self.cache.get(key)
         if entry is None:
-            trace = _Trace(self.f, self.name, args, argnums)
-            self.traces += 1
-            entry = self.cache[key] = (trace, self.build(trace))
+            with self._lock:
+                entry = self.cache.get(key)
+                if entry is None:
+                    trace = _Trace(self.f, self.name, args, argnums)
+                    self.traces += 1
+                    entry = self.cache[key] = (trace, self.build(trace))
         trace, run = entry
         return run(trace, args)
 
