@@ -186,7 +186,7 @@ def executor(workers: int | None = 1, dask: str | None = None):
         raise ExecutorError(f"workers must be at least 1, got {workers}")
     if dask:
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
         except ImportError:
             raise ExecutorError(
                 "Dask is not installed: pip install 'diffkit[dist]' (dask[distributed])"
@@ -194,11 +194,10 @@ def executor(workers: int | None = 1, dask: str | None = None):
         cluster = None
         try:
             if dask == "local":
-                with _thread_limit(max(1, default_workers() // n)):
-                    cluster = LocalCluster(
-                        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-                    )
+                threads = max(1, default_workers() // n)
+                cluster = _local_cluster(n, threads)
                 client = Client(cluster)
+                client.run(_limit_threads, threads)  # numpy is loaded there already
             else:
                 client = Client(dask, timeout=DASK_TIMEOUT)
         except (OSError, TimeoutError, ValueError) as err:
@@ -220,20 +219,16 @@ def executor(workers: int | None = 1, dask: str | None = None):
 
     # each worker gets its share of the cores for its BLAS and OpenMP threads: N
     # processes each running one thread per core would spin against one another
-    with _thread_limit(max(1, default_workers() // n)):
-        pool = cf.ProcessPoolExecutor(
-            max_workers=n, mp_context=multiprocessing.get_context("spawn")
-        )
-        try:
-            # start every worker now, while the limit is in their environment
-            list(pool.map(_noop, range(n)))
-            yield pool
-        finally:
-            pool.shutdown(cancel_futures=True)
-
-
-def _noop(_):
-    return None
+    pool = cf.ProcessPoolExecutor(
+        max_workers=n,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_limit_threads,
+        initargs=(max(1, default_workers() // n),),
+    )
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 # BLAS's and OpenMP's threads, and those of diffkit's compiled loops (diffkit.parallel)
@@ -245,21 +240,54 @@ _THREAD_VARIABLES = (
 )
 
 
-@contextlib.contextmanager
-def _thread_limit(threads: int):
-    """Set the thread-count variables of BLAS, OpenMP and diffkit's compiled loops for
-    processes started in the block (this process's libraries read them at import, long
-    before)."""
-    saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+def _limit_threads(threads: int) -> None:
+    """In a worker process, as it starts: its thread-count variables (for diffkit's
+    compiled loops, and for libraries loaded from now on), and the thread count of the
+    BLAS numpy already loaded. The process that started the workers is not touched."""
     os.environ.update({k: str(threads) for k in _THREAD_VARIABLES})
+    from . import parallel
+
+    fns = parallel._openblas()
+    if fns is not None:
+        fns[0](threads)
+
+
+def _local_cluster(n: int, threads: int):
+    """A Dask ``LocalCluster`` of ``n`` worker processes of one task at a time each, whose
+    environment holds ``threads`` for the thread-count variables.
+
+    Dask's nanny writes the variables it gives its workers before they start
+    (``distributed.nanny.pre-spawn-environ``: by default one thread for BLAS and OpenMP,
+    and a hash seed) into the environment of the process that runs it, here the
+    caller's. So the workers get their variables through the nanny's ``env`` instead (set
+    in each worker before it starts a task), the pre-spawn list is emptied for the
+    cluster's start, and what Dask writes there regardless (a hash seed, and the marker
+    that names the process whose children set their titles) is taken out again."""
+    import dask
+    from distributed import LocalCluster
+
+    before = {k: os.environ.get(k) for k in _DASK_WRITES}
+    env = {k: str(threads) for k in _THREAD_VARIABLES}
     try:
-        yield
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
+            return LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env=env,
+            )
     finally:
-        for k, v in saved.items():
+        for k, v in before.items():
             if v is None:
                 os.environ.pop(k, None)
-            else:
+            elif os.environ.get(k) != v:
                 os.environ[k] = v
+
+
+# what starting a Dask LocalCluster writes into its own process's environment whatever
+# its configuration (distributed's nanny.py and proctitle.py)
+_DASK_WRITES = ("PYTHONHASHSEED", "__DASK_PARENT_PID")
 
 
 def run_tasks(
