@@ -233,7 +233,7 @@ def check_holomorphic(
     """Raise ValueError where ``f`` passes a value that depends on a complex input through
     an op that is not holomorphic: such an ``f`` has no complex derivative there.
 
-    ``stop_gradient`` passes (its derivative is zero by definition). With
+    Ops whose record says they are holomorphic pass (``stop_gradient``). With
     ``real_output_ok``, an ``f`` whose value at ``at`` has no imaginary part passes too
     (JAX's convention for real-valued functions of complex inputs, which reverse mode
     follows).
@@ -251,7 +251,7 @@ def check_holomorphic(
         if not any(id(i) in reached for i in node.inputs):
             continue
         reached.add(id(node))
-        if node.kind == "op" and not node.op.analytic and node.op.name != "stop_gradient":
+        if node.kind == "op" and not node.op.is_holomorphic:
             # real-valued: no imaginary part at the point (the evaluator may hold it complex)
             values = compile(outs)(at, strict=False) if real_output_ok else []
             if real_output_ok and not any(np.any(np.imag(v)) for v in values):

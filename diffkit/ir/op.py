@@ -157,6 +157,9 @@ class Op:
             (``None``: any number); by default the inputs of the first sample.
         discontinuous: the op jumps somewhere (floor, comparisons): finite differences
             across a jump do not converge.
+        holomorphic: whether derivatives at complex points may pass through it (by
+            default ``analytic``); ``stop_gradient`` is holomorphic without being
+            analytic (its derivative, zero by definition, is no complex-step derivative).
         rules: rule kind -> rule, for the rules that cannot be derived from ``kind``
             (``{"batch": ...}``).
     """
@@ -182,6 +185,7 @@ class Op:
     builder: Callable | None = None
     arity: tuple | None = None
     discontinuous: bool = False
+    holomorphic: bool | None = None
     rules: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -190,6 +194,10 @@ class Op:
     @property
     def differentiable(self) -> bool:
         return not isinstance(self.vjp, Unsupported)
+
+    @property
+    def is_holomorphic(self) -> bool:
+        return self.analytic if self.holomorphic is None else self.holomorphic
 
     def build(self, *inputs, **attrs):
         """The op's builder called on ``inputs``: what ``dk.<name>`` does."""

@@ -272,6 +272,7 @@ STOP_GRADIENT = register(
         analytic=False,
         doc="identity whose derivative is zero",
         kind="elementwise",
+        holomorphic=True,
     )
 )
 
