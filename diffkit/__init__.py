@@ -61,6 +61,7 @@ from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _OPS
 from .parse import ParseError, from_sympy, parse
 from .transforms import grad, jacfwd, jacrev, value_and_grad
+from .front import compare, hessian, jvp, vjp  # a node, a Python function or a string
 from .testing import numerical_gradient
 from . import testing  # noqa: E402,F401
 from . import nn, train, viz  # noqa: E402

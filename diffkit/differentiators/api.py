@@ -53,31 +53,19 @@ def jacobian(f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None):
 
 
 def hessian(f, at: Mapping[str, Any] | None = None, method: str = "reverse", wrt=None):
-    """The Hessian of the scalar ``f``; by default forward-over-reverse.
-
-    ``f`` is a node (then ``at`` is the point), or a Python function: ``dk.hessian(f)`` is
-    then the JAX-style transform of :mod:`diffkit.transforms`.
-    """
-    if callable(f) and not isinstance(f, Node):
-        from ..transforms import hessian as hessian_transform
-
-        return hessian_transform(f, **({} if at is None else {"argnums": at}))
+    """The Hessian of the scalar node ``f`` at ``at``; by default forward-over-reverse
+    (``dk.hessian`` also transforms Python functions)."""
     return get_method(method).hessian(f, at, wrt=wrt)
 
 
 def jvp(f, at, tangents):
-    """Forward mode: ``(f(at), J·tangents)``.
+    """Forward mode: ``(f(at), J·tangents)`` (``dk.jvp`` also transforms Python functions).
 
     Args:
-        f: a node or a list of nodes; or a Python function, with ``at`` the tuple of its
-            primals and ``tangents`` a tuple of tangents, as ``jax.jvp``.
+        f: a node or a list of nodes.
         at: variable name -> value.
         tangents: variable name -> tangent (same shape); missing variables get zero.
     """
-    if callable(f) and not isinstance(f, Node):
-        from ..transforms import jvp as jvp_transform
-
-        return jvp_transform(f, at, tangents)
     outs = [f] if isinstance(f, Node) else list(f)
     check_at(outs, at)
     shapes = variable_shapes(outs)
@@ -109,19 +97,14 @@ def jvp(f, at, tangents):
 
 def vjp(f, *args, **kwargs):
     """Reverse mode: ``(f(at), {name: Jᵀ·cotangent})`` for a node, called as
-    ``vjp(f, at, cotangent, wrt=None)``; for a Python function, ``vjp(f, *primals)``
-    returns ``(out, vjp_fn)`` as ``jax.vjp``.
+    ``vjp(f, at, cotangent, wrt=None)`` (``dk.vjp`` also transforms Python functions).
 
     Args:
-        f: a node, or a Python function.
+        f: a node.
         at: variable name -> value.
         cotangent: an array of ``f``'s shape.
         wrt: the variables to return (all by default).
     """
-    if callable(f) and not isinstance(f, Node):
-        from ..transforms import vjp as vjp_transform
-
-        return vjp_transform(f, *args)
     return _vjp_node(f, *args, **kwargs)
 
 

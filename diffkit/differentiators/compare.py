@@ -49,12 +49,13 @@ def _not_applicable(method: str, f: Node) -> str | None:
 
 
 def compare(
-    f: Node | str, at: dict, wrt=None, methods: Sequence[str] | None = None, digits: int = 50
+    f: Node, at: dict, wrt=None, methods: Sequence[str] | None = None, digits: int = 50
 ) -> list[dict]:
     """One row per method: derivative, errors against the ``digits``-digit truth, cost.
 
     Args:
-        f: a scalar graph of scalar variables, or an expression string for ``dk.parse``.
+        f: a scalar graph of scalar variables (``dk.compare`` also takes an expression
+            string for ``dk.parse``).
         at: the point.
         wrt: the variable (the only one, or the first in sorted order, by default).
         methods: method names (all of ``dk.methods()`` by default).
@@ -67,9 +68,7 @@ def compare(
         ``"n/a: why"`` for a method that does not apply, with derivative ``None``).
     """
     if isinstance(f, str):
-        from ..parse import parse
-
-        f = parse(f)
+        raise TypeError("compare takes a graph here; dk.compare also parses expression strings")
     digits = check_digits(digits)
     names = resolve_wrt(f, wrt)
     if not names:

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
+from ..ir.errors import ParseError
 from ..ir.node import DISPLAY, Node
+from ..ir.sympy_convert import from_sympy
 from ..ir.schedule import UnsupportedBackendError, compile
 from ..limits import BudgetExceeded, time_limit
 from .common import (
@@ -245,8 +247,6 @@ class Symbolic(Differentiator):
         super().__init__()
 
     def _evaluate(self, exprs: list, symbols: dict, at) -> list:
-        from ..parse import ParseError, from_sympy
-
         values = {}
         for n, s in symbols.items():
             syms = np.ravel(np.asarray(s, dtype=object))

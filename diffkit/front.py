@@ -1,0 +1,77 @@
+"""The top-level calls that take a graph, a Python function or an expression string.
+
+``dk.hessian``, ``dk.jvp`` and ``dk.vjp`` differentiate an IR node at a point (the
+differentiators' calls) or transform a Python function as JAX does (:mod:`diffkit.
+transforms`); ``dk.compare`` takes a node or an expression for :func:`dk.parse`. The
+dispatch lives here, above both, so that the differentiators never import the front
+doors.
+
+>>> import diffkit as dk, numpy as np
+>>> x = dk.variable("x")
+>>> dk.hessian(x ** 3, at={"x": 2.0}).tolist()
+[[12.0]]
+>>> dk.hessian(lambda v: np.sum(v ** 3))(np.array([2.0])).tolist()
+[[12.0]]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from . import transforms
+from .differentiators import api
+from .differentiators.compare import compare as _compare
+from .ir.node import Node
+from .parse import parse
+
+__all__ = ["hessian", "jvp", "vjp", "compare"]
+
+
+def _is_function(f) -> bool:
+    return callable(f) and not isinstance(f, Node)
+
+
+def hessian(f, at: Mapping[str, Any] | None = None, method: str = "reverse", wrt=None):
+    """The Hessian of the scalar ``f``; by default forward-over-reverse.
+
+    ``f`` is a node (then ``at`` is the point), or a Python function: ``dk.hessian(f)`` is
+    then the JAX-style transform (its second argument ``argnums``).
+    """
+    if _is_function(f):
+        return transforms.hessian(f, **({} if at is None else {"argnums": at}))
+    return api.hessian(f, at, method=method, wrt=wrt)
+
+
+def jvp(f, at, tangents):
+    """Forward mode: ``(f(at), J·tangents)``.
+
+    Args:
+        f: a node or a list of nodes; or a Python function, with ``at`` the tuple of its
+            primals and ``tangents`` a tuple of tangents, as ``jax.jvp``.
+        at: variable name -> value.
+        tangents: variable name -> tangent (same shape); missing variables get zero.
+    """
+    if _is_function(f):
+        return transforms.jvp(f, at, tangents)
+    return api.jvp(f, at, tangents)
+
+
+def vjp(f, *args, **kwargs):
+    """Reverse mode: ``(f(at), {name: Jᵀ·cotangent})`` for a node, called as
+    ``vjp(f, at, cotangent, wrt=None)``; for a Python function, ``vjp(f, *primals)``
+    returns ``(out, vjp_fn)`` as ``jax.vjp``."""
+    if _is_function(f):
+        return transforms.vjp(f, *args)
+    return api.vjp(f, *args, **kwargs)
+
+
+def compare(f, at, wrt=None, methods=None, digits: int = 50) -> list[dict]:
+    """Every method's derivative of ``f`` (a node or an expression string) side by side,
+    against a truth of ``digits`` digits: :func:`diffkit.differentiators.compare.compare`.
+    """
+    if isinstance(f, str):
+        f = parse(f)
+    return _compare(f, at, wrt=wrt, methods=methods, digits=digits)
+
+
+compare.__doc__ = _compare.__doc__
