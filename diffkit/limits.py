@@ -65,9 +65,12 @@ class _Budget:
         self.ended = threading.Event()
         self.done = False
         self.sent = False
+        self.watcher: threading.Thread | None = None
 
     def start(self) -> None:
-        threading.Thread(target=self._watch, name="diffkit-time-limit", daemon=True).start()
+        self.watcher = threading.Thread(target=self._watch, name="diffkit-time-limit")
+        self.watcher.daemon = True
+        self.watcher.start()
 
     def _watch(self) -> None:
         wait = self.seconds
@@ -87,6 +90,8 @@ class _Budget:
             if self.sent:
                 _RAISE[1](self.thread, None)
         self.ended.set()
+        if self.watcher is not None:
+            self.watcher.join()  # it returns at once: no thread outlives its budget
 
 
 def check_budget(seconds, what: str) -> None:
