@@ -326,12 +326,4 @@ def matmul(a, b) -> Node:
     return out
 
 
-@function(numpy=(np.dot,))
-def dot(a, b) -> Node:
-    """numpy's ``dot``: a product for scalars, else the matrix product (for 2-D and 1-D)."""
-    a, b = as_node(a), as_node(b)
-    if a.ndim == 0 or b.ndim == 0:
-        return a * b
-    if b.ndim > 2:
-        raise ShapeError(f"dot: arrays of more than 2 dimensions are not supported, got {b.shape}")
-    return matmul(a, b)
+# numpy's dot, beyond 2-D, is composed from einsum in diffkit/ops/contract.py
