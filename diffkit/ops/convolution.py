@@ -169,6 +169,15 @@ CONV2D_INPUT_GRAD = register(
                 ((3, 18), (3, 2, 3, 2)),
                 {"x_shape": (2, 2, 5, 4), "stride": (2, 1), "padding": (1, 0)},
             ),
+            # a batch of 0, and no output channels (the gradient is 0)
+            Sample(
+                ((3, 0), (3, 2, 3, 2)),
+                {"x_shape": (0, 2, 5, 4), "stride": (1, 1), "padding": (1, 0)},
+            ),
+            Sample(
+                ((0, 30), (0, 2, 3, 2)),
+                {"x_shape": (2, 2, 5, 4), "stride": (1, 1), "padding": (1, 0)},
+            ),
         ),
         analytic=True,
         doc="the input gradient of conv2d_direct: col2im(w2ᵀ @ ct)",
@@ -190,6 +199,8 @@ CONV2D_DIRECT = register(
             Sample(((2, 2, 5, 4), (3, 2, 3, 2)), {"stride": (2, 1), "padding": (1, 0)}),
             Sample(((1, 1, 6, 7), (2, 1, 3, 3)), {"stride": (1, 1), "padding": (1, 1)}),
             Sample(((2, 3, 5, 6), (5, 3, 2, 3), (5,)), {"stride": (1, 1), "padding": (0, 1)}),
+            # no input channels: the output is the bias
+            Sample(((2, 0, 5, 6), (5, 0, 2, 3), (5,)), {"stride": (1, 1), "padding": (0, 1)}),
         ),
         analytic=True,
         doc="reshape(w, (O, C·KH·KW)) @ im2col(x) (+ bias), computed without the window matrix",
@@ -217,6 +228,11 @@ CONV2D_DIRECT_WEIGHT_GRAD = register(
             Sample(
                 ((3, 18), (2, 2, 5, 4)),
                 {"weight_shape": (3, 2, 3, 2), "stride": (2, 1), "padding": (1, 0)},
+            ),
+            # a batch of 0: the gradient is 0
+            Sample(
+                ((3, 0), (0, 2, 5, 4)),
+                {"weight_shape": (3, 2, 3, 2), "stride": (1, 1), "padding": (1, 0)},
             ),
         ),
         analytic=True,

@@ -178,6 +178,12 @@ MAX_POOL2D_BACKWARD = register(
                 const=(1, 2),
                 make=lambda rng: _pool_grad_sample(rng),
             ),
+            Sample(  # a batch of 0
+                ((0, 2, 2, 2), (0, 2, 4, 4), (0, 2, 2, 2)),
+                {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)},
+                const=(1, 2),
+                make=lambda rng: _pool_grad_sample(rng, 0),
+            ),
         ),
         analytic=False,
         doc="the gradient of max_pool2d: the cotangent at each first maximum",
@@ -203,6 +209,12 @@ MAX_POOL2D_SELECT = register(
                 const=(1, 2),
                 make=lambda rng: _pool_select_sample(rng),
             ),
+            Sample(  # a batch of 0
+                ((0, 2, 4, 4), (0, 2, 4, 4), (0, 2, 2, 2)),
+                {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)},
+                const=(1, 2),
+                make=lambda rng: _pool_select_sample(rng, 0),
+            ),
         ),
         analytic=False,
         doc="the tangent of max_pool2d: t at each window's first maximum",
@@ -210,16 +222,16 @@ MAX_POOL2D_SELECT = register(
 )
 
 
-def _pool_grad_sample(rng):
-    x = rng.standard_normal((1, 2, 4, 4))
+def _pool_grad_sample(rng, n=1):
+    x = rng.standard_normal((n, 2, 4, 4))
     y = _max_pool_impl(x, (2, 2), (2, 2), (0, 0))
-    return [rng.standard_normal((1, 2, 2, 2)), x, y]
+    return [rng.standard_normal((n, 2, 2, 2)), x, y]
 
 
-def _pool_select_sample(rng):
-    x = rng.standard_normal((1, 2, 4, 4))
+def _pool_select_sample(rng, n=1):
+    x = rng.standard_normal((n, 2, 4, 4))
     y = _max_pool_impl(x, (2, 2), (2, 2), (0, 0))
-    return [rng.standard_normal((1, 2, 4, 4)), x, y]
+    return [rng.standard_normal((n, 2, 4, 4)), x, y]
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False) -> Node:

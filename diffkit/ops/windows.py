@@ -162,6 +162,16 @@ FOLD = register(
                     "padding": (1, 0),
                 },
             ),
+            # a batch of 0 (the registry's empty walk keeps attributes as they are)
+            Sample(
+                ((0, 2, 5, 2, 3, 2),),
+                {
+                    "input_shape": (0, 2, 5, 4),
+                    "kernel_size": (3, 2),
+                    "stride": (1, 2),
+                    "padding": (1, 0),
+                },
+            ),
         ),
         analytic=True,
         doc="scatter-add windows back into an NCHW array (col2im)",
@@ -280,7 +290,10 @@ COL2IM = register(
         jvp=LINEAR,
         mpmath=_NO_SCALAR,
         sympy=_NO_SCALAR,
-        samples=(Sample(((12, 20),), {"input_shape": (2, 2, 5, 4), **_IM2COL_ATTRS}),),
+        samples=(
+            Sample(((12, 20),), {"input_shape": (2, 2, 5, 4), **_IM2COL_ATTRS}),
+            Sample(((12, 0),), {"input_shape": (0, 2, 5, 4), **_IM2COL_ATTRS}),  # a batch of 0
+        ),
         analytic=True,
         doc="scatter-add a window matrix (C·KH·KW, N·OH·OW) back into an NCHW array",
     )
