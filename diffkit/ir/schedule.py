@@ -119,6 +119,10 @@ class Program:
     Attributes:
         variables: name -> variable node, for every variable the outputs depend on.
         order: the nodes in evaluation order.
+
+    A program may run in several threads at once: each run keeps its values to itself,
+    and what a program keeps between runs (its constants per dtype, its straight-line
+    code) comes out the same whichever thread makes it first.
     """
 
     def __init__(self, outputs: Node | Iterable[Node]):
