@@ -97,6 +97,29 @@ def test_einsum_keeps_float32_and_complex():
     check_grads(lambda x: np.einsum("ij,jk->", x, x), (z,), order=1)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+def test_large_einsums_take_numpys_contraction_order(dtype):
+    """Past a few thousand multiply-adds the impl follows numpy's greedy path (BLAS for
+    pairs); values, dtypes and derivatives are the same as numpy's loop."""
+    shapes = [(20, 30, 10), (30, 40), (10,)]
+    values = [v.astype(dtype) for v in _arrays(*shapes)]
+    if dtype == np.complex128:
+        values = [v + 1j * w for v, w in zip(values, _arrays(*shapes))]
+    got = _traced_value(lambda *xs: np.einsum("ijk,jl,k->li", *xs), *values)
+    expected = np.einsum("ijk,jl,k->li", *values)
+    assert got.dtype == expected.dtype
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol)
+    if dtype == np.float64:
+        check_grads(lambda *xs: np.einsum("ijk,jl,k->li", *xs), values, order=1)
+    g = dk.grad(lambda a, b, c: np.sum(np.einsum("ijk,jl,k->li", a, b, c)))(*values)
+    assert g.dtype == values[0].dtype
+    np.testing.assert_allclose(
+        g, np.einsum("l,jl,k->jk", np.ones(40), values[1], values[2])[None].repeat(20, 0),
+        rtol=rtol,
+    )
+
+
 def test_einsum_jacobians_use_the_batching_rule():
     a = RNG.standard_normal((3, 4))
 

@@ -102,18 +102,28 @@ def _einsum_shape(shapes, spec):
     return tuple(sizes[c] for c in _split(spec)[1])
 
 
-@functools.lru_cache(maxsize=512)
-def _path(spec: str, shapes: tuple):
-    """numpy's contraction order for ``spec`` on operands of ``shapes`` (computed once)."""
+#: below this many multiply-adds (the product of every index's size) numpy's own einsum loop
+#: beats any reordering into matrix products
+_SMALL = 4096
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(spec: str, shapes: tuple):
+    """How to evaluate ``spec`` on operands of ``shapes``, decided once: ``None`` for
+    numpy's einsum loop, else numpy's greedy contraction order (pairs through BLAS)."""
+    work = float(np.prod(list(_sizes(shapes, spec).values()), dtype=np.float64))
+    if len(shapes) == 1 or work < _SMALL:
+        return None
     dummies = [np.broadcast_to(np.zeros((), np.uint8), s) for s in shapes]
     return np.einsum_path(spec, *dummies, optimize="greedy")[0]
 
 
 def _einsum_impl(*arrays, spec):
-    if len(arrays) > 1:
-        out = np.einsum(spec, *arrays, optimize=_path(spec, tuple(a.shape for a in arrays)))
-    else:
+    plan = _plan(spec, tuple(a.shape for a in arrays))
+    if plan is None:
         out = np.einsum(spec, *arrays)
+    else:
+        out = np.einsum(spec, *arrays, optimize=plan)
     if any(a.dtype == object for a in arrays):
         return np.asarray(out, dtype=object)
     return out
