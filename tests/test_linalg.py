@@ -164,6 +164,12 @@ CASES = {
     "pinv": (np.linalg.pinv, [RNG.standard_normal((5, 3))]),
     "lstsq": (lambda a, b: np.linalg.lstsq(a, b)[0], [RNG.standard_normal((5, 3)), np.ones(5)]),
     "matrix_power": (lambda a: np.linalg.matrix_power(a, -3), [spd(3)]),
+    "vector_norm": (
+        lambda a: np.linalg.vector_norm(a, axis=0, ord=3),
+        [RNG.standard_normal((4, 2))],
+    ),
+    "matrix_norm": (lambda a: np.linalg.matrix_norm(a, ord=-1), [RNG.standard_normal((2, 4, 3))]),
+    "cond": (np.linalg.cond, [RNG.standard_normal((2, 4, 3))]),
     "multi_dot": (
         lambda a, b, c: np.linalg.multi_dot([a, b, c]),
         [np.ones(3), RNG.standard_normal((3, 4)), RNG.standard_normal((4, 2))],

@@ -4,7 +4,7 @@ Primitives (one op per output, each computed by numpy/LAPACK or ``scipy.linalg``
 ``inv``, ``solve``, ``solve_triangular``, ``cholesky``, ``det`` (with ``adjugate`` for its
 gradient), ``logabsdet`` and ``det_sign`` (``slogdet``), ``eigvalsh`` and ``eigh_vectors``
 (``eigh``), ``svdvals``, ``svd_u`` and ``svd_vh`` (``svd``), ``qr_q`` and ``qr_r``
-(``qr``), ``pinv`` and ``vector_norm``. A numpy function with several outputs (``eigh``,
+(``qr``), ``pinv`` and ``pnorm`` (the p-norm). A numpy function with several outputs (``eigh``,
 ``svd``, ``qr``, ``slogdet``) is a composite returning one node per output, so that an
 output that is not used costs nothing and brings no term into the derivative (the
 gradient of a function of the eigenvalues alone stays finite at repeated eigenvalues).
@@ -60,6 +60,10 @@ __all__ = [
     "matrix_power",
     "multi_dot",
     "lstsq",
+    "vector_norm",
+    "matrix_norm",
+    "matrix_transpose",
+    "cond",
 ]
 
 _NO_MP = Unsupported("a matrix factorization: mpmath has no stacked-array form here")
@@ -1315,7 +1319,7 @@ def _batch_vnorm(node, inputs, batch):
 
 VECTOR_NORM = register(
     Op(
-        name="vector_norm",
+        name="pnorm",
         shape=_vnorm_shape,
         impl=_vnorm_impl,
         vjp=_vnorm_vjp,
@@ -1490,3 +1494,82 @@ def multi_dot(arrays, *, out=None) -> Node:
         result = matmul(result, x)
     return result
 
+
+# ---- numpy 2's array-API spellings ------------------------------------------------------
+
+
+@function(
+    numpy=(np.linalg.vector_norm,),
+    samples=(
+        Sample(((5,),)),
+        Sample(((3, 4),), {"axis": 1, "ord": 3}),
+        Sample(((2, 3, 4),), {"axis": (0, 2), "keepdims": True}),
+        Sample(((3, 4),), {"ord": np.inf}),
+    ),
+)
+def vector_norm(x, /, *, axis=None, keepdims: bool = False, ord=2) -> Node:  # noqa: A002
+    """The vector norm over ``axis`` (all axes, flattened, by default), as
+    ``np.linalg.vector_norm``; ``norm``'s conventions for derivatives.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (2, 2))
+    >>> dk.evaluate(np.linalg.vector_norm(x, ord=1), at={"x": [[1.0, -2.0], [3.0, -4.0]]})
+    10.0
+    """
+    x = as_node(x)
+    if isinstance(ord, str):
+        raise ValueError(f"vector_norm: invalid norm order {ord!r}")
+    axes = normalize_axes("vector_norm", axis, x.ndim)
+    out = _vector_norm(x, float(ord), axes, True)
+    if keepdims:
+        return out
+    return reshape(out, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+@function(
+    numpy=(np.linalg.matrix_norm,),
+    samples=(Sample(((3, 4),)), Sample(((2, 3, 4),), {"ord": "nuc", "keepdims": True})),
+)
+def matrix_norm(x, /, *, keepdims: bool = False, ord="fro") -> Node:  # noqa: A002
+    """The norm of each matrix over the last two axes, as ``np.linalg.matrix_norm``.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (2, 2))
+    >>> dk.evaluate(np.linalg.matrix_norm(x, ord=1), at={"x": [[1.0, -2.0], [3.0, -4.0]]})
+    6.0
+    """
+    x = as_node(x)
+    _matrix("matrix_norm", x.shape)
+    return _matrix_norm(x, ord, (x.ndim - 2, x.ndim - 1), keepdims)
+
+
+@function(numpy=(np.linalg.matrix_transpose,), samples=(Sample(((2, 3, 4),)),))
+def matrix_transpose(x, /) -> Node:
+    """Each matrix of a stack transposed (the last two axes exchanged)."""
+    x = as_node(x)
+    _matrix("matrix_transpose", x.shape)
+    return _T(x)
+
+
+@function(
+    numpy=(np.linalg.cond,),
+    samples=(Sample(((3, 3),)), Sample(((3, 3),), {"p": "fro"}), Sample(((2, 4, 3),))),
+)
+def cond(x, p=None) -> Node:
+    """The condition number, as ``np.linalg.cond``: the ratio of extreme singular values
+    (``p`` None, 2, -2), else ``norm(x, p) * norm(inv(x), p)``.
+
+    >>> import diffkit as dk, numpy as np
+    >>> A = dk.variable("A", (2, 2))
+    >>> dk.evaluate(np.linalg.cond(A), at={"A": [[4.0, 0.0], [0.0, 2.0]]})
+    2.0
+    """
+    x = as_node(x)
+    _matrix("cond", x.shape)
+    if p in (None, 2, -2):
+        s = apply(SVDVALS, x)
+        ratio = _max(s, axis=-1) / _min(s, axis=-1)
+        return 1.0 / ratio if p == -2 else ratio
+    _square("cond", x.shape)
+    axes = (x.ndim - 2, x.ndim - 1)
+    return _matrix_norm(x, p, axes, False) * _matrix_norm(apply(INV, x), p, axes, False)

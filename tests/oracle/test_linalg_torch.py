@@ -230,3 +230,20 @@ def test_norm_at_zero(ord):  # noqa: A002
         lambda x: torch.linalg.vector_norm(x, 2 if ord is None else ord),
         (z,),
     )
+
+
+def test_condition_number():
+    for shape in [(4, 4), (2, 5, 3)]:
+        x = RNG.standard_normal(shape)
+        against_torch(
+            lambda x: np.sum(np.linalg.cond(x)), lambda x: torch.sum(torch.linalg.cond(x)), (x,),
+            rtol=1e-9,
+        )
+    x = RNG.standard_normal((3, 3))
+    against_torch(
+        lambda x: np.linalg.cond(x, "fro"),
+        # torch.linalg.cond(x, "fro") cannot be differentiated (an in-place inverse)
+        lambda x: torch.linalg.matrix_norm(x) * torch.linalg.matrix_norm(torch.linalg.inv(x)),
+        (x,),
+        rtol=1e-9,
+    )
