@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .differentiators.common import get_method
+from .differentiators.common import check_holomorphic, get_method, real_where_real
 from .differentiators.forward import jvp_graph
 from .differentiators.reverse import vjp_graph
 from .ir.node import Node, as_node, internal_variable, variable
@@ -72,12 +72,12 @@ def _unflatten(structure, leaves: list):
 
 def _as_array(value, where: str) -> np.ndarray:
     arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "biufc":
         raise TypeError(
             f"{where}: expected a number or a numeric array, got {type(value).__name__} "
             f"(dtype {arr.dtype})"
         )
-    return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+    return arr if arr.dtype.kind in "fc" else arr.astype(np.float64)
 
 
 def _result(value, like: np.ndarray):
@@ -216,8 +216,13 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
         program = _grad_program(trace)
 
         def run(trace, args):
-            values = program(trace.at(args))
-            grads = trace.split(values[1:], args)
+            at = trace.at(args)
+            # complex inputs: a holomorphic f, or a real-valued one (JAX's convention)
+            check_holomorphic(trace.out, at, trace.name, real_output_ok=True)
+            values = program(at)
+            names = [v.name for v in trace.wrt]
+            real = real_where_real(trace.out, at, dict(zip(names, values[1:])), values[0])
+            grads = trace.split([real[n] for n in names], args)
             return _result(values[0], _first_array(args)), _single(grads, argnums)
 
         return run
@@ -316,6 +321,7 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence):
     seeds = [internal_variable(f"tangent[{v.name}]", v.shape) for v in trace.wrt]
     out_tangent = jvp_graph([trace.out], dict(zip(trace.wrt, seeds)))[0]
     at = trace.at(primals)
+    check_holomorphic(trace.out, at, "jvp")
     flat_tangents = [leaf for t in tangents for leaf in _flatten(t, "")[1]]
     for v, t in zip(trace.wrt, flat_tangents):
         if np.shape(t) != v.shape:
@@ -343,6 +349,7 @@ def vjp(f: Callable, *primals):
     seed = internal_variable("cotangent[vjp]", trace.out.shape)
     cts = vjp_graph([trace.out], [seed], trace.wrt)
     at = trace.at(primals)
+    check_holomorphic(trace.out, at, "vjp", real_output_ok=True)
     like = _first_array(primals)
     out = _result(compile(trace.out)(at), like)
     program = compile(cts)

@@ -38,6 +38,7 @@ __all__ = [
     "flat_size",
     "dtype_of",
     "check_holomorphic",
+    "real_where_real",
 ]
 
 
@@ -121,7 +122,7 @@ class Differentiator:
         shapes = {**_at_shapes(at), **variable_shapes(f)}
         used = [n for n in names if n in variable_shapes(f)]
         check_holomorphic(f, at, self.name)
-        dtype = dtype_of(at)
+        dtype = dtype_of(at, f)
 
         def run():
             sizes = [flat_size(shapes[n]) for n in names]
@@ -141,6 +142,9 @@ class Differentiator:
             return H
 
         H = self._timed(run)
+        if H.dtype.kind == "c" and not any(np.iscomplexobj(v) for v in at.values()):
+            # real inputs and a complex constant: a real-valued f has a real Hessian
+            H = real_where_real(f, at, {"H": H}, at_real=True)["H"]
         if single:
             shape = shapes[names[0]]
             return as_output(H.reshape(shape + shape))
@@ -151,9 +155,10 @@ class Differentiator:
         shapes = variable_shapes(f)
         used = [n for n in names if n in shapes]
         out = self._jacobian(f, at, used) if used else {}
+        out = real_where_real(f, at, out)
         if len(used) < len(names):
             check_at(f, at)
-            dtype = dtype_of(at)
+            dtype = dtype_of(at, f)
             for n in names:
                 if n not in out:
                     out[n] = as_output(np.zeros(f.shape + np.shape(at[n]), dtype=dtype))
@@ -220,11 +225,44 @@ def _at_shapes(at) -> dict[str, tuple]:
     return {k: np.shape(v) for k, v in (at or {}).items()}
 
 
-def dtype_of(at) -> np.dtype:
-    """The working dtype of the values in ``at`` (float64 for none or integers)."""
+def dtype_of(at, f: Node | Iterable[Node] | None = None) -> np.dtype:
+    """The working dtype of the values in ``at`` (float64 for none or integers); complex
+    where the graph ``f`` holds a complex constant (``1j``)."""
     dtypes = [np.asarray(v).dtype for v in (at or {}).values()]
     dtypes = [d for d in dtypes if d.kind in "fc"]
-    return np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
+    dt = np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
+    if f is not None and dt.kind == "f":
+        outs = [f] if isinstance(f, Node) else list(f)
+        if any(n.kind == "const" and n.value.dtype.kind == "c" for n in topological_order(outs)):
+            dt = np.result_type(dt, np.complex64)
+    return dt
+
+
+def real_where_real(f: Node, at, derivatives: dict, value=None, at_real=False) -> dict:
+    """Derivatives of a real-valued ``f`` with respect to real inputs are real.
+
+    A complex constant (``1j``) makes the values in between complex, and their
+    derivatives with them; where ``f`` and the input are real, the derivative is the real
+    part (the projection JAX's convention makes onto a real input), in the input's
+    precision. A complex-valued ``f`` keeps its complex derivative. ``value`` is f at
+    ``at`` where the caller has it; ``at_real`` says that every input is real."""
+    complex_results = [
+        n
+        for n, d in derivatives.items()
+        if np.iscomplexobj(d) and (at_real or (n in at and not np.iscomplexobj(at[n])))
+    ]
+    if not complex_results:
+        return derivatives
+    if value is None:
+        value = compile([f])(at, strict=False)[0]
+    if np.any(np.imag(value)):
+        return derivatives
+    out = dict(derivatives)
+    for n in complex_results:
+        kind = np.finfo(np.asarray(derivatives[n]).dtype).dtype  # complex64 -> float32
+        real = np.real(np.asarray(derivatives[n])).astype(kind)
+        out[n] = as_output(real)
+    return out
 
 
 def check_holomorphic(
@@ -239,13 +277,22 @@ def check_holomorphic(
     follows).
     """
     complex_names = {n for n, v in (at or {}).items() if np.iscomplexobj(v)}
-    if not complex_names:
-        return
     outs = [f] if isinstance(f, Node) else list(f)
+    order = topological_order(outs)
+    # reverse mode also meets the complex values that complex constants (1j) make
+    constants = real_output_ok and any(
+        n.kind == "const" and n.value.dtype.kind == "c" for n in order
+    )
+    if not complex_names and not constants:
+        return
     reached: set[int] = set()
-    for node in topological_order(outs):
+    for node in order:
         if node.kind == "var":
             if node.name in complex_names:
+                reached.add(id(node))
+            continue
+        if node.kind == "const":
+            if constants and node.value.dtype.kind == "c":
                 reached.add(id(node))
             continue
         if not any(id(i) in reached for i in node.inputs):
@@ -263,7 +310,8 @@ def check_holomorphic(
             )
             raise ValueError(
                 f"{who}: op {node.op.name!r} is not holomorphic, so f has no complex "
-                f"derivative at complex values of {', '.join(sorted(complex_names))}{hint}"
+                f"derivative at complex values of "
+                f"{', '.join(sorted(complex_names)) or 'its complex constants'}{hint}"
             )
 
 

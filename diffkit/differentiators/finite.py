@@ -343,7 +343,7 @@ class FiniteDifference(Differentiator):
         shapes = variable_shapes(f)
         eps = self._eps(at)
         base = {k: np.asarray(v) for k, v in at.items()}
-        dtype = dtype_of(at)
+        dtype = dtype_of(at, f)
         out = {}
         cache: list = []
 
@@ -380,7 +380,7 @@ class FiniteDifference(Differentiator):
         program = compile(f)
         shapes = variable_shapes(f)
         eps = self._eps(at)
-        dtype = dtype_of(at)
+        dtype = dtype_of(at, f)
         real = np.finfo(dtype).dtype  # float32 for float32 and complex64
         wide = np.result_type(dtype, np.float64)  # the differences are combined in it
         base = {k: np.asarray(v) for k, v in at.items()}

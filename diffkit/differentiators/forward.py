@@ -104,7 +104,7 @@ class ForwardMode(Differentiator):
         out, tvars, shapes = self._tangent_program(f, names)
         # every tangent basis direction, in batched chunks: row k is the k-th column of J
         rows, evaluations = basis_passes(
-            [out], tvars, at, dtype_of(at), cache_key=("jvp", f, tuple(names))
+            [out], tvars, at, dtype_of(at, f), cache_key=("jvp", f, tuple(names))
         )
         result, row = {}, 0
         for n in names:
@@ -128,7 +128,7 @@ class ForwardMode(Differentiator):
         )
         sizes = [flat_size(shapes[n]) for n in names]
         total = int(np.sum(sizes))
-        dt = dtype_of(at)
+        dt = dtype_of(at, f)
         H = np.zeros((total, total), dt)
         evaluations = 0
         offsets = np.concatenate([[0], np.cumsum(sizes)])

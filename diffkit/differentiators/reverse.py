@@ -150,7 +150,7 @@ class ReverseMode(Differentiator):
         cts = cached_graph(("vjp", f, tuple(names)), lambda: vjp_graph([f], [seed], wrt))
         # every cotangent basis direction, in batched chunks: row k is the k-th row of J
         rows, evaluations = basis_passes(
-            cts, [seed], at, dtype_of(at), cache_key=("vjp", f, tuple(names))
+            cts, [seed], at, dtype_of(at, f), cache_key=("vjp", f, tuple(names))
         )
         self.last_cost.passes, self.last_cost.batches = rows.shape[0], evaluations
         self.last_cost.graph_size = graph_size(cts)
@@ -177,7 +177,7 @@ class ReverseMode(Differentiator):
         self.last_cost.graph_size = graph_size(hvps)
         # H e_k for every basis direction e_k, in batched chunks (H is symmetric)
         rows, evaluations = basis_passes(
-            hvps, tangents, at, dtype_of(at), cache_key=("hvp", f, tuple(names))
+            hvps, tangents, at, dtype_of(at, f), cache_key=("hvp", f, tuple(names))
         )
         self.last_cost.passes, self.last_cost.batches = rows.shape[0], evaluations
         return np.ascontiguousarray(rows.T)

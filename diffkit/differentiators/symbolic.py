@@ -300,7 +300,7 @@ class Symbolic(Differentiator):
         if self.precision is not None:
             jac = np.array(values, dtype=object).reshape(m, n)
         else:
-            jac = np.array(values, dtype=dtype_of(at)).reshape(m, n)
+            jac = np.array(values, dtype=dtype_of(at, f)).reshape(m, n)
         out, col = {}, 0
         for name in names:
             size = int(np.prod(shapes[name], dtype=np.int64))
@@ -316,7 +316,7 @@ class Symbolic(Differentiator):
         check_at(f, at)
         ders, symbols, _, n = self._derivatives(f, names, 2, at)
         values = self._evaluate(ders, symbols, at)
-        dtype = dtype_of(at) if self.precision is None else object
+        dtype = dtype_of(at, f) if self.precision is None else object
         return np.array(values, dtype=dtype).reshape(n, n)
 
 

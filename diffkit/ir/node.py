@@ -69,7 +69,7 @@ class Node:
         attrs: static attributes, a dict.
         shape: the output shape, a tuple.
         name: the variable name (``var`` only).
-        value: the constant's float64 array (``const`` only).
+        value: the constant's float64 (or complex128) array (``const`` only).
     """
 
     __slots__ = ("op", "kind", "inputs", "attrs", "shape", "name", "value", "exact", "__weakref__")
@@ -318,6 +318,16 @@ class Node:
     def conj(self):
         return self._numpy("conj")
 
+    conjugate = conj
+
+    @property
+    def real(self):
+        return self._numpy("real")
+
+    @property
+    def imag(self):
+        return self._numpy("imag")
+
     def round(self, decimals=0):
         return self._numpy("round", decimals=decimals)
 
@@ -342,6 +352,8 @@ def _const_text(node: Node) -> str:
     if isinstance(node.exact, Fraction):
         q = node.exact
         return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
+    if node.value.dtype.kind == "c":
+        return repr(complex(node.value))
     return repr(float(node.value))
 
 
@@ -480,11 +492,10 @@ def const(value: Any) -> Node:
         arr = np.asarray(value)
     except (TypeError, ValueError) as err:
         raise TypeError(f"cannot make a constant from {type(value).__name__}: {err}") from None
-    if arr.dtype.kind == "c":
-        raise TypeError("complex constants are not supported in the IR")
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "biufc":
         raise TypeError(f"cannot make a constant from {type(value).__name__}")
-    arr = np.array(arr, dtype=np.float64)
+    # complex constants (1j) are complex128 and make the values they meet complex
+    arr = np.array(arr, dtype=np.complex128 if arr.dtype.kind == "c" else np.float64)
     arr.setflags(write=False)
     key = ("const", arr.shape, arr.tobytes(), exact)
     return _intern(key, lambda: Node("const", None, (), {}, arr.shape, value=arr, exact=exact))
@@ -570,7 +581,8 @@ def apply(op: Op | str, *inputs: Any, **attrs: Any) -> Node:
             if value is not None:
                 return const(value)
         with np.errstate(all="ignore"):
-            value = np.asarray(op.impl(*(n.value for n in nodes), **attrs), dtype=np.float64)
+            value = np.asarray(op.impl(*(n.value for n in nodes), **attrs))
+        value = value.astype(np.complex128 if value.dtype.kind == "c" else np.float64)
         # an op of exact constants whose value is not rational (log(2), sqrt(2), pi/2)
         # stays a node, so that mpmath and SymPy compute it exactly; the numpy
         # interpreter rounds it once per run. Overflowing ones fold to inf.

@@ -148,6 +148,7 @@ class Program:
                 self._var_slots.append((i, node))
             elif node.kind == "const":
                 self._const_slots.append((i, node))
+        self._complex_consts = any(n.value.dtype.kind == "c" for _, n in self._const_slots)
         self._out_slots = [index[id(o)] for o in self.outputs]
         last_use = {}
         for i, node in enumerate(self.order):
@@ -216,15 +217,16 @@ class Program:
                 f"shape {tuple(shape)}"
             )
 
-    @staticmethod
-    def _working_dtype(arrays: list[np.ndarray], unused=()) -> np.dtype:
+    def _working_dtype(self, arrays: list[np.ndarray], unused=()) -> np.dtype:
         """The dtype every value is computed in: that of the inputs (the values given for
         names the graph does not use count too, so that a graph that folded to a constant
         still answers in the data's dtype)."""
         dtypes = [a.dtype for a in arrays] + [d for d in unused if d.kind in "biufc"]
         if not dtypes:
-            return np.dtype(np.float64)
+            dtypes = [np.dtype(np.float64)]
         dt = np.result_type(*dtypes)
+        if self._complex_consts and dt.kind in "biuf":  # a complex constant (1j) makes it complex
+            dt = np.result_type(dt if dt.kind == "f" else np.float64, np.complex64)
         if dt.kind in "biu":
             return np.dtype(np.float64)
         if dt.kind == "f" and dt.itemsize < 4:
@@ -364,7 +366,8 @@ class Program:
                     return np.asarray(
                         mpmath.mpf(node.exact.numerator) / node.exact.denominator, dtype=object
                     )
-                return _objects(node.value, mpmath.mpf)
+                complex_const = node.value.dtype.kind == "c"
+                return _objects(node.value, mpmath.mpc if complex_const else mpmath.mpf)
         elif backend == "sympy":
             import sympy
 
@@ -379,7 +382,12 @@ class Program:
                     return np.asarray(
                         sympy.Rational(node.exact.numerator, node.exact.denominator), dtype=object
                     )
-                return _objects(node.value, lambda v: sympy.Float(float(v)))
+                return _objects(
+                    node.value,
+                    lambda v: sympy.Float(float(v.real)) + sympy.I * sympy.Float(float(v.imag))
+                    if isinstance(v, complex)
+                    else sympy.Float(float(v)),
+                )
         else:
             raise ValueError(f"unknown backend {backend!r}; use 'mpmath' or 'sympy'")
         with MPMATH_LOCK if backend == "mpmath" else contextlib.nullcontext(), ctx:

@@ -113,9 +113,11 @@ class _Converter:
             return math_const("pi")
         if e is sp.E:
             return math_const("e")
+        if e is sp.I:
+            return const(1j)
         if e.is_Number or e.is_NumberSymbol:
             if e.is_real is False:
-                raise ParseError(f"from_sympy: complex constant {e} is not supported")
+                return const(complex(e))
             return const(float(e))
         if isinstance(e, sp.Derivative):
             entry = self.lookup(type(e.expr))

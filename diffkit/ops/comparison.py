@@ -337,8 +337,8 @@ ABS = register(
         shape=elementwise_shape("abs"),
         impl=np.abs,
         # d/dx |x| = sign x (0 at 0, as PyTorch); for complex z the transpose of
-        # dz -> Re(conj(z) dz) / |z| under Re(c t) is c -> c conj(z) / |z| (JAX's)
-        vjp=lambda ct, out, x: (ct * sign(apply("conj", x)),),
+        # dz -> Re(conj(z) dz) / |z| under Re(c t) is c -> Re(c) conj(z) / |z| (JAX's)
+        vjp=lambda ct, out, x: (apply("real", ct) * sign(apply("conj", x)),),
         jvp=_abs_jvp,
         mpmath=mpmath.fabs,
         sympy=SYMPY_ABS,
