@@ -144,6 +144,9 @@ class Node:
         return self.shape[0]
 
     def __array_function__(self, func, types, args, kwargs):
+        query = _QUERIES.get(func)
+        if query is not None:  # np.shape, np.ndim, np.size: static facts of the node
+            return query(*args, **kwargs)
         record = front_index()["numpy"].get(func)
         if record is None:
             raise TypeError(f"diffkit does not support numpy's {func.__name__} on IR nodes")
@@ -331,6 +334,13 @@ class Node:
     def round(self, decimals=0):
         return self._numpy("round", decimals=decimals)
 
+
+def _size(a, axis=None) -> int:
+    return a.size if axis is None else a.shape[axis]
+
+
+#: numpy's functions that ask a node for its static shape: no graph is built
+_QUERIES = {np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: _size}
 
 _INFIX_OPS = {
     "add": (" + ", 10),
