@@ -148,12 +148,15 @@ def transpose(x, axes=None) -> Node:
     return apply(TRANSPOSE, x, axes=axes)
 
 
-@function(numpy=(np.swapaxes,))
-def swapaxes(x, a: int = -1, b: int = -2) -> Node:
-    """``x`` with axes ``a`` and ``b`` exchanged."""
+@function(numpy=(np.swapaxes,), samples=(Sample(((2, 3, 4),), {"axis1": 0, "axis2": 2}),))
+def swapaxes(x, axis1: int = -1, axis2: int = -2) -> Node:
+    """``x`` with axes ``axis1`` and ``axis2`` exchanged (numpy's ``swapaxes``)."""
     x = as_node(x)
     axes = list(range(x.ndim))
-    axes[a], axes[b] = axes[b], axes[a]
+    for a in (axis1, axis2):
+        if not -x.ndim <= a < x.ndim:
+            raise ShapeError(f"swapaxes: axis {a} is out of range for an input of shape {x.shape}")
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return transpose(x, axes)
 
 
