@@ -1,20 +1,25 @@
-"""Reductions and the stable softmax family: sum, prod, max, min, mean, cumsum, logsumexp,
-log_softmax.
+"""Reductions and the stable softmax family: sum, prod, max, min, mean, var, std, cumsum,
+logsumexp, log_softmax.
 
-``max`` routes its derivative to the first maximum along the reduced axes (the
-convention of ``torch.max(x, dim)`` and of max-pooling); ``logsumexp`` and
-``log_softmax`` subtract the maximum before exponentiating, so large inputs do
-not overflow.
+``max`` and ``min`` split their derivative evenly between tied extrema of a slice (the
+convention of ``jnp.max`` and ``torch.amax``); ``logsumexp`` and ``log_softmax`` subtract
+the maximum before exponentiating, so large inputs do not overflow. Empty arrays reduce
+as numpy's: ``sum`` to 0, ``prod`` to 1, ``logsumexp`` to -inf, ``mean`` and ``var`` to
+NaN, and ``max``/``min`` over no entries are refused when the graph is built, as numpy
+refuses them.
 """
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
-from ..ir.node import Node, apply, as_node
+from ..ir.node import Node, ShapeError, apply, as_node
 from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, Unsupported, builds, function, register
 from ..ir.shapes import normalize_axes, reduce_shape
-from .transcendental import exp
+from .comparison import equal, where as where_
+from .transcendental import exp, sqrt
 from .shape import broadcast_to, reshape
 
 __all__ = [
@@ -24,6 +29,7 @@ __all__ = [
     "min",
     "mean",
     "var",
+    "std",
     "cumsum",
     "logsumexp",
     "log_softmax",
@@ -93,23 +99,111 @@ def sum(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-lik
     return apply(SUM, x, axis=axes, keepdims=bool(keepdims))
 
 
-@function(numpy=(np.mean,))
-def mean(x, axis=None, keepdims: bool = False) -> Node:
-    """Mean of ``x`` over ``axis`` (all axes by default)."""
-    x = as_node(x)
+@function(
+    numpy=(np.mean,),
+    samples=(Sample(((3, 4),)), Sample(((2, 3, 4),), {"axis": (0, 2), "keepdims": True})),
+)
+def mean(a, axis=None, dtype=None, out=None, keepdims: bool = False, *, where=None) -> Node:
+    """Mean of ``a`` over ``axis`` (all axes by default); NaN over no entries, as numpy.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (2, 2))
+    >>> dk.evaluate(dk.mean(x, axis=0), at={"x": [[1.0, 2.0], [3.0, 5.0]]}).tolist()
+    [2.0, 3.5]
+    """
+    _moment_args("mean", dtype, out, 0, where, None, None)
+    x = as_node(a)
     axes = normalize_axes("mean", axis, x.ndim)
-    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    return sum(x, axes, keepdims) / float(n)
+    return sum(x, axes, bool(keepdims)) / float(_count(x, axes))
 
 
-@function(numpy=(np.var,))
-def var(x, axis=None, keepdims: bool = False, correction: int = 0) -> Node:
-    """Variance over ``axis``: biased (``correction=0``) by default, as in batch norm."""
-    x = as_node(x)
+def _count(x: Node, axes: tuple) -> int:
+    return int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+
+
+def _moment_args(name, dtype, out, ddof, where, mean, correction) -> float:
+    """numpy's ``ddof``/``correction`` of var and std, refusing what the IR cannot do."""
+    if out is not None:
+        raise TypeError(f"{name}: out= is not supported on IR nodes (the IR is functional)")
+    if where is not None:
+        raise TypeError(f"{name}: where= is not supported on IR nodes; mask with dk.where")
+    if mean is not None:
+        raise TypeError(f"{name}: mean= is not supported on IR nodes")
+    if dtype is not None and np.dtype(dtype).kind not in "fc":
+        raise TypeError(f"{name}: dtype={np.dtype(dtype)} is not a float dtype")
+    if correction is not None:
+        if ddof != 0:
+            raise ValueError(f"{name}: give ddof or correction, not both")
+        ddof = correction
+    return float(ddof)
+
+
+_MOMENT_SAMPLES = (
+    Sample(((3, 4),)),
+    Sample(((3, 4),), {"axis": 1, "ddof": 1}),
+    Sample(((2, 3, 4),), {"axis": (0, 2), "ddof": 1, "keepdims": True}),
+    Sample(((5,),), {"ddof": 2}),
+)
+
+
+@function(numpy=(np.var,), samples=_MOMENT_SAMPLES)
+def var(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    ddof=0,
+    keepdims: bool = False,
+    *,
+    where=None,
+    mean=None,
+    correction=None,
+) -> Node:
+    """Variance over ``axis``: sum((a - mean)^2) / (n - ddof), numpy's signature (``ddof``
+    or ``correction``). ``ddof >= n`` gives inf (NaN for a constant slice), as numpy.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (3,))
+    >>> round(float(dk.evaluate(np.var(x, ddof=1), at={"x": [1.0, 2.0, 4.0]})), 12)
+    2.333333333333
+    """
+    ddof = _moment_args("var", dtype, out, ddof, where, mean, correction)
+    x = as_node(a)
     axes = normalize_axes("var", axis, x.ndim)
-    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    centred = x - mean(x, axes, keepdims=True)
-    return sum(centred * centred, axes, keepdims) / float(n - correction)
+    n = _count(x, axes)
+    centred = x - sum(x, axes, keepdims=True) / float(n)
+    # numpy divides by max(n - ddof, 0): x / 0 is inf, 0 / 0 is NaN
+    return sum(centred * centred, axes, bool(keepdims)) / float(builtins.max(n - ddof, 0))
+
+
+@function(numpy=(np.std,), samples=_MOMENT_SAMPLES)
+def std(
+    a,
+    axis=None,
+    dtype=None,
+    out=None,
+    ddof=0,
+    keepdims: bool = False,
+    *,
+    where=None,
+    mean=None,
+    correction=None,
+) -> Node:
+    """Standard deviation over ``axis``, sqrt(var(a, axis, ddof=ddof)), numpy's signature.
+
+    At zero spread (every entry of a slice equal) the gradient is 0, as PyTorch's
+    ``torch.std`` (JAX's ``sqrt(var)`` gives NaN there: inf times 0); 0 is the minimum-norm
+    subgradient, the convention of ``norm`` at 0.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (3,))
+    >>> dk.gradient(np.std(x, ddof=1), at={"x": [2.0, 2.0, 2.0]})["x"].tolist()
+    [0.0, 0.0, 0.0]
+    """
+    v = var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+    # d sqrt(v) = dv / (2 sqrt v), taken as 0 where v == 0 (the sqrt never sees the 0)
+    zero = equal(v, 0.0)
+    return where_(zero, 0.0, sqrt(where_(zero, 1.0, v)))
 
 
 # ---- prod ---------------------------------------------------------------------------
@@ -119,7 +213,8 @@ def _last_axes(x, axes):
     """``x`` with ``axes`` moved last and flattened into one: (rest..., n), and the undo."""
     rest = [i for i in range(x.ndim) if i not in axes]
     moved = np.transpose(x, rest + list(axes))
-    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    flat = moved.reshape(moved.shape[: len(rest)] + (n,))
 
     def undo(y):
         return np.transpose(y.reshape(moved.shape), np.argsort(rest + list(axes)))
@@ -130,6 +225,8 @@ def _last_axes(x, axes):
 def _prod_others_impl(x, axis):
     """For each entry, the product of the other entries of its slice along ``axis``."""
     flat, undo = _last_axes(x, axis)
+    if flat.shape[-1] == 0:  # a product over no entries: nothing to differentiate
+        return np.zeros_like(x)
     ones = np.ones(flat.shape[:-1] + (1,), dtype=flat.dtype)
     left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
     right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
@@ -274,7 +371,10 @@ def _first_max_mask(x, axis=None):
     axes = normalize_axes("argmax_mask", axis, x.ndim)
     rest = [i for i in range(x.ndim) if i not in axes]
     moved = np.transpose(x.real if x.dtype.kind == "c" else x, rest + list(axes))
-    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    flat = moved.reshape(moved.shape[: len(rest)] + (n,))
+    if n == 0:
+        return np.zeros(x.shape, dtype=x.dtype if x.dtype != object else np.float64)
     idx = np.argmax(flat, axis=-1)
     mask = np.zeros(flat.shape, dtype=x.dtype if x.dtype != object else np.float64)
     np.put_along_axis(mask, idx[..., None], 1, axis=-1)
@@ -320,42 +420,87 @@ def _max_impl(x, axis=None, keepdims=False):
     return np.max(x, axis=axis, keepdims=keepdims)
 
 
+def _max_shape(shapes, axis=None, keepdims=False):
+    (s,) = shapes
+    axes = normalize_axes("max", axis, len(s))
+    if any(s[a] == 0 for a in axes):
+        raise ShapeError(
+            f"max: a reduction over no entries has no maximum (numpy refuses it): input shape "
+            f"{s}, axis {axis}"
+        )
+    return reduce_shape("max", s, axis, keepdims)
+
+
+def _max_share(out, x, axis, keepdims):
+    """1/k at each of the k maxima of a slice, 0 elsewhere (ties share the derivative)."""
+    hit = equal(x, _expand(out, x, axis, keepdims))
+    return hit / sum(hit, axis, keepdims=True)
+
+
 MAX = register(
     Op(
         name="max",
-        shape=lambda s, axis=None, keepdims=False: reduce_shape("max", s[0], axis, keepdims),
+        shape=_max_shape,
         impl=_max_impl,
-        # d max(x) = dx at the first maximum
+        # d max(x) = mean of dx over the maxima of each slice (split evenly at ties)
         vjp=lambda ct, out, x, axis=None, keepdims=False: (
-            _expand(ct, x, axis, keepdims) * argmax_mask(x, axis),
+            _expand(ct, x, axis, keepdims) * _max_share(out, x, axis, keepdims),
         ),
         jvp=lambda tangents, out, x, axis=None, keepdims=False: sum(
-            tangents[0] * argmax_mask(x, axis), axis, keepdims
+            tangents[0] * _max_share(out, x, axis, keepdims), axis, keepdims
         ),
         mpmath=STRUCTURAL,
         sympy=Unsupported("max over a tensor has no smooth SymPy form"),
-        samples=(Sample(((3, 4),), {"axis": (1,)}), Sample(((2, 3, 4),), {"axis": (0, 2)})),
+        samples=(
+            Sample(((3, 4),), {"axis": (1,)}),
+            Sample(((2, 3, 4),), {"axis": (0, 2)}),
+            Sample(((4, 5),), {"axis": (1,), "keepdims": True}),
+        ),
         analytic=False,
-        doc="maximum over axes; derivative to the first maximum",
+        doc="maximum over axes; derivative shared evenly by tied maxima",
         kind="reduction",
     )
 )
 
 
 @builds(MAX, numpy=(np.max, np.amax))
-def max(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
-    """Maximum of ``x`` over ``axis``; the derivative goes to the first maximum."""
-    x = as_node(x)
+def max(  # noqa: A001 - numpy-like name
+    a, axis=None, out=None, keepdims: bool = False, initial=None, where=None
+) -> Node:
+    """Maximum of ``a`` over ``axis`` (numpy's ``max``). Tied maxima share the derivative
+    evenly, as ``jnp.max`` and ``torch.amax``; a reduction over no entries is refused.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (4,))
+    >>> dk.gradient(dk.max(x), at={"x": [1.0, 3.0, 3.0, 0.0]})["x"].tolist()
+    [0.0, 0.5, 0.5, 0.0]
+    """
+    if out is not None or initial is not None or where is not None:
+        raise TypeError("max: out=, initial= and where= are not supported on IR nodes")
+    x = as_node(a)
     axes = normalize_axes("max", axis, x.ndim)
     if not axes:
         return x
     return apply(MAX, x, axis=axes, keepdims=bool(keepdims))
 
 
-@function(numpy=(np.min, np.amin))
-def min(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
-    """Minimum of ``x`` over ``axis``; the derivative goes to the first minimum."""
-    return -max(-as_node(x), axis, keepdims)
+@function(
+    numpy=(np.min, np.amin),
+    samples=(Sample(((3, 4),), {"axis": 1}), Sample(((4, 5),))),
+)
+def min(  # noqa: A001 - numpy-like name
+    a, axis=None, out=None, keepdims: bool = False, initial=None, where=None
+) -> Node:
+    """Minimum of ``a`` over ``axis``; tied minima share the derivative evenly."""
+    if out is not None or initial is not None or where is not None:
+        raise TypeError("min: out=, initial= and where= are not supported on IR nodes")
+    x = as_node(a)
+    if any(x.shape[i] == 0 for i in normalize_axes("min", axis, x.ndim)):
+        raise ShapeError(
+            f"min: a reduction over no entries has no minimum (numpy refuses it): input shape "
+            f"{x.shape}, axis {axis}"
+        )
+    return -max(-x, axis, keepdims=keepdims)
 
 
 # ---- logsumexp, log_softmax ------------------------------------------------------------
@@ -363,9 +508,11 @@ def min(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-lik
 
 def _lse_impl(x, axis=None, keepdims=False):
     real = x.real if x.dtype.kind == "c" else x
-    m = np.max(real, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    # initial: over no entries the shift is 0 and the sum 0, so the result is -inf (numpy's)
+    m = np.max(real, axis=axis, keepdims=True, initial=-np.inf)
+    m = np.where(np.isfinite(m), m, 0).astype(real.dtype)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -443,7 +590,7 @@ def log_softmax(x, axis: int = -1) -> Node:
     return apply(LOG_SOFTMAX, x, axis=normalize_axes("log_softmax", axis, x.ndim))
 
 
-@function()
+@function(samples=(Sample(((3, 4),), {"axis": 1}), Sample(((2, 3, 2),), {"axis": 0})))
 def softmax(x, axis: int = -1) -> Node:
     """softmax(x) along ``axis`` (the exponential of ``log_softmax``)."""
     return exp(log_softmax(x, axis))
