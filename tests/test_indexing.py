@@ -94,8 +94,6 @@ def test_index_errors_name_the_problem():
         W[0, 0, 0]
     with pytest.raises(IndexError, match="out of bounds for axis 0"):
         W[np.array([0, 5])]
-    with pytest.raises(IndexError, match="one integer array"):
-        W[np.array([0]), np.array([1])]
     with pytest.raises(dk.ShapeError, match="concatenate: shapes"):
         np.concatenate([W, dk.variable("V", (3, 5))], axis=0)
     with pytest.raises(ValueError, match="pad: only mode='constant'"):

@@ -20,10 +20,12 @@ object arrays, so the mpmath and SymPy interpreters reuse them.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
-from ..ir.node import Node, ShapeError, apply, as_node
-from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, builds, function, register
+from ..ir.node import Node, ShapeError, apply, as_node, const
+from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, builds, function, get_op, register
 from ._batch import all_batched, batch_prefix, with_attrs
 from .shape import broadcast_to, reshape
 
@@ -168,35 +170,295 @@ EMBED = register(
 
 @builds(GETITEM)
 def getitem(x, index) -> Node:
-    """``x[index]``: integers, slices (any step), ``None`` and ``...``; one integer array
-    (alone, or with full slices on the other axes) gathers along its axis.
+    """``x[index]`` as numpy reads it: integers, slices (any step), ``None``, ``...``,
+    integer arrays and constant boolean masks, in any combination.
+
+    Integer arrays (and lists) broadcast together; their dimensions replace the indexed
+    axes in place when the advanced indices (arrays, and integers beside them) are
+    adjacent, and go first when a slice, ``None`` or ``...`` separates them, as numpy
+    places them. A boolean mask is a numpy array fixed when the graph is built (it
+    becomes the integer arrays of its ``nonzero()``); a boolean IR node cannot be a mask,
+    since the output's shape would depend on its values (use ``dk.where`` instead).
+    Repeated indices add up their gradients.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (4, 5, 6))
+    >>> x[3, 2:, [1, 3]].shape, x[[0, 1], [2, 3]].shape, x[..., None, [0, 0, 1]].shape
+    ((2, 3), (2, 6), (4, 5, 1, 3))
+    >>> mask = np.array([True, False, True, True])
+    >>> x[mask, :, 0].shape
+    (3, 5)
     """
     x = as_node(x)
-    gather_axis = _gather_axis(index, x.ndim)
-    if gather_axis is not None:
-        items = index if isinstance(index, tuple) else (index,)
-        return take(x, items[gather_axis], axis=gather_axis)
-    return apply(GETITEM, x, index=_normalize_index(index, x.shape))
+    if not _is_advanced(index):
+        return apply(GETITEM, x, index=_normalize_index(index, x.shape))
+    return _run(x, _plan(x.shape, index).steps)
 
 
-def _gather_axis(index, ndim: int):
+def _is_advanced(index) -> bool:
     items = index if isinstance(index, tuple) else (index,)
-    arrays = [i for i, item in enumerate(items) if isinstance(item, (list, np.ndarray, Node))]
-    if not arrays:
-        return None
-    if isinstance(items[arrays[0]], Node):
-        raise IndexError("getitem: indices must be constants (numpy arrays), not IR nodes")
-    full = all(
-        isinstance(item, slice) and item == slice(None)
-        for i, item in enumerate(items)
-        if i != arrays[0]
+    return any(
+        isinstance(item, (list, tuple, np.ndarray, Node, bool, np.bool_)) for item in items
     )
-    if len(arrays) > 1 or not full or any(item is Ellipsis for item in items):
-        raise IndexError(
-            "getitem: one integer array with full slices elsewhere is supported "
-            "(x[idx], x[:, idx]); combine indexing steps for anything else"
+
+
+# ---- advanced indexing: a plan of basic indexing, one gather, transposes and reshapes -----
+
+
+class Indices:
+    """A constant array of non-negative integer indices as a hashable attribute (equal
+    when the arrays are), read-only."""
+
+    __slots__ = ("array", "_hash")
+
+    def __init__(self, array) -> None:
+        arr = np.array(array, dtype=np.intp)
+        arr.setflags(write=False)
+        self.array = arr
+        digest = hashlib.blake2b(arr.tobytes(), digest_size=16).digest()
+        self._hash = hash((arr.shape, digest))
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array if dtype is None else self.array.astype(dtype)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Indices):
+            return NotImplemented
+        return self._hash == other._hash and np.array_equal(self.array, other.array)
+
+    def __repr__(self) -> str:
+        if self.array.size <= 8:
+            return repr(self.array.tolist())
+        return f"Indices(shape={self.array.shape})"
+
+    def __reduce__(self):
+        return (Indices, (self.array,))
+
+
+class _Plan:
+    """How ``x[index]`` is computed from ``x`` (``steps``: op name, attributes and input
+    shape, in order), the shape it gives, and where each element of the broadcast index
+    shape ``b`` reads: ``keys`` (the flat position among the indexed axes) and ``at``,
+    the position of the broadcast axes in the output."""
+
+    def __init__(self, steps, shape, b, keys, at):
+        self.steps, self.shape, self.b, self.keys, self.at = steps, shape, b, keys, at
+
+
+def _index_error(op: str, text: str) -> IndexError:
+    return IndexError(f"{op}: {text}")
+
+
+def _as_index_array(item, op: str) -> np.ndarray:
+    try:
+        arr = np.asarray(item)
+    except (TypeError, ValueError) as err:
+        raise _index_error(op, f"cannot read {type(item).__name__} as an index array: {err}")
+    if arr.dtype == object and isinstance(item, (list, tuple)) and not arr.size:
+        arr = np.zeros(arr.shape, dtype=np.intp)
+    if arr.dtype.kind == "f" and arr.size == 0:
+        return arr.astype(np.intp)  # numpy reads [] as an empty integer index
+    if arr.dtype.kind not in "biu":
+        raise _index_error(
+            op, f"arrays used as indices must be of integer or boolean type, got {arr.dtype}"
         )
-    return arrays[0]
+    return arr
+
+
+def _entries(index, shape: tuple, op: str) -> list:
+    """The index as entries covering every axis: ("s", slice, axis), ("i", k, axis),
+    ("n",), ("a", integer array, axis) and ("t", count) for a 0-d boolean (a new axis of
+    length count, itself advanced)."""
+    items = index if isinstance(index, tuple) else (index,)
+    parsed = []
+    for item in items:
+        if isinstance(item, Node):
+            raise _index_error(
+                op,
+                "indices must be constants (numpy arrays), not IR nodes; a boolean node as a "
+                "mask would give an output whose shape depends on its values: use "
+                "dk.where(mask, x, 0)",
+            )
+        if item is None or item is Ellipsis or isinstance(item, slice):
+            parsed.append(item)
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            parsed.append(int(item))
+        elif isinstance(item, (list, tuple, np.ndarray, bool, np.bool_)):
+            arr = _as_index_array(item, op)
+            parsed.append(int(arr) if arr.ndim == 0 and arr.dtype.kind in "iu" else arr)
+        else:
+            shown = repr(item)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise _index_error(
+                op,
+                f"unsupported index {shown} ({type(item).__name__}); use integers, slices, "
+                f"None, ..., integer arrays or boolean numpy arrays",
+            )
+    if sum(1 for i in parsed if i is Ellipsis) > 1:
+        raise _index_error(op, "an index can have only one ellipsis")
+
+    def width(item):
+        if item is None or item is Ellipsis:
+            return 0
+        return item.ndim if isinstance(item, np.ndarray) and item.dtype == bool else 1
+
+    used = sum(width(i) for i in parsed)
+    if used > len(shape):
+        raise _index_error(op, f"too many indices ({used}) for an array of shape {shape}")
+    out, axis = [], 0
+    for item in parsed:
+        if item is Ellipsis:
+            for _ in range(len(shape) - used):
+                out.append(("s", slice(None), axis))
+                axis += 1
+        elif item is None:
+            out.append(("n",))
+        elif isinstance(item, slice):
+            try:
+                item.indices(shape[axis])
+            except (TypeError, ValueError) as err:
+                raise _index_error(op, f"bad slice {item!r} on axis {axis}: {err}") from None
+            out.append(("s", item, axis))
+            axis += 1
+        elif isinstance(item, int):
+            if not -shape[axis] <= item < shape[axis]:
+                raise _index_error(
+                    op, f"index {item} is out of bounds for axis {axis} of size {shape[axis]}"
+                )
+            out.append(("i", item % shape[axis], axis))
+            axis += 1
+        elif item.dtype == bool:
+            if item.ndim == 0:
+                out.append(("t", int(bool(item))))
+                continue
+            covered = shape[axis : axis + item.ndim]
+            if item.shape != covered:
+                raise _index_error(
+                    op,
+                    f"a boolean index of shape {item.shape} does not match the indexed axes "
+                    f"{tuple(range(axis, axis + item.ndim))} of shape {covered}",
+                )
+            for k, positions in enumerate(np.nonzero(item)):
+                out.append(("a", positions.astype(np.intp), axis + k))
+            axis += item.ndim
+        else:
+            size = shape[axis]
+            if item.size:
+                low, high = int(item.min()), int(item.max())
+                bad = low if low < -size else high if high >= size else None
+                if bad is not None:
+                    raise _index_error(
+                        op, f"index {bad} is out of bounds for axis {axis} of size {size}"
+                    )
+            arr = item.astype(np.intp)
+            out.append(("a", np.where(arr < 0, arr + size, arr), axis))
+            axis += 1
+    while axis < len(shape):
+        out.append(("s", slice(None), axis))
+        axis += 1
+    return out
+
+
+def _plan(shape: tuple, index, op: str = "getitem") -> _Plan:
+    """Advanced indexing as numpy does it: the basic part (slices, integers) first, then one
+    gather over the indexed axes (merged into one axis when there are several), then the
+    broadcast index axes moved where numpy places them and ``None``'s axes inserted."""
+    entries = _entries(index, shape, op)
+    advanced = [j for j, e in enumerate(entries) if e[0] in "ait"]
+    adjacent = advanced == list(range(advanced[0], advanced[-1] + 1))
+    basic, labels, arrays = [], [], []
+    for j, e in enumerate(entries):
+        if e[0] == "s":
+            basic.append(e[1])
+            labels.append(("d", j))
+        elif e[0] == "i":
+            basic.append(e[1])
+        elif e[0] == "a":
+            basic.append(slice(None))
+            labels.append(("a", j))
+            arrays.append(e[1])
+        elif e[0] == "t":
+            basic.append(None)
+            labels.append(("a", j))
+            arrays.append(np.zeros(e[1], dtype=np.intp))
+    try:
+        arrays = np.broadcast_arrays(*arrays) if arrays else []
+    except ValueError:
+        shapes = ", ".join(str(a.shape) for a in arrays)
+        raise _index_error(
+            op, f"index arrays of shapes {shapes} cannot be broadcast together"
+        ) from None
+    b = arrays[0].shape if arrays else ()
+    steps = []
+    normalized = _normalize_index(tuple(basic), shape, op)
+    current = _index_shape(shape, normalized)
+    if normalized != _normalize_index((), shape, op):
+        steps.append(("getitem", {"index": normalized}, shape))
+    else:
+        current = shape
+    axes = [k for k, label in enumerate(labels) if label[0] == "a"]
+    sizes = tuple(current[k] for k in axes)
+    keys = np.ravel_multi_index(arrays, sizes) if arrays and sizes else np.zeros(b, np.intp)
+    keys = np.asarray(keys, dtype=np.intp).reshape(b)
+    if axes and axes != list(range(axes[0], axes[0] + len(axes))):
+        # separated indexed axes: bring them to the front, in order
+        perm = tuple(axes) + tuple(k for k in range(len(labels)) if k not in axes)
+        steps.append(("transpose", {"axes": perm}, current))
+        current = tuple(current[k] for k in perm)
+        labels = [labels[k] for k in perm]
+        axes = list(range(len(axes)))
+    first = axes[0] if axes else 0
+    if len(axes) != 1:
+        merged = current[:first] + (int(np.prod(sizes, dtype=np.int64)),)
+        merged += current[first + len(axes) :]
+        steps.append(("reshape", {"shape": merged}, current))
+        current = merged
+    steps.append(("gather", {"indices": Indices(keys), "axis": first}, current))
+    bl = [("b", k) for k in range(len(b))]
+    labels = labels[:first] + bl + labels[first + len(axes) :]
+    current = current[:first] + b + current[first + 1 :]
+    # numpy's placement: in place of adjacent advanced indices, else in front
+    rest = [("d", j) if e[0] == "s" else ("n", j) for j, e in enumerate(entries) if e[0] in "sn"]
+    at = sum(1 for j, e in enumerate(entries) if e[0] in "sn" and j < advanced[0])
+    at = at if adjacent else 0
+    desired = rest[:at] + bl + rest[at:]
+    perm = tuple(labels.index(label) for label in desired if label[0] != "n")
+    if perm != tuple(range(len(perm))):
+        steps.append(("transpose", {"axes": perm}, current))
+        current = tuple(current[k] for k in perm)
+    final, it = [], iter(current)
+    for label in desired:
+        final.append(1 if label[0] == "n" else next(it))
+    if tuple(final) != current:
+        steps.append(("reshape", {"shape": tuple(final)}, current))
+    return _Plan(steps, tuple(final), b, keys, at)
+
+
+def _run(x: Node, steps) -> Node:
+    for name, attrs, _ in steps:
+        x = apply(name, x, **attrs)
+    return x
+
+
+def _adjoint(v, steps, numeric: bool = False):
+    """The transpose of the plan's linear map applied to ``v`` (shaped as its output):
+    values added back at the positions they were read from (repeated positions add up).
+    On numpy arrays where ``numeric``, else as IR."""
+    for name, attrs, shape in reversed(steps):
+        if name == "getitem":
+            name, attrs = "embed", {"index": attrs["index"], "shape": shape}
+        elif name == "gather":
+            attrs = {**attrs, "size": shape[attrs["axis"]]}
+            name = "scatter_add"
+        elif name == "reshape":
+            attrs = {"shape": shape}
+        else:
+            attrs = {"axes": tuple(int(a) for a in np.argsort(attrs["axes"]))}
+        v = get_op(name).impl(v, **attrs) if numeric else apply(name, v, **attrs)
+    return v
 
 
 # ---- gather and scatter_add ----------------------------------------------------------------
@@ -205,8 +467,10 @@ def _gather_axis(index, ndim: int):
 def _gather_shape(shapes, indices, axis):
     (src,) = shapes
     idx = np.asarray(indices)
+    if not -len(src) <= axis < len(src):
+        raise ShapeError(f"gather: axis {axis} is out of range for an input of shape {src}")
     if idx.size and (idx.min() < 0 or idx.max() >= src[axis]):
-        raise IndexError(f"take: an index is out of bounds for axis {axis} of size {src[axis]}")
+        raise IndexError(f"gather: an index is out of bounds for axis {axis} of size {src[axis]}")
     return src[:axis] + idx.shape + src[axis + 1 :]
 
 
@@ -224,8 +488,15 @@ def _scatter_add_impl(ct, indices, axis, size):
 
 def _scatter_shape(shapes, indices, axis, size):
     (src,) = shapes
-    nd = np.ndim(indices)
-    return src[:axis] + (size,) + src[axis + nd :]
+    idx = np.asarray(indices)
+    if tuple(src[axis : axis + idx.ndim]) != idx.shape:
+        raise ShapeError(
+            f"scatter_add: an input of shape {src} does not have the indices' shape "
+            f"{idx.shape} at axis {axis}"
+        )
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        raise IndexError(f"scatter_add: an index is out of bounds for an axis of size {size}")
+    return src[:axis] + (size,) + src[axis + idx.ndim :]
 
 
 GATHER = register(
@@ -269,9 +540,10 @@ SCATTER_ADD = register(
 
 
 @builds(GATHER, numpy=(np.take,))
-def take(x, indices, axis: int = 0) -> Node:
-    """The entries at integer ``indices`` along ``axis`` (``np.take``); repeated indices
-    add up their gradients.
+def take(x, indices, axis: int | None = None, out=None, mode: str = "raise") -> Node:
+    """The entries at integer ``indices`` along ``axis`` (``np.take``: of the flattened
+    array when ``axis`` is None); ``mode`` ``"wrap"`` and ``"clip"`` as numpy's. Repeated
+    indices add up their gradients.
 
     >>> import diffkit as dk, numpy as np
     >>> v = dk.variable("v", (3,))
@@ -279,18 +551,32 @@ def take(x, indices, axis: int = 0) -> Node:
     [2.0, 0.0, 1.0]
     """
     x = as_node(x)
-    idx = np.asarray(indices)
-    if idx.dtype.kind not in "iu":
-        raise IndexError(f"take: indices must be integers, got dtype {idx.dtype}")
-    if not -x.ndim <= axis < max(x.ndim, 1):
+    if out is not None:
+        raise TypeError("take: out= is not supported (nodes are immutable)")
+    if mode not in ("raise", "wrap", "clip"):
+        raise ValueError(f"take: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
+    if isinstance(indices, Node):
+        raise IndexError("take: indices must be constants (numpy arrays), not IR nodes")
+    if axis is None:
+        x, axis = reshape(x, (x.size,)), 0
+    if not -x.ndim <= axis < max(x.ndim, 1) or x.ndim == 0:
         raise ShapeError(f"take: axis {axis} is out of range for an input of shape {x.shape}")
-    axis = axis % x.ndim
-    idx = np.where(idx < 0, idx + x.shape[axis], idx)
-    return apply(GATHER, x, indices=_nested(idx.tolist()), axis=axis)
-
-
-def _nested(value):
-    return tuple(_nested(v) for v in value) if isinstance(value, list) else value
+    axis = int(axis) % x.ndim
+    idx = _as_index_array(indices, "take")
+    if idx.dtype == bool:
+        raise IndexError("take: indices must be integers, got dtype bool")
+    size = x.shape[axis]
+    if mode == "wrap" and size:
+        idx = np.mod(idx, size)
+    elif mode == "clip":
+        idx = np.clip(idx, 0, max(size - 1, 0))
+    if idx.size:
+        low, high = int(idx.min()), int(idx.max())
+        bad = low if low < -size else high if high >= size else None
+        if bad is not None:
+            raise IndexError(f"take: index {bad} is out of bounds for axis {axis} of size {size}")
+    idx = idx.astype(np.intp)
+    return apply(GATHER, x, indices=Indices(np.where(idx < 0, idx + size, idx)), axis=axis)
 
 
 # ---- concatenate and what it composes -------------------------------------------------------
@@ -439,3 +725,213 @@ def flip(x, axis=None) -> Node:
     for a in axes:
         index[a] = slice(None, None, -1)
     return getitem(x, tuple(index))
+
+
+# ---- functional updates: x.at[index].set(v), .add(v)... as JAX's ---------------------------
+
+
+class _Indexer:
+    """``x.at``: indexing it gives the updates of ``x`` at that index."""
+
+    __slots__ = ("x",)
+
+    def __init__(self, x: Node) -> None:
+        self.x = x
+
+    def __getitem__(self, index) -> "_Updates":
+        return _Updates(self.x, index)
+
+    def __repr__(self) -> str:
+        return f"_Indexer({self.x!r})"
+
+
+def _no_options(method: str, mode=None, fill_value=None) -> None:
+    if mode not in (None, "promise_in_bounds"):
+        raise ValueError(
+            f"at[...].{method}: mode={mode!r} is not supported; indices are checked when the "
+            f"graph is built, and one out of bounds raises IndexError"
+        )
+    if fill_value is not None:
+        raise ValueError(f"at[...].{method}: fill_value is not supported (no index is dropped)")
+
+
+class _Updates:
+    """The functional updates of ``x`` at ``index``, each a new node (``x`` is unchanged).
+
+    Every form of numpy's indexing is accepted. Repeated indices: ``add``/``subtract`` add
+    every value (``np.add.at``); ``multiply``/``divide``/``min``/``max`` apply every value
+    in index order; ``set`` keeps the last value written, as numpy's ``x[index] = v``
+    does, and the overwritten values get no gradient.
+    """
+
+    __slots__ = ("x", "plan")
+
+    def __init__(self, x: Node, index) -> None:
+        self.x = x
+        self.plan = _plan(x.shape, index, op="at")
+
+    def _values(self, values, method: str) -> Node:
+        v, shape = as_node(values), self.plan.shape
+        extra = v.ndim - len(shape)
+        if extra > 0 and all(d == 1 for d in v.shape[:extra]):
+            v = reshape(v, v.shape[extra:])  # numpy drops leading unit axes of the values
+        try:
+            fits = np.broadcast_shapes(v.shape, shape) == shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ShapeError(
+                f"at[...].{method}: values of shape {as_node(values).shape} do not broadcast "
+                f"to the indexed shape {shape}"
+            )
+        return broadcast_to(v, shape) if v.shape != shape else v
+
+    def _rounds(self):
+        """Per round, the broadcast index positions it writes (each target once per round:
+        the k-th write of every repeated target in round k) laid out to broadcast against
+        the indexed shape, and the mask of ``x`` it writes."""
+        plan = self.plan
+        if not int(np.prod(plan.shape, dtype=np.int64)):
+            return []
+        keys = plan.keys.ravel()
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        first = np.r_[True, ordered[1:] != ordered[:-1]]
+        start = np.maximum.accumulate(np.where(first, np.arange(keys.size), 0))
+        rank = np.empty(keys.size, dtype=np.intp)
+        rank[order] = np.arange(keys.size) - start
+        layout = (1,) * plan.at + plan.b + (1,) * (len(plan.shape) - plan.at - len(plan.b))
+        rounds = []
+        for r in range(int(rank.max()) + 1):
+            chosen = (rank == r).reshape(layout)
+            full = np.broadcast_to(chosen, plan.shape).astype(np.float64)
+            hit = _adjoint(full, plan.steps, numeric=True) > 0
+            rounds.append((None if chosen.all() else chosen, hit))
+        return rounds
+
+    def _scattered(self, values: Node, chosen) -> Node:
+        part = values if chosen is None else apply("where", const(chosen), values, 0.0)
+        return _adjoint(part, self.plan.steps)
+
+    def _combine(self, values, method: str, step) -> Node:
+        out = self.x
+        for chosen, hit in self._rounds():
+            scattered = self._scattered(values, chosen)
+            out = step(out, scattered, const(hit), hit.all())
+        return out
+
+    def get(self, *, indices_are_sorted=False, unique_indices=False, mode=None, fill_value=None):
+        """``x[index]``."""
+        _no_options("get", mode, fill_value)
+        return _run(self.x, self.plan.steps)
+
+    def set(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """``x`` with ``values`` written at ``index`` (numpy's ``x[index] = values``)."""
+        _no_options("set", mode)
+        # d/dx: zero at the written entries; d/dv: the cotangent gathered (last write only)
+        values = self._values(values, "set")
+        return self._combine(
+            values, "set", lambda out, s, hit, full: s if full else apply("where", hit, s, out)
+        )
+
+    def add(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """``x`` with ``values`` added at ``index`` (``np.add.at``: repeated indices add up)."""
+        _no_options("add", mode)
+        # d/dx = identity; d/dv = the cotangent gathered at index
+        return self.x + _adjoint(self._values(values, "add"), self.plan.steps)
+
+    def subtract(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """``x`` with ``values`` subtracted at ``index`` (``np.subtract.at``)."""
+        _no_options("subtract", mode)
+        return self.x - _adjoint(self._values(values, "subtract"), self.plan.steps)
+
+    def multiply(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """``x`` multiplied by ``values`` at ``index`` (``np.multiply.at``)."""
+        _no_options("multiply", mode)
+        values = self._values(values, "multiply")
+        # d(x * s) = s dx + x ds, with s = 1 off the index
+        return self._combine(
+            values, "multiply", lambda out, s, hit, full: out * (s if full else _where(hit, s, 1))
+        )
+
+    def divide(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """``x`` divided by ``values`` at ``index`` (``np.divide.at``)."""
+        _no_options("divide", mode)
+        values = self._values(values, "divide")
+        # d(x / s) = dx / s - x ds / s^2, with s = 1 off the index
+        return self._combine(
+            values, "divide", lambda out, s, hit, full: out / (s if full else _where(hit, s, 1))
+        )
+
+    def min(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """``x`` with ``minimum(x, values)`` at ``index`` (``np.minimum.at``); ties split the
+        gradient evenly, as ``minimum``'s."""
+        _no_options("min", mode)
+        values = self._values(values, "min")
+        return self._combine(values, "min", _extremal("minimum"))
+
+    def max(self, values, *, indices_are_sorted=False, unique_indices=False, mode=None):
+        """``x`` with ``maximum(x, values)`` at ``index`` (``np.maximum.at``); ties split the
+        gradient evenly, as ``maximum``'s."""
+        _no_options("max", mode)
+        values = self._values(values, "max")
+        return self._combine(values, "max", _extremal("maximum"))
+
+    def __repr__(self) -> str:
+        return f"_Updates({self.x!r}, shape={self.plan.shape})"
+
+
+def _where(hit, a, b):
+    return apply("where", hit, a, b)
+
+
+def _extremal(name: str):
+    def step(out, s, hit, full):
+        # d max(x, s) selects the larger (halves at ties); off the index x passes unchanged
+        both = apply(name, out, s)
+        return both if full else _where(hit, both, out)
+
+    return step
+
+
+_AT_SAMPLES = (
+    Sample(((4, 5), (2,)), {"index": (1, [0, 3]), "method": "set"}),
+    Sample(((4, 5), (3, 5)), {"index": [2, 0, 2], "method": "set"}),
+    Sample(((3, 4, 2), (2, 3)), {"index": ([0, 2], slice(1, None), 1), "method": "add"}),
+    Sample(((4, 3), (4, 3)), {"index": ([1, 1, 0, 1],), "method": "add"}),
+    Sample(((4, 3), (2, 3)), {"index": [3, 3], "method": "multiply"}, low=0.5),
+    Sample(((4, 3), (3,)), {"index": (slice(None, 3), 2), "method": "divide"}, low=0.5),
+    Sample(((4, 3), (3,)), {"index": ([0, 2, 0], [1, 1, 1]), "method": "min"}),
+    Sample(((4, 3), ()), {"index": (np.array([1, 3]), slice(None)), "method": "max"}),
+    Sample(((3, 4, 5),), {"index": (Ellipsis, None, [1, 0]), "method": "get"}),
+    Sample(((3, 4, 5),), {"index": (2, slice(1, None), [1, 3]), "method": "get"}),
+    Sample(((3, 4, 5),), {"index": ([[0], [2]], slice(None), [1, 4]), "method": "get"}),
+    Sample(((3, 4, 5),), {"index": (slice(None), [0, 3], [[1], [2]]), "method": "get"}),
+    Sample(((3, 4),), {"index": (np.array([True, False, True]),), "method": "get"}),
+)
+
+
+@function("at", samples=_AT_SAMPLES)
+def at(x, values=None, *, index=None, method=None):
+    """Functional updates at an index, as JAX's ``x.at[index]``: ``.get()``, ``.set(v)``,
+    ``.add(v)``, ``.subtract(v)``, ``.multiply(v)``, ``.divide(v)``, ``.min(v)``,
+    ``.max(v)``. With ``index`` and ``method``, the update itself.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (3,))
+    >>> y = x.at[np.array([0, 0, 2])].add(1.0)
+    >>> dk.evaluate(y, {"x": np.zeros(3)}).tolist()
+    [2.0, 0.0, 1.0]
+    >>> z = x.at[1].set(x[0] * 5)
+    >>> dk.gradient(dk.sum(z), {"x": np.ones(3)})["x"].tolist()
+    [6.0, 0.0, 1.0]
+    """
+    updates = _Indexer(as_node(x))
+    if index is None and method is None:
+        return updates
+    chosen = updates[index]
+    if method == "get":
+        return chosen.get()
+    if method not in ("set", "add", "subtract", "multiply", "divide", "min", "max"):
+        raise ValueError(f"at: unknown method {method!r}")
+    return getattr(chosen, method)(values)
