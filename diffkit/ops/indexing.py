@@ -53,7 +53,10 @@ def _normalize_index(index, shape: tuple, op: str = "getitem") -> tuple:
         elif item is None:
             out.append(("n",))
         elif isinstance(item, slice):
-            out.append(("s",) + item.indices(shape[axis]))
+            try:
+                out.append(("s",) + item.indices(shape[axis]))
+            except (TypeError, ValueError) as err:
+                raise IndexError(f"{op}: bad slice {item!r} on axis {axis}: {err}") from None
             axis += 1
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             k = int(item)
@@ -65,13 +68,18 @@ def _normalize_index(index, shape: tuple, op: str = "getitem") -> tuple:
             axis += 1
         else:
             raise IndexError(
-                f"{op}: unsupported index {item!r}; use integers, slices, None, ..., or one "
-                f"integer array (dk.take)"
+                f"{op}: unsupported index {_shown(item)} ({type(item).__name__}); use "
+                f"integers, slices, None, ..., integer arrays or boolean numpy arrays"
             )
     while axis < len(shape):
         out.append(("s",) + slice(None).indices(shape[axis]))
         axis += 1
     return tuple(out)
+
+
+def _shown(item) -> str:
+    text = repr(item)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _as_numpy_index(index: tuple) -> tuple:
@@ -255,8 +263,10 @@ def _index_error(op: str, text: str) -> IndexError:
 def _as_index_array(item, op: str) -> np.ndarray:
     try:
         arr = np.asarray(item)
-    except (TypeError, ValueError) as err:
-        raise _index_error(op, f"cannot read {type(item).__name__} as an index array: {err}")
+    except (TypeError, ValueError):
+        raise _index_error(
+            op, f"a {type(item).__name__} of unequal lengths cannot be an index array"
+        ) from None
     if arr.dtype == object and isinstance(item, (list, tuple)) and not arr.size:
         arr = np.zeros(arr.shape, dtype=np.intp)
     if arr.dtype.kind == "f" and arr.size == 0:
@@ -290,12 +300,10 @@ def _entries(index, shape: tuple, op: str) -> list:
             arr = _as_index_array(item, op)
             parsed.append(int(arr) if arr.ndim == 0 and arr.dtype.kind in "iu" else arr)
         else:
-            shown = repr(item)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
             raise _index_error(
                 op,
-                f"unsupported index {shown} ({type(item).__name__}); use integers, slices, "
-                f"None, ..., integer arrays or boolean numpy arrays",
+                f"unsupported index {_shown(item)} ({type(item).__name__}); use integers, "
+                f"slices, None, ..., integer arrays or boolean numpy arrays",
             )
     if sum(1 for i in parsed if i is Ellipsis) > 1:
         raise _index_error(op, "an index can have only one ellipsis")
@@ -624,12 +632,28 @@ CONCATENATE = register(
 )
 
 
+def _no_out(name: str, out=None, dtype=None) -> None:
+    if out is not None:
+        raise TypeError(f"{name}: out= is not supported (nodes are immutable)")
+    if dtype is not None:
+        raise TypeError(f"{name}: dtype= is not supported; the inputs' dtype is kept")
+
+
 @builds(CONCATENATE, numpy=(np.concatenate,))
-def concatenate(arrays, axis: int = 0) -> Node:
-    """Join arrays along an existing ``axis`` (``np.concatenate``)."""
+def concatenate(arrays, axis: int | None = 0, out=None, *, dtype=None, casting=None) -> Node:
+    """Join arrays along an existing ``axis`` (``np.concatenate``; flattened when ``axis``
+    is None).
+
+    >>> import diffkit as dk
+    >>> dk.concatenate([dk.variable("a", (2, 3)), dk.variable("b", (1, 3))]).shape
+    (3, 3)
+    """
+    _no_out("concatenate", out, dtype)
     nodes = [as_node(a) for a in arrays]
     if not nodes:
         raise ValueError("concatenate: needs at least one array")
+    if axis is None:
+        nodes, axis = [reshape(n, (n.size,)) for n in nodes], 0
     ndim = nodes[0].ndim
     if ndim == 0:
         raise ShapeError("concatenate: zero-dimensional arrays cannot be concatenated")
@@ -640,9 +664,21 @@ def concatenate(arrays, axis: int = 0) -> Node:
     return apply(CONCATENATE, *nodes, axis=axis % ndim)
 
 
-@function(numpy=(np.stack,))
-def stack(arrays, axis: int = 0) -> Node:
-    """Join arrays of one shape along a new ``axis`` (``np.stack``)."""
+@function(
+    numpy=(np.stack,),
+    samples=(
+        Sample(((2, 3), (2, 3), (2, 3)), {"axis": 1}, pack=True),
+        Sample(((4,), (4,)), {"axis": -1}, pack=True),
+    ),
+)
+def stack(arrays, axis: int = 0, out=None, *, dtype=None, casting=None) -> Node:
+    """Join arrays of one shape along a new ``axis`` (``np.stack``).
+
+    >>> import diffkit as dk
+    >>> dk.stack([dk.variable("a", (2,)), dk.variable("b", (2,))], axis=1).shape
+    (2, 2)
+    """
+    _no_out("stack", out, dtype)
     nodes = [as_node(a) for a in arrays]
     if not nodes:
         raise ValueError("stack: needs at least one array")
@@ -656,57 +692,157 @@ def stack(arrays, axis: int = 0) -> Node:
     return concatenate(expanded, axis=axis)
 
 
-@function(numpy=(np.split,))
-def split(x, indices_or_sections, axis: int = 0) -> list[Node]:
-    """``x`` split along ``axis`` into equal sections or at indices (``np.split``)."""
-    x = as_node(x)
+@function(
+    numpy=(np.split,),
+    samples=(
+        Sample(((4, 3),), {"indices_or_sections": 2, "axis": 0}),
+        Sample(((4, 3),), {"indices_or_sections": [1, 1, 3], "axis": 1}),
+    ),
+)
+def split(ary, indices_or_sections, axis: int = 0) -> list[Node]:
+    """``ary`` split along ``axis`` into equal sections or at indices (``np.split``).
+
+    >>> import diffkit as dk
+    >>> [p.shape for p in dk.split(dk.variable("x", (4, 3)), [1], axis=1)]
+    [(4, 1), (4, 2)]
+    """
+    x = as_node(ary)
+    if not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"split: axis {axis} is out of range for an input of shape {x.shape}")
+    axis = axis % x.ndim
     size = x.shape[axis]
-    if isinstance(indices_or_sections, int):
-        if indices_or_sections <= 0 or size % indices_or_sections:
-            raise ShapeError(
-                f"split: an axis of size {size} does not split into {indices_or_sections} "
-                f"equal sections"
-            )
-        step = size // indices_or_sections
-        bounds = list(range(0, size + 1, step))
+    if isinstance(indices_or_sections, (int, np.integer)):
+        n = int(indices_or_sections)
+        if n <= 0 or size % n:
+            raise ValueError(f"split: an axis of size {size} does not split into {n} sections")
+        bounds = list(range(0, size + 1, size // n)) if size else [0] * (n + 1)
     else:
-        bounds = [0] + [int(i) for i in indices_or_sections] + [size]
+        cuts = [int(i) + (size if int(i) < 0 else 0) for i in indices_or_sections]
+        bounds = [0] + [min(max(c, 0), size) for c in cuts] + [size]
     parts = []
     for start, stop in zip(bounds[:-1], bounds[1:]):
         index = [slice(None)] * x.ndim
-        index[axis] = slice(start, stop)
+        index[axis] = slice(start, max(start, stop))
         parts.append(getitem(x, tuple(index)))
     return parts
 
 
-@function(numpy=(np.pad,))
-def pad(x, pad_width, mode: str = "constant", constant_values: float = 0.0) -> Node:
-    """``x`` padded with zeros (``np.pad`` in constant mode with value 0)."""
-    x = as_node(x)
-    if mode != "constant" or constant_values != 0:
-        raise ValueError("pad: only mode='constant' with constant_values=0 is supported")
-    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (x.ndim, 2))
-    if (widths < 0).any():
-        raise ValueError(f"pad: widths must be non-negative, got {pad_width!r}")
-    shape = tuple(int(d + a + b) for d, (a, b) in zip(x.shape, widths))
-    index = tuple(slice(int(a), int(a) + d) for d, (a, _) in zip(x.shape, widths))
-    return apply(EMBED, x, index=_normalize_index(index, shape, "pad"), shape=shape)
+def _pad_positions(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    """For each position of a padded axis, the position of the input it copies."""
+    i = np.arange(-before, n + after)
+    if mode == "edge" or (mode == "reflect" and n == 1):
+        return np.clip(i, 0, n - 1)
+    if mode == "wrap":
+        return np.mod(i, n)
+    if mode == "reflect":
+        period = 2 * (n - 1)
+        i = np.mod(i, period)
+        return np.where(i >= n, period - i, i)
+    period = 2 * n  # symmetric: the edge is repeated
+    i = np.mod(i, period)
+    return np.where(i >= n, period - 1 - i, i)
 
 
-@function(numpy=(np.repeat,))
-def repeat(x, repeats: int, axis: int | None = None) -> Node:
-    """Each entry repeated ``repeats`` times along ``axis`` (``np.repeat``)."""
-    x = as_node(x)
+_PAD_MODES = ("constant", "edge", "wrap", "reflect", "symmetric")
+
+
+@function(
+    numpy=(np.pad,),
+    samples=(
+        Sample(((3, 4),), {"pad_width": ((1, 2), (0, 3))}),
+        Sample(((3, 4),), {"pad_width": 2, "mode": "constant", "constant_values": 1.5}),
+        Sample(((3, 4),), {"pad_width": ((1, 1), (2, 0)), "mode": "wrap"}),
+        Sample(((3, 4),), {"pad_width": ((4, 1), (2, 5)), "mode": "reflect"}),
+        Sample(((3, 4),), {"pad_width": ((2, 1), (3, 3)), "mode": "symmetric"}),
+        Sample(((3, 4),), {"pad_width": 2, "mode": "edge"}),
+    ),
+)
+def pad(array, pad_width, mode: str = "constant", *, constant_values=0.0, **kwargs) -> Node:
+    """``array`` padded as ``np.pad`` does in modes ``"constant"`` (one value, or one per
+    side), ``"edge"``, ``"wrap"`` (periodic), ``"reflect"`` and ``"symmetric"``; the
+    copies of an entry add their gradients.
+
+    >>> import diffkit as dk
+    >>> dk.pad(dk.variable("x", (3, 4)), ((1, 2), (0, 3)), mode="wrap").shape
+    (6, 7)
+    """
+    x = as_node(array)
+    if mode not in _PAD_MODES or kwargs:
+        what = f"mode={mode!r}" if mode not in _PAD_MODES else f"{', '.join(kwargs)}="
+        raise ValueError(f"pad: {what} is not supported; modes: {', '.join(_PAD_MODES)}")
+    try:
+        widths = np.broadcast_to(np.asarray(pad_width), (x.ndim, 2))
+    except ValueError:
+        raise ValueError(f"pad: pad_width {pad_width!r} does not fit {x.ndim} axes") from None
+    if widths.dtype.kind not in "iu" or (widths < 0).any():
+        raise ValueError(f"pad: widths must be non-negative integers, got {pad_width!r}")
+    widths = widths.astype(int)
+    if mode == "constant":
+        shape = tuple(int(d + a + b) for d, (a, b) in zip(x.shape, widths))
+        index = tuple(slice(int(a), int(a) + d) for d, (a, _) in zip(x.shape, widths))
+        index = _normalize_index(index, shape, "pad")
+        out = apply(EMBED, x, index=index, shape=shape)
+        values = np.broadcast_to(np.asarray(constant_values, dtype=float), (x.ndim, 2))
+        if values.any():
+            # the border holds the constants; later axes win at the corners, as numpy's
+            border = np.zeros(shape)
+            for k in range(x.ndim):
+                a, b = widths[k]
+                lead = (slice(None),) * k
+                border[lead + (slice(0, a),)] = values[k, 0]
+                border[lead + (slice(shape[k] - b, shape[k]),)] = values[k, 1]
+            inside = np.ones(shape, dtype=bool)
+            inside[_as_numpy_index(index)] = False
+            out = out + const(np.where(inside, border, 0.0))
+        return out
+    for k, (a, b) in enumerate(widths):
+        if (a or b) and x.shape[k] == 0:
+            raise ValueError(f"pad: mode={mode!r} cannot pad the empty axis {k}")
+        if a or b:
+            x = take(x, _pad_positions(x.shape[k], int(a), int(b), mode), axis=k)
+    return x
+
+
+@function(
+    numpy=(np.repeat,),
+    samples=(
+        Sample(((3, 4),), {"repeats": 2, "axis": 1}),
+        Sample(((3, 2),), {"repeats": [1, 0, 3], "axis": 0}),
+        Sample(((2, 2),), {"repeats": 3}),
+    ),
+)
+def repeat(a, repeats, axis: int | None = None) -> Node:
+    """Each entry repeated ``repeats`` times along ``axis`` (``np.repeat``).
+
+    >>> import diffkit as dk
+    >>> dk.repeat(dk.variable("x", (2, 3)), [1, 2], axis=0).shape
+    (3, 3)
+    """
+    x = as_node(a)
     if axis is None:
         x, axis = reshape(x, (x.size,)), 0
-    return take(x, np.repeat(np.arange(x.shape[axis]), repeats), axis=axis)
+    if not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"repeat: axis {axis} is out of range for an input of shape {x.shape}")
+    try:
+        positions = np.repeat(np.arange(x.shape[axis]), repeats)
+    except ValueError as err:
+        raise ValueError(f"repeat: {err} (axis of size {x.shape[axis]})") from None
+    return take(x, positions, axis=axis)
 
 
-@function(numpy=(np.tile,))
-def tile(x, reps) -> Node:
-    """``x`` repeated ``reps`` times along each axis (``np.tile``)."""
-    x = as_node(x)
-    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+@function(
+    numpy=(np.tile,),
+    samples=(Sample(((2, 3),), {"reps": (2, 1)}), Sample(((3,),), {"reps": (2, 1, 2)})),
+)
+def tile(A, reps) -> Node:
+    """``A`` repeated ``reps`` times along each axis (``np.tile``).
+
+    >>> import diffkit as dk
+    >>> dk.tile(dk.variable("x", (2, 3)), 2).shape
+    (2, 6)
+    """
+    x = as_node(A)
+    reps = (int(reps),) if np.ndim(reps) == 0 else tuple(int(r) for r in reps)
     ndim = max(x.ndim, len(reps))
     reps = (1,) * (ndim - len(reps)) + reps
     shape = (1,) * (ndim - x.ndim) + x.shape
@@ -716,13 +852,23 @@ def tile(x, reps) -> Node:
     return reshape(out, tuple(r * d for r, d in zip(reps, shape)))
 
 
-@function(numpy=(np.flip,))
-def flip(x, axis=None) -> Node:
-    """``x`` reversed along ``axis`` (all axes by default), as ``np.flip``."""
-    x = as_node(x)
-    axes = range(x.ndim) if axis is None else ((axis,) if isinstance(axis, int) else axis)
+@function(
+    numpy=(np.flip,),
+    samples=(Sample(((3, 4),), {"axis": 0}), Sample(((2, 3, 2),), {"axis": (0, 2)})),
+)
+def flip(m, axis=None) -> Node:
+    """``m`` reversed along ``axis`` (all axes by default), as ``np.flip``.
+
+    >>> import diffkit as dk
+    >>> dk.flip(dk.variable("x", (2, 3)), axis=-1).shape
+    (2, 3)
+    """
+    x = as_node(m)
+    axes = range(x.ndim) if axis is None else ((axis,) if np.ndim(axis) == 0 else axis)
     index = [slice(None)] * x.ndim
     for a in axes:
+        if not -x.ndim <= a < x.ndim:
+            raise ShapeError(f"flip: axis {a} is out of range for an input of shape {x.shape}")
         index[a] = slice(None, None, -1)
     return getitem(x, tuple(index))
 
