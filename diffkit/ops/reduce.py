@@ -167,9 +167,13 @@ def var(
     >>> round(float(dk.evaluate(np.var(x, ddof=1), at={"x": [1.0, 2.0, 4.0]})), 12)
     2.333333333333
     """
-    ddof = _moment_args("var", dtype, out, ddof, where, mean, correction)
+    return _var("var", a, axis, dtype, out, ddof, keepdims, where, mean, correction)
+
+
+def _var(name, a, axis, dtype, out, ddof, keepdims, where, mean, correction) -> Node:
+    ddof = _moment_args(name, dtype, out, ddof, where, mean, correction)
     x = as_node(a)
-    axes = normalize_axes("var", axis, x.ndim)
+    axes = normalize_axes(name, axis, x.ndim)
     n = _count(x, axes)
     centred = x - sum(x, axes, keepdims=True) / float(n)
     # numpy divides by max(n - ddof, 0): x / 0 is inf, 0 / 0 is NaN
@@ -200,7 +204,7 @@ def std(
     >>> dk.gradient(np.std(x, ddof=1), at={"x": [2.0, 2.0, 2.0]})["x"].tolist()
     [0.0, 0.0, 0.0]
     """
-    v = var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+    v = _var("std", a, axis, dtype, out, ddof, keepdims, where, mean, correction)
     # d sqrt(v) = dv / (2 sqrt v), taken as 0 where v == 0 (the sqrt never sees the 0)
     zero = equal(v, 0.0)
     return where_(zero, 0.0, sqrt(where_(zero, 1.0, v)))

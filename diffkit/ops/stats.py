@@ -76,10 +76,11 @@ def _scatter_impl(ct, key, axis, how):
     idx = _positions(key, axis, how)
     moved_ct, moved_idx = np.moveaxis(ct, axis, -1), np.moveaxis(idx, axis, -1)
     n = moved_ct.shape[-1]
-    flat_ct = moved_ct.reshape(-1, n)
-    rows = np.arange(flat_ct.shape[0])[:, None]
+    m = int(np.prod(moved_ct.shape[:-1], dtype=np.int64))
+    flat_ct = moved_ct.reshape(m, n)
+    rows = np.arange(m)[:, None]
     out = np.zeros_like(flat_ct)
-    np.add.at(out, (rows, moved_idx.reshape(-1, n)), flat_ct)  # repeated positions add up
+    np.add.at(out, (rows, moved_idx.reshape(m, n)), flat_ct)  # repeated positions add up
     return np.moveaxis(out.reshape(moved_ct.shape), -1, axis)
 
 
