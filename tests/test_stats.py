@@ -275,7 +275,7 @@ def test_float32_stays_float32():
 # ---- empty arrays -------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore:Degrees of freedom")
+@pytest.mark.filterwarnings("ignore:Degrees of freedom", "ignore:Mean of empty slice")
 def test_reductions_of_empty_arrays_follow_numpy():
     e = np.ones((2, 0))
     node = dk.variable("e", (2, 0))
