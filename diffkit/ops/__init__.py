@@ -2,9 +2,14 @@
 
 Families: ``arithmetic`` (add ... mod), ``transcendental`` (exp, log, trigonometric,
 hyperbolic, erf ...), ``comparison`` (comparisons, selection, kinks, rounding),
-``reduce`` (sum, prod, max, cumsum, the softmax family), ``shape`` (reshape, transpose,
-broadcasting, matmul), ``special`` (sigmoid, softplus) and the image ops ``windows``,
-``convolution`` and ``pooling``.
+``reduce`` (sum, prod, max, cumsum, mean, var, std, the softmax family), ``shape``
+(reshape, transpose, broadcasting, matmul), ``special`` (sigmoid, softplus, fmax,
+nan_to_num, sinc, erfinv, i0e ...), ``complex`` (real, imag, conj, angle), ``indexing``,
+``contract`` (einsum, tensordot, trace, diag ...), ``linalg`` (numpy's ``np.linalg``),
+``stats`` (sort, cumprod, running extrema, median, percentile), ``shape_helpers``
+(squeeze, roll, diff, gradient ...) and the image ops ``windows``, ``convolution`` and
+``pooling``. Each op is one record (:class:`diffkit.ir.op.Op`); compositions are
+:class:`~diffkit.ir.op.Function` records.
 """
 
 from .arithmetic import *  # noqa: F401,F403
