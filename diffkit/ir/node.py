@@ -133,6 +133,12 @@ class Node:
     def __getitem__(self, index):
         return get_op("getitem").build(self, index)
 
+    def __setitem__(self, index, value):
+        raise TypeError(
+            "IR nodes are immutable; write x = x.at[index].set(value) (or .add, .multiply...) "
+            "as in JAX"
+        )
+
     def __iter__(self):  # without this, Python would iterate by __getitem__ forever
         if not self.shape:
             raise TypeError("iteration over a 0-d IR node")
