@@ -310,6 +310,22 @@ def test_jacobians_of_helpers_batch():
     np.testing.assert_allclose(jf, cols, atol=1e-14)
 
 
+def test_linspace_jacobian_in_its_end_points():
+    a, b = np.array([0.0, 1.0]), np.array([2.0, -1.0])
+
+    def grid(a, b):
+        return np.linspace(a, b, 5, axis=1)
+
+    t = np.linspace(0.0, 1.0, 5)
+    ja, jb = dk.jacfwd(grid, argnums=(0, 1))(a, b)
+    ra, rb = dk.jacrev(grid, argnums=(0, 1))(a, b)
+    eye = np.eye(2)[:, None, :]
+    np.testing.assert_allclose(ja, eye * (1 - t)[None, :, None], atol=1e-15)
+    np.testing.assert_allclose(jb, eye * t[None, :, None], atol=1e-15)
+    np.testing.assert_allclose(ra, ja, atol=1e-15)
+    np.testing.assert_allclose(rb, jb, atol=1e-15)
+
+
 def test_empty_arrays():
     for f, shape in [
         (lambda v: np.roll(v, 2, axis=0), (0, 3)),
