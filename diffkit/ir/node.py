@@ -267,11 +267,11 @@ class Node:
             raise TypeError(f"diffkit does not support numpy's {name} on IR nodes")
         return record.build(self, *args, **kwargs)
 
-    def flatten(self):
-        return self._numpy("ravel")
+    def flatten(self, order="C"):
+        return self._numpy("ravel", order=order)
 
-    def ravel(self):
-        return self._numpy("ravel")
+    def ravel(self, order="C"):
+        return self._numpy("ravel", order=order)
 
     def squeeze(self, axis=None):
         return self._numpy("squeeze", axis=axis)
