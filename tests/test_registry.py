@@ -226,10 +226,17 @@ def test_function_values_and_derivatives(name, index):
     dk.check_grads(total, at, order=2 if sample.second_order else 1)
 
 
+def test_every_op_batches_or_says_why_not():
+    """A batching rule, derived from the op's kind or written in its record, or an explicit
+    ``Unsupported("reason")`` there: no op is left out by forgetting it."""
+    silent = [name for name, op in OPS.items() if op.rule("batch") is None]
+    assert not silent, f"ops with neither a batching rule nor a reason: {silent}"
+
+
 BATCH_CASES = [
     (name, i)
     for name, op in sorted(OPS.items())
-    if op.rule("batch") is not None
+    if op.rule("batch")
     for i, smp in enumerate(op.samples)
     if any(k not in smp.const and k not in op.nondiff_inputs for k in range(len(smp.shapes)))
 ]

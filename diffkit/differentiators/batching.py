@@ -7,9 +7,9 @@ chunks) through one evaluation instead of one evaluation each.
 
 Each op is rewritten by its ``"batch"`` rule, read from its record: derived from the
 op's kind for elementwise ops, reductions and ops along an axis, written in the record
-for the others (:mod:`diffkit.ops._batch`); this module names no op. An op with no
-rule (the convolution kernels) raises :class:`NotBatchable`, and the caller falls back
-to one evaluation per direction.
+for the others (:mod:`diffkit.ops._batch`); this module names no op. An op whose record
+opts out (the image kernels, ``Unsupported("why")``) raises :class:`NotBatchable`, and
+the caller falls back to one evaluation per direction.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ MAX_BATCH_ENTRIES = 2**24
 
 def _batched_op(node: Node, ins: list[tuple[Node, bool]], batch: int) -> Node:
     rule = node.op.rule("batch")
-    if rule is None:
-        raise NotBatchable(f"batching: op {node.op.name!r} has no batching rule")
+    if not rule:  # none, or an explicit opt-out with its reason
+        why = f" ({rule.reason})" if rule is not None else ""
+        raise NotBatchable(f"batching: op {node.op.name!r} has no batching rule{why}")
     return rule(node, ins, batch)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.node import Node, ShapeError, apply, as_node
-from ..ir.op import Op, Sample, register
+from ..ir.op import Op, Sample, Unsupported, register
 from . import native
 from .reduce import sum as reduce_sum
 from .shape import _sum_tangents, broadcast_to, matmul, reshape, transpose
@@ -148,6 +148,11 @@ def _input_grad_shape(shapes, x_shape, stride, padding):
     return tuple(x_shape)
 
 
+#: the image kernels take one batch axis (N of NCHW); Jacobians through them evaluate one
+#: direction at a time
+_NO_BATCH = Unsupported("an image kernel with one batch axis")
+
+
 CONV2D_INPUT_GRAD = register(
     Op(
         name="conv2d_input_grad",
@@ -182,6 +187,7 @@ CONV2D_INPUT_GRAD = register(
         analytic=True,
         doc="the input gradient of conv2d_direct: col2im(w2ᵀ @ ct)",
         threaded=True,
+        rules={"batch": _NO_BATCH},
     )
 )
 
@@ -205,6 +211,7 @@ CONV2D_DIRECT = register(
         analytic=True,
         doc="reshape(w, (O, C·KH·KW)) @ im2col(x) (+ bias), computed without the window matrix",
         threaded=True,
+        rules={"batch": _NO_BATCH},
     )
 )
 
@@ -238,6 +245,7 @@ CONV2D_DIRECT_WEIGHT_GRAD = register(
         analytic=True,
         doc="the weight gradient of conv2d_direct: ct @ im2col(x)^T, reshaped as the weight",
         threaded=True,
+        rules={"batch": _NO_BATCH},
     )
 )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.node import Node, ShapeError, apply, as_node, const
-from ..ir.op import Op, Sample, register
+from ..ir.op import Op, Sample, Unsupported, register
 from . import native
 from .comparison import RELU, relu
 from .reduce import sum as reduce_sum
@@ -141,6 +141,11 @@ def _fold_max_pool(x, **attrs):
     return None
 
 
+#: the image kernels take one batch axis (N of NCHW); Jacobians through them evaluate one
+#: direction at a time
+_NO_BATCH = Unsupported("an image kernel with one batch axis")
+
+
 MAX_POOL2D = register(
     Op(
         name="max_pool2d",
@@ -155,6 +160,7 @@ MAX_POOL2D = register(
         analytic=False,
         fold=_fold_max_pool,
         doc="max over KxK windows (padding counts as -inf)",
+        rules={"batch": _NO_BATCH},
     )
 )
 
@@ -187,6 +193,7 @@ MAX_POOL2D_BACKWARD = register(
         ),
         analytic=False,
         doc="the gradient of max_pool2d: the cotangent at each first maximum",
+        rules={"batch": _NO_BATCH},
     )
 )
 
@@ -218,6 +225,7 @@ MAX_POOL2D_SELECT = register(
         ),
         analytic=False,
         doc="the tangent of max_pool2d: t at each window's first maximum",
+        rules={"batch": _NO_BATCH},
     )
 )
 

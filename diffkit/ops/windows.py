@@ -119,6 +119,11 @@ def _unfold_attrs(attrs):
     return {k: attrs[k] for k in ("kernel_size", "stride", "padding", "ceil_mode") if k in attrs}
 
 
+#: the image kernels take one batch axis (N of NCHW); Jacobians through them evaluate one
+#: direction at a time
+_NO_BATCH = Unsupported("an image kernel with one batch axis")
+
+
 UNFOLD = register(
     Op(
         name="unfold",
@@ -139,6 +144,7 @@ UNFOLD = register(
         ),
         analytic=True,
         doc="the KxK windows of an NCHW input: (N, C, OH, OW, KH, KW)",
+        rules={"batch": _NO_BATCH},
     )
 )
 
@@ -175,6 +181,7 @@ FOLD = register(
         ),
         analytic=True,
         doc="scatter-add windows back into an NCHW array (col2im)",
+        rules={"batch": _NO_BATCH},
     )
 )
 
@@ -278,6 +285,7 @@ IM2COL = register(
         ),
         analytic=True,
         doc="the windows of an NCHW input as one matrix (C·KH·KW, N·OH·OW), zero padded",
+        rules={"batch": _NO_BATCH},
     )
 )
 
@@ -296,6 +304,7 @@ COL2IM = register(
         ),
         analytic=True,
         doc="scatter-add a window matrix (C·KH·KW, N·OH·OW) back into an NCHW array",
+        rules={"batch": _NO_BATCH},
     )
 )
 
