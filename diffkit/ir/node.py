@@ -375,8 +375,6 @@ def _const_text(node: Node) -> str:
 
 def _infix(root: Node) -> str:
     """Infix text of ``root``; each sub-expression is printed once and cut past a limit."""
-    from .schedule import topological_order
-
     text: dict[int, tuple[str, int]] = {}  # id -> (text, precedence)
     for node in topological_order([root]):
         if node.kind == "var":
@@ -408,6 +406,29 @@ def _infix(root: Node) -> str:
             t = t[: _REPR_LIMIT - 3] + "..."
         text[id(node)] = (t, prec)
     return text[id(root)][0]
+
+
+def topological_order(outputs: Iterable[Node]) -> list[Node]:
+    """Every node the outputs depend on, each after all of its inputs."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    for root in outputs:
+        if id(root) in seen:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for inp in reversed(node.inputs):
+                if id(inp) not in seen:
+                    stack.append((inp, False))
+    return order
 
 
 def _intern(key: tuple, make) -> Node:

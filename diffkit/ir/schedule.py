@@ -32,7 +32,7 @@ import numpy as np
 
 from ..memory import CACHE_MIN, owned_memory
 from ..parallel import parallel_kernels
-from .node import Node
+from .node import Node, topological_order
 from .op import STRUCTURAL, Unsupported
 
 __all__ = [
@@ -78,29 +78,6 @@ def paused_gc():
     finally:
         if pause:
             gc.enable()
-
-
-def topological_order(outputs: Iterable[Node]) -> list[Node]:
-    """Every node the outputs depend on, each after all of its inputs."""
-    order: list[Node] = []
-    seen: set[int] = set()
-    for root in outputs:
-        if id(root) in seen:
-            continue
-        stack = [(root, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            for inp in reversed(node.inputs):
-                if id(inp) not in seen:
-                    stack.append((inp, False))
-    return order
 
 
 def graph_size(outputs: Node | Iterable[Node]) -> int:
