@@ -29,6 +29,16 @@ from ._common import S1
 __all__ = ["real", "imag", "conj", "conjugate", "angle"]
 
 
+def _itself_on_tangents(name: str):
+    """The JVP of an op that is real-linear in its input: the op applied to the tangent."""
+
+    def jvp(tangents, out, x):
+        (t,) = tangents
+        return None if t is None else apply(name, t)
+
+    return jvp
+
+
 def _imag_transpose_impl(ct, x):
     if np.iscomplexobj(x):
         return -1j * ct
@@ -56,11 +66,6 @@ IMAG_TRANSPOSE = register(
 )
 
 
-def _real_jvp(tangents, out, x):
-    (t,) = tangents
-    return None if t is None else apply("real", t)
-
-
 REAL = register(
     Op(
         name="real",
@@ -68,7 +73,7 @@ REAL = register(
         impl=np.real,
         # Re(c Re t) = Re(Re(c) t): the transpose of t -> Re t is c -> Re c
         vjp=lambda ct, out, x: (apply("real", ct),),
-        jvp=_real_jvp,
+        jvp=_itself_on_tangents("real"),
         mpmath=mpmath.re,
         sympy=sympy.re,
         samples=S1,
@@ -81,11 +86,6 @@ REAL = register(
 )
 
 
-def _imag_jvp(tangents, out, x):
-    (t,) = tangents
-    return None if t is None else apply("imag", t)
-
-
 IMAG = register(
     Op(
         name="imag",
@@ -93,7 +93,7 @@ IMAG = register(
         impl=np.imag,
         # Re(c Im t) = Re(-i Re(c) t): the transpose of t -> Im t is c -> -i Re c
         vjp=lambda ct, out, x: (apply("imag_transpose", apply("real", ct), x),),
-        jvp=_imag_jvp,
+        jvp=_itself_on_tangents("imag"),
         mpmath=mpmath.im,
         sympy=sympy.im,
         samples=S1,
@@ -106,11 +106,6 @@ IMAG = register(
 )
 
 
-def _conj_jvp(tangents, out, x):
-    (t,) = tangents
-    return None if t is None else apply("conj", t)
-
-
 CONJ = register(
     Op(
         name="conj",
@@ -118,7 +113,7 @@ CONJ = register(
         impl=np.conj,
         # d conj z = conj dz; its transpose under Re(c t) is c -> conj c
         vjp=lambda ct, out, x: (apply("conj", ct),),
-        jvp=_conj_jvp,
+        jvp=_itself_on_tangents("conj"),
         mpmath=mpmath.conj,
         sympy=sympy.conjugate,
         samples=S1,
