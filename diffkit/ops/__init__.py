@@ -22,10 +22,12 @@ from .windows import *  # noqa: F401,F403
 from .convolution import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .indexing import *  # noqa: F401,F403
+from .joining import *  # noqa: F401,F403
+from .updates import *  # noqa: F401,F403
 from ._batch import NotBatchable  # noqa: F401
 
 from . import arithmetic, comparison, convolution, pooling, reduce, shape, special  # noqa: E402
-from . import indexing, transcendental, windows  # noqa: E402
+from . import indexing, joining, transcendental, updates, windows  # noqa: E402
 
 #: every builder of the op library, re-exported by ``diffkit``
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
         convolution,
         pooling,
         indexing,
+        joining,
+        updates,
     )
     for name in module.__all__
 ]

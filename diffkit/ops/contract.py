@@ -32,7 +32,7 @@ from ..ir.node import Node, ShapeError, apply, as_node, const
 from ..ir.op import STRUCTURAL, Op, Sample, builds, function, register
 from ._batch import NotBatchable
 from .comparison import where
-from .indexing import pad
+from .joining import pad
 from .shape import matmul, reshape
 
 __all__ = [

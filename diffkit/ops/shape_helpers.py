@@ -21,7 +21,8 @@ import numpy as np
 
 from ..ir.node import Node, ShapeError, as_node, const
 from ..ir.op import Sample, function
-from .indexing import concatenate, flip, getitem
+from .indexing import getitem
+from .joining import concatenate, flip
 from .shape import broadcast_to, reshape, transpose
 
 __all__ = [

@@ -30,7 +30,7 @@ from ..ir.node import Node, ShapeError, apply, as_node, const
 from ..ir.op import STRUCTURAL, Op, Sample, Unsupported, builds, function, register
 from ..ir.shapes import normalize_axes
 from .comparison import greater, not_equal, where
-from .indexing import stack
+from .joining import stack
 from .reduce import PROD_OTHERS, sum as _sum
 from .shape import reshape
 
