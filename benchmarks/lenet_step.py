@@ -198,7 +198,9 @@ def main(rounds: int = 9, repeats: int = 10) -> None:
     if child is not None:
         child.close()
         print(child.version)
-    memory = {b: (step_memory("diffkit", b), step_memory("torch", b) if child else None) for b in batches}
+    memory = {
+        b: (step_memory("diffkit", b), step_memory("torch", b) if child else None) for b in batches
+    }
     print(f"{rounds} rounds of {repeats} steps each, diffkit and PyTorch alternating")
     for batch in batches:
         med = statistics.median(ours[batch])

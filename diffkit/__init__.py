@@ -19,15 +19,12 @@ from .differentiators import (
     ReverseMode,
     Symbolic,
     check_grads,
-    compare,
     derivative,
     expression_size,
     get_method,
     grad_graph,
     gradient,
-    hessian,
     jacobian,
-    jvp,
     jvp_graph,
     methods,
     NoReference,
@@ -36,7 +33,6 @@ from .differentiators import (
     reference_derivative,
     symbolic_derivative,
     to_sympy,
-    vjp,
     vjp_graph,
 )
 from .ir import (

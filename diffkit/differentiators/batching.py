@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..ir.node import Node, apply, internal_variable
+from ..ir.node import Node, internal_variable
 from ..ir.schedule import compile, paused_gc, topological_order
 from ..ops._batch import NotBatchable
 

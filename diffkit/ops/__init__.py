@@ -4,7 +4,8 @@ Families: ``arithmetic`` (add ... mod), ``transcendental`` (exp, log, trigonomet
 hyperbolic, erf ...), ``comparison`` (comparisons, selection, kinks, rounding),
 ``reduce`` (sum, prod, max, cumsum, mean, var, std, the softmax family), ``shape``
 (reshape, transpose, broadcasting, matmul), ``special`` (sigmoid, softplus, fmax,
-nan_to_num, sinc, erfinv, i0e ...), ``complex`` (real, imag, conj, angle), ``indexing``,
+nan_to_num, sinc, erfinv, i0e ...), ``complex`` (real, imag, conj, angle), ``indexing`` (numpy's
+indexing), ``joining`` (concatenate, stack, pad ...), ``updates`` (``x.at[i].set``),
 ``contract`` (einsum, tensordot, trace, diag ...), ``linalg`` (numpy's ``np.linalg``),
 ``stats`` (sort, cumprod, running extrema, median, percentile), ``shape_helpers``
 (squeeze, roll, diff, gradient ...) and the image ops ``windows``, ``convolution`` and
@@ -62,4 +63,5 @@ from .contract import *  # noqa: F401,F403,E402
 from .stats import *  # noqa: F401,F403,E402
 from .shape_helpers import *  # noqa: F401,F403,E402
 
-__all__ += complex.__all__ + linalg.__all__ + contract.__all__ + stats.__all__ + shape_helpers.__all__
+for _family in (complex, linalg, contract, stats, shape_helpers):
+    __all__ += _family.__all__

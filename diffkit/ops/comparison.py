@@ -18,7 +18,7 @@ import mpmath
 import numpy as np
 import sympy
 
-from ..ir.node import apply, as_node, const
+from ..ir.node import apply, const
 from ..ir.op import builds, function, ELEMENTWISE, Op, Sample, register
 from ..ir.shapes import elementwise_shape
 from ._common import binary, binary_samples, real, unary
