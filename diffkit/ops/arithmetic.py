@@ -18,6 +18,7 @@ import sympy
 from ..ir.node import apply, as_node, const, is_const
 from ..ir.op import Sample, function
 from ..ir.shapes import broadcast
+from . import _taylor
 from ._common import S1, binary, keep, unary
 
 __all__ = ["add", "sub", "mul", "div", "neg", "power", "square", "mod", "remainder"]
@@ -47,6 +48,7 @@ ADD = binary(
     doc="a + b",
     numpy=(np.add,),
     sympy_from=(sympy.Add,),
+    rules={"taylor": _taylor.add_rule},
 )
 
 
@@ -69,6 +71,7 @@ SUB = binary(
     exact=lambda a, b: a - b,
     doc="a - b",
     numpy=(np.subtract,),
+    rules={"taylor": _taylor.sub_rule},
 )
 
 
@@ -95,6 +98,7 @@ MUL = binary(
     doc="a * b",
     numpy=(np.multiply,),
     sympy_from=(sympy.Mul,),
+    rules={"taylor": _taylor.mul_rule},
 )
 
 
@@ -121,6 +125,7 @@ DIV = binary(
     exact=lambda a, b: a / b if b != 0 else None,
     doc="a / b",
     numpy=(np.true_divide,),
+    rules={"taylor": _taylor.div_rule},
 )
 
 
@@ -141,6 +146,7 @@ NEG = unary(
     exact=lambda a: -a,
     doc="-a",
     numpy=(np.negative,),
+    rules={"taylor": _taylor.neg_rule},
 )
 
 
@@ -218,6 +224,7 @@ POW = binary(
     names=("power",),
     numpy=(np.power, np.float_power),
     sympy_from={sympy.Pow: _pow_from_sympy},
+    rules={"taylor": _taylor.pow_rule},
 )
 
 
@@ -253,6 +260,7 @@ MOD = binary(
     numpy=(np.mod,),
     sympy_from=(sympy.Mod,),
     discontinuous=True,
+    rules={"taylor": _taylor.JVP_EACH},
 )
 
 

@@ -21,6 +21,7 @@ import sympy
 from ..ir.node import apply, const
 from ..ir.op import builds, function, ELEMENTWISE, Op, Sample, register
 from ..ir.shapes import elementwise_shape
+from . import _taylor
 from ._common import binary, binary_samples, real, unary
 
 __all__ = [
@@ -90,6 +91,7 @@ def _comparison(name, fn, sp, doc, names=()):
             numpy=(fn,),
             sympy_from=(sp,),
             discontinuous=True,
+            rules={"taylor": _taylor.JVP_EACH},
         )
     )
 
@@ -195,7 +197,10 @@ def _rounding(name, fn, mp, sp, exact, doc, **front):
         exact=exact,
         doc=doc,
         discontinuous=True,
-        rules={"sympy_derivative": front.pop("jumps", _jumps_at_integers)},
+        rules={
+            "taylor": _taylor.JVP_EACH,
+            "sympy_derivative": front.pop("jumps", _jumps_at_integers),
+        },
         **front,
     )
 
@@ -257,7 +262,10 @@ SIGN = unary(
     sympy_from=(sympy.sign, SYMPY_SIGN),
     discontinuous=True,
     # sign jumps at 0
-    rules={"sympy_derivative": lambda u: where(equal(u, 0), float("nan"), 0.0)},
+    rules={
+        "taylor": _taylor.JVP_EACH,
+        "sympy_derivative": lambda u: where(equal(u, 0), float("nan"), 0.0),
+    },
 )
 STOP_GRADIENT = register(
     Op(
@@ -273,6 +281,7 @@ STOP_GRADIENT = register(
         doc="identity whose derivative is zero",
         kind="elementwise",
         holomorphic=True,
+        rules={"taylor": _taylor.JVP_EACH},
     )
 )
 
@@ -324,7 +333,10 @@ RELU = unary(
     analytic=False,
     exact=lambda x: max(x, Fraction(0)),
     doc="max(x, 0); derivative 0 at 0",
+    rules={"taylor": _taylor.JVP_EACH},
 )
+
+
 def _abs_jvp(tangents, out, x):
     # d|z| = Re(conj(z) dz) / |z| = Re(sign(conj z) dz); sign(x) dx for real x
     (t,) = tangents
@@ -350,6 +362,7 @@ ABS = register(
         names=("Abs", "fabs"),
         numpy=(np.absolute, np.fabs),
         sympy_from=(sympy.Abs, SYMPY_ABS),
+        rules={"taylor": _taylor.JVP_EACH},
     )
 )
 
@@ -398,6 +411,7 @@ MAXIMUM = binary(
     exact=lambda a, b: a if a >= b else b,
     doc="elementwise maximum",
     numpy=(np.maximum,),
+    rules={"taylor": _taylor.JVP_EACH},
 )
 MINIMUM = binary(
     "minimum",
@@ -411,6 +425,7 @@ MINIMUM = binary(
     exact=lambda a, b: a if a <= b else b,
     doc="elementwise minimum",
     numpy=(np.minimum,),
+    rules={"taylor": _taylor.JVP_EACH},
 )
 
 
@@ -466,6 +481,7 @@ CLIP = register(
         exact=lambda x, lo, hi: min(max(x, lo), hi),
         doc="x limited to [a_min, a_max]",
         kind="elementwise",
+        rules={"taylor": _taylor.JVP_EACH},
     )
 )
 
@@ -538,6 +554,7 @@ WHERE = register(
             sympy.ITE: lambda e, arg: where(*(arg(a) for a in e.args)),
             sympy.DiracDelta: _dirac_from_sympy,
         },
+        rules={"taylor": _taylor.JVP_EACH},
     )
 )
 

@@ -24,6 +24,7 @@ from ..ir.node import apply
 from ..ir.op import LINEAR, Op, Sample, function, register
 from ..ir.shapes import elementwise_shape
 from ._batch import _elementwise
+from . import _taylor
 from ._common import S1
 
 __all__ = ["real", "imag", "conj", "conjugate", "angle"]
@@ -61,7 +62,7 @@ IMAG_TRANSPOSE = register(
         analytic=False,
         nondiff_inputs=(1,),
         doc="-i c where x is complex, 0 where it is real (the transpose of imag)",
-        rules={"batch": _elementwise},
+        rules={"taylor": _taylor.JVP_EACH, "batch": _elementwise},
     )
 )
 
@@ -82,6 +83,7 @@ REAL = register(
         kind="elementwise",
         numpy=(np.real,),
         sympy_from=(sympy.re,),
+        rules={"taylor": _taylor.JVP_EACH},
     )
 )
 
@@ -102,6 +104,7 @@ IMAG = register(
         kind="elementwise",
         numpy=(np.imag,),
         sympy_from=(sympy.im,),
+        rules={"taylor": _taylor.JVP_EACH},
     )
 )
 
@@ -123,6 +126,7 @@ CONJ = register(
         names=("conjugate",),
         numpy=(np.conj,),
         sympy_from=(sympy.conjugate,),
+        rules={"taylor": _taylor.JVP_EACH},
     )
 )
 

@@ -26,6 +26,7 @@ from sympy.codegen import numpy_nodes
 from ..ir.custom import custom_op
 from ..ir.node import Node, apply, math_const
 from ..ir.op import Sample, Unsupported, builds
+from . import _taylor
 from ._common import binary, unary
 from .comparison import SYMPY_SIGN, abs as abs_, equal, greater_equal, less, less_equal
 from .comparison import maximum, not_equal, sign, where
@@ -65,6 +66,7 @@ sigmoid = custom_op(
     sympy=lambda x: 1 / (1 + sympy.exp(-x)),
     doc="1 / (1 + exp(-x)), the logistic function",
     numpy=(scipy.special.expit,),
+    rules={"taylor": _taylor.sigmoid_rule},
 )
 
 
@@ -84,6 +86,7 @@ softplus = custom_op(
     mpmath=lambda x: mpmath.log(1 + mpmath.exp(x)),
     sympy=lambda x: sympy.log(1 + sympy.exp(x)),
     doc="log(1 + exp(x)), computed without overflow",
+    rules={"taylor": _taylor.softplus_rule},
 )
 
 
@@ -110,6 +113,7 @@ def _test(name, fn, mp, doc):
         doc=doc,
         numpy=(fn,),
         discontinuous=True,
+        rules={"taylor": _taylor.JVP_EACH},
     )
 
 
@@ -145,8 +149,10 @@ def _nan_to_num_mp(x, nan=0.0, posinf=None, neginf=None):
         return mpmath.mpf(nan)
     if mpmath.isinf(x):
         big = np.finfo(np.float64).max
-        return mpmath.mpf(posinf if posinf is not None else big) if x > 0 else mpmath.mpf(
-            neginf if neginf is not None else -big
+        return (
+            mpmath.mpf(posinf if posinf is not None else big)
+            if x > 0
+            else mpmath.mpf(neginf if neginf is not None else -big)
         )
     return x
 
@@ -164,6 +170,7 @@ NAN_TO_NUM = unary(
         Sample(((3, 4),), {"nan": 1.5, "posinf": 9.0, "neginf": -9.0}),
     ),
     doc="x with NaN and infinities replaced by finite numbers",
+    rules={"taylor": _taylor.JVP_EACH},
 )
 
 
@@ -178,6 +185,7 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None) -> Node:
     >>> dk.gradient(dk.sum(np.nan_to_num(x)), at={"x": [1.0, np.nan, np.inf]})["x"].tolist()
     [1.0, 0.0, 0.0]
     """
+
     def number(v, name):
         if v is None:
             return None
@@ -231,6 +239,7 @@ FMAX = binary(
     analytic=False,
     doc="elementwise maximum ignoring NaN",
     numpy=(np.fmax,),
+    rules={"taylor": _taylor.JVP_EACH},
 )
 FMIN = binary(
     "fmin",
@@ -242,6 +251,7 @@ FMIN = binary(
     analytic=False,
     doc="elementwise minimum ignoring NaN",
     numpy=(np.fmin,),
+    rules={"taylor": _taylor.JVP_EACH},
 )
 
 
@@ -284,6 +294,7 @@ LOGADDEXP2 = binary(
     doc="log2(2^a + 2^b), without overflow",
     numpy=(np.logaddexp2,),
     sympy_from=(numpy_nodes.logaddexp2,),
+    rules={"taylor": _taylor.logaddexp2_rule},
 )
 
 
@@ -389,6 +400,7 @@ SINC = unary(
         SYMPY_SINC: lambda e, arg: sinc(arg(e.args[0])),
         sympy.sinc: lambda e, arg: sinc(arg(e.args[0]) / math_const("pi")),
     },
+    rules={"taylor": _taylor.NESTED_JVP},
 )
 
 
@@ -420,6 +432,7 @@ ERFINV = unary(
     doc="the inverse error function, on (-1, 1)",
     numpy=(scipy.special.erfinv,),
     sympy_from=(sympy.erfinv,),
+    rules={"taylor": _taylor.erfinv_rule},
 )
 
 
@@ -452,6 +465,7 @@ I0E = unary(
     doc="exp(-|x|) I0(x), the exponentially scaled modified Bessel function of order 0",
     numpy=(scipy.special.i0e,),
     sympy_from=(SYMPY_I0E,),
+    rules={"taylor": _taylor.NESTED_JVP},
 )
 I1E = unary(
     "i1e",
@@ -464,6 +478,7 @@ I1E = unary(
     doc="exp(-|x|) I1(x), the exponentially scaled modified Bessel function of order 1",
     numpy=(scipy.special.i1e,),
     sympy_from=(SYMPY_I1E,),
+    rules={"taylor": _taylor.NESTED_JVP},
 )
 
 

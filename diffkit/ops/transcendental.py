@@ -19,6 +19,7 @@ from sympy.codegen import cfunctions, numpy_nodes
 
 from ..ir.node import apply, math_const
 from ..ir.op import Sample
+from . import _taylor
 from ._common import POS, binary, binary_samples, unary
 from .arithmetic import neg
 from .comparison import SYMPY_ABS, SYMPY_SIGN
@@ -105,6 +106,7 @@ EXP = unary(
     doc="e ** x",
     numpy=(np.exp,),
     sympy_from=(sympy.exp,),
+    rules={"taylor": _taylor.exp_rule},
 )
 EXP2 = unary(
     "exp2",
@@ -115,6 +117,7 @@ EXP2 = unary(
     doc="2 ** x",
     numpy=(np.exp2,),
     sympy_from=(cfunctions.exp2,),
+    rules={"taylor": _taylor.exp2_rule},
 )
 EXPM1 = unary(
     "expm1",
@@ -125,6 +128,7 @@ EXPM1 = unary(
     doc="e ** x - 1, accurate for small x",
     numpy=(np.expm1,),
     sympy_from=(cfunctions.expm1,),
+    rules={"taylor": _taylor.expm1_rule},
 )
 LOG = unary(
     "log",
@@ -139,6 +143,7 @@ LOG = unary(
     sympy_from=(sympy.log,),
     arity=(1, 2),
     builder=_log_builder,
+    rules={"taylor": _taylor.log_rule},
 )
 LOG2 = unary(
     "log2",
@@ -150,6 +155,7 @@ LOG2 = unary(
     doc="base-2 logarithm",
     numpy=(np.log2,),
     sympy_from=(cfunctions.log2,),
+    rules={"taylor": _taylor.log2_rule},
 )
 LOG10 = unary(
     "log10",
@@ -161,6 +167,7 @@ LOG10 = unary(
     doc="base-10 logarithm",
     numpy=(np.log10,),
     sympy_from=(cfunctions.log10,),
+    rules={"taylor": _taylor.log10_rule},
 )
 LOG1P = unary(
     "log1p",
@@ -172,6 +179,7 @@ LOG1P = unary(
     doc="log(1 + x), accurate for small x",
     numpy=(np.log1p,),
     sympy_from=(cfunctions.log1p,),
+    rules={"taylor": _taylor.log1p_rule},
 )
 
 # ---- trigonometric functions and their inverses --------------------------------------------
@@ -185,6 +193,7 @@ SIN = unary(
     doc="sine",
     numpy=(np.sin,),
     sympy_from=(sympy.sin,),
+    rules={"taylor": _taylor.sin_rule},
 )
 COS = unary(
     "cos",
@@ -195,6 +204,7 @@ COS = unary(
     doc="cosine",
     numpy=(np.cos,),
     sympy_from=(sympy.cos,),
+    rules={"taylor": _taylor.cos_rule},
 )
 TAN = unary(
     "tan",
@@ -206,6 +216,7 @@ TAN = unary(
     doc="tangent",
     numpy=(np.tan,),
     sympy_from=(sympy.tan,),
+    rules={"taylor": _taylor.tan_rule},
 )
 ARCSIN = unary(
     "arcsin",
@@ -218,6 +229,7 @@ ARCSIN = unary(
     names=("asin",),
     numpy=(np.arcsin,),
     sympy_from=(sympy.asin,),
+    rules={"taylor": _taylor.arcsin_rule},
 )
 ARCCOS = unary(
     "arccos",
@@ -230,6 +242,7 @@ ARCCOS = unary(
     names=("acos",),
     numpy=(np.arccos,),
     sympy_from=(sympy.acos,),
+    rules={"taylor": _taylor.arccos_rule},
 )
 ARCTAN = unary(
     "arctan",
@@ -241,6 +254,7 @@ ARCTAN = unary(
     names=("atan",),
     numpy=(np.arctan,),
     sympy_from=(sympy.atan,),
+    rules={"taylor": _taylor.arctan_rule},
 )
 
 # ---- hyperbolic functions and their inverses -----------------------------------------------
@@ -254,6 +268,7 @@ SINH = unary(
     doc="hyperbolic sine",
     numpy=(np.sinh,),
     sympy_from=(sympy.sinh,),
+    rules={"taylor": _taylor.sinh_rule},
 )
 COSH = unary(
     "cosh",
@@ -264,6 +279,7 @@ COSH = unary(
     doc="hyperbolic cosine",
     numpy=(np.cosh,),
     sympy_from=(sympy.cosh,),
+    rules={"taylor": _taylor.cosh_rule},
 )
 TANH = unary(
     "tanh",
@@ -274,6 +290,7 @@ TANH = unary(
     doc="hyperbolic tangent",
     numpy=(np.tanh,),
     sympy_from=(sympy.tanh,),
+    rules={"taylor": _taylor.tanh_rule},
 )
 ARCSINH = unary(
     "arcsinh",
@@ -285,6 +302,7 @@ ARCSINH = unary(
     names=("asinh",),
     numpy=(np.arcsinh,),
     sympy_from=(sympy.asinh,),
+    rules={"taylor": _taylor.arcsinh_rule},
 )
 ARCCOSH = unary(
     "arccosh",
@@ -298,6 +316,7 @@ ARCCOSH = unary(
     names=("acosh",),
     numpy=(np.arccosh,),
     sympy_from=(sympy.acosh,),
+    rules={"taylor": _taylor.arccosh_rule},
 )
 ARCTANH = unary(
     "arctanh",
@@ -310,6 +329,7 @@ ARCTANH = unary(
     names=("atanh",),
     numpy=(np.arctanh,),
     sympy_from=(sympy.atanh,),
+    rules={"taylor": _taylor.arctanh_rule},
 )
 
 # ---- roots and the error function -----------------------------------------------------------
@@ -336,6 +356,7 @@ SQRT = unary(
     samples=_samples(**POS),
     doc="square root",
     numpy=(np.sqrt,),
+    rules={"taylor": _taylor.sqrt_rule},
 )
 CBRT = unary(
     "cbrt",
@@ -349,6 +370,7 @@ CBRT = unary(
     ),
     doc="real cube root (negative for negative x)",
     numpy=(np.cbrt,),
+    rules={"taylor": _taylor.cbrt_rule},
 )
 ERF = unary(
     "erf",
@@ -360,6 +382,7 @@ ERF = unary(
     doc="the error function",
     numpy=(scipy.special.erf,),
     sympy_from=(sympy.erf,),
+    rules={"taylor": _taylor.erf_rule},
 )
 ERFC = unary(
     "erfc",
@@ -371,6 +394,7 @@ ERFC = unary(
     doc="1 - erf x, accurate where erf x is near 1",
     numpy=(scipy.special.erfc,),
     sympy_from=(sympy.erfc,),
+    rules={"taylor": _taylor.erfc_rule},
 )
 
 # ---- binary functions ------------------------------------------------------------------------
@@ -428,6 +452,7 @@ ARCTAN2 = binary(
     names=("atan2",),
     numpy=(np.arctan2,),
     sympy_from=(sympy.atan2,),
+    rules={"taylor": _taylor.arctan2_rule},
 )
 HYPOT = binary(
     "hypot",
@@ -439,6 +464,7 @@ HYPOT = binary(
     doc="sqrt(a^2 + b^2), without overflow",
     numpy=(np.hypot,),
     sympy_from=(cfunctions.hypot,),
+    rules={"taylor": _taylor.hypot_rule},
 )
 LOGADDEXP = binary(
     "logaddexp",
@@ -450,6 +476,7 @@ LOGADDEXP = binary(
     doc="log(e^a + e^b), without overflow",
     numpy=(np.logaddexp,),
     sympy_from=(numpy_nodes.logaddexp,),
+    rules={"taylor": _taylor.logaddexp_rule},
 )
 
 
