@@ -32,6 +32,7 @@ from ..ir.sympy_convert import from_sympy
 from ..ir.schedule import UnsupportedBackendError, compile
 from ..limits import BudgetExceeded, time_limit
 from .common import (
+    Cost,
     Differentiator,
     as_output,
     check_at,
@@ -318,6 +319,57 @@ class Symbolic(Differentiator):
         values = self._evaluate(ders, symbols, at)
         dtype = dtype_of(at, f) if self.precision is None else object
         return np.array(values, dtype=dtype).reshape(n, n)
+
+    def nth_derivative(self, f: Node, wrt, at, order: int, sizes: bool = True):
+        """d^k f / d wrt^k at ``at`` for a scalar variable ``wrt`` (``sympy.diff(e, x, k)``),
+        within the time budget and size limit.
+
+        ``last_cost.expression_size`` is the derivative's tree size; ``last_cost.extra``
+        holds ``ops`` (``count_ops``), ``cse`` (DAG nodes after ``sympy.cse``, with
+        ``sizes``), ``function_tree`` and ``seconds_symbolic`` (the differentiation alone).
+
+        >>> import diffkit as dk
+        >>> x = dk.variable("x")
+        >>> Symbolic().nth_derivative(dk.exp(2 * x), "x", {"x": 0.0}, 3)
+        8.0
+        """
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+            raise ValueError(f"symbolic: the order must be a positive integer, got {order!r}")
+        check_at(f, at)
+        name = wrt.name if isinstance(wrt, Node) else wrt
+        shapes = variable_shapes(f)
+        if name in shapes and shapes[name] != ():
+            raise ValueError(
+                f"symbolic: derivatives of order {order} need a scalar variable; "
+                f"{name!r} has shape {shapes[name]}"
+            )
+        self.last_cost = Cost(self.name)
+        start_all = time.perf_counter()
+        real = dtype_of(at).kind != "c"
+        with sympy_guard(self.time_budget):
+            expr, symbols = to_sympy(f, real=real)
+            self.last_cost.extra["function_tree"] = self._check_size(expr, "function")
+            outs = [prepare_for_diff(e) for e in np.ravel(np.asarray(expr, dtype=object))]
+            start = time.perf_counter()
+            if name in symbols:
+                ders = [sympy.diff(e, symbols[name], int(order)) for e in outs]
+            else:
+                ders = [sympy.S.Zero for _ in outs]
+            if self.simplify:
+                ders = [sympy.simplify(d) for d in ders]
+            self.last_cost.extra["seconds_symbolic"] = time.perf_counter() - start
+            self.last_cost.expression_size = self._check_size(
+                np.array(ders, dtype=object), "derivative"
+            )
+            self.last_cost.extra["ops"] = sum(int(sympy.count_ops(d)) for d in ders)
+            if sizes:
+                self.last_cost.extra["cse"] = expression_size(ders).cse
+        values = self._evaluate(ders, symbols, at)
+        self.last_cost.seconds = time.perf_counter() - start_all
+        if self.precision is not None:
+            out = np.array(values, dtype=object).reshape(f.shape)
+            return out[()] if out.shape == () else out
+        return as_output(np.array(values, dtype=dtype_of(at, f)).reshape(f.shape))
 
 
 register_method("symbolic", Symbolic)
