@@ -567,13 +567,15 @@ class NthResult:
 
 
 def _nth_stencil(evaluate, x0, k, offsets, weights, h):
-    values = [
-        np.asarray(evaluate(x0 + o * h), dtype=complex if np.iscomplexobj(x0) else None)
-        for o in offsets
-    ]
+    """The stencil's value at step h, the noise scale of its values (max |f|, and the
+    change of f across the rounding of the shifted points, eps |x| |f'|, as a multiple of
+    eps), and the evaluations it took."""
+    kind = complex if np.iscomplexobj(x0) else None
+    values = [np.asarray(evaluate(x0 + o * h), dtype=kind) for o in offsets]
     total = sum(float(w) * v for w, v in zip(weights, values) if w != 0)
     big = max(float(np.max(np.abs(v))) for v in values)
-    return total / h**k, big, len(offsets)
+    slope = float(np.max(np.abs(values[-1] - values[0]))) / ((offsets[-1] - offsets[0]) * h)
+    return total / h**k, big + abs(x0) * slope, len(offsets)
 
 
 def nth_difference(
@@ -795,8 +797,11 @@ def _complex_circle(evaluate, x0, k, eps, step, max_iter: int = 30, extrapolatio
             if np.all(np.isfinite(seq[i])) and np.all(np.isfinite(seq[i - 1])):
                 rr = radii[min(i + 1, len(radii) - 1)]
                 roundoff = 4 * eps * scales[min(i + 1, len(scales) - 1)] / rr**k
-                # ten times the last correction: the estimate must cover the error
-                err = 10 * float(np.max(np.abs(seq[i] - seq[i - 1]))) + roundoff
+                # ten times the last two corrections: the estimate must cover the error
+                change = np.max(np.abs(seq[i] - seq[i - 1]))
+                if i > 1:
+                    change = change + np.max(np.abs(seq[i] - seq[i - 2]))
+                err = 10 * float(change) + roundoff
                 candidates.append((err, seq[i]))
     if not candidates:
         return NthResult(np.nan * est[-1], math.inf, count, radii[-1])
