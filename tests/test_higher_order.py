@@ -254,3 +254,28 @@ def test_float32_in_float32_out():
     got = derivative(dk.sin(X), "x", {"x": np.float32(0.5)}, method="taylor", order=3)
     assert np.asarray(got).dtype == np.float32
     assert abs(float(got) + math.cos(0.5)) < 1e-6
+
+
+# ---- the study ---------------------------------------------------------------------------------
+
+
+def test_higher_order_study_quick(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "studies" / "higher_order.py"
+    spec = importlib.util.spec_from_file_location("higher_order_study", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    r = study.main(tmp_path / "higher-order", quick=True)
+    for name, rec in r["data"].items():
+        assert max(rec["taylor"]["error"]) < 1e-9, name
+        for m in ("central", "richardson", "complex-circle"):
+            for e, est in zip(rec[m]["error"], rec[m]["estimate"]):
+                assert e <= est, (name, m)
+        kind, rate, _ = r["growth"][(name, "taylor", "size")]
+        assert kind == "power" and rate <= 2.0, (name, kind, rate)
+    text = (tmp_path / "higher-order" / "README.md").read_text()
+    assert "## Findings" in text and "| tanh network 8-8 | 6 | taylor |" in text
+    for png in ("higher_order_cost.png", "higher_order_error.png"):
+        assert (tmp_path / "higher-order" / png).stat().st_size > 5000
