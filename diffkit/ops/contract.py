@@ -31,6 +31,7 @@ import numpy as np
 from ..ir.node import Node, ShapeError, apply, as_node, const
 from ..ir.op import STRUCTURAL, Op, Sample, builds, function, register
 from ._batch import NotBatchable
+from ._sparsity import einsum_rule
 from .comparison import where
 from .joining import pad
 from .shape import matmul, reshape
@@ -221,7 +222,7 @@ EINSUM = register(
         fold=_fold_einsum,
         doc="Einstein summation over normalized subscripts",
         numpy=(),
-        rules={"batch": _batch_einsum},
+        rules={"batch": _batch_einsum, "sparsity": einsum_rule},
     )
 )
 

@@ -13,7 +13,8 @@ from ..ir.op import Op, Sample, Unsupported, register
 from . import native
 from .reduce import sum as reduce_sum
 from .shape import _sum_tangents, broadcast_to, matmul, reshape, transpose
-from .windows import _NO_SCALAR, _col2im_impl, _geometry, _im2col_impl, im2col, pair
+from ._sparsity import windows_rule
+from .windows import _NO_SCALAR, _col2im_impl, _geometry, _im2col_impl, _unfold_impl, im2col, pair
 
 __all__ = ["conv2d"]
 
@@ -192,6 +193,19 @@ CONV2D_INPUT_GRAD = register(
 )
 
 
+def _conv_windows(node):
+    w = node.inputs[1]
+    return {
+        "kernel_size": tuple(w.shape[2:]),
+        "stride": node.attrs["stride"],
+        "padding": node.attrs["padding"],
+    }
+
+
+# an output depends on its window over every input channel, and on its channel's weights
+_SPARSITY_CONV = windows_rule(_unfold_impl, _conv_windows, False)
+
+
 CONV2D_DIRECT = register(
     Op(
         name="conv2d_direct",
@@ -211,7 +225,7 @@ CONV2D_DIRECT = register(
         analytic=True,
         doc="reshape(w, (O, C·KH·KW)) @ im2col(x) (+ bias), computed without the window matrix",
         threaded=True,
-        rules={"batch": _NO_BATCH},
+        rules={"batch": _NO_BATCH, "sparsity": _SPARSITY_CONV},
     )
 )
 

@@ -28,6 +28,7 @@ import numpy as np
 from ..ir.node import Node, ShapeError, apply, as_node
 from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, builds, get_op, register
 from ._batch import all_batched, batch_prefix, with_attrs
+from ._sparsity import adjoint_selection, selection
 from .shape import reshape
 
 __all__ = ["getitem", "take"]
@@ -131,6 +132,12 @@ def _batch_embed(node, inputs, batch):
     return with_attrs(node, all_batched(inputs, batch), index=index, shape=shape)
 
 
+def _sparsity_embed(node, values=None):
+    # embed places x at the index: the adjoint of reading the index
+    index = _as_numpy_index(node.attrs["index"])
+    return adjoint_selection(node, lambda out: out[index])
+
+
 GETITEM = register(
     Op(
         name="getitem",
@@ -148,7 +155,7 @@ GETITEM = register(
         ),
         analytic=True,
         doc="basic indexing and slicing",
-        rules={"batch": _batch_getitem},
+        rules={"batch": _batch_getitem, "sparsity": selection},
     )
 )
 EMBED = register(
@@ -172,7 +179,7 @@ EMBED = register(
         ),
         analytic=True,
         doc="the input placed at an index of a zero array (zero padding)",
-        rules={"batch": _batch_embed},
+        rules={"batch": _batch_embed, "sparsity": _sparsity_embed},
     )
 )
 
@@ -508,6 +515,12 @@ def _scatter_shape(shapes, indices, axis, size):
     return src[:axis] + (size,) + src[axis + idx.ndim :]
 
 
+def _sparsity_scatter_add(node, values=None):
+    # scatter_add adds rows into their index: the adjoint of reading the rows (np.take)
+    indices = np.asarray(node.attrs["indices"], dtype=np.intp)
+    return adjoint_selection(node, lambda out: np.take(out, indices, axis=node.attrs["axis"]))
+
+
 GATHER = register(
     Op(
         name="gather",
@@ -527,6 +540,7 @@ GATHER = register(
         analytic=True,
         doc="rows at integer indices along an axis (np.take)",
         kind="axis",
+        rules={"sparsity": selection},
     )
 )
 SCATTER_ADD = register(
@@ -544,6 +558,7 @@ SCATTER_ADD = register(
         analytic=True,
         doc="rows added into zeros at integer indices along an axis (np.add.at)",
         kind="axis",
+        rules={"sparsity": _sparsity_scatter_add},
     )
 )
 

@@ -16,6 +16,7 @@ from ..ir.node import Node, ShapeError, apply, as_node, const
 from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, builds, function, register
 from .indexing import EMBED, GETITEM, _as_numpy_index, _normalize_index, getitem, take
 from .shape import broadcast_to, reshape
+from ._sparsity import selection
 
 __all__ = ["concatenate", "stack", "split", "pad", "repeat", "tile", "flip"]
 
@@ -61,6 +62,7 @@ CONCATENATE = register(
         analytic=True,
         doc="arrays joined along an existing axis",
         kind="axis",
+        rules={"sparsity": selection},
     )
 )
 

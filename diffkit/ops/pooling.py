@@ -15,7 +15,8 @@ from ..ir.op import Op, Sample, Unsupported, register
 from . import native
 from .comparison import RELU, relu
 from .reduce import sum as reduce_sum
-from .windows import _NO_SCALAR, _geometry, pair, unfold
+from ._sparsity import windows_rule
+from .windows import _NO_SCALAR, _geometry, _unfold_attrs, _unfold_impl, pair, unfold
 
 __all__ = ["max_pool2d", "avg_pool2d"]
 
@@ -146,6 +147,10 @@ def _fold_max_pool(x, **attrs):
 _NO_BATCH = Unsupported("an image kernel with one batch axis")
 
 
+# max over a window: an output depends on its window's entries (padding: none)
+_SPARSITY_POOL = windows_rule(_unfold_impl, lambda node: _unfold_attrs(node.attrs), True)
+
+
 MAX_POOL2D = register(
     Op(
         name="max_pool2d",
@@ -160,7 +165,7 @@ MAX_POOL2D = register(
         analytic=False,
         fold=_fold_max_pool,
         doc="max over KxK windows (padding counts as -inf)",
-        rules={"batch": _NO_BATCH},
+        rules={"batch": _NO_BATCH, "sparsity": _SPARSITY_POOL},
     )
 )
 

@@ -13,6 +13,7 @@ from ..ir.node import Node, ShapeError, apply, as_node
 from ..ir.op import LINEAR, STRUCTURAL, Op, Sample, builds, function, register
 from ..ir.shapes import broadcast
 from ._batch import all_batched, lift, with_attrs
+from ._sparsity import matmul_rule, selection
 
 __all__ = ["reshape", "transpose", "broadcast_to", "matmul", "sum_to", "swapaxes"]
 
@@ -83,7 +84,7 @@ RESHAPE = register(
         analytic=True,
         fold=_fold_reshape,
         doc="the same entries in a new shape",
-        rules={"batch": _batch_reshape},
+        rules={"batch": _batch_reshape, "sparsity": selection},
     )
 )
 
@@ -126,7 +127,7 @@ TRANSPOSE = register(
         analytic=True,
         fold=_fold_transpose,
         doc="permute the axes",
-        rules={"batch": _batch_transpose},
+        rules={"batch": _batch_transpose, "sparsity": selection},
     )
 )
 
@@ -184,7 +185,7 @@ BROADCAST_TO = register(
         analytic=True,
         fold=lambda x, shape: x if x.shape == tuple(shape) else None,
         doc="replicate along new or unit axes",
-        rules={"batch": _batch_broadcast_to},
+        rules={"batch": _batch_broadcast_to, "sparsity": selection},
     )
 )
 
@@ -279,7 +280,7 @@ MATMUL = register(
         ),
         analytic=True,
         doc="matrix product with batch broadcasting",
-        rules={"batch": _batch_matmul},
+        rules={"batch": _batch_matmul, "sparsity": matmul_rule},
     )
 )
 

@@ -21,6 +21,7 @@ import numpy as np
 from ..ir.node import Node, ShapeError, apply, as_node
 from ..ir.op import LINEAR, Op, Sample, Unsupported, register
 from . import native
+from ._sparsity import adjoint_selection, selection
 
 __all__ = ["unfold", "fold", "im2col", "col2im", "output_size", "pair"]
 
@@ -124,6 +125,17 @@ def _unfold_attrs(attrs):
 _NO_BATCH = Unsupported("an image kernel with one batch axis")
 
 
+def _sparsity_unfold(node, values=None):
+    # each window entry is one input entry; the padding (whatever its value) is none
+    return selection(node, value=0.0)
+
+
+def _sparsity_fold(node, values=None):
+    # fold adds each window entry into its input entry: the adjoint of unfold
+    attrs = _unfold_attrs(node.attrs)
+    return adjoint_selection(node, lambda out: _unfold_impl(out, **attrs, value=0.0))
+
+
 UNFOLD = register(
     Op(
         name="unfold",
@@ -144,7 +156,7 @@ UNFOLD = register(
         ),
         analytic=True,
         doc="the KxK windows of an NCHW input: (N, C, OH, OW, KH, KW)",
-        rules={"batch": _NO_BATCH},
+        rules={"batch": _NO_BATCH, "sparsity": _sparsity_unfold},
     )
 )
 
@@ -181,7 +193,7 @@ FOLD = register(
         ),
         analytic=True,
         doc="scatter-add windows back into an NCHW array (col2im)",
-        rules={"batch": _NO_BATCH},
+        rules={"batch": _NO_BATCH, "sparsity": _sparsity_fold},
     )
 )
 
@@ -268,6 +280,12 @@ def _check_col2im(shape, input_shape, attrs):
     return tuple(input_shape)
 
 
+def _sparsity_col2im(node, values=None):
+    # col2im adds each column entry into its input entry: the adjoint of im2col
+    attrs = {k: node.attrs[k] for k in ("kernel_size", "stride", "padding")}
+    return adjoint_selection(node, lambda out: _im2col_impl(out, **attrs))
+
+
 _IM2COL_ATTRS = {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 0)}
 
 IM2COL = register(
@@ -285,7 +303,7 @@ IM2COL = register(
         ),
         analytic=True,
         doc="the windows of an NCHW input as one matrix (C·KH·KW, N·OH·OW), zero padded",
-        rules={"batch": _NO_BATCH},
+        rules={"batch": _NO_BATCH, "sparsity": selection},
     )
 )
 
@@ -304,7 +322,7 @@ COL2IM = register(
         ),
         analytic=True,
         doc="scatter-add a window matrix (C·KH·KW, N·OH·OW) back into an NCHW array",
-        rules={"batch": _NO_BATCH},
+        rules={"batch": _NO_BATCH, "sparsity": _sparsity_col2im},
     )
 )
 

@@ -9,6 +9,7 @@ import numpy as np
 from ...ir.node import Node, ShapeError, const
 from ...ir.op import Unsupported
 from .._batch import all_batched, lift, with_attrs
+from .._sparsity import dense
 from ..reduce import sum as _sum
 from ..shape import reshape, transpose
 
@@ -112,7 +113,8 @@ def _batch_broadcasting(node, inputs, batch):
     return with_attrs(node, [lift(x, batch, ndim) if b else x for x, b in inputs])
 
 
-_BATCH = {"batch": _batch_unary}
+# a function of whole matrices: every entry of the result depends on every input entry
+_BATCH = {"batch": _batch_unary, "sparsity": dense}
 
 
 def _spd(n: int, batch: tuple = ()):

@@ -10,6 +10,7 @@ from ...ir.node import Node, apply, as_node
 from ...ir.op import Op, Sample, function, register
 from ...ir.shapes import normalize_axes
 from .._batch import all_batched, with_attrs
+from .._sparsity import reduction_rule
 from ..arithmetic import power
 from ..comparison import abs as _abs, equal, not_equal, sign
 from ..reduce import max as _max, min as _min, sum as _sum
@@ -81,7 +82,7 @@ VECTOR_NORM = register(
         ),
         analytic=False,
         doc="p-norm over axes (sum |x|^p)^(1/p); subgradient 0 at 0",
-        rules={"batch": _batch_vnorm},
+        rules={"batch": _batch_vnorm, "sparsity": reduction_rule},
     )
 )
 

@@ -10,6 +10,7 @@ from ...ir.node import Node, ShapeError, apply, as_node
 from ...ir.op import Op, Sample, builds, register
 from ...ir.shapes import broadcast
 from ..shape import matmul, reshape
+from .._sparsity import dense
 from ._helpers import (
     _BATCH,
     _NO_MP,
@@ -121,7 +122,7 @@ SOLVE = register(
         ),
         analytic=True,
         doc="solution X of A X = B (stacks broadcast)",
-        rules={"batch": _batch_broadcasting},
+        rules={"batch": _batch_broadcasting, "sparsity": dense},
     )
 )
 
@@ -229,7 +230,7 @@ SOLVE_TRIANGULAR = register(
         ),
         analytic=True,
         doc="solution of a triangular system (scipy.linalg.solve_triangular)",
-        rules={"batch": _batch_broadcasting},
+        rules={"batch": _batch_broadcasting, "sparsity": dense},
     )
 )
 
