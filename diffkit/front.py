@@ -31,15 +31,22 @@ def _is_function(f) -> bool:
     return callable(f) and not isinstance(f, Node)
 
 
-def hessian(f, at: Mapping[str, Any] | None = None, method: str = "reverse", wrt=None):
+def hessian(
+    f,
+    at: Mapping[str, Any] | None = None,
+    method: str = "reverse",
+    wrt=None,
+    sparse: bool = False,
+):
     """The Hessian of the scalar ``f``; by default forward-over-reverse.
 
     ``f`` is a node (then ``at`` is the point), or a Python function: ``dk.hessian(f)`` is
-    then the JAX-style transform (its second argument ``argnums``).
+    then the JAX-style transform (its second argument ``argnums``). ``sparse=True`` gives a
+    ``scipy.sparse`` matrix from a star colouring of the pattern read from the graph.
     """
     if _is_function(f):
-        return transforms.hessian(f, **({} if at is None else {"argnums": at}))
-    return api.hessian(f, at, method=method, wrt=wrt)
+        return transforms.hessian(f, **({} if at is None else {"argnums": at}), sparse=sparse)
+    return api.hessian(f, at, method=method, wrt=wrt, sparse=sparse)
 
 
 def jvp(f, at, tangents):

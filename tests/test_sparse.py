@@ -327,3 +327,39 @@ def test_sparse_refuses_bad_input():
         SparseHessian(x * 2)
     with pytest.raises(ValueError, match="local=True needs"):
         jacobian_sparsity(x, local=True)
+
+
+def test_public_calls_take_sparse():
+    x, y = dk.variable("x", (5,)), dk.variable("y", (2,))
+    f = dk.concatenate([dk.sin(x[1:]) * x[:-1], y * x[:2]])
+    at = {"x": np.linspace(-1, 1, 5), "y": np.array([0.5, 2.0])}
+    dense = dk.jacobian(f, at, method="forward")
+    for method in ("forward", "reverse", "central"):
+        got = dk.jacobian(f, at, method=method, sparse=True)
+        assert set(got) == {"x", "y"}
+        for name in got:
+            assert sp.issparse(got[name])
+            np.testing.assert_allclose(got[name].toarray(), dense[name], rtol=1e-6, atol=1e-8)
+    g = dk.sum(dk.cos(x) * x[0]) + dk.sum(y**2 * x[:2])
+    H = dk.hessian(g, at, sparse=True)
+    np.testing.assert_allclose(H.toarray(), dk.hessian(g, at), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="forward over reverse"):
+        dk.hessian(g, at, method="forward", sparse=True)
+
+
+def test_transforms_take_sparse():
+    def f(v):
+        return np.sin(v[1:]) * v[:-1] + v[1:] ** 2
+
+    v = np.linspace(0.1, 1.0, 7)
+    for transform in (dk.jacfwd, dk.jacrev):
+        J = transform(f, sparse=True)(v)
+        assert sp.issparse(J)
+        np.testing.assert_allclose(J.toarray(), dk.jacfwd(f)(v), rtol=1e-13, atol=1e-15)
+
+    def loss(v):
+        return np.sum(np.diff(v) ** 4) + np.sum(np.cos(v))
+
+    H = dk.hessian(loss, sparse=True)(v)
+    assert sp.issparse(H) and H.nnz == 7 + 2 * 6
+    np.testing.assert_allclose(H.toarray(), dk.hessian(loss)(v), rtol=1e-12, atol=1e-12)

@@ -47,14 +47,59 @@ def derivative(f: Node, wrt, at: Mapping[str, Any], method: str = "reverse"):
     return get_method(method).derivative(f, wrt, at)
 
 
-def jacobian(f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None):
-    """The Jacobian of ``f`` (shape ``f.shape + v.shape``) for one variable, or a dict."""
+def jacobian(
+    f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None, sparse: bool = False
+):
+    """The Jacobian of ``f`` (shape ``f.shape + v.shape``) for one variable, or a dict.
+
+    With ``sparse=True`` the pattern is read from the graph, coloured, and the Jacobian
+    evaluated with one direction per colour (``method`` ``"forward"``, ``"reverse"`` or
+    ``"central"``): a ``scipy.sparse.csr_matrix`` of shape ``(f.size, v.size)`` for one
+    variable, else a dict of them (:mod:`diffkit.differentiators.sparse`).
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (4,))
+    >>> J = dk.jacobian(x[1:] * x[:-1], {"x": np.arange(4.0)}, wrt="x", sparse=True)
+    >>> J.nnz, J.toarray()[1].tolist()
+    (6, [0.0, 2.0, 1.0, 0.0])
+    """
+    if sparse:
+        from .sparse import sparse_jacobian
+
+        return _split_columns(f, at, wrt, lambda names: sparse_jacobian(f, at, method, names))
     return get_method(method).jacobian(f, at, wrt=wrt)
 
 
-def hessian(f, at: Mapping[str, Any] | None = None, method: str = "reverse", wrt=None):
+def _split_columns(f, at, wrt, compute):
+    names = resolve_wrt(f, wrt, at)
+    shapes = {**{k: np.shape(v) for k, v in at.items()}, **variable_shapes(f)}
+    J = compute(names)
+    if isinstance(wrt, (str, Node)):
+        return J
+    bounds = np.cumsum([0] + [int(np.prod(shapes[n], dtype=np.int64)) for n in names])
+    J = J.tocsc()
+    return {n: J[:, lo:hi].tocsr() for n, lo, hi in zip(names, bounds[:-1], bounds[1:])}
+
+
+def hessian(
+    f,
+    at: Mapping[str, Any] | None = None,
+    method: str = "reverse",
+    wrt=None,
+    sparse: bool = False,
+):
     """The Hessian of the scalar node ``f`` at ``at``; by default forward-over-reverse
-    (``dk.hessian`` also transforms Python functions)."""
+    (``dk.hessian`` also transforms Python functions). With ``sparse=True``: forward over
+    reverse on a star colouring of the pattern read from the graph, a
+    ``scipy.sparse.csr_matrix`` over the flattened variables of ``wrt``."""
+    if sparse:
+        from .sparse import sparse_hessian
+
+        if method != "reverse":
+            raise ValueError(
+                f"hessian(sparse=True) is forward over reverse (method='reverse'), got {method!r}"
+            )
+        return sparse_hessian(f, at, wrt=wrt)
     return get_method(method).hessian(f, at, wrt=wrt)
 
 
