@@ -6,6 +6,11 @@ cotangents back to each input's shape, and adds up the cotangents that reach a
 node along several paths. It knows nothing about any particular op. Its result
 is IR: evaluate it, differentiate it again, count it.
 
+Inside a checkpointed region (:mod:`diffkit.differentiators.checkpoint`) the walk is
+the same, in the same order, but each VJP rule reads its primal values from the
+region's recomputed copy, built in the backward pass after the cotangent that first
+needs it: the forward values of the region are then dead after the forward pass.
+
 >>> import diffkit as dk
 >>> x, y, z = dk.variables("x y z")
 >>> dk.gradient((x + y) * z, at={"x": -2.0, "y": 5.0, "z": -4.0})
@@ -32,6 +37,7 @@ from .common import (
     variable_shapes,
 )
 from .batching import basis_passes
+from .checkpoint import Remat
 from .graphs import cached_graph
 
 __all__ = ["vjp_graph", "grad_graph", "ReverseMode"]
@@ -63,6 +69,7 @@ def vjp_graph(
     outputs, wrt = list(outputs), list(wrt)
     order = topological_order(outputs)
     active = _active(order, {id(v) for v in wrt})
+    remat = Remat(order)
     adjoint: dict[int, Node] = {}
 
     def accumulate(node: Node, ct: Node) -> None:
@@ -82,7 +89,11 @@ def vjp_graph(
             raise ValueError(
                 f"reverse mode: op {node.op.name!r} is not differentiable: {rule.reason}"
             )
-        cts = rule(ct, node, *node.inputs, **node.attrs)
+        if remat:
+            out, inputs = remat.values(node, ct)
+            cts = rule(ct, out, *inputs, **node.attrs)
+        else:
+            cts = rule(ct, node, *node.inputs, **node.attrs)
         if len(cts) != len(node.inputs):
             raise ValueError(
                 f"VJP rule of {node.op.name!r} returned {len(cts)} cotangents for "

@@ -10,6 +10,12 @@ intermediate value right after its last use. Interpreters:
   op's scalar rule is applied elementwise, structural ops (reshape, sum, matmul)
   reuse the numpy implementation.
 
+The schedule visits the outputs in order of their depth (the longest path to them
+from a leaf), each depth-first: a gradient program then finishes the gradient of the
+last layer (and frees what only it reads) before it goes on to the layer before.
+Before running, a program can say how many bytes its values will hold at its peak
+(:attr:`Program.peak_bytes`, :meth:`Program.memory`).
+
 >>> import diffkit as dk
 >>> x, y = dk.variables("x y")
 >>> f = dk.compile([x * y, x + y])
@@ -108,7 +114,7 @@ class Program:
         for out in self.outputs:
             if not isinstance(out, Node):
                 raise TypeError(f"compile: outputs must be IR nodes, got {type(out).__name__}")
-        self.order = topological_order(self.outputs)
+        self.order = schedule_order(self.outputs)
         index = {id(n): i for i, n in enumerate(self.order)}
         self.variables: dict[str, Node] = {}
         self._var_slots: list[tuple[int, Node]] = []
@@ -149,6 +155,7 @@ class Program:
             if node.kind == "op"
         ]
         self._const_cache: dict[Any, list] = {}
+        self._plans: dict[np.dtype, MemoryPlan] = {}
         self._straight = None
         # a program with values of CACHE_MIN bytes or more (in float64) runs with numpy
         # allocating from diffkit's cache, so that repeated runs reuse their blocks
@@ -161,6 +168,36 @@ class Program:
 
     def __len__(self) -> int:
         return len(self.order)
+
+    @property
+    def peak_bytes(self) -> int:
+        """The most bytes the program's own values hold at once when it runs on float64
+        inputs (:meth:`memory` for other dtypes, the timeline and the values live at the
+        peak).
+
+        >>> import diffkit as dk
+        >>> x = dk.variable("x", (1000,))
+        >>> dk.compile(dk.sum(dk.sin(x) * dk.cos(x))).peak_bytes  # sin, cos and their product
+        24000
+        """
+        return self.memory().peak_bytes
+
+    def memory(self, dtype: Any = np.float64) -> "MemoryPlan":
+        """The program's memory when it runs in ``dtype``, from its schedule and shapes
+        alone: the bytes live after each op, the peak, and the values live at it.
+
+        Counted are the values the program computes (each op's output, from its
+        allocation until the last use of it and of every view of it); not the inputs
+        the caller passes, the constants the program keeps between runs, nor the
+        scratch an op uses inside its own implementation. Whether an op's output is a
+        view of an input (reshape, transpose) is found once per op and shapes by running
+        it on zeros of those shapes.
+        """
+        dtype = np.dtype(dtype)
+        plan = self._plans.get(dtype)
+        if plan is None:
+            plan = self._plans[dtype] = _memory_plan(self, dtype)
+        return plan
 
     def __repr__(self) -> str:
         return f"Program({len(self.outputs)} outputs, {len(self.order)} nodes)"
@@ -361,9 +398,11 @@ class Program:
                     )
                 return _objects(
                     node.value,
-                    lambda v: sympy.Float(float(v.real)) + sympy.I * sympy.Float(float(v.imag))
-                    if isinstance(v, complex)
-                    else sympy.Float(float(v)),
+                    lambda v: (
+                        sympy.Float(float(v.real)) + sympy.I * sympy.Float(float(v.imag))
+                        if isinstance(v, complex)
+                        else sympy.Float(float(v))
+                    ),
                 )
         else:
             raise ValueError(f"unknown backend {backend!r}; use 'mpmath' or 'sympy'")
@@ -394,6 +433,130 @@ class Program:
             outs = [vals[s] for s in self._out_slots]
             outs = [o[()] if o.shape == () else o for o in outs]
         return outs[0] if self.single else outs
+
+
+class MemoryPlan:
+    """A program's memory in one dtype (:meth:`Program.memory`).
+
+    Attributes:
+        dtype: the working dtype.
+        timeline: bytes live right after each op runs (its output allocated, before the
+            values it used last are freed), one entry per op in schedule order.
+        peak_bytes: the largest entry of ``timeline``.
+        peak_step: the index (into ``timeline``) of the first op at the peak.
+        live: the nodes whose own buffers are live at the peak.
+    """
+
+    def __init__(self, dtype, timeline, peak_step, live):
+        self.dtype = dtype
+        self.timeline = np.asarray(timeline, dtype=np.int64)
+        self.peak_step = peak_step
+        self.peak_bytes = int(self.timeline[peak_step]) if len(self.timeline) else 0
+        self.live = live
+
+    def __repr__(self) -> str:
+        return (
+            f"MemoryPlan({self.peak_bytes} bytes at op {self.peak_step}, "
+            f"{len(self.live)} values live, {self.dtype})"
+        )
+
+    def table(self) -> str:
+        """The values live at the peak, largest first, one per line."""
+        rows = sorted(self.live, key=lambda n: -math.prod(n.shape))
+        lines = [f"{'op':24s} {'shape':>20s} {'bytes':>12s}"]
+        for n in rows:
+            nbytes = math.prod(n.shape) * self.dtype.itemsize
+            lines.append(f"{n.op.name:24s} {str(n.shape):>20s} {nbytes:12d}")
+        lines.append(f"{'total':24s} {'':>20s} {self.peak_bytes:12d}")
+        return "\n".join(lines)
+
+
+_ALIASES: dict = {}
+_ALIASES_LOCK = threading.Lock()
+
+
+def _alias_of(node: Node, dtype: np.dtype) -> int | None:
+    """The index of the input whose buffer ``node``'s output shares (a view), or None
+    when the op allocates its output; found by running the op once on zeros."""
+    try:
+        key = (
+            node.op,
+            tuple(i.shape for i in node.inputs),
+            dtype,
+            tuple(sorted(node.attrs.items())),
+        )
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in _ALIASES:
+        return _ALIASES[key]
+    args = [
+        i.value.astype(dtype) if i.kind == "const" else np.zeros(i.shape, dtype)
+        for i in node.inputs
+    ]
+    found = None
+    try:
+        with np.errstate(all="ignore"):
+            out = node.op.impl(*args, **node.attrs)
+        if isinstance(out, np.ndarray):
+            for k, a in enumerate(args):
+                if isinstance(a, np.ndarray) and a.size and np.shares_memory(out, a):
+                    found = k
+                    break
+    except Exception:  # noqa: BLE001 - an op that refuses zeros is counted as allocating
+        found = None
+    if key is not None:
+        with _ALIASES_LOCK:
+            _ALIASES[key] = found
+    return found
+
+
+def _memory_plan(program: Program, dtype: np.dtype) -> MemoryPlan:
+    order = program.order
+    buffer = [None] * len(order)  # slot -> the slot owning its buffer (None: not owned)
+    refs: dict[int, int] = {}
+    size = {}
+    current, timeline, best, best_live = 0, [], -1, []
+    live_slots: set[int] = set()
+    for slot, _op, _impl, ins, _attrs, frees in program._steps:
+        node = order[slot]
+        alias = _alias_of(node, dtype) if node.inputs else None
+        owner = buffer[ins[alias]] if alias is not None else slot
+        buffer[slot] = owner
+        if owner is not None:
+            if owner == slot:
+                size[slot] = math.prod(node.shape) * dtype.itemsize
+                current += size[slot]
+                live_slots.add(slot)
+            refs[owner] = refs.get(owner, 0) + 1
+        timeline.append(current)
+        if current > best:
+            best, best_live = current, sorted(live_slots)
+        for f in frees:
+            owner_f = buffer[f]
+            if owner_f is None:
+                continue
+            refs[owner_f] -= 1
+            if refs[owner_f] == 0:
+                current -= size[owner_f]
+                live_slots.discard(owner_f)
+    peak_step = int(np.argmax(timeline)) if timeline else 0
+    return MemoryPlan(dtype, timeline, peak_step, [order[i] for i in best_live])
+
+
+def schedule_order(outputs: list[Node]) -> list[Node]:
+    """A topological order of what ``outputs`` need: the outputs by increasing depth
+    (longest path from a leaf; ties in the given order), each visited depth-first."""
+    order = topological_order(outputs)
+    if len(outputs) < 2:
+        return order
+    depth: dict[int, int] = {}
+    for node in order:
+        depth[id(node)] = 1 + max((depth[id(i)] for i in node.inputs), default=-1)
+    roots = sorted(range(len(outputs)), key=lambda k: depth[id(outputs[k])])
+    if roots == list(range(len(outputs))):
+        return order
+    return topological_order([outputs[k] for k in roots])
 
 
 def _real_mpmath(rule, attrs):
