@@ -645,19 +645,29 @@ def _nth_plain(evaluate, x0, k, scheme, eps, step, accuracy):
         if np.all(np.isfinite(value)):
             break
         h /= 10
+    # the same stencil at 2h and h/2: truncation shows in the first, a function that only
+    # looks smooth at the scale of h (a pole within the stencil) in the second
     coarse, big2, n = _nth_stencil(evaluate, x0, k, offsets, weights, 2 * h)
-    count += n
-    roundoff = eps * max(big, big2) * sum(abs(float(w)) for w in weights) / h**k
-    estimate = 2 * float(np.max(np.abs(value - coarse))) + roundoff
+    fine, big3, n3 = _nth_stencil(evaluate, x0, k, offsets, weights, h / 2)
+    count += n + n3
+    wsum = sum(abs(float(w)) for w in weights)
+    roundoff = eps * max(big, big2, big3) * wsum * 2**k / h**k
+    change = max(float(np.max(np.abs(value - coarse))), float(np.max(np.abs(value - fine))))
+    estimate = 2 * change + roundoff
+    if estimate >= float(np.max(np.abs(value))):
+        # not one digit is known: f may not even be smooth at the scale of the stencil (a
+        # pole within it makes every step look alike), so the error has no bound
+        estimate = math.inf
     return NthResult(value, estimate if np.isfinite(estimate) else math.inf, count, h)
 
 
 def _nth_richardson(evaluate, x0, k, eps, step, restarts: int = 6):
     """Tableaus from first steps s, s/10, s/100, ... (s = max(1, |x|)): a tableau is
-    trusted where every one from smaller steps agrees with it within both estimates (a
-    function that only looks smooth at the first tableau's scale, a pole nearby,
-    disagrees). The trusted entry with the smallest estimate is returned; with none
-    trusted, the estimate is infinite (never a silent answer)."""
+    trusted where a tableau from smaller steps, itself resolved (an estimate below a tenth
+    of its value), confirms it and none contradicts it (a function that only looks smooth
+    at the first tableau's scale, a pole nearby, disagrees). The trusted entry with the
+    smallest estimate is returned; with none trusted, the estimate is infinite (never a
+    silent answer)."""
     offsets, weights = central_stencil(k, 2)
     wsum = sum(abs(float(w)) for w in weights)
     scale = max(1.0, abs(x0))
@@ -671,18 +681,24 @@ def _nth_richardson(evaluate, x0, k, eps, step, restarts: int = 6):
         )
         count += n
         results.append((value, err, h))
-    # a coarse tableau can be fooled (a pole within its steps), a fine one only loses
-    # digits to round-off, which its estimate counts: trust a tableau that every finer one
-    # confirms within both estimates
+    # a coarse tableau can be fooled (a pole within its steps), a fine one loses digits
+    # to round-off, which its estimate counts. A tableau is trusted where a finer one whose
+    # estimate is below a tenth of its value confirms it, and no such one contradicts it
+    # (disagrees by more than both estimates); its estimate grows by the largest gap.
     trusted = []
     for i, (a, ea, ha) in enumerate(results):
         if not (np.isfinite(ea) and np.all(np.isfinite(a))):
             continue
-        finer = [(b, eb) for b, eb, _ in results[i + 1 :] if np.all(np.isfinite(b))]
-        if all(float(np.max(np.abs(a - b))) <= ea + eb for b, eb in finer):
-            trusted.append((a, ea, ha))
-    if not trusted:
-        value, err, h = results[-1]
+        finer = [
+            (b, eb)
+            for b, eb, _ in results[i + 1 :]
+            if np.all(np.isfinite(b)) and eb <= 0.1 * float(np.max(np.abs(b)))
+        ]
+        gaps = [float(np.max(np.abs(a - b))) for b, _ in finer]
+        if finer and all(g <= ea + eb for g, (_, eb) in zip(gaps, finer)):
+            trusted.append((a, ea + max(gaps), ha))
+    if not trusted:  # nothing confirms any tableau: the answer is no answer
+        value, err, h = min(results, key=lambda t: t[1] if np.isfinite(t[1]) else math.inf)
         err = math.inf
     else:
         value, err, h = min(trusted, key=lambda t: t[1])
