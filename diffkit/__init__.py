@@ -58,6 +58,24 @@ from .ops import __all__ as _OPS
 from .parse import ParseError, from_sympy, parse
 from .transforms import grad, jacfwd, jacrev, value_and_grad
 from .front import compare, hessian, jvp, vjp  # a node, a Python function or a string
+from .differentiators.sparse import (
+    SparseHessian,
+    SparseJacobian,
+    hessian_sparsity,
+    jacobian_sparsity,
+    sparsity,
+)
+from .differentiators.coloring import Coloring, coloring
+from .differentiators.taylor import jet
+from .differentiators.higher import directional_derivative, laplacian
+from .differentiators.checkpoint import (
+    checkpoint,
+    checkpoint_chain,
+    checkpoint_name,
+    remat,
+    revolve_recomputations,
+    saved_residuals,
+)
 from .testing import numerical_gradient
 from . import testing  # noqa: E402,F401
 from . import nn, train, viz  # noqa: E402
@@ -120,4 +138,20 @@ __all__ = _OPS + [
     "symbolic_derivative",
     "to_sympy",
     "compare",
+    "sparsity",
+    "jacobian_sparsity",
+    "hessian_sparsity",
+    "SparseJacobian",
+    "SparseHessian",
+    "coloring",
+    "Coloring",
+    "jet",
+    "directional_derivative",
+    "laplacian",
+    "checkpoint",
+    "remat",
+    "checkpoint_name",
+    "checkpoint_chain",
+    "saved_residuals",
+    "revolve_recomputations",
 ]

@@ -42,8 +42,14 @@ def gradient(f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None) 
     return get_method(method).gradient(f, at, wrt=wrt)
 
 
-def derivative(f: Node, wrt, at: Mapping[str, Any], method: str = "reverse"):
-    """d f / d wrt: a number for scalar ``f`` and ``wrt``, else an array."""
+def derivative(f: Node, wrt, at: Mapping[str, Any], method: str = "reverse", order: int = 1):
+    """d f / d wrt: a number for scalar ``f`` and ``wrt``, else an array; with ``order=k``
+    the k-th derivative for a scalar ``wrt`` by any method name, ``"taylor"`` and
+    ``"complex-circle"`` among them (:mod:`diffkit.differentiators.higher`)."""
+    if order != 1 or method in ("taylor", "complex-circle", "forward-over-reverse"):
+        from .higher import derivative as higher_derivative
+
+        return higher_derivative(f, wrt, at, method=method, order=order)
     return get_method(method).derivative(f, wrt, at)
 
 

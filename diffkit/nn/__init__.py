@@ -20,8 +20,10 @@ from .models import MLP, LeNet5, LogisticRegression
 from .module import Module, manual_seed
 from .norm import BatchNorm1d, BatchNorm2d, InstanceNorm2d, LayerNorm
 from . import functional  # noqa: E402
+from .checkpoint import checkpoint_sequential  # noqa: E402
 
 __all__ = [
+    "checkpoint_sequential",
     "Module",
     "manual_seed",
     "Linear",
