@@ -41,9 +41,12 @@ def pair(value, name: str = "argument") -> tuple[int, int]:
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
 
 
-def output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
-    """floor((size - kernel + 2 padding) / stride) + 1, or PyTorch's ceil mode."""
-    span = size + 2 * padding - kernel
+def output_size(
+    size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False, dilation: int = 1
+) -> int:
+    """floor((size - dilation (kernel - 1) - 1 + 2 padding) / stride) + 1, or PyTorch's
+    ceil mode."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
     if span < 0:
         return 0
     if not ceil_mode:
@@ -54,40 +57,47 @@ def output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bo
     return out
 
 
-def _geometry(shape, kernel_size, stride, padding, ceil_mode, op="unfold"):
+def _geometry(shape, kernel_size, stride, padding, ceil_mode, op="unfold", dilation=(1, 1)):
+    """(n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew): the input's and the windows'
+    sizes, and the extra bottom/right padding (eh, ew) that puts every window in the array.
+    A window of a dilation (dh, dw) spans dh (kh - 1) + 1 rows, dw (kw - 1) + 1 columns."""
     if len(shape) != 4:
         raise ShapeError(f"{op}: expected an NCHW input of 4 dimensions, got shape {shape}")
     n, c, h, w = shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-    if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
         raise ShapeError(
-            f"{op}: kernel {kernel_size} and stride {stride} must be positive and "
-            f"padding {padding} non-negative"
+            f"{op}: kernel {kernel_size}, stride {stride} and dilation {dilation} must be "
+            f"positive and padding {padding} non-negative"
         )
-    if h + 2 * ph < kh or w + 2 * pw < kw:
+    sph, spw = dh * (kh - 1) + 1, dw * (kw - 1) + 1  # the window's span
+    if h + 2 * ph < sph or w + 2 * pw < spw:
         raise ShapeError(
             f"{op}: input of size {h}x{w} with padding {ph}x{pw} is smaller than "
-            f"the kernel {kh}x{kw}"
+            f"the kernel {kh}x{kw}" + (f" dilated {dh}x{dw}" if (dh, dw) != (1, 1) else "")
         )
-    oh = output_size(h, kh, sh, ph, ceil_mode)
-    ow = output_size(w, kw, sw, pw, ceil_mode)
+    oh = output_size(h, kh, sh, ph, ceil_mode, dh)
+    ow = output_size(w, kw, sw, pw, ceil_mode, dw)
     # extra right/bottom padding so that every (ceil-mode) window lies in the array
-    eh = max(0, (oh - 1) * sh + kh - (h + 2 * ph))
-    ew = max(0, (ow - 1) * sw + kw - (w + 2 * pw))
+    eh = max(0, (oh - 1) * sh + sph - (h + 2 * ph))
+    ew = max(0, (ow - 1) * sw + spw - (w + 2 * pw))
     return n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew
 
 
-def _unfold_shape(shapes, kernel_size, stride, padding, value=0.0, ceil_mode=False):
+def _unfold_shape(
+    shapes, kernel_size, stride, padding, value=0.0, ceil_mode=False, dilation=(1, 1)
+):
     n, c, _, _, kh, kw, _, _, _, _, oh, ow, _, _ = _geometry(
-        shapes[0], kernel_size, stride, padding, ceil_mode
+        shapes[0], kernel_size, stride, padding, ceil_mode, dilation=dilation
     )
     return (n, c, oh, ow, kh, kw)
 
 
-def _unfold_impl(x, kernel_size, stride, padding, value=0.0, ceil_mode=False):
+def _unfold_impl(x, kernel_size, stride, padding, value=0.0, ceil_mode=False, dilation=(1, 1)):
     n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew = _geometry(
-        x.shape, kernel_size, stride, padding, ceil_mode
+        x.shape, kernel_size, stride, padding, ceil_mode, dilation=dilation
     )
+    dh, dw = dilation
     if ph or pw or eh or ew:
         padded = np.full((n, c, h + 2 * ph + eh, w + 2 * pw + ew), value, dtype=x.dtype)
         padded[:, :, ph : ph + h, pw : pw + w] = x
@@ -97,27 +107,30 @@ def _unfold_impl(x, kernel_size, stride, padding, value=0.0, ceil_mode=False):
     return np.lib.stride_tricks.as_strided(
         padded,
         (n, c, oh, ow, kh, kw),
-        (s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]),
+        (s[0], s[1], s[2] * sh, s[3] * sw, s[2] * dh, s[3] * dw),
         writeable=False,
     )
 
 
-def _fold_impl(cols, input_shape, kernel_size, stride, padding, ceil_mode=False):
+def _fold_impl(cols, input_shape, kernel_size, stride, padding, ceil_mode=False, dilation=(1, 1)):
     n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow, eh, ew = _geometry(
-        input_shape, kernel_size, stride, padding, ceil_mode
+        input_shape, kernel_size, stride, padding, ceil_mode, dilation=dilation
     )
+    dh, dw = dilation
     # accumulate channel-major: conv2d's windows are laid out (C, KH, KW, N, OH, OW), so each
     # (p, q) block read below is contiguous
     src = cols.transpose(4, 5, 1, 0, 2, 3)
     out = np.zeros((c, n, h + 2 * ph + eh, w + 2 * pw + ew), dtype=cols.dtype)
     for p in range(kh):  # one vectorised scatter-add per kernel offset
         for q in range(kw):
-            out[:, :, p : p + sh * oh : sh, q : q + sw * ow : sw] += src[p, q]
+            y, x = p * dh, q * dw
+            out[:, :, y : y + sh * oh : sh, x : x + sw * ow : sw] += src[p, q]
     return out[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
 
 
 def _unfold_attrs(attrs):
-    return {k: attrs[k] for k in ("kernel_size", "stride", "padding", "ceil_mode") if k in attrs}
+    keys = ("kernel_size", "stride", "padding", "ceil_mode", "dilation")
+    return {k: attrs[k] for k in keys if k in attrs}
 
 
 #: the image kernels take one batch axis (N of NCHW); Jacobians through them evaluate one
@@ -152,6 +165,20 @@ UNFOLD = register(
             Sample(
                 ((1, 1, 5, 5),),
                 {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": True},
+            ),
+            Sample(
+                ((2, 1, 7, 6),),
+                {"kernel_size": (3, 2), "stride": (2, 1), "padding": (1, 1), "dilation": (2, 3)},
+            ),
+            Sample(
+                ((1, 2, 6, 7),),
+                {
+                    "kernel_size": (2, 3),
+                    "stride": (2, 2),
+                    "padding": (1, 0),
+                    "ceil_mode": True,
+                    "dilation": (2, 2),
+                },
             ),
         ),
         analytic=True,
@@ -190,6 +217,16 @@ FOLD = register(
                     "padding": (1, 0),
                 },
             ),
+            Sample(
+                ((2, 1, 3, 3, 3, 2),),
+                {
+                    "input_shape": (2, 1, 7, 6),
+                    "kernel_size": (3, 2),
+                    "stride": (2, 2),
+                    "padding": (1, 1),
+                    "dilation": (2, 3),
+                },
+            ),
         ),
         analytic=True,
         doc="scatter-add windows back into an NCHW array (col2im)",
@@ -207,7 +244,16 @@ def _check_fold(shape, input_shape, attrs):
     return tuple(input_shape)
 
 
-def unfold(x, kernel_size, stride=1, padding=0, value: float = 0.0, ceil_mode: bool = False):
+def _dilation_attr(dilation) -> dict:
+    """The ``dilation`` attribute, left out when it is 1 (records made before it existed
+    keep their attributes)."""
+    dilation = pair(dilation, "dilation")
+    return {} if dilation == (1, 1) else {"dilation": dilation}
+
+
+def unfold(
+    x, kernel_size, stride=1, padding=0, value: float = 0.0, ceil_mode: bool = False, dilation=1
+):
     """The windows of an NCHW input, shape (N, C, OH, OW, KH, KW).
 
     Args:
@@ -215,6 +261,8 @@ def unfold(x, kernel_size, stride=1, padding=0, value: float = 0.0, ceil_mode: b
         kernel_size, stride, padding: ints or pairs.
         value: the padding value (0 for convolution, -inf for max-pooling).
         ceil_mode: round the output size up, as PyTorch's pooling does.
+        dilation: an int or a pair; window entry (p, q) reads input offset
+            (dh·p, dw·q) from the window's corner.
     """
     return apply(
         UNFOLD,
@@ -224,10 +272,11 @@ def unfold(x, kernel_size, stride=1, padding=0, value: float = 0.0, ceil_mode: b
         padding=pair(padding, "padding"),
         value=float(value),
         ceil_mode=bool(ceil_mode),
+        **_dilation_attr(dilation),
     )
 
 
-def fold(cols, input_shape, kernel_size, stride=1, padding=0, ceil_mode: bool = False):
+def fold(cols, input_shape, kernel_size, stride=1, padding=0, ceil_mode: bool = False, dilation=1):
     """Scatter-add windows (N, C, OH, OW, KH, KW) back into an array of ``input_shape``."""
     return apply(
         FOLD,
@@ -237,6 +286,7 @@ def fold(cols, input_shape, kernel_size, stride=1, padding=0, ceil_mode: bool = 
         stride=pair(stride),
         padding=pair(padding),
         ceil_mode=bool(ceil_mode),
+        **_dilation_attr(dilation),
     )
 
 
