@@ -203,3 +203,106 @@ def test_bad_input_gets_one_line_errors():
         revolve_recomputations(5, 0)
     with pytest.raises(ValueError, match="segments"):
         checkpoint_chain(dk.sin, dk.variable("x"), 3, 5)
+
+
+def _lenet5_sequential(checkpoint=None):
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+        checkpoint=checkpoint,
+    )
+
+
+def _mlp_sequential(checkpoint=None, depth=10):
+    layers = [m for _ in range(depth) for m in (nn.Linear(16, 16), nn.Tanh())]
+    return nn.Sequential(*layers, nn.Linear(16, 3), checkpoint=checkpoint)
+
+
+@pytest.mark.parametrize(
+    "build,shape", [(_lenet5_sequential, (3, 1, 28, 28)), (_mlp_sequential, (5, 16))]
+)
+def test_sequential_with_checkpoint_segments_gives_bit_identical_gradients(build, shape):
+    from diffkit.nn.module import default_rng
+
+    default_rng().bit_generator.state = np.random.default_rng(7).bit_generator.state
+    plain = build()
+    rng = np.random.default_rng(4)
+    x = dk.variable("input", shape)
+    at = {**plain.inputs(), "input": rng.standard_normal(shape).astype(np.float32)}
+    names = [n for n, _ in plain.named_parameters()]
+    expected = _gradients(dk.sum(plain(x) ** 2), names, at)
+    for segments in (1, 2, 3, len(plain)):
+        checked = build(checkpoint=segments)
+        checked.load_state_dict(plain.state_dict())
+        assert list(checked.state_dict()) == list(plain.state_dict())
+        assert checked.checkpoint_segments == segments
+        loss = dk.sum(checked(x) ** 2)
+        _same(expected, _gradients(loss, names, at))
+        assert expected["0.weight"].dtype == np.float32
+        # the recomputation is real: the checked program runs more ops
+        if segments > 1:
+            plain_program = dk.compile(list(dk.grad_graph(dk.sum(plain(x) ** 2), names).values()))
+            checked_program = dk.compile(list(dk.grad_graph(loss, names).values()))
+            assert len(checked_program.order) > len(plain_program.order)
+
+
+def test_with_checkpoints_sets_and_clears_segments_on_models_with_a_chain():
+    from diffkit.nn.checkpoint import with_checkpoints
+
+    class Chain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)
+
+        def layers(self):
+            return [self.a, self.b, self.c]
+
+        def forward(self, x):
+            if getattr(self, "checkpoint_segments", None):
+                return checkpoint_sequential(self.layers(), self.checkpoint_segments, x)
+            for layer in self.layers():
+                x = layer(x)
+            return x
+
+    model = Chain()
+    keys = list(model.state_dict())
+    x = dk.variable("input", (3, 4))
+    at = {**model.inputs(), "input": np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)}
+    names = [n for n, _ in model.named_parameters()]
+    plain = _gradients(dk.sum(model(x) ** 2), names, at)
+    assert with_checkpoints(model, 3) is model and model.checkpoint_segments == 3
+    assert list(model.state_dict()) == keys
+    _same(plain, _gradients(dk.sum(model(x) ** 2), names, at))
+    assert with_checkpoints(model, None).checkpoint_segments is None
+    with pytest.raises(ValueError, match="segments must be 1 to 3"):
+        with_checkpoints(model, 4)
+    with pytest.raises(ValueError, match="no chain of layers"):
+        with_checkpoints(nn.Linear(2, 2), 1)
+    with pytest.raises(ValueError, match="segments must be 1 to 2"):
+        nn.Sequential(nn.Tanh(), nn.Tanh(), checkpoint=3)
+
+
+def test_dots_policy_reads_the_records_of_contractions_and_convolutions():
+    from diffkit.ops.checkpoint import is_dot
+
+    marked = sorted(name for name, op in registry().items() if is_dot(op))
+    assert {"matmul", "einsum", "conv2d_direct"} <= set(marked)
+    assert not is_dot(registry()["tanh"]) and not is_dot(registry()["add"])
+    w = np.ones((3, 3)) / 3
+
+    def f(x):
+        return np.sum(np.tanh(np.tanh(x @ w) @ w))
+
+    kept = [r.what for r in saved_residuals(checkpoint(f, "dots"), np.ones((2, 3)))]
+    assert kept.count("matmul") == 2 and "tanh" not in kept
+    assert [r.what for r in saved_residuals(checkpoint(f), np.ones((2, 3)))] == ["argument arg0"]

@@ -43,7 +43,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from ..ir.node import Node, apply, as_node, topological_order
-from ..ops.checkpoint import CHECKPOINT_OUT, NAME, checkpoint_name, recompute_after
+from ..ops.checkpoint import CHECKPOINT_OUT, NAME, checkpoint_name, is_dot, recompute_after
 
 __all__ = [
     "checkpoint",
@@ -77,22 +77,11 @@ def everything_saveable(node: Node) -> bool:
     return True
 
 
-#: the ops whose outputs :data:`dots_saveable` keeps: matrix products and convolutions
-DOT_OPS = frozenset(
-    {
-        "matmul",
-        "einsum",
-        "tensordot",
-        "conv2d_direct",
-        "conv2d_input_grad",
-        "conv2d_direct_weight_grad",
-    }
-)
-
-
 def dots_saveable(node: Node) -> bool:
-    """Save the outputs of matrix products and convolutions (JAX's ``dots_saveable``)."""
-    return node.op is not None and node.op.name in DOT_OPS
+    """Save the outputs of matrix products and convolutions (JAX's ``dots_saveable``): the
+    ops whose records carry the ``"remat": "dot"`` rule (:func:`diffkit.ops.checkpoint.is_dot`).
+    """
+    return is_dot(node.op)
 
 
 def save_only_these_names(*names: str) -> Callable[[Node], bool]:

@@ -268,12 +268,17 @@ class Flatten(Module):
 
 
 class Sequential(Module):
-    """Modules applied in order; children are named "0", "1", ..."""
+    """Modules applied in order; children are named "0", "1", ...; ``checkpoint=k`` runs
+    them in k checkpointed segments (:func:`diffkit.nn.checkpoint.with_checkpoints`)."""
 
-    def __init__(self, *modules: Module):
+    def __init__(self, *modules: Module, checkpoint: int | None = None):
         super().__init__()
         for i, m in enumerate(modules):
             setattr(self, str(i), m)
+        if checkpoint:
+            from .checkpoint import with_checkpoints
+
+            with_checkpoints(self, checkpoint)
 
     def __iter__(self):
         return iter(self._modules.values())
@@ -285,6 +290,11 @@ class Sequential(Module):
         return list(self._modules.values())[i]
 
     def forward(self, x: Node) -> Node:
+        segments = getattr(self, "checkpoint_segments", None)
+        if segments:
+            from .checkpoint import checkpoint_sequential
+
+            return checkpoint_sequential(list(self._modules.values()), segments, x)
         for m in self._modules.values():
             x = m(x)
         return x

@@ -12,6 +12,10 @@
 
 All three return their input unchanged (no copy, no arithmetic), so values and
 derivatives are those of the unmarked graph bit for bit.
+
+The rule kind ``"remat"`` says what an op's record tells checkpoint policies: ``"dot"``
+(:data:`DOT`) marks a contraction or convolution (matmul, einsum, the conv2d kernels),
+whose outputs the ``dots`` policy keeps (JAX's ``dots_saveable``). No op kind derives it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,32 @@ from __future__ import annotations
 import scipy.sparse as sp
 
 from ..ir.node import apply
-from ..ir.op import STRUCTURAL, Op, Sample, register
+from ..ir.op import STRUCTURAL, Op, Sample, register, rule_kind
 from ._taylor import JVP_EACH
 
-__all__ = ["checkpoint_name", "recompute_after", "CHECKPOINT_OUT", "RECOMPUTE_AFTER", "NAME"]
+__all__ = [
+    "checkpoint_name",
+    "recompute_after",
+    "is_dot",
+    "CHECKPOINT_OUT",
+    "RECOMPUTE_AFTER",
+    "NAME",
+    "DOT",
+]
+
+#: the "remat" rule of a contraction or convolution (its record: ``rules={"remat": DOT}``)
+DOT = "dot"
+rule_kind("remat")
+
+
+def is_dot(op) -> bool:
+    """Whether ``op``'s record marks it a contraction or convolution (``"remat": "dot"``).
+
+    >>> from diffkit.ir.op import get_op
+    >>> is_dot(get_op("matmul")), is_dot(get_op("tanh"))
+    (True, False)
+    """
+    return op is not None and op.rule("remat") == DOT
 
 
 def _first_shape(shapes, **attrs):

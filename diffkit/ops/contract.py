@@ -222,7 +222,7 @@ EINSUM = register(
         fold=_fold_einsum,
         doc="Einstein summation over normalized subscripts",
         numpy=(),
-        rules={"batch": _batch_einsum, "sparsity": einsum_rule},
+        rules={"batch": _batch_einsum, "sparsity": einsum_rule, "remat": "dot"},
     )
 )
 

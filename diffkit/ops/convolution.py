@@ -188,7 +188,7 @@ CONV2D_INPUT_GRAD = register(
         analytic=True,
         doc="the input gradient of conv2d_direct: col2im(w2ᵀ @ ct)",
         threaded=True,
-        rules={"batch": _NO_BATCH},
+        rules={"batch": _NO_BATCH, "remat": "dot"},
     )
 )
 
@@ -225,7 +225,7 @@ CONV2D_DIRECT = register(
         analytic=True,
         doc="reshape(w, (O, C·KH·KW)) @ im2col(x) (+ bias), computed without the window matrix",
         threaded=True,
-        rules={"batch": _NO_BATCH, "sparsity": _SPARSITY_CONV},
+        rules={"batch": _NO_BATCH, "sparsity": _SPARSITY_CONV, "remat": "dot"},
     )
 )
 
@@ -259,7 +259,7 @@ CONV2D_DIRECT_WEIGHT_GRAD = register(
         analytic=True,
         doc="the weight gradient of conv2d_direct: ct @ im2col(x)^T, reshaped as the weight",
         threaded=True,
-        rules={"batch": _NO_BATCH},
+        rules={"batch": _NO_BATCH, "remat": "dot"},
     )
 )
 

@@ -280,7 +280,7 @@ MATMUL = register(
         ),
         analytic=True,
         doc="matrix product with batch broadcasting",
-        rules={"batch": _batch_matmul, "sparsity": matmul_rule},
+        rules={"batch": _batch_matmul, "sparsity": matmul_rule, "remat": "dot"},
     )
 )
 
