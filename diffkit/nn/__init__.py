@@ -1,7 +1,7 @@
 """Neural-network layers that build IR, with PyTorch's conventions (NCHW, names, modes)."""
 
 from . import kernels
-from .fusion import fuse_conv_bn
+from .fusion import fuse, fuse_conv_bn
 from .layers import (
     AvgPool2d,
     Conv2d,
@@ -16,7 +16,7 @@ from .layers import (
     Tanh,
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from .models import MLP, LeNet5, LogisticRegression
+from .models import MLP, VGG, BasicBlock, LeNet5, LogisticRegression, ResNet
 from .module import Module, manual_seed
 from .norm import BatchNorm1d, BatchNorm2d, InstanceNorm2d, LayerNorm
 from . import functional  # noqa: E402
@@ -47,7 +47,11 @@ __all__ = [
     "LeNet5",
     "MLP",
     "LogisticRegression",
+    "VGG",
+    "ResNet",
+    "BasicBlock",
     "fuse_conv_bn",
+    "fuse",
     "kernels",
     "functional",
 ]

@@ -14,7 +14,7 @@ from .layers import Conv2d, Identity, Linear, Sequential
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d
 
-__all__ = ["fuse_conv_bn"]
+__all__ = ["fuse_conv_bn", "fuse", "fusion_pairs"]
 
 
 def _fold(layer: Module, bn: Module) -> None:
@@ -37,9 +37,30 @@ def _pairs(model: Module):
     return list(getattr(model, "fusable", ()))
 
 
+def fusion_pairs(model: Module) -> list[tuple[str, str]]:
+    """``(layer path, normalization path)`` of every conv or linear layer of ``model``
+    followed by a batch normalization that :func:`fuse_conv_bn` folds: adjacent children
+    of a ``Sequential`` (VGG's features, ResNet's projection shortcuts) and the pairs a
+    module declares in ``fusable`` (LeNet-5, ResNet's stem and basic blocks)."""
+    out = []
+    for _, mod in model.named_modules():
+        for a, b in _pairs(mod):
+            layer, bn = mod._modules.get(a), mod._modules.get(b)
+            if isinstance(layer, (Conv2d, Linear)) and isinstance(bn, (BatchNorm1d, BatchNorm2d)):
+                out.append((layer._path, bn._path))
+    return out
+
+
 def fuse_conv_bn(model: Module) -> Module:
     """A copy of ``model`` in eval mode with each BatchNorm folded into the conv or
-    linear layer before it (the BatchNorm becomes an Identity).
+    linear layer before it (the BatchNorm becomes an Identity; a layer without a bias
+    gains one). The pairs are those of :func:`fusion_pairs`.
+
+    >>> import numpy as np
+    >>> import diffkit as dk
+    >>> fused = dk.nn.fuse_conv_bn(dk.nn.ResNet())
+    >>> any(isinstance(m, dk.nn.BatchNorm2d) for _, m in fused.named_modules())
+    False
 
     Raises:
         ValueError: if a BatchNorm to fold does not track running statistics.
@@ -54,3 +75,7 @@ def fuse_conv_bn(model: Module) -> Module:
                 _fold(layer, bn)
                 setattr(mod, b, Identity())
     return fused
+
+
+#: the model-level name: every conv (or linear) layer followed by batch normalization
+fuse = fuse_conv_bn

@@ -1,27 +1,74 @@
-"""Models: LeNet-5, a multilayer perceptron, logistic regression."""
+"""Models: LeNet-5, a VGG-style network, a small ResNet, a multilayer perceptron,
+logistic regression.
+
+Every model names its layers as PyTorch (and torchvision, for VGG and ResNet) does, so
+the same architecture written in PyTorch loads a diffkit ``state_dict`` and computes the
+same outputs and gradients. Each model runs its layers as one chain (``layers()``), which
+:func:`diffkit.nn.checkpoint.with_checkpoints` cuts into checkpointed segments: the
+backward pass then keeps the segments' inputs only and recomputes the rest, with
+bit-identical gradients.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from .. import ops
 from ..ir.node import Node
+from .checkpoint import checkpoint_sequential
 from .layers import (
     AvgPool2d,
     Conv2d,
+    Dropout,
     Identity,
     Linear,
     MaxPool2d,
     ReLU,
+    Sequential,
     Sigmoid,
     Tanh,
     flatten,
 )
-from .module import Module
+from .module import Module, default_rng
 from .norm import BatchNorm1d, BatchNorm2d
 
-__all__ = ["LeNet5", "MLP", "LogisticRegression"]
+__all__ = [
+    "LeNet5",
+    "VGG",
+    "ResNet",
+    "BasicBlock",
+    "MLP",
+    "LogisticRegression",
+    "run_layers",
+]
 
 _ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+
+
+def run_layers(model: Module, layers: list, x: Node) -> Node:
+    """``layers`` applied to ``x`` in order, in the model's checkpointed segments if set
+    (``model.checkpoint_segments``, see :func:`diffkit.nn.checkpoint.with_checkpoints`)."""
+    segments = getattr(model, "checkpoint_segments", None)
+    if segments:
+        return checkpoint_sequential(layers, segments, x)
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def _kaiming_normal(model: Module) -> None:
+    """He initialisation of every convolution (normal, fan_out, gain sqrt 2), as
+    torchvision's VGG and ResNet; biases zero."""
+    for _, mod in model.named_modules():
+        if isinstance(mod, Conv2d):
+            w = mod._parameters["weight"]
+            fan_out = w.shape[0] * w.shape[2] * w.shape[3]
+            std = math.sqrt(2.0 / fan_out)
+            w[...] = default_rng().normal(0.0, std, w.shape).astype(w.dtype)
+            if "bias" in mod._parameters:
+                mod._parameters["bias"][...] = 0
 
 
 class LeNet5(Module):
@@ -95,14 +142,182 @@ class LeNet5(Module):
     #: (layer, normalization) pairs that ``fuse_conv_bn`` may fold
     fusable = (("conv1", "bn1"), ("conv2", "bn2"), ("fc1", "bn3"), ("fc2", "bn4"))
 
-    def forward(self, x: Node) -> Node:
+    def layers(self) -> list:
+        """The chain of layers ``forward`` runs, in order."""
         r = self.relu
-        x = self.pool1(r(self.bn1(self.conv1(x))))
-        x = self.pool2(r(self.bn2(self.conv2(x))))
-        x = flatten(x)
-        x = r(self.bn3(self.fc1(x)))
-        x = r(self.bn4(self.fc2(x)))
-        return self.fc3(x)
+        return [
+            self.conv1, self.bn1, r, self.pool1,
+            self.conv2, self.bn2, r, self.pool2,
+            flatten, self.fc1, self.bn3, r, self.fc2, self.bn4, r, self.fc3,
+        ]  # fmt: skip
+
+    def forward(self, x: Node) -> Node:
+        return run_layers(self, self.layers(), x)
+
+
+class VGG(Module):
+    """A VGG-style network: stacks of 3×3 convolutions (padding 1) with batch
+    normalization and ReLU, max pooling by 2 after each stack, and a classifier of two
+    linear layers — torchvision's ``vgg*_bn`` layout (``features.0.weight``,
+    ``features.1.running_mean``, ``classifier.0.weight``) at the size of MNIST.
+
+    Args:
+        config: output channels of each convolution, ``"M"`` for a max pooling.
+        num_classes, in_channels, input_size: classes, image channels and side.
+        hidden: width of the classifier's hidden layer.
+        dropout: dropout probability in the classifier (0: none; the layer stays, so the
+            names do not change).
+
+    >>> import diffkit as dk
+    >>> model = dk.nn.VGG()
+    >>> dict(model.named_parameters())["features.3.weight"].shape
+    (16, 16, 3, 3)
+    """
+
+    def __init__(
+        self,
+        config=(16, 16, "M", 32, 32, "M", 64, "M"),
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: int = 28,
+        hidden: int = 128,
+        dropout: float = 0.0,
+        dtype=np.float32,
+    ):
+        super().__init__(dtype)
+        layers, channels, size = [], in_channels, input_size
+        for v in config:
+            if v == "M":
+                layers.append(MaxPool2d(2))
+                size //= 2
+            elif isinstance(v, (int, np.integer)) and v > 0:
+                layers += [
+                    Conv2d(channels, int(v), 3, padding=1, dtype=dtype),
+                    BatchNorm2d(int(v), dtype=dtype),
+                    ReLU(),
+                ]
+                channels = int(v)
+            else:
+                raise ValueError(f"VGG: config entries are channel counts or 'M', got {v!r}")
+        if size < 1:
+            raise ValueError(
+                f"VGG: input_size {input_size} is too small for "
+                f"{sum(v == 'M' for v in config)} poolings"
+            )
+        self.config = tuple(config)
+        self.features = Sequential(*layers)
+        self.classifier = Sequential(
+            Linear(channels * size * size, hidden, dtype=dtype),
+            ReLU(),
+            Dropout(dropout, dtype=dtype),
+            Linear(hidden, num_classes, dtype=dtype),
+        )
+        _kaiming_normal(self)
+
+    def layers(self) -> list:
+        return [*self.features, flatten, *self.classifier]
+
+    def forward(self, x: Node) -> Node:
+        return run_layers(self, self.layers(), x)
+
+
+class GlobalAvgPool(Module):
+    """The mean over the spatial axes: (N, C, H, W) → (N, C), the global average
+    pooling of a ResNet (``AdaptiveAvgPool2d(1)`` followed by a flatten)."""
+
+    def forward(self, x: Node) -> Node:
+        return ops.mean(x, (2, 3))
+
+
+class BasicBlock(Module):
+    """conv3×3 → BN → ReLU → conv3×3 → BN, plus the shortcut, then ReLU (torchvision's
+    ``BasicBlock``). The shortcut is the identity, or a projection (1×1 convolution with
+    the block's stride, then BN: ``downsample.0``, ``downsample.1``) where the stride or
+    the channels change."""
+
+    expansion = 1
+    fusable = (("conv1", "bn1"), ("conv2", "bn2"))
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, dtype=np.float32):
+        super().__init__(dtype)
+        self.conv1 = Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False, dtype=dtype)
+        self.bn1 = BatchNorm2d(planes, dtype=dtype)
+        self.relu = ReLU()
+        self.conv2 = Conv2d(planes, planes, 3, padding=1, bias=False, dtype=dtype)
+        self.bn2 = BatchNorm2d(planes, dtype=dtype)
+        if stride != 1 or in_planes != planes:
+            self.downsample = Sequential(
+                Conv2d(in_planes, planes, 1, stride=stride, bias=False, dtype=dtype),
+                BatchNorm2d(planes, dtype=dtype),
+            )
+        else:
+            self.downsample = None
+
+    def forward(self, x: Node) -> Node:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+class ResNet(Module):
+    """A small ResNet: a 3×3 stem (conv, BN, ReLU), three stages of basic blocks (the
+    second and third halve the side and double the channels through a projection
+    shortcut), global average pooling and a linear head. Names as torchvision's
+    (``layer1.0.conv1.weight``, ``layer2.0.downsample.0.weight``, ``fc.weight``).
+
+    Args:
+        blocks: basic blocks per stage ((1, 1, 1) is ResNet-8, (3, 3, 3) ResNet-20).
+        widths: channels of the three stages.
+
+    >>> import diffkit as dk
+    >>> model = dk.nn.ResNet()
+    >>> dict(model.named_parameters())["layer2.0.downsample.0.weight"].shape
+    (32, 16, 1, 1)
+    """
+
+    fusable = (("conv1", "bn1"),)
+
+    def __init__(
+        self,
+        blocks=(1, 1, 1),
+        widths=(16, 32, 64),
+        num_classes: int = 10,
+        in_channels: int = 1,
+        dtype=np.float32,
+    ):
+        super().__init__(dtype)
+        blocks, widths = tuple(blocks), tuple(widths)
+        if len(blocks) != 3 or len(widths) != 3:
+            raise ValueError(f"ResNet: blocks and widths give 3 stages, got {blocks}, {widths}")
+        for name, values in (("blocks", blocks), ("widths", widths)):
+            if not all(isinstance(v, (int, np.integer)) and v > 0 for v in values):
+                raise ValueError(f"ResNet: {name} must be positive integers, got {values}")
+        self.blocks, self.widths = blocks, widths
+        self.conv1 = Conv2d(in_channels, widths[0], 3, padding=1, bias=False, dtype=dtype)
+        self.bn1 = BatchNorm2d(widths[0], dtype=dtype)
+        self.relu = ReLU()
+        planes = widths[0]
+        for i, (n, width) in enumerate(zip(blocks, widths)):
+            stride = 1 if i == 0 else 2
+            stage = []
+            for j in range(n):
+                stage.append(BasicBlock(planes, width, stride if j == 0 else 1, dtype=dtype))
+                planes = width
+            setattr(self, f"layer{i + 1}", Sequential(*stage))
+        self.avgpool = GlobalAvgPool()
+        self.fc = Linear(planes, num_classes, dtype=dtype)
+        _kaiming_normal(self)
+
+    def layers(self) -> list:
+        return [
+            self.conv1, self.bn1, self.relu,
+            *self.layer1, *self.layer2, *self.layer3,
+            self.avgpool, self.fc,
+        ]  # fmt: skip
+
+    def forward(self, x: Node) -> Node:
+        return run_layers(self, self.layers(), x)
 
 
 class MLP(Module):
@@ -126,14 +341,18 @@ class MLP(Module):
         for i in range(self.depth):
             setattr(self, f"fc{i + 1}", Linear(sizes[i], sizes[i + 1], dtype=dtype))
 
+    def layers(self) -> list:
+        out = []
+        for i in range(self.depth):
+            out.append(getattr(self, f"fc{i + 1}"))
+            if i < self.depth - 1:
+                out.append(self.act)
+        return out
+
     def forward(self, x: Node) -> Node:
         if x.ndim > 2:
             x = flatten(x)
-        for i in range(self.depth):
-            x = getattr(self, f"fc{i + 1}")(x)
-            if i < self.depth - 1:
-                x = self.act(x)
-        return x
+        return run_layers(self, self.layers(), x)
 
 
 class LogisticRegression(MLP):
