@@ -306,3 +306,56 @@ def test_dots_policy_reads_the_records_of_contractions_and_convolutions():
     kept = [r.what for r in saved_residuals(checkpoint(f, "dots"), np.ones((2, 3)))]
     assert kept.count("matmul") == 2 and "tanh" not in kept
     assert [r.what for r in saved_residuals(checkpoint(f), np.ones((2, 3)))] == ["argument arg0"]
+
+
+def _evaluations_per_step(n, s):
+    """How many times the compiled gradient program of a revolve chain runs each step."""
+    consts = []
+
+    def step(h):
+        consts.append(dk.const(0.001 * (len(consts) + 1)))  # one constant per step
+        return dk.tanh(h + consts[-1])
+
+    y = checkpoint_chain(step, dk.variable("x", (2,)), n, "revolve", snapshots=s)
+    program = dk.compile(dk.grad_graph(dk.sum(y), "x"))
+    index = {id(c): i for i, c in enumerate(consts)}
+    counts = [0] * n
+    for node in program.order:
+        if node.op is not None and node.op.name == "add":
+            for inp in node.inputs:
+                if id(inp) in index:
+                    counts[index[id(inp)]] += 1
+    return counts
+
+
+@pytest.mark.parametrize("s,t", [(1, 3), (2, 2), (3, 2), (2, 3), (4, 2)])
+def test_revolve_reverses_beta_steps_with_t_sweeps_and_no_more(s, t):
+    # beta(s, t) = C(s+t, s) steps reverse with s snapshots and each step run at most
+    # t + 1 times (its first run and t recomputations); one step more needs a sweep more
+    from math import comb
+
+    n = comb(s + t, s)
+    counts = _evaluations_per_step(n, s)
+    assert max(counts) == t + 1 and min(counts) == 1
+    assert sum(counts) - n == t * n - comb(s + 1 + t - 1, s + 1)
+    assert max(_evaluations_per_step(n + 1, s)) == t + 2
+
+
+def _their_revolve_recomputations(n, s):
+    schedules = pytest.importorskip(
+        "checkpoint_schedules", reason="checkpoint_schedules is not installed (extra: compare)"
+    )
+    steps = 0
+    for action in schedules.Revolve(n, s):
+        if isinstance(action, schedules.Forward):
+            steps += action.n1 - action.n0
+        if isinstance(action, schedules.EndReverse):
+            break
+    return steps - n
+
+
+def test_revolve_counts_equal_those_of_the_checkpoint_schedules_package():
+    grid = [(n, s) for n in range(2, 41) for s in range(1, 7) if s < n]
+    grid += [(100, 3), (257, 5)]
+    for n, s in grid:
+        assert revolve_recomputations(n, s) == _their_revolve_recomputations(n, s), (n, s)
