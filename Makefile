@@ -17,13 +17,14 @@ $(VENV)/.installed-base: $(BUILD) | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-# the tests include the Dask executor's, so they install the dist extra too
+# the tests include the Dask executor's and the graph page's (in the system's Chromium),
+# so they install the dist and browser extras too
 $(VENV)/.installed-test: $(BUILD) | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,dist]'
+	$(PY) -m pip install --quiet -e '.[test,dist,browser]'
 	touch $@
 
 $(VENV)/.installed-oracle: $(BUILD) | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,dist,oracle]'
+	$(PY) -m pip install --quiet -e '.[test,dist,browser,oracle]'
 	touch $@
 
 demo: $(VENV)/.installed-base

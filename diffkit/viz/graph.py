@@ -363,3 +363,12 @@ class Graph:
 
     def save(self, path) -> dict:
         return draw_graph(self.expr, self.at, self.grads, path, self.title)
+
+    def stepper(self):
+        """The page that steps through the forward and backward passes (shown by
+        Jupyter through ``_repr_html_``); needs ``at``."""
+        from .stepper import SteppedGraph
+
+        if self.at is None:
+            raise ValueError("Graph.stepper: the passes need values; build the Graph with at=")
+        return SteppedGraph(self.expr, self.at, self.title)
