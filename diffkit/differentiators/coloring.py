@@ -8,14 +8,24 @@ variables of a Hessian, may share one directional derivative.
 - *Star colouring* (Hessians, symmetric): a distance-1 colouring of the adjacency graph
   in which every path on four vertices takes at least three colours; every nonzero is
   then read directly off ``H @ S`` (Gebremedhin, Manne and Pothen, 2005).
+- *Acyclic colouring* (Hessians): a distance-1 colouring in which every cycle takes at
+  least three colours, so any two colours induce a forest; fewer colours than a star
+  colouring, the nonzeros recovered by substitution along those trees.
 
 Each is greedy, in one of the vertex orders the field uses: ``natural``,
-``largest_first``, ``smallest_last``, ``incidence_degree`` and ``random``. The colour
-count comes with a lower bound: the most nonzeros in a row (columns) or column (rows),
-which must all differ; for star colourings the largest clique found greedily.
+``largest_first``, ``smallest_last``, ``incidence_degree`` and ``random``, and then
+improved by *iterated greedy* (Culberson, 1992): the vertices taken again class by class
+(the classes in reverse order, largest first, or at random), which for column and row
+colourings never needs more colours and often fewer; star and acyclic colourings keep the
+best one found. The colour count comes with a lower bound that every colouring of the kind
+needs: for columns, the most nonzeros in a row (they must all differ); for rows, the most
+in a column; for star and acyclic colourings, the larger of a clique found greedily and
+the *forest bound* (any two colour classes induce a forest, so ``k`` colours hold at most
+``(k - 1) n - k (k - 1) / 2`` edges on ``n`` vertices).
 
-Everything runs on the pattern's compressed arrays with numpy: the greedy loop visits each
-vertex once and handles its neighbours as arrays.
+The greedy kernels and the smallest-last and incidence-degree orders run in C
+(``diffkit/_native_graph.c``) where it is built, else in numpy with one step per vertex;
+both give the same colours.
 
 >>> import numpy as np, scipy.sparse as sp
 >>> from diffkit.differentiators.coloring import coloring
@@ -32,10 +42,28 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Coloring", "coloring", "ORDERS", "KINDS", "seed_matrix", "is_star_coloring"]
+try:  # the compiled kernels (optional)
+    from .. import _native_graph as _NATIVE
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _NATIVE = None
+
+__all__ = [
+    "Coloring",
+    "coloring",
+    "ORDERS",
+    "KINDS",
+    "seed_matrix",
+    "is_star_coloring",
+    "is_acyclic_coloring",
+    "forest_bound",
+]
 
 ORDERS = ("natural", "largest_first", "smallest_last", "incidence_degree", "random")
-KINDS = ("column", "row", "star")
+KINDS = ("column", "row", "star", "acyclic")
+
+#: iterated-greedy rounds by default; it stops earlier after ``_PATIENCE`` rounds with no gain
+RECOLOR = 24
+_PATIENCE = 8
 
 
 @dataclass(frozen=True)
@@ -46,9 +74,10 @@ class Coloring:
         colors: one colour (0, 1, ...) per column, row or variable.
         count: the number of colours: directional derivatives needed.
         lower_bound: no colouring of this kind can use fewer colours.
-        kind: ``"column"``, ``"row"`` or ``"star"``.
+        kind: ``"column"``, ``"row"``, ``"star"`` or ``"acyclic"``.
         order: the vertex order of the greedy colouring.
         pattern: the pattern coloured (CSR, boolean).
+        greedy_count: the colours of the first greedy pass, before iterated greedy.
     """
 
     colors: np.ndarray
@@ -57,6 +86,7 @@ class Coloring:
     kind: str
     order: str
     pattern: sp.csr_matrix
+    greedy_count: int = -1
 
     def __repr__(self) -> str:
         return (
@@ -79,49 +109,51 @@ def _as_pattern(pattern) -> sp.csr_matrix:
     return p
 
 
-def _ranges(indptr, indices, vertices):
-    """(source vertex, neighbour) for every neighbour of every vertex in ``vertices``."""
-    starts = indptr[vertices]
-    lens = indptr[vertices + 1] - starts
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    shift = np.repeat(starts - np.cumsum(lens) + lens, lens)
-    return np.repeat(vertices, lens), indices[shift + np.arange(total)]
+def _i64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
 
 
-def _order(graph: sp.csr_matrix, order: str, seed: int) -> np.ndarray:
+# ---- vertex orders ----------------------------------------------------------------------------
+
+
+def _order(graph: sp.csr_matrix, order: str, seed: int, native: bool) -> np.ndarray:
     """The greedy colouring's vertex order on ``graph`` (symmetric, no diagonal)."""
     n = graph.shape[0]
     degree = np.diff(graph.indptr).astype(np.int64)
     if order == "natural":
-        return np.arange(n)
+        return np.arange(n, dtype=np.int64)
     if order == "random":
-        return np.random.default_rng(seed).permutation(n)
+        return np.random.default_rng(seed).permutation(n).astype(np.int64)
     if order == "largest_first":
-        return np.argsort(-degree, kind="stable")
+        return np.argsort(-degree, kind="stable").astype(np.int64)
+    if order not in ("smallest_last", "incidence_degree"):
+        raise ValueError(f"coloring: unknown order {order!r}; known orders: {', '.join(ORDERS)}")
+    out = np.empty(n, np.int64)
+    if native and _NATIVE is not None:
+        getattr(_NATIVE, order)(_i64(graph.indptr), _i64(graph.indices), out)
+        return out
+    indptr, indices = graph.indptr, graph.indices
     if order == "smallest_last":
         # repeatedly take out a vertex of least degree in what is left; colour in reverse
         left = degree.astype(np.float64)
-        picked = np.empty(n, np.int64)
         for k in range(n):
             v = int(np.argmin(left))
-            picked[k] = v
+            out[n - 1 - k] = v
             left[v] = np.inf
-            left[graph.indices[graph.indptr[v] : graph.indptr[v + 1]]] -= 1
-        return picked[::-1].copy()
-    if order == "incidence_degree":
-        # next, a vertex with most neighbours already ordered (ties: the larger degree)
-        score = np.zeros(n, np.float64)
-        tie = degree / (degree.max(initial=0) + 1.0)
-        picked = np.empty(n, np.int64)
-        for k in range(n):
-            v = int(np.argmax(score + tie))
-            picked[k] = v
-            score[v] = -np.inf
-            score[graph.indices[graph.indptr[v] : graph.indptr[v + 1]]] += 1
-        return picked
-    raise ValueError(f"coloring: unknown order {order!r}; known orders: {', '.join(ORDERS)}")
+            left[indices[indptr[v] : indptr[v + 1]]] -= 1
+        return out
+    # incidence degree: next, most neighbours already ordered, then the larger degree
+    score = np.zeros(n, np.float64)
+    tie = degree / (degree.max(initial=0) + 1.0)
+    for k in range(n):
+        v = int(np.argmax(score + tie))
+        out[k] = v
+        score[v] = -np.inf
+        score[indices[indptr[v] : indptr[v + 1]]] += 1
+    return out
+
+
+# ---- greedy kernels (numpy versions of the compiled ones) --------------------------------------
 
 
 def _greedy_distance1(graph: sp.csr_matrix, order: np.ndarray) -> np.ndarray:
@@ -137,50 +169,38 @@ def _greedy_distance1(graph: sp.csr_matrix, order: np.ndarray) -> np.ndarray:
     return colors
 
 
-def _without_diagonal(graph: sp.csr_matrix) -> sp.csr_matrix:
-    graph = sp.csr_matrix(graph, dtype=bool)
-    graph.setdiag(False)
-    graph.eliminate_zeros()
-    graph.sort_indices()
-    return graph
+def _ranges(indptr, indices, vertices):
+    """(source vertex, neighbour) for every neighbour of every vertex in ``vertices``."""
+    starts = indptr[vertices]
+    lens = indptr[vertices + 1] - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    shift = np.repeat(starts - np.cumsum(lens) + lens, lens)
+    return np.repeat(vertices, lens), indices[shift + np.arange(total)]
 
 
-def _columns(pattern: sp.csr_matrix, order: str, seed: int) -> np.ndarray:
-    """Partial distance-2 colouring of the columns: columns sharing a row differ."""
-    p = pattern.astype(bool)
-    graph = _without_diagonal((p.T @ p).tocsr())
-    return _greedy_distance1(graph, _order(graph, order, seed))
-
-
-def _star(pattern: sp.csr_matrix, order: str, seed: int) -> np.ndarray:
-    """Greedy star colouring of the symmetric pattern's adjacency graph.
-
-    A vertex v takes the least colour that (1) no neighbour has, (2) closes no two-coloured
-    path v-w-x-y (forbid c(x) where x has a neighbour other than w coloured c(w)), and
-    (3) closes no two-coloured path w-v-x-y (where two neighbours of v share a colour,
-    forbid the colours of their other neighbours). Checking every new vertex against the
-    coloured ones checks every path of four vertices once it is coloured.
-    """
-    graph = _without_diagonal((pattern + pattern.T).tocsr())
+def _star_numpy(graph: sp.csr_matrix, order: np.ndarray) -> np.ndarray:
+    """Greedy star colouring: v takes the least colour that (1) no neighbour has, (2) closes
+    no two-coloured path v-w-x-y (forbid c(x) where x has a neighbour other than w coloured
+    c(w)), and (3) closes no two-coloured path w-v-x-y (where two neighbours of v share a
+    colour, forbid the colours of their other neighbours)."""
     n = graph.shape[0]
     indptr, indices = graph.indptr, graph.indices
     colors = np.full(n, -1, np.int64)
     cap = 8
     counts = np.zeros((n, cap), np.int32)  # counts[x, c]: neighbours of x coloured c
     forbidden = np.full(n + 1, -1, np.int64)
-    for v in _order(graph, order, seed):
+    for v in order:
         nb = indices[indptr[v] : indptr[v + 1]]
         cn = colors[nb]
         done = nb[cn >= 0]
         forbidden[cn[cn >= 0]] = v
         if done.size:
-            # (2) paths v - w - x - y with c(x) = c(v) and c(y) = c(w)
             w, x = _ranges(indptr, indices, done)
             keep = (x != v) & (colors[x] >= 0)
             w, x = w[keep], x[keep]
-            bad = counts[x, colors[w]] >= 2
-            forbidden[colors[x[bad]]] = v
-            # (3) paths w - v - x - y with c(w) = c(x) and c(y) = c(v)
+            forbidden[colors[x[counts[x, colors[w]] >= 2]]] = v
             tally = np.bincount(colors[done], minlength=1)
             twice = done[tally[colors[done]] >= 2]
             if twice.size:
@@ -194,6 +214,108 @@ def _star(pattern: sp.csr_matrix, order: str, seed: int) -> np.ndarray:
             counts = np.concatenate([counts, np.zeros((n, cap - counts.shape[1]), np.int32)], 1)
         counts[nb, c] += 1
     return colors
+
+
+def _acyclic_numpy(graph: sp.csr_matrix, order: np.ndarray) -> np.ndarray:
+    """Greedy acyclic colouring: v takes the least colour that no neighbour has and that
+    closes no two-coloured cycle, i.e. no two neighbours of one colour b already in one
+    tree of the forest of colours {c, b} (a union-find over keys (vertex, other colour))."""
+    n = graph.shape[0]
+    indptr, indices = graph.indptr, graph.indices
+    colors = np.full(n, -1, np.int64)
+    parent: dict[tuple, tuple] = {}
+
+    def find(key):
+        root = key
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while key != root:
+            parent[key], key = root, parent[key]
+        return root
+
+    for v in order:
+        nb = indices[indptr[v] : indptr[v + 1]]
+        done = nb[colors[nb] >= 0]
+        near = set(colors[done].tolist())
+        c = 0
+        while True:
+            if c not in near:
+                seen = set()
+                for w in done:
+                    key = (int(colors[w]), find((int(w), c)))
+                    if key in seen:
+                        break
+                    seen.add(key)
+                else:
+                    break
+            c += 1
+        colors[v] = c
+        for w in done:
+            a, b = find((int(v), int(colors[w]))), find((int(w), c))
+            if a != b:
+                parent[a] = b
+    return colors
+
+
+def _greedy(kind: str, graph, native: bool, bipartite=None):
+    """A function ``order -> colours`` of one greedy pass. For columns, ``bipartite`` holds
+    the pattern's (CSC, CSR) so that the compiled kernel walks rows instead of a graph."""
+    n = graph.shape[0] if graph is not None else bipartite[0].shape[1]
+    if native and _NATIVE is not None:
+        if kind == "column" and bipartite is not None:
+            csc, csr = bipartite
+            arrays = [_i64(csc.indptr), _i64(csc.indices), _i64(csr.indptr), _i64(csr.indices)]
+            kernel = _NATIVE.greedy_columns
+        else:
+            arrays = [_i64(graph.indptr), _i64(graph.indices)]
+            kernel = getattr(_NATIVE, "greedy_distance1" if kind == "column" else kind)
+
+        def run(order):
+            colors = np.empty(n, np.int64)
+            kernel(*arrays, _i64(order), colors)
+            return colors
+
+        return run
+    if kind == "column":
+        return lambda order: _greedy_distance1(graph, order)
+    return lambda order: (_star_numpy if kind == "star" else _acyclic_numpy)(graph, order)
+
+
+def _class_order(colors: np.ndarray, how: int, rng) -> np.ndarray:
+    """The vertices class by class, each class in increasing index: the classes in reverse
+    order (how 0), largest first (1) or at random (2)."""
+    k = int(colors.max(initial=-1)) + 1
+    if how == 0:
+        rank = np.arange(k)[::-1]
+    elif how == 1:
+        sizes = np.bincount(colors, minlength=k)
+        rank = np.argsort(np.argsort(-sizes, kind="stable"), kind="stable")
+    else:
+        rank = rng.permutation(k)
+    return np.argsort(rank[colors], kind="stable").astype(np.int64)
+
+
+def _iterated(greedy, colors, rounds, seed):
+    """Iterated greedy: recolour class by class; keep the fewest colours found."""
+    rng = np.random.default_rng(seed + 1)
+    best, best_count = colors, int(colors.max(initial=-1)) + 1
+    current, since = colors, 0
+    for r in range(rounds):
+        if best_count <= 1 or since >= _PATIENCE:
+            break
+        order = _class_order(current, r % 3, rng)
+        current = greedy(order)
+        count = int(current.max(initial=-1)) + 1
+        if count < best_count:
+            best, best_count, since = current, count, 0
+        else:
+            since += 1
+            if count > best_count:  # star and acyclic: start again from the best
+                current = best
+    return best
+
+
+# ---- lower bounds ------------------------------------------------------------------------------
 
 
 def _clique_bound(graph: sp.csr_matrix, limit: int = 64, tries: int = 200) -> int:
@@ -218,11 +340,127 @@ def _clique_bound(graph: sp.csr_matrix, limit: int = 64, tries: int = 200) -> in
     return best
 
 
+def forest_bound(n: int, edges: int) -> int:
+    """The fewest colours ``k`` of a star or acyclic colouring of a graph with ``n``
+    vertices and ``edges`` edges: any two of the ``k`` classes induce a forest, which has
+    fewer edges than vertices, so ``edges <= (k - 1) n - k (k - 1) / 2``.
+
+    >>> forest_bound(5, 4)  # a star: 2 colours
+    2
+    """
+    if edges == 0:
+        return 1 if n else 0
+    k = 2
+    while (k - 1) * n - k * (k - 1) // 2 < edges:
+        k += 1
+    return k
+
+
+def _without_diagonal(graph: sp.csr_matrix) -> sp.csr_matrix:
+    graph = sp.csr_matrix(graph, dtype=bool)
+    graph.setdiag(False)
+    graph.eliminate_zeros()
+    graph.sort_indices()
+    return graph
+
+
+def _adjacency(p: sp.csr_matrix) -> sp.csr_matrix:
+    return _without_diagonal((p + p.T).tocsr())
+
+
+# ---- the colouring -----------------------------------------------------------------------------
+
+
+def _color_columns(p: sp.csr_matrix, order, seed, recolor, native):
+    """Partial distance-2 colouring of the columns: columns sharing a row differ."""
+    if native and _NATIVE is not None:
+        csc = p.tocsc()
+        csc.sort_indices()
+        bipartite, graph = (csc, p), None
+        if order in ("natural", "random"):  # no graph needed: the kernel walks the rows
+            vorder = _order(sp.csr_matrix((p.shape[1], p.shape[1])), order, seed, native)
+        else:
+            graph = _without_diagonal((p.T @ p).tocsr())
+            vorder = _order(graph, order, seed, native)
+    else:
+        bipartite = None
+        graph = _without_diagonal((p.T @ p).tocsr())
+        vorder = _order(graph, order, seed, native)
+    greedy = _greedy("column", graph, native, bipartite)
+    colors = greedy(vorder)
+    first = int(colors.max(initial=-1)) + 1
+    if recolor:
+        colors = _iterated(greedy, colors, recolor, seed)
+    return colors, first
+
+
+def coloring(
+    pattern,
+    kind: str = "column",
+    order: str = "natural",
+    seed: int = 0,
+    recolor: int = RECOLOR,
+    native: bool = True,
+) -> Coloring:
+    """Colour the columns, rows or (for a symmetric Hessian pattern) the variables of
+    ``pattern`` greedily in a vertex ``order``, then improve it by iterated greedy.
+
+    Args:
+        pattern: a boolean ``scipy.sparse`` matrix (or a 2-D array).
+        kind: ``"column"`` (forward mode, finite differences), ``"row"`` (reverse mode),
+            ``"star"`` (a symmetric Hessian pattern, direct recovery) or ``"acyclic"``
+            (recovery by substitution).
+        order: one of :data:`ORDERS`.
+        seed: the seed of the ``random`` order and of iterated greedy's random class orders.
+        recolor: the most rounds of iterated greedy (0: the greedy colouring alone).
+        native: use the compiled kernels where they are built (the numpy versions give the
+            same colours).
+
+    Returns:
+        A :class:`Coloring` with the colours, their count and a lower bound.
+
+    >>> import scipy.sparse as sp
+    >>> arrow = sp.lil_matrix((5, 5), dtype=bool)
+    >>> arrow.setdiag(True); arrow[0, :] = True; arrow[:, 0] = True
+    >>> coloring(arrow, "star").count, coloring(arrow, "star").lower_bound
+    (2, 2)
+    """
+    if kind not in KINDS:
+        raise ValueError(f"coloring: unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    if order not in ORDERS:
+        raise ValueError(f"coloring: unknown order {order!r}; known orders: {', '.join(ORDERS)}")
+    if not isinstance(recolor, (int, np.integer)) or recolor < 0:
+        raise ValueError(f"coloring: recolor must be a count of rounds >= 0, got {recolor!r}")
+    p = _as_pattern(pattern)
+    if kind == "column":
+        colors, first = _color_columns(p, order, seed, recolor, native)
+        bound = int(np.diff(p.indptr).max(initial=0))
+    elif kind == "row":
+        pt = p.T.tocsr()
+        pt.sort_indices()
+        colors, first = _color_columns(pt, order, seed, recolor, native)
+        bound = int(np.diff(pt.indptr).max(initial=0))
+    else:
+        if p.shape[0] != p.shape[1]:
+            raise ValueError(f"coloring: a {kind} colouring needs a square pattern, got {p.shape}")
+        graph = _adjacency(p)
+        vorder = _order(graph, order, seed, native)
+        greedy = _greedy(kind, graph, native)
+        colors = greedy(vorder)
+        first = int(colors.max(initial=-1)) + 1
+        if recolor:
+            colors = _iterated(greedy, colors, recolor, seed)
+        n = p.shape[0]
+        bound = max(_clique_bound(graph), forest_bound(n, graph.nnz // 2)) if n else 0
+    count = int(colors.max(initial=-1)) + 1
+    return Coloring(colors, count, bound, kind, order, p, first)
+
+
 def is_star_coloring(pattern, colors) -> bool:
     """Whether ``colors`` lets every nonzero of the symmetric ``pattern`` be read directly
     off ``H @ S``: neighbours differ, and of every edge (i, j) either j is the only
     neighbour of i in its colour or i the only one of j in its."""
-    graph = _without_diagonal((_as_pattern(pattern) + _as_pattern(pattern).T).tocsr())
+    graph = _adjacency(_as_pattern(pattern))
     colors = np.asarray(colors)
     rows, cols = graph.nonzero()
     if np.any(colors[rows] == colors[cols]):
@@ -232,54 +470,34 @@ def is_star_coloring(pattern, colors) -> bool:
     return bool(np.all(unique))
 
 
+def is_acyclic_coloring(pattern, colors) -> bool:
+    """Whether ``colors`` is an acyclic colouring of the symmetric ``pattern``: neighbours
+    differ and any two colour classes induce a forest (edges = vertices - components)."""
+    from scipy.sparse.csgraph import connected_components
+
+    graph = _adjacency(_as_pattern(pattern))
+    colors = np.asarray(colors, np.int64)
+    rows, cols = sp.triu(graph, 1).nonzero()
+    if np.any(colors[rows] == colors[cols]):
+        return False
+    if rows.size == 0:
+        return True
+    k = int(colors.max()) + 1
+    # a key (vertex, other colour) per end of each edge; an edge joins its two keys
+    ends = np.concatenate([rows * k + colors[cols], cols * k + colors[rows]])
+    keys, node = np.unique(ends, return_inverse=True)
+    e = rows.size
+    link = sp.csr_matrix((np.ones(e, bool), (node[:e], node[e:])), shape=(keys.size,) * 2)
+    components, _ = connected_components(link, directed=False)
+    return e == keys.size - components
+
+
 def _color_counts(graph: sp.csr_matrix, colors: np.ndarray) -> np.ndarray:
     rows, cols = graph.nonzero()
     k = int(colors.max(initial=-1)) + 1
     out = np.zeros((graph.shape[0], max(k, 1)), np.int64)
     np.add.at(out, (rows, colors[cols]), 1)
     return out
-
-
-def coloring(pattern, kind: str = "column", order: str = "natural", seed: int = 0) -> Coloring:
-    """Colour the columns, rows or (for a symmetric Hessian pattern) the variables of
-    ``pattern`` greedily in a vertex ``order``.
-
-    Args:
-        pattern: a boolean ``scipy.sparse`` matrix (or a 2-D array).
-        kind: ``"column"`` (forward mode, finite differences), ``"row"`` (reverse mode) or
-            ``"star"`` (a symmetric Hessian pattern).
-        order: one of :data:`ORDERS`.
-        seed: the seed of the ``random`` order.
-
-    Returns:
-        A :class:`Coloring` with the colours, their count and a lower bound.
-
-    >>> import scipy.sparse as sp
-    >>> arrow = sp.lil_matrix((5, 5), dtype=bool)
-    >>> arrow.setdiag(True); arrow[0, :] = True; arrow[:, 0] = True
-    >>> coloring(arrow, "star").count
-    2
-    """
-    if kind not in KINDS:
-        raise ValueError(f"coloring: unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
-    if order not in ORDERS:
-        raise ValueError(f"coloring: unknown order {order!r}; known orders: {', '.join(ORDERS)}")
-    p = _as_pattern(pattern)
-    if kind == "column":
-        colors = _columns(p, order, seed)
-        bound = int(np.diff(p.indptr).max(initial=0))
-    elif kind == "row":
-        pt = p.T.tocsr()
-        colors = _columns(pt, order, seed)
-        bound = int(np.diff(pt.indptr).max(initial=0))
-    else:
-        if p.shape[0] != p.shape[1]:
-            raise ValueError(f"coloring: a star colouring needs a square pattern, got {p.shape}")
-        colors = _star(p, order, seed)
-        graph = _without_diagonal((p + p.T).tocsr())
-        bound = min(_clique_bound(graph), max(p.shape[0], 0)) if p.nnz else 0
-    count = int(colors.max(initial=-1)) + 1
-    return Coloring(colors, count, bound, kind, order, p)
 
 
 def seed_matrix(colors: np.ndarray, dtype=np.float64) -> np.ndarray:

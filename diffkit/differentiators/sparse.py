@@ -117,7 +117,7 @@ def _propagate(outs: list[Node], wrt: list[Node], at=None) -> sp.csr_matrix:
     for v, size in zip(wrt, sizes):
         rows = np.arange(size)
         pats[id(v)] = sp.csr_matrix(
-            (np.ones(size, bool), (rows, rows + offset)), shape=(size, n), dtype=bool
+            (np.ones(size, bool), rows + offset, np.arange(size + 1)), shape=(size, n)
         )
         offset += size
     order = topological_order(outs)
@@ -135,14 +135,63 @@ def _propagate(outs: list[Node], wrt: list[Node], at=None) -> sp.csr_matrix:
             continue
         pats[id(node)] = _node_pattern(node, active, pats, values, n, notes)
     blocks = [pats.get(id(o), sp.csr_matrix((flat_size(o.shape), n), dtype=bool)) for o in outs]
-    result = sp.vstack(blocks, format="csr", dtype=bool) if blocks else sp.csr_matrix((0, n))
+    if len(blocks) == 1:
+        result = blocks[0].copy()
+    else:
+        result = sp.vstack(blocks, format="csr", dtype=bool) if blocks else sp.csr_matrix((0, n))
     result.sort_indices()
     result.notes = tuple(dict.fromkeys(notes))
     return result
 
 
+def _take_rows(deps: sp.csr_matrix, src: np.ndarray) -> sp.csr_matrix:
+    """Row ``i`` of the result is row ``src[i]`` of ``deps`` (empty where ``src[i] < 0``):
+    a selection applied without a matrix product."""
+    has = src >= 0
+    safe = np.where(has, src, 0)
+    lens = np.where(has, np.diff(deps.indptr)[safe], 0)
+    indptr = np.zeros(src.size + 1, np.int64)
+    np.cumsum(lens, out=indptr[1:])
+    total = int(indptr[-1])
+    take = np.repeat(deps.indptr[safe] - indptr[:-1], lens) + np.arange(total)
+    return sp.csr_matrix(
+        (np.ones(total, bool), deps.indices[take], indptr), shape=(src.size, deps.shape[1])
+    )
+
+
+def _selected_rows(d: sp.csr_matrix) -> np.ndarray | None:
+    """The column of each row of ``d`` if every row holds at most one entry (-1: none)."""
+    counts = np.diff(d.indptr)
+    if counts.size and counts.max() > 1:
+        return None
+    src = np.full(d.shape[0], -1, np.int64)
+    src[counts == 1] = d.indices
+    return src
+
+
+def _union(parts: list[sp.csr_matrix], shape) -> sp.csr_matrix:
+    unique = list({id(q): q for q in parts}.values())
+    if not unique:
+        return sp.csr_matrix(shape, dtype=bool)
+    total = unique[0]
+    for q in unique[1:]:
+        total = total + q
+    return total
+
+
 def _node_pattern(node, active, pats, values, n, notes) -> sp.csr_matrix:
     m = flat_size(node.shape)
+    if values is None and node.op.kind == "elementwise" and not node.op.rules.get("sparsity"):
+        # global pattern of an elementwise op: each input's entry broadcast to the output
+        parts = []
+        for k in active:
+            x, deps = node.inputs[k], pats[id(node.inputs[k])]
+            if tuple(x.shape) == tuple(node.shape):
+                parts.append(deps)
+            else:
+                number = np.arange(flat_size(x.shape)).reshape(x.shape)
+                parts.append(_take_rows(deps, np.broadcast_to(number, node.shape).ravel()))
+        return _union(parts, (m, n))
     rule = node.op.rule("sparsity")
     local = None if values is None else [values.get(id(x)) for x in node.inputs]
     if local is not None and any(v is None for v in local):
@@ -156,23 +205,25 @@ def _node_pattern(node, active, pats, values, n, notes) -> sp.csr_matrix:
     else:
         why = f" ({rule.reason})" if rule is not None else ""
         notes.append(f"{node.op.name}: no sparsity rule{why}; taken as dense")
-    total = sp.csr_matrix((m, n), dtype=bool)
+    parts = []
     for k in active:
         deps = pats[id(node.inputs[k])]
         d = None if rules is None else rules[k]
         if rules is not None and d is None:
             continue
         if d is None:
-            part = _everything(m, deps)
-        else:
-            if d.shape != (m, deps.shape[0]):  # a rule's mistake, never a user's
-                raise ValueError(
-                    f"sparsity rule of {node.op.name!r} gave shape {d.shape} for input {k}, "
-                    f"expected {(m, deps.shape[0])}"
-                )
-            part = sp.csr_matrix(d, dtype=bool) @ deps
-        total = total + part
-    return sp.csr_matrix(total, dtype=bool)
+            parts.append(_everything(m, deps))
+            continue
+        if d.shape != (m, deps.shape[0]):  # a rule's mistake, never a user's
+            raise ValueError(
+                f"sparsity rule of {node.op.name!r} gave shape {d.shape} for input {k}, "
+                f"expected {(m, deps.shape[0])}"
+            )
+        d = sp.csr_matrix(d, dtype=bool)
+        d.sum_duplicates()
+        src = _selected_rows(d)
+        parts.append(_take_rows(deps, src) if src is not None else d @ deps)
+    return _union(parts, (m, n))
 
 
 def hessian_sparsity(f: Node, wrt=None, at: Mapping[str, Any] | None = None, local=False):
