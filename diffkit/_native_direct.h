@@ -10,12 +10,14 @@ static conv_geo NAME(conv_geometry)(const idx *shape, const idx *geo) {
     conv_geo g;
     g.n = shape[0], g.c = shape[1], g.h = shape[2], g.w = shape[3];
     g.kh = geo[0], g.kw = geo[1], g.py = geo[4], g.px = geo[5], g.oh = geo[6], g.ow = geo[7];
+    g.dh = geo[8], g.dw = geo[9];
     g.hp = g.h + 2 * g.py, g.wp = g.w + 2 * g.px;
     g.k = g.c * g.kh * g.kw;
     g.m = g.oh * g.wp;           /* flattened positions of one output plane */
     g.mt = round_up(g.m, MT);    /* in whole tiles */
-    /* the last read: off[K-1] + mt - 1 < c*hp*wp + kw + MT (as oh + kh - 1 = hp) */
-    g.len = round_up(g.c * g.hp * g.wp + g.kw + MT, 8);
+    /* the last read: off[K-1] + mt - 1 < c*hp*wp + dw*(kw-1) + 1 + MT (as
+       oh + dh*(kh-1) = hp) */
+    g.len = round_up(g.c * g.hp * g.wp + g.dw * (g.kw - 1) + 1 + MT, 8);
     return g;
 }
 
@@ -31,7 +33,7 @@ static idx NAME(conv_direct_scratch)(const idx *shape, const idx *geo, idx o) {
 static void NAME(window_offsets)(const conv_geo *g, idx *off, idx kpad) {
     for (idx k = 0; k < kpad; k++) {
         idx c = k / (g->kh * g->kw), p = k / g->kw % g->kh, q = k % g->kw;
-        off[k] = k < g->k ? c * g->hp * g->wp + p * g->wp + q : 0;
+        off[k] = k < g->k ? c * g->hp * g->wp + p * g->dh * g->wp + q * g->dw : 0;
     }
 }
 

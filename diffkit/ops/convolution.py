@@ -11,21 +11,24 @@ import numpy as np
 from ..ir.node import Node, ShapeError, apply, as_node
 from ..ir.op import Op, Sample, Unsupported, register
 from . import native
+from .joining import pad
 from .reduce import sum as reduce_sum
 from .shape import _sum_tangents, broadcast_to, matmul, reshape, transpose
 from ._sparsity import windows_rule
 from .windows import _NO_SCALAR, _col2im_impl, _geometry, _im2col_impl, _unfold_impl, im2col, pair
 
-__all__ = ["conv2d"]
+__all__ = ["conv2d", "conv_transpose2d"]
 
 
-def _windows(x, weight_shape, stride, padding):
+def _windows(x, weight_shape, stride, padding, dilation=(1, 1)):
     """im2col of x for a kernel of ``weight_shape``."""
-    return _im2col_impl(x, tuple(weight_shape[2:]), stride, padding)
+    return _im2col_impl(x, tuple(weight_shape[2:]), stride, padding, dilation)
 
 
-def _out_hw(x_shape, weight_shape, stride, padding):
-    geo = _geometry(x_shape, tuple(weight_shape[2:]), stride, padding, False, "conv2d")
+def _out_hw(x_shape, weight_shape, stride, padding, dilation=(1, 1)):
+    geo = _geometry(
+        x_shape, tuple(weight_shape[2:]), stride, padding, False, "conv2d", dilation=dilation
+    )
     return geo[10], geo[11]
 
 
@@ -34,12 +37,12 @@ def _out_hw(x_shape, weight_shape, stride, padding):
 CHUNK_ENTRIES = 1 << 20
 
 
-def _chunks(x_shape, weight_shape, stride, padding):
+def _chunks(x_shape, weight_shape, stride, padding, dilation=(1, 1)):
     """Slices of the batch, and the matching column ranges of the (·, N·OH·OW) products,
     each with at most CHUNK_ENTRIES entries of window matrix (one sample at least); a
     batch of 0 is one empty slice."""
-    oh, ow = _out_hw(x_shape, weight_shape, stride, padding)
-    per_sample = int(np.prod(weight_shape[1:])) * oh * ow
+    oh, ow = _out_hw(x_shape, weight_shape, stride, padding, dilation)
+    per_sample = int(x_shape[1] * np.prod(weight_shape[2:])) * oh * ow
     step = max(1, CHUNK_ENTRIES // max(per_sample, 1))
     n = x_shape[0]
     for n0 in range(0, max(n, 1), step):
@@ -47,68 +50,78 @@ def _chunks(x_shape, weight_shape, stride, padding):
         yield slice(n0, n1), slice(n0 * oh * ow, n1 * oh * ow)
 
 
-def _matrix(w):
-    """The OIHW weight as the (O, C·KH·KW) matrix of the product (any of them may be 0)."""
-    return w.reshape(w.shape[0], int(np.prod(w.shape[1:])))
+def _grouped(w, groups):
+    """The OIHW weight as ``groups`` matrices (G, O/G, C/G·KH·KW) (any size may be 0)."""
+    return w.reshape(groups, w.shape[0] // groups, int(np.prod(w.shape[1:])))
 
 
-def _direct_impl(x, w, *bias, stride, padding):
-    """(O, N·OH·OW): the weight times the input's windows, plus the bias (O,) if given."""
+def _direct_impl(x, w, *bias, stride, padding, dilation=(1, 1), groups=1):
+    """(O, N·OH·OW): the weight times the input's windows, group by group, plus the bias
+    (O,) if given."""
     b = bias[0] if bias else None
-    out = native.conv_direct(x, w, b, stride, padding, _out_hw(x.shape, w.shape, stride, padding))
+    hw = _out_hw(x.shape, w.shape, stride, padding, dilation)
+    out = native.conv_direct(x, w, b, stride, padding, hw, dilation, groups)
     if out is not None:
         return out
-    w2 = _matrix(w)
-    chunks = list(_chunks(x.shape, w.shape, stride, padding))
-    if len(chunks) == 1:
-        out = w2 @ _windows(x, w.shape, stride, padding)
-    else:
-        out = np.empty((w.shape[0], chunks[-1][1].stop), np.result_type(x, w))
-        for b_, cols in chunks:  # each product written into its columns of the result
-            np.matmul(w2, _windows(x[b_], w.shape, stride, padding), out=out[:, cols])
+    w3 = _grouped(w, groups)
+    chunks = list(_chunks(x.shape, w.shape, stride, padding, dilation))
+    out = np.empty((w.shape[0], chunks[-1][1].stop), np.result_type(x, w))
+    out3 = out.reshape(w3.shape[:2] + out.shape[1:])
+    for b_, cols in chunks:  # each product written into its columns of the result
+        windows = _windows(x[b_], w.shape, stride, padding, dilation)
+        windows = windows.reshape(w3.shape[0], w3.shape[2], cols.stop - cols.start)
+        np.matmul(w3, windows, out=out3[:, :, cols])
     if b is not None:
         out = out + b.reshape(-1, 1)  # not in place: the dtypes may differ
     return out
 
 
-def _direct_weight_grad_impl(ct, x, weight_shape, stride, padding):
-    hw = _out_hw(x.shape, weight_shape, stride, padding)
-    dw = native.conv_direct_weight_grad(ct, x, weight_shape, stride, padding, hw)
+def _direct_weight_grad_impl(ct, x, weight_shape, stride, padding, dilation=(1, 1), groups=1):
+    hw = _out_hw(x.shape, weight_shape, stride, padding, dilation)
+    dw = native.conv_direct_weight_grad(ct, x, weight_shape, stride, padding, hw, dilation, groups)
     if dw is not None:
         return dw
+    ct3 = ct.reshape(groups, ct.shape[0] // groups, ct.shape[1])
     total = part = None
-    for b, cols in _chunks(x.shape, weight_shape, stride, padding):
-        windows = _windows(x[b], weight_shape, stride, padding)
+    for b, cols in _chunks(x.shape, weight_shape, stride, padding, dilation):
+        windows = _windows(x[b], weight_shape, stride, padding, dilation)
+        windows = windows.reshape(groups, windows.shape[0] // groups, windows.shape[1])
+        windows = windows.transpose(0, 2, 1)
         if total is None:
-            total = ct[:, cols] @ windows.T
+            total = ct3[:, :, cols] @ windows
             part = np.empty_like(total)
         else:
-            total += np.matmul(ct[:, cols], windows.T, out=part)
+            total += np.matmul(ct3[:, :, cols], windows, out=part)
     return total.reshape(weight_shape)
 
 
-def _input_grad_impl(ct, w, x_shape, stride, padding):
-    """col2im(w2ᵀ ct): the input gradient, a slice of the batch at a time."""
-    hw = _out_hw(x_shape, w.shape, stride, padding)
-    dx = native.conv_direct_input_grad(ct, w, x_shape, stride, padding, hw)
+def _input_grad_impl(ct, w, x_shape, stride, padding, dilation=(1, 1), groups=1):
+    """col2im(w2ᵀ ct), group by group: the input gradient, a slice of the batch at a time."""
+    hw = _out_hw(x_shape, w.shape, stride, padding, dilation)
+    dx = native.conv_direct_input_grad(ct, w, x_shape, stride, padding, hw, dilation, groups)
     if dx is not None:
         return dx
-    o, c, kh, kw = w.shape
-    w2t = _matrix(w).T
+    w3t = _grouped(w, groups).transpose(0, 2, 1)
+    ct3 = ct.reshape(groups, ct.shape[0] // groups, ct.shape[1])
     dx = np.empty(tuple(x_shape), np.result_type(ct, w))
-    for b, cols in _chunks(x_shape, w.shape, stride, padding):
+    for b, cols in _chunks(x_shape, w.shape, stride, padding, dilation):
         shape = (b.stop - b.start,) + tuple(x_shape[1:])
-        dx[b] = _col2im_impl(w2t @ ct[:, cols], shape, (kh, kw), stride, padding)
+        rows = x_shape[1] * w.shape[2] * w.shape[3]
+        windows = (w3t @ ct3[:, :, cols]).reshape(rows, cols.stop - cols.start)
+        dx[b] = _col2im_impl(windows, shape, w.shape[2:], stride, padding, dilation)
     return dx
 
 
-def _direct_shape(shapes, stride, padding):
+def _direct_shape(shapes, stride, padding, dilation=(1, 1), groups=1):
     x, w = shapes[:2]
-    if len(x) != 4 or len(w) != 4 or x[1] != w[1]:
-        raise ShapeError(f"conv2d_direct: input {x} does not match weight {w}")
+    if len(x) != 4 or len(w) != 4 or x[1] != w[1] * groups or w[0] % groups:
+        raise ShapeError(
+            f"conv2d_direct: input {x} does not match weight {w}"
+            + (f" in {groups} groups" if groups != 1 else "")
+        )
     if len(shapes) == 3 and tuple(shapes[2]) != (w[0],):
         raise ShapeError(f"conv2d_direct: bias {shapes[2]} does not match weight {w}")
-    oh, ow = _out_hw(x, w, stride, padding)
+    oh, ow = _out_hw(x, w, stride, padding, dilation)
     return (w[0], x[0] * oh * ow)
 
 
@@ -130,17 +143,15 @@ def _direct_jvp(tangents, out, x, w, *bias, **a):
     )
 
 
-def _conv_input_grad(ct, weight, x_shape, stride, padding):
+def _conv_input_grad(ct, weight, x_shape, **attrs):
     """The input gradient of a convolution whose product is (O, N·OH·OW): col2im of the
     transposed weight times the cotangent."""
-    return apply(
-        CONV2D_INPUT_GRAD, ct, weight, x_shape=tuple(x_shape), stride=stride, padding=padding
-    )
+    return apply(CONV2D_INPUT_GRAD, ct, weight, x_shape=tuple(x_shape), **attrs)
 
 
-def _input_grad_shape(shapes, x_shape, stride, padding):
+def _input_grad_shape(shapes, x_shape, **attrs):
     ct, w = shapes
-    expected = _direct_shape((tuple(x_shape), w), stride, padding)
+    expected = _direct_shape((tuple(x_shape), w), **attrs)
     if tuple(ct) != expected:
         raise ShapeError(
             f"conv2d_input_grad: cotangent {ct} does not match input {tuple(x_shape)} and "
@@ -152,6 +163,10 @@ def _input_grad_shape(shapes, x_shape, stride, padding):
 #: the image kernels take one batch axis (N of NCHW); Jacobians through them evaluate one
 #: direction at a time
 _NO_BATCH = Unsupported("an image kernel with one batch axis")
+
+# the samples' dilated, grouped and depthwise geometries
+_DG = {"dilation": (2, 1), "groups": 2}
+_DW = {"dilation": (1, 2), "groups": 3}
 
 
 CONV2D_INPUT_GRAD = register(
@@ -184,6 +199,15 @@ CONV2D_INPUT_GRAD = register(
                 ((0, 30), (0, 2, 3, 2)),
                 {"x_shape": (2, 2, 5, 4), "stride": (1, 1), "padding": (1, 0)},
             ),
+            # dilated and grouped, at strides 1 and 2
+            Sample(
+                ((4, 40), (4, 1, 2, 3)),
+                {"x_shape": (2, 2, 5, 6), "stride": (1, 1), "padding": (1, 0), **_DG},
+            ),
+            Sample(
+                ((6, 18), (6, 1, 2, 2)),
+                {"x_shape": (2, 3, 6, 5), "stride": (2, 2), "padding": (0, 1), **_DW},
+            ),
         ),
         analytic=True,
         doc="the input gradient of conv2d_direct: col2im(w2ᵀ @ ct)",
@@ -199,6 +223,7 @@ def _conv_windows(node):
         "kernel_size": tuple(w.shape[2:]),
         "stride": node.attrs["stride"],
         "padding": node.attrs["padding"],
+        "dilation": node.attrs.get("dilation", (1, 1)),
     }
 
 
@@ -221,6 +246,10 @@ CONV2D_DIRECT = register(
             Sample(((2, 3, 5, 6), (5, 3, 2, 3), (5,)), {"stride": (1, 1), "padding": (0, 1)}),
             # no input channels: the output is the bias
             Sample(((2, 0, 5, 6), (5, 0, 2, 3), (5,)), {"stride": (1, 1), "padding": (0, 1)}),
+            Sample(
+                ((2, 2, 5, 6), (4, 1, 2, 3), (4,)), {"stride": (1, 1), "padding": (1, 0), **_DG}
+            ),
+            Sample(((2, 3, 6, 5), (6, 1, 2, 2)), {"stride": (2, 2), "padding": (0, 1), **_DW}),
         ),
         analytic=True,
         doc="reshape(w, (O, C·KH·KW)) @ im2col(x) (+ bias), computed without the window matrix",
@@ -255,6 +284,14 @@ CONV2D_DIRECT_WEIGHT_GRAD = register(
                 ((3, 0), (0, 2, 5, 4)),
                 {"weight_shape": (3, 2, 3, 2), "stride": (1, 1), "padding": (1, 0)},
             ),
+            Sample(
+                ((4, 40), (2, 2, 5, 6)),
+                {"weight_shape": (4, 1, 2, 3), "stride": (1, 1), "padding": (1, 0), **_DG},
+            ),
+            Sample(
+                ((6, 18), (2, 3, 6, 5)),
+                {"weight_shape": (6, 1, 2, 2), "stride": (2, 2), "padding": (0, 1), **_DW},
+            ),
         ),
         analytic=True,
         doc="the weight gradient of conv2d_direct: ct @ im2col(x)^T, reshaped as the weight",
@@ -275,17 +312,82 @@ def _check_weight_grad(shapes, weight_shape, attrs):
     return tuple(weight_shape)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
-    """2-D cross-correlation (PyTorch's ``conv2d``) of NCHW ``x`` with OIHW ``weight``.
+def _conv_attrs(stride, padding, dilation=(1, 1), groups=1) -> dict:
+    """The attributes of the convolution records; dilation and groups only when they are
+    not 1 (an undilated, ungrouped record keeps the attributes it always had)."""
+    attrs = {"stride": stride, "padding": padding}
+    if tuple(dilation) != (1, 1):
+        attrs["dilation"] = tuple(dilation)
+    if groups != 1:
+        attrs["groups"] = groups
+    return attrs
+
+
+def _groups(groups, op: str) -> int:
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive integer, got {groups!r}")
+    return int(groups)
+
+
+def same_padding(kernel_size, dilation) -> tuple[tuple[int, int], tuple[int, int]]:
+    """PyTorch's ``padding="same"``: per axis, dilation (k - 1) entries in all, the smaller
+    half before and the larger after: ((top, bottom), (left, right))."""
+    sides = []
+    for k, d in zip(kernel_size, dilation):
+        total = d * (k - 1)
+        sides.append((total // 2, total - total // 2))
+    return tuple(sides)
+
+
+def conv_padding(padding, kernel_size, stride, dilation, op="conv2d"):
+    """``padding`` (an int, a pair, ``"same"`` or ``"valid"``) as ((top, bottom),
+    (left, right))."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding != "same":
+            raise ValueError(
+                f"{op}: padding must be 'same', 'valid', an int or a pair, got {padding!r}"
+            )
+        if tuple(stride) != (1, 1):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions")
+        return same_padding(kernel_size, dilation)
+    ph, pw = pair(padding, "padding")
+    if min(ph, pw) < 0:
+        raise ValueError(f"{op}: padding must be non-negative, got {padding!r}")
+    return ((ph, ph), (pw, pw))
+
+
+def _batched(x, op: str):
+    """An NCHW node and whether it was an unbatched (C, H, W) input."""
+    if x.ndim == 3:
+        return reshape(x, (1,) + x.shape), True
+    if x.ndim != 4:
+        raise ShapeError(f"{op}: expected a (C, H, W) or (N, C, H, W) input, got shape {x.shape}")
+    return x, False
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Node:
+    """2-D cross-correlation (PyTorch's ``conv2d``) of NCHW (or unbatched CHW) ``x`` with
+    OIHW ``weight``, of shape (out, in / groups, kh, kw).
+
+    Args:
+        stride, dilation: ints or pairs.
+        padding: an int, a pair, ``"valid"`` (none) or ``"same"`` (the output as large as
+            the input at stride 1; for an even span the extra row/column goes at the
+            bottom/right, as PyTorch's).
+        groups: the input and output channels split into this many groups, each
+            convolved on its own (``groups = in`` is a depthwise convolution).
 
     Computed as one matrix product, (O, C·KH·KW) @ (C·KH·KW, N·OH·OW), of the weight and
     the input's window matrix (:func:`im2col`); the window matrix is one node, shared by
     the weight gradient, and the input gradient is its adjoint :func:`col2im`. At stride 1
-    (windows of at most 1024 entries, at most 256 output channels) the op
+    (windows of at most 1024 entries, at most 256 output channels per group) the op
     ``conv2d_direct`` computes the same product without the window matrix (with compiled
     loops on CPUs with AVX2 and FMA, which read each sample in place); so does
     a window matrix of more than ``CHUNK_ENTRIES`` entries, which ``conv2d_direct`` and
-    its gradients then build a slice of the batch at a time.
+    its gradients then build a slice of the batch at a time, and so do dilated and grouped
+    convolutions (a product per group).
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (1, 1, 4, 4)); w = dk.variable("w", (2, 1, 3, 3))
@@ -293,31 +395,120 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Node:
     (1, 2, 4, 4)
     """
     x, weight = as_node(x), as_node(weight)
+    groups = _groups(groups, "conv2d")
     if weight.ndim != 4:
-        raise ShapeError(f"conv2d: weight must have shape (out, in, kh, kw), got {weight.shape}")
-    if x.ndim != 4 or x.shape[1] != weight.shape[1]:
+        raise ShapeError(
+            f"conv2d: weight must have shape (out, in / groups, kh, kw), got {weight.shape}"
+        )
+    x, unbatched = _batched(x, "conv2d")
+    o, cg, kh, kw = weight.shape
+    if x.shape[1] != cg * groups or o % groups:
         raise ShapeError(
             f"conv2d: input of shape {x.shape} does not match weight of shape "
-            f"{weight.shape} (expected NCHW with C = {weight.shape[1]})"
+            f"{weight.shape} in {groups} group(s) (expected C = {cg * groups} channels and "
+            f"out channels divisible by {groups})"
         )
-    o, c, kh, kw = weight.shape
-    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    (pt, pb), (pl, pr) = conv_padding(padding, (kh, kw), stride, dilation)
+    if (pb, pr) != (pt, pl):  # the extra bottom/right padding of "same"
+        x = pad(x, ((0, 0), (0, 0), (0, pb - pt), (0, pr - pl)))
+    padding = (pt, pl)
     n, _, _, _, _, _, _, _, _, _, oh, ow, _, _ = _geometry(
-        x.shape, (kh, kw), stride, padding, False, "conv2d"
+        x.shape, (kh, kw), stride, padding, False, "conv2d", dilation
     )
     if bias is not None:
         bias = as_node(bias)
         if bias.shape != (o,):
             raise ShapeError(f"conv2d: bias must have shape ({o},), got {bias.shape}")
-    window_entries = c * kh * kw * n * oh * ow
-    if native.direct_applies(weight.shape, stride) or window_entries > CHUNK_ENTRIES:
+    window_entries = x.shape[1] * kh * kw * n * oh * ow
+    plain = groups == 1 and dilation == (1, 1)
+    if not plain or native.direct_applies(weight.shape, stride) or window_entries > CHUNK_ENTRIES:
         # directly (stride 1), or through the window matrix a slice of the batch at a
         # time, so that it never exists whole; the bias is added as the product is stored
         inputs = (x, weight) if bias is None else (x, weight, bias)
-        out = apply(CONV2D_DIRECT, *inputs, stride=stride, padding=padding)
+        out = apply(CONV2D_DIRECT, *inputs, **_conv_attrs(stride, padding, dilation, groups))
     else:  # one window matrix, shared by the product and the weight gradient
         flat = im2col(x, (kh, kw), stride, padding)  # (C·KH·KW, N·OH·OW)
-        out = matmul(reshape(weight, (o, c * kh * kw)), flat)  # (O, N·OH·OW)
+        out = matmul(reshape(weight, (o, cg * kh * kw)), flat)  # (O, N·OH·OW)
         if bias is not None:  # added along the rows: its gradient sums contiguous rows
             out = out + reshape(bias, (o, 1))
-    return transpose(reshape(out, (o, n, oh, ow)), (1, 0, 2, 3))
+    out = transpose(reshape(out, (o, n, oh, ow)), (1, 0, 2, 3))
+    return reshape(out, out.shape[1:]) if unbatched else out
+
+
+def transposed_size(size, kernel, stride, padding, output_padding, dilation) -> int:
+    """The output size of a transposed convolution along one axis (PyTorch's):
+    (size - 1) stride - 2 padding + dilation (kernel - 1) + output_padding + 1."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def conv_transpose2d(
+    x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> Node:
+    """The transposed convolution (PyTorch's ``conv_transpose2d``) of NCHW (or unbatched
+    CHW) ``x`` with ``weight`` of shape (in, out / groups, kh, kw): the adjoint of
+    :func:`conv2d` with respect to its input, computed by the op ``conv2d_input_grad``
+    (col2im of the weight times the input, group by group). ``output_padding`` adds rows
+    and columns at the bottom/right of the output (it must be smaller than the stride or
+    the dilation).
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (1, 2, 4, 4)); w = dk.variable("w", (2, 3, 3, 3))
+    >>> dk.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).shape
+    (1, 3, 8, 8)
+    """
+    x, weight = as_node(x), as_node(weight)
+    groups = _groups(groups, "conv_transpose2d")
+    if weight.ndim != 4:
+        raise ShapeError(
+            f"conv_transpose2d: weight must have shape (in, out / groups, kh, kw), "
+            f"got {weight.shape}"
+        )
+    x, unbatched = _batched(x, "conv_transpose2d")
+    c, og, kh, kw = weight.shape
+    if x.shape[1] != c or c % groups:
+        raise ShapeError(
+            f"conv_transpose2d: input of shape {x.shape} does not match weight of shape "
+            f"{weight.shape} in {groups} group(s) (expected C = {c}, divisible by {groups})"
+        )
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    padding, output_padding = pair(padding, "padding"), pair(output_padding, "output_padding")
+    if min(stride + dilation) < 1 or min(padding + output_padding) < 0:
+        raise ValueError(
+            f"conv_transpose2d: stride {stride} and dilation {dilation} must be positive, "
+            f"padding {padding} and output_padding {output_padding} non-negative"
+        )
+    for op_, s_, d_ in zip(output_padding, stride, dilation):
+        if op_ >= s_ and op_ >= d_:
+            raise ValueError(
+                f"conv_transpose2d: output_padding {output_padding} must be smaller than "
+                f"either the stride {stride} or the dilation {dilation}"
+            )
+    n, _, h, w = x.shape
+    size = tuple(
+        transposed_size(*args)
+        for args in zip((h, w), (kh, kw), stride, padding, output_padding, dilation)
+    )
+    if min(size) < 1:
+        raise ShapeError(
+            f"conv_transpose2d: input of size {h}x{w} gives an output of size {size[0]}x{size[1]}"
+        )
+    out_shape = (n, og * groups) + size
+    if bias is not None:
+        bias = as_node(bias)
+        if bias.shape != (og * groups,):
+            raise ShapeError(
+                f"conv_transpose2d: bias must have shape ({og * groups},), got {bias.shape}"
+            )
+    # the convolution whose input gradient this is maps out_shape to (fh, fw) >= (h, w):
+    # an output_padding of a stride or more (below the dilation) adds windows that the
+    # input does not reach, whose entries are zero
+    fh, fw = _out_hw(out_shape, (c, og, kh, kw), stride, padding, dilation)
+    if (fh, fw) != (h, w):
+        x = pad(x, ((0, 0), (0, 0), (0, fh - h), (0, fw - w)))
+    ct = reshape(transpose(x, (1, 0, 2, 3)), (c, n * fh * fw))
+    attrs = _conv_attrs(stride, padding, dilation, groups)
+    out = apply(CONV2D_INPUT_GRAD, ct, weight, x_shape=out_shape, **attrs)
+    if bias is not None:
+        out = out + reshape(bias, (1, og * groups, 1, 1))
+    return reshape(out, out.shape[1:]) if unbatched else out

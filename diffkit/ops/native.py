@@ -232,16 +232,21 @@ def max_pool_backward(ct, x, y, kernel_size, stride, padding):
     return grad
 
 
-def direct_applies(weight_shape, stride) -> bool:
-    """Whether a convolution of this geometry has a direct kernel (whatever the dtype)."""
+def direct_applies(weight_shape, stride, groups: int = 1) -> bool:
+    """Whether a convolution of this geometry has a direct kernel (whatever the dtype); a
+    grouped one runs the kernel once per group."""
     o, c, kh, kw = weight_shape
-    return tuple(stride) == (1, 1) and c * kh * kw <= DIRECT_MAX_WINDOW and o <= DIRECT_MAX_OUT
+    return (
+        tuple(stride) == (1, 1)
+        and c * kh * kw <= DIRECT_MAX_WINDOW
+        and o // groups <= DIRECT_MAX_OUT
+    )
 
 
-def _direct(weight_shape, stride, *arrays, out_shape=()) -> str | None:
+def _direct(weight_shape, stride, groups, *arrays, out_shape=()) -> str | None:
     """The dtype suffix of the direct kernels for these arrays, or None if they do not
     apply (see the module's description)."""
-    if not (_state["on"] and _DIRECT and direct_applies(weight_shape, stride)):
+    if not (_state["on"] and _DIRECT and direct_applies(weight_shape, stride, groups)):
         return None
     if not _holds_entries(arrays, (weight_shape, out_shape)):
         return None
@@ -258,57 +263,83 @@ def _padded_rows(w2: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
-def conv_direct(x, w, bias, stride, padding, out_hw):
+def _direct_geo(kernel_size, padding, out_hw, dilation) -> tuple:
+    """The geometry the direct kernels read (_native_direct.h's conv_geometry)."""
+    return (*_geo(kernel_size, (1, 1), padding, out_hw), *dilation)
+
+
+def conv_direct(x, w, bias, stride, padding, out_hw, dilation=(1, 1), groups=1):
     """The convolution of NCHW ``x`` with OIHW ``w`` as (O, N·OH·OW), computed directly, plus
-    ``bias`` (O,) unless it is None."""
-    suffix = _direct(w.shape, stride, x, w, *(() if bias is None else (bias,)), out_shape=out_hw)
+    ``bias`` (O,) unless it is None; with ``groups``, group g's output rows read its
+    channels of ``x`` only."""
+    arrays = (x, w) if bias is None else (x, w, bias)
+    suffix = _direct(w.shape, stride, groups, *arrays, out_shape=out_hw)
     if suffix is None:
         return None
-    o = w.shape[0]
-    opad = -(-o // _MR) * _MR
-    wp = _padded_rows(w.reshape(o, -1), opad, w[0].size)
-    bp = np.zeros(opad, x.dtype)  # zero rows added to the padded weights
-    if bias is not None:
-        bp[:o] = bias
-    out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), x.dtype)
-    geo = _geo(w.shape[2:], stride, padding, out_hw)
-    ints = _Ints(x.shape, _strides(x), geo)
-    args = (x, *ints.pointers, wp, bp, o, out)
-    _run(getattr(_LIB, f"conv_direct_{suffix}"), _ranges(x.shape[0], out.size), lambda r: args)
+    n, c = x.shape[:2]
+    o, cg, og = w.shape[0], c // groups, w.shape[0] // groups
+    opad = -(-og // _MR) * _MR
+    out = np.empty((o, n * out_hw[0] * out_hw[1]), x.dtype)
+    ints = _Ints(
+        (n, cg) + x.shape[2:], _strides(x), _direct_geo(w.shape[2:], padding, out_hw, dilation)
+    )
+    fn = getattr(_LIB, f"conv_direct_{suffix}")
+    for g in range(groups):  # each group's rows of the output, from its channels of x
+        rows = slice(g * og, (g + 1) * og)
+        wp = _padded_rows(w[rows].reshape(og, -1), opad, w[0].size)
+        bp = np.zeros(opad, x.dtype)  # zero rows added to the padded weights
+        if bias is not None:
+            bp[:og] = bias[rows]
+        args = (x[:, g * cg : (g + 1) * cg], *ints.pointers, wp, bp, og, out[rows])
+        _run(fn, _ranges(n, out.size // groups), lambda r, args=args: args)
     return out
 
 
-def conv_direct_weight_grad(ct, x, weight_shape, stride, padding, out_hw):
+def conv_direct_weight_grad(
+    ct, x, weight_shape, stride, padding, out_hw, dilation=(1, 1), groups=1
+):
     """The weight gradient of :func:`conv_direct` for a cotangent ``ct`` (O, N·OH·OW)."""
-    suffix = _direct(weight_shape, stride, ct, x)
+    suffix = _direct(weight_shape, stride, groups, ct, x)
     if suffix is None:
         return None
     ct = np.ascontiguousarray(ct)
-    o = weight_shape[0]
+    n, c = x.shape[:2]
+    o, cg = weight_shape[0], c // groups
+    og = o // groups
     dw = np.empty(weight_shape, x.dtype)
-    geo = _geo(weight_shape[2:], stride, padding, out_hw)
-    ints = _Ints(x.shape, _strides(x), geo)
-    args = (x, *ints.pointers, ct, o, dw)
-    # the threads share blocks of _MR output channels (rows of dw), not the batch: each
-    # sum then runs over the samples in one order, whatever the number of threads
-    _run(
-        getattr(_LIB, f"conv_direct_wgrad_{suffix}"), _ranges(-(-o // _MR), ct.size), lambda r: args
-    )
+    geo = _direct_geo(weight_shape[2:], padding, out_hw, dilation)
+    ints = _Ints((n, cg) + x.shape[2:], _strides(x), geo)
+    fn = getattr(_LIB, f"conv_direct_wgrad_{suffix}")
+    for g in range(groups):
+        rows = slice(g * og, (g + 1) * og)
+        args = (x[:, g * cg : (g + 1) * cg], *ints.pointers, ct[rows], og, dw[rows])
+        # the threads share blocks of _MR output channels (rows of dw), not the batch: each
+        # sum then runs over the samples in one order, whatever the number of threads
+        _run(fn, _ranges(-(-og // _MR), ct.size // groups), lambda r, args=args: args)
     return dw
 
 
-def conv_direct_input_grad(ct, w, x_shape, stride, padding, out_hw):
+def conv_direct_input_grad(ct, w, x_shape, stride, padding, out_hw, dilation=(1, 1), groups=1):
     """The input gradient of :func:`conv_direct` for a cotangent ``ct`` (O, N·OH·OW): NCHW
     of ``x_shape``."""
-    suffix = _direct(w.shape, stride, ct, w, out_shape=tuple(x_shape))
+    suffix = _direct(w.shape, stride, groups, ct, w, out_shape=tuple(x_shape))
     if suffix is None:
         return None
     ct = np.ascontiguousarray(ct)
-    o, k = w.shape[0], w[0].size
-    wk = _padded_rows(w.reshape(o, k), o, -(-k // 4) * 4)
+    n, c = x_shape[:2]
+    o, k, cg = w.shape[0], w[0].size, c // groups
+    og = o // groups
+    shape = (n, cg) + tuple(x_shape[2:])
+    # one group's gradient is written contiguous: in place unless there are several
     dx = np.empty(tuple(x_shape), ct.dtype)
-    geo = _geo(w.shape[2:], stride, padding, out_hw)
-    ints = _Ints(x_shape, geo)
-    args = (ct, *ints.pointers, wk, o, dx)
-    _run(getattr(_LIB, f"conv_direct_igrad_{suffix}"), _ranges(x_shape[0], ct.size), lambda r: args)
+    part = dx if groups == 1 else np.empty(shape, ct.dtype)
+    ints = _Ints(shape, _direct_geo(w.shape[2:], padding, out_hw, dilation))
+    fn = getattr(_LIB, f"conv_direct_igrad_{suffix}")
+    for g in range(groups):
+        rows = slice(g * og, (g + 1) * og)
+        wk = _padded_rows(w[rows].reshape(og, k), og, -(-k // 4) * 4)
+        args = (ct[rows], *ints.pointers, wk, og, part)
+        _run(fn, _ranges(n, ct.size // groups), lambda r, args=args: args)
+        if groups > 1:
+            dx[:, g * cg : (g + 1) * cg] = part
     return dx

@@ -290,29 +290,35 @@ def fold(cols, input_shape, kernel_size, stride=1, padding=0, ceil_mode: bool = 
     )
 
 
-def _im2col_geometry(shape, kernel_size, stride, padding, op="im2col"):
+def _im2col_geometry(shape, kernel_size, stride, padding, op="im2col", dilation=(1, 1)):
     n, c, _, _, kh, kw, _, _, _, _, oh, ow, _, _ = _geometry(
-        shape, kernel_size, stride, padding, False, op
+        shape, kernel_size, stride, padding, False, op, dilation
     )
     return n, c, kh, kw, oh, ow
 
 
-def _im2col_impl(x, kernel_size, stride, padding):
-    n, c, kh, kw, oh, ow = _im2col_geometry(x.shape, kernel_size, stride, padding)
-    out = native.im2col(x, kernel_size, stride, padding, (oh, ow))
-    if out is not None:
-        return out
-    cols = _unfold_impl(x, kernel_size, stride, padding)
+def _im2col_impl(x, kernel_size, stride, padding, dilation=(1, 1)):
+    n, c, kh, kw, oh, ow = _im2col_geometry(
+        x.shape, kernel_size, stride, padding, "im2col", dilation
+    )
+    if tuple(dilation) == (1, 1):  # the compiled loop reads undilated windows
+        out = native.im2col(x, kernel_size, stride, padding, (oh, ow))
+        if out is not None:
+            return out
+    cols = _unfold_impl(x, kernel_size, stride, padding, dilation=dilation)
     return cols.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * oh * ow)
 
 
-def _col2im_impl(cols, input_shape, kernel_size, stride, padding):
-    n, c, kh, kw, oh, ow = _im2col_geometry(input_shape, kernel_size, stride, padding, "col2im")
-    out = native.col2im(cols, input_shape, kernel_size, stride, padding, (oh, ow))
-    if out is not None:
-        return out
+def _col2im_impl(cols, input_shape, kernel_size, stride, padding, dilation=(1, 1)):
+    n, c, kh, kw, oh, ow = _im2col_geometry(
+        input_shape, kernel_size, stride, padding, "col2im", dilation
+    )
+    if tuple(dilation) == (1, 1):
+        out = native.col2im(cols, input_shape, kernel_size, stride, padding, (oh, ow))
+        if out is not None:
+            return out
     windows = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 4, 5, 1, 2)
-    return _fold_impl(windows, input_shape, kernel_size, stride, padding)
+    return _fold_impl(windows, input_shape, kernel_size, stride, padding, dilation=dilation)
 
 
 def _im2col_shape(shapes, kernel_size, stride, padding):
