@@ -16,6 +16,7 @@ from .layers import (
     Tanh,
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .models import MLP, VGG, BasicBlock, LeNet5, LogisticRegression, ResNet
 from .module import Module, manual_seed
 from .norm import BatchNorm1d, BatchNorm2d, InstanceNorm2d, LayerNorm
@@ -30,6 +31,8 @@ __all__ = [
     "Conv2d",
     "MaxPool2d",
     "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
     "ReLU",
     "Sigmoid",
     "Tanh",

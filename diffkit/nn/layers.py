@@ -130,59 +130,8 @@ class Conv2d(Module):
         )
 
 
-class _Pool(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
-        super().__init__()
-        self.kernel_size = pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
-        self.padding = pair(padding, "padding")
-        self.ceil_mode = bool(ceil_mode)
-        _positive(type(self).__name__, kernel_size=self.kernel_size, stride=self.stride)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-    def _check(self, x):
-        if x.ndim != 4:
-            raise ShapeError(
-                f"{type(self).__name__}({self._path or 'pool'}): expected an NCHW "
-                f"input, got shape {x.shape}"
-            )
-
-
-class MaxPool2d(_Pool):
-    """Max over windows; padding counts as -inf; gradient to the first maximum (PyTorch)."""
-
-    def forward(self, x: Node) -> Node:
-        self._check(x)
-        try:
-            return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
-        except ShapeError as err:
-            raise ShapeError(f"MaxPool2d({self._path or 'pool'}): {err}") from None
-
-
-class AvgPool2d(_Pool):
-    """Mean over windows; zero padding counts in the divisor unless count_include_pad=False."""
-
-    def __init__(
-        self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
-    ):
-        super().__init__(kernel_size, stride, padding, ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
-
-    def forward(self, x: Node) -> Node:
-        self._check(x)
-        try:
-            return ops.avg_pool2d(
-                x,
-                self.kernel_size,
-                self.stride,
-                self.padding,
-                self.ceil_mode,
-                self.count_include_pad,
-            )
-        except ShapeError as err:
-            raise ShapeError(f"AvgPool2d({self._path or 'pool'}): {err}") from None
+# the pooling layers live in their own module; imported here so that old imports work
+from .pooling import AvgPool2d, MaxPool2d  # noqa: E402
 
 
 class ReLU(Module):
