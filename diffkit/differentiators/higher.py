@@ -38,7 +38,7 @@ from .finite import NTH_SCHEMES, non_analytic_ops, nth_difference
 from .forward import jvp_graph
 from .reverse import vjp_graph
 from .symbolic import Symbolic
-from .taylor import jet_graph, taylor_rule_of
+from .taylor import jet_graph, jet_values, taylor_rule_of
 
 __all__ = [
     "derivative",
@@ -62,7 +62,8 @@ HIGHER_METHODS = (
 
 @dataclass
 class HigherInfo:
-    """What a k-th derivative cost: ``graph_size`` (nodes of the derivative graph),
+    """What a k-th derivative cost: ``graph_size`` (nodes of the derivative graph; 0 for
+    ``"taylor"``, which propagates values and builds none),
     ``expression_size`` (SymPy tree nodes), ``evaluations`` of f, ``build_seconds`` and
     ``seconds`` in all, and ``error_estimate`` (0 for the exact methods)."""
 
@@ -165,7 +166,12 @@ def derivative(
     x = _scalar_variable(f, wrt, at)
     info = HigherInfo(method, order)
     start = time.perf_counter()
-    if method in ("taylor", "forward", "reverse", "forward-over-reverse"):
+    if method == "taylor":  # Taylor mode on values: no derivative graph is built
+        series = {x.name: [np.ones((), dtype_of(at, f))] + [None] * (order - 1)}
+        coeffs = jet_values([f], at, series, order)[1][0]
+        value = np.asarray(coeffs[-1]) * float(math.factorial(order))
+        value = _plain(np.broadcast_to(value.astype(dtype_of(at, f), copy=False), f.shape))
+    elif method in ("forward", "reverse", "forward-over-reverse"):
         graph = derivative_graph(f, x, order, method)
         info.build_seconds = time.perf_counter() - start
         info.graph_size = graph_size(graph)
@@ -255,9 +261,11 @@ def directional_derivative(
             )
         tangents[variable(name, shapes[name])] = const(v)
     if method == "taylor":
-        coeffs = jet_graph([f], {k: [t] + [None] * (order - 1) for k, t in tangents.items()}, order)
-        graph = coeffs[0][-1] * float(math.factorial(order))
-    elif method == "forward":
+        series = {k.name: [t.value] + [None] * (order - 1) for k, t in tangents.items()}
+        top = jet_values([f], at, series, order)[1][0][-1]
+        value = np.asarray(top) * float(math.factorial(order))
+        return _plain(np.broadcast_to(value.astype(dtype_of(at, f), copy=False), f.shape))
+    if method == "forward":
         graph = f
         for _ in range(order):
             graph = jvp_graph([graph], tangents)[0]

@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import math
 
-from ..ir.node import apply
-from ..ir.op import LINEAR, Unsupported, rule_kind
+import numpy as np
+
+from ..ir.node import Node, apply
+from ..ir.op import LINEAR, Unsupported, get_op, rule_kind
 
 __all__ = [
     "NESTED_JVP",
+    "ARRAY_RULES",
+    "call",
     "JVP_EACH",
     "add_rule",
     "sub_rule",
@@ -161,6 +165,32 @@ def _integrate(a: list, g: list, order: int, factor: float = 1.0) -> list:
     return [_scale(_ode(a, g, k), factor) for k in range(1, order + 1)]
 
 
+# ---- rules on nodes and on arrays ----------------------------------------------------------
+def call(name: str, x):
+    """The op ``name`` of ``x``: a node for a node, its value for an array, so that the rules
+    written with operators and ``call`` run on arrays too (Taylor mode in numbers)."""
+    if isinstance(x, Node):
+        return apply(name, x)
+    return get_op(name).impl(x)
+
+
+def _constant_scalar(p) -> float | None:
+    """The value of a 0-d real constant (a const node, or an array, which is constant along
+    the path when its series is zero), else None."""
+    if isinstance(p, Node):
+        if p.kind != "const" or p.value.shape != ():
+            return None
+        p = p.value
+    p = np.asarray(p)
+    return float(p) if p.shape == () and p.dtype.kind in "biuf" else None
+
+
+#: the rules written with operators and :func:`call` alone, which run on arrays as well as
+#: on nodes (the numeric Taylor mode of :func:`diffkit.differentiators.taylor.jet` calls
+#: them on values; every other rule is built once as IR and compiled)
+ARRAY_RULES: frozenset = frozenset()
+
+
 # ---- linear and bilinear ----------------------------------------------------------------
 def add_rule(node, series, order):
     # (a + b)_k = a_k + b_k
@@ -211,20 +241,19 @@ def pow_rule(node, series, order):
     a, b = series
     p = b[0]
     if all(c is None for c in b[1:]):
-        if p.kind == "const" and p.value.shape == ():
-            value = float(p.value)
-            if value.is_integer() and 1 <= value <= 16:
-                power, result = int(value), None
-                base = list(a)
-                while power:  # binary powering of truncated series
-                    if power & 1:
-                        result = base if result is None else _product(result, base, order)
-                    power >>= 1
-                    if power:
-                        base = _product(base, base, order)
-                return result[1:]
+        value = _constant_scalar(p)
+        if value is not None and value.is_integer() and 1 <= value <= 16:
+            power, result = int(value), None
+            base = list(a)
+            while power:  # binary powering of truncated series
+                if power & 1:
+                    result = base if result is None else _product(result, base, order)
+                power >>= 1
+                if power:
+                    base = _product(base, base, order)
+            return result[1:]
         return _power_const(a, p, node, order)
-    logs = [apply("log", a[0])] + _log_series(a, order)
+    logs = [call("log", a[0])] + _log_series(a, order)
     m = [p * logs[0]] + [conv(b, logs, k) for k in range(1, order + 1)]
     return _exp_series(m, node, order)[1:]
 
@@ -283,26 +312,26 @@ def _pair(a, first, second, order, sign):
 def sin_rule(node, series, order):
     # sin' = cos, cos' = -sin
     a = series[0]
-    return _pair(a, node, apply("cos", a[0]), order, -1.0)[0][1:]
+    return _pair(a, node, call("cos", a[0]), order, -1.0)[0][1:]
 
 
 def cos_rule(node, series, order):
     # cos' = -sin, sin' = cos
     a = series[0]
-    s, c = _pair(a, apply("sin", a[0]), node, order, -1.0)
+    s, c = _pair(a, call("sin", a[0]), node, order, -1.0)
     return c[1:]
 
 
 def sinh_rule(node, series, order):
     # sinh' = cosh, cosh' = sinh
     a = series[0]
-    return _pair(a, node, apply("cosh", a[0]), order, 1.0)[0][1:]
+    return _pair(a, node, call("cosh", a[0]), order, 1.0)[0][1:]
 
 
 def cosh_rule(node, series, order):
     # cosh' = sinh, sinh' = cosh
     a = series[0]
-    s, c = _pair(a, apply("sinh", a[0]), node, order, 1.0)
+    s, c = _pair(a, call("sinh", a[0]), node, order, 1.0)
     return c[1:]
 
 
@@ -335,7 +364,7 @@ def _inverse_sqrt_rule(series, order, c0, sign, negate=False):
     # y' = a' / sqrt(c0 + sign a^2): solve u y' = a' with u the root's series
     a = series[0]
     v = _square(a, order, c0, sign)
-    u = _sqrt_series(v, apply("sqrt", v[0]), order)
+    u = _sqrt_series(v, call("sqrt", v[0]), order)
     y = [None]
     for k in range(1, order + 1):
         y.append(_ode_div(a, u, y, k))
@@ -397,7 +426,7 @@ def _erf_series(series, order, factor):
     # erf' = (2 / sqrt(pi)) exp(-a^2)
     a = series[0]
     q = _square(a, order, 0.0, -1.0)
-    e = _exp_series(q, apply("exp", q[0]), order)
+    e = _exp_series(q, call("exp", q[0]), order)
     return _integrate(a, e, order, factor)
 
 
@@ -414,7 +443,7 @@ def erfc_rule(node, series, order):
 def erfinv_rule(node, series, order):
     # erfinv' = (sqrt(pi) / 2) exp(y^2): y and e = exp(y^2) advance together
     a = series[0]
-    y, e, q = [node], [apply("exp", node * node)], [node * node]
+    y, e, q = [node], [call("exp", node * node)], [node * node]
     for k in range(1, order + 1):
         y.append(_scale(_ode(a, e, k), math.sqrt(math.pi) / 2))
         q.append(conv(y, y, k))
@@ -423,7 +452,7 @@ def erfinv_rule(node, series, order):
 
 
 def _sigmoid_series(d: list, order: int) -> list:
-    s0 = apply("sigmoid", d[0])
+    s0 = call("sigmoid", d[0])
     return [s0] + sigmoid_rule(s0, [d], order)
 
 
@@ -485,5 +514,7 @@ def _derived(op):
         return op.jvp
     return JVP_EACH if op.jvp is LINEAR else NESTED_JVP
 
+
+ARRAY_RULES = frozenset(globals()[name] for name in __all__ if name.endswith("_rule"))
 
 rule_kind("taylor", elementwise=_derived, reduction=_derived, axis=_derived, other=_derived)
