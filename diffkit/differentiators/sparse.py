@@ -417,21 +417,29 @@ class SparseJacobian:
 
 
 class SparseHessian:
-    """The Hessian of the scalar ``f`` as a ``scipy.sparse`` matrix by forward over reverse
-    on a star colouring: one Hessian-vector product per colour, every nonzero read directly
-    from them. Prepared once, evaluated at any number of points.
+    """The Hessian of the scalar ``f`` as a ``scipy.sparse`` matrix by forward over reverse,
+    one Hessian-vector product per colour: on a star colouring every nonzero is read
+    directly from them; on an acyclic colouring (fewer colours) the nonzeros are recovered
+    by substitution along the trees that any two colours induce. Prepared once, evaluated
+    at any number of points.
 
     Args:
         f: a scalar IR node.
         wrt: a name, a variable or a list of them (every variable by default).
-        order: the vertex order of the star colouring.
+        order: the vertex order of the colouring.
         pattern: a symmetric pattern to use instead of detecting one.
         at, local: the pattern at ``at`` (see :func:`hessian_sparsity`).
+        kind: ``"star"`` (direct recovery) or ``"acyclic"`` (recovery by substitution).
     """
 
-    def __init__(self, f: Node, wrt=None, order="natural", pattern=None, at=None, local=False):
+    def __init__(
+        self, f: Node, wrt=None, order="natural", pattern=None, at=None, local=False,
+        kind: str = "star",
+    ):  # fmt: skip
         if not isinstance(f, Node) or f.shape != ():
             raise ValueError(f"sparse Hessian: f must be a scalar node, got {f!r:.60}")
+        if kind not in ("star", "acyclic"):
+            raise ValueError(f"sparse Hessian: kind must be 'star' or 'acyclic', got {kind!r}")
         self.f = f
         self.wrt = _wrt_nodes(f, wrt, at)
         if pattern is None:
@@ -444,7 +452,8 @@ class SparseHessian:
         self.notes = getattr(pattern, "notes", ())
         self.pattern = sp.csr_matrix(pattern + pattern.T, dtype=bool)
         self.pattern.sort_indices()
-        self.coloring: Coloring = coloring(self.pattern, "star", order)
+        self.coloring: Coloring = coloring(self.pattern, kind, order)
+        self._plan = _substitution_plan(self.pattern, self.coloring.colors)
         self.last_cost = Cost("sparse-hessian")
 
     def __call__(self, at: Mapping[str, Any]) -> sp.csr_matrix:
@@ -462,17 +471,61 @@ class SparseHessian:
         compressed, evaluations = _seeded(
             hvps, tangents, seed_matrix(colors, dtype), at, dtype, key
         )  # compressed[c, i] = (H s_c)_i
-        rows, cols = self.pattern.nonzero()
-        off = rows != cols
-        counts = np.zeros((self.pattern.shape[0], max(self.coloring.count, 1)), np.int64)
-        np.add.at(counts, (rows[off], colors[cols[off]]), 1)
-        # H_ij from row i when j is the only neighbour of i in its colour, else from row j
-        direct = ~off | (counts[rows, colors[cols]] == 1)
-        data = np.where(
-            direct, compressed[colors[cols], rows], compressed[colors[rows], cols]
-        ).astype(dtype)
+        data = _substitute(self._plan, compressed).astype(dtype)
         self.last_cost = Cost("sparse-hessian", passes=self.coloring.count, batches=evaluations)
-        return sp.csr_matrix((data, (rows, cols)), shape=self.pattern.shape)
+        return sp.csr_matrix((data, self._plan["where"]), shape=self.pattern.shape)
+
+
+def _substitution_plan(pattern: sp.csr_matrix, colors: np.ndarray) -> dict:
+    """The equations of the recovery: for a vertex x and a colour b other than its own,
+    ``(H s_b)_x`` is the sum of ``H_xy`` over the neighbours y of x coloured b. Each edge
+    {i, j} (i < j) is in two of them, (i, c(j)) and (j, c(i)); the diagonal is read directly
+    (no neighbour shares a vertex's colour)."""
+    rows, cols = sp.triu(pattern, 1, format="csr").nonzero()
+    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    k = max(int(colors.max(initial=-1)) + 1, 1)
+    ends = np.concatenate([rows * k + colors[cols], cols * k + colors[rows]])
+    keys, group = np.unique(ends, return_inverse=True)
+    diag = np.flatnonzero(pattern.diagonal())
+    return {
+        "edges": (rows, cols),
+        "groups": (group[: rows.size], group[rows.size :]),
+        "rhs": (keys % k, keys // k),
+        "diag": (colors[diag], diag),
+        "where": (
+            np.concatenate([diag, rows, cols]),
+            np.concatenate([diag, cols, rows]),
+        ),
+    }
+
+
+def _substitute(plan: dict, compressed: np.ndarray) -> np.ndarray:
+    """Solve the equations of :func:`_substitution_plan` round by round: an equation with
+    one unknown edge left gives it. On a star colouring every edge is found in the first
+    round (direct recovery); on an acyclic one the leaves of each two-coloured tree come
+    first. Returns the values in the plan's ``where`` order (diagonal, upper, lower)."""
+    g1, g2 = plan["groups"]
+    rhs = compressed[plan["rhs"]]
+    groups = rhs.size
+    values = np.zeros(g1.size, compressed.dtype)
+    unknown = np.ones(g1.size, bool)
+    left = np.bincount(g1, minlength=groups) + np.bincount(g2, minlength=groups)
+    known = np.zeros(groups, compressed.dtype)
+    while unknown.any():
+        todo = np.flatnonzero(unknown)
+        one1, one2 = left[g1[todo]] == 1, left[g2[todo]] == 1
+        solvable = one1 | one2
+        if not solvable.any():  # a two-coloured cycle: not an acyclic colouring
+            raise ValueError("sparse Hessian: the colouring does not allow recovery")
+        e = todo[solvable]
+        g = np.where(one1[solvable], g1[e], g2[e])
+        values[e] = rhs[g] - known[g]
+        unknown[e] = False
+        for side in (g1[e], g2[e]):
+            np.add.at(known, side, values[e])
+            np.subtract.at(left, side, 1)
+    diagonal = compressed[plan["diag"]]
+    return np.concatenate([diagonal, values, values])
 
 
 # ---- one-call forms and the front door ---------------------------------------------------------
@@ -498,9 +551,9 @@ def sparse_jacobian(f: Node, at, method: str = "forward", wrt=None, order="natur
     return jac(at)
 
 
-def sparse_hessian(f: Node, at, wrt=None, order="natural", local=False):
+def sparse_hessian(f: Node, at, wrt=None, order="natural", local=False, kind="star"):
     """The Hessian of the scalar ``f`` at ``at`` as a ``scipy.sparse.csr_matrix`` (forward
-    over reverse on a star colouring).
+    over reverse on a star colouring, or an acyclic one with ``kind="acyclic"``).
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (3,))
@@ -508,10 +561,11 @@ def sparse_hessian(f: Node, at, wrt=None, order="natural", local=False):
     [[6.0, 0.0, 0.0], [0.0, 12.0, 0.0], [0.0, 0.0, 18.0]]
     """
     if local:
-        return SparseHessian(f, wrt, order, at=at, local=True)(at)
+        return SparseHessian(f, wrt, order, at=at, local=True, kind=kind)(at)
     names = tuple(v.name for v in _wrt_nodes(f, wrt, at))
     hess = cached_graph(
-        ("sparse-hessian", f, names, order), lambda: SparseHessian(f, list(names), order)
+        ("sparse-hessian", f, names, order, kind),
+        lambda: SparseHessian(f, list(names), order, kind=kind),
     )
     return hess(at)
 
