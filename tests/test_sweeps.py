@@ -142,7 +142,7 @@ def test_sweep_train_cli(tmp_path, capsys):
         (["--lr", "0.1,x"], "--lr: 'x' is not a float"),
         (["--lr", "0.1,-1"], "--lr: must be a number more than 0, got -1.0"),
         (["--seeds", "4-2"], "--seeds: expected e.g. 0-4"),
-        (["--model", "vgg"], "--model: unknown model 'vgg'"),
+        (["--model", "alexnet"], "--model: unknown model 'alexnet'"),
         (["--workers", "0"], "--workers must be at least 1"),
     ):
         args = [

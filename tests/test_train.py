@@ -12,7 +12,7 @@ import pytest
 import diffkit as dk
 from diffkit import nn
 from diffkit.cli import main
-from diffkit.train import SGD, StepGraph, fit, load_digits, read_idx
+from diffkit.train import SGD, LoopOptions, StepGraph, fit, load_digits, read_idx
 from diffkit.train.data import DataError, load_idx_dataset, one_hot
 
 
@@ -66,20 +66,10 @@ def _run(data, out=None, epochs=3, resume=False, seed=0, lr=0.1):
     nn.manual_seed(seed)
     model = nn.MLP([64, 32, 10])
     opt = SGD(model.named_parameters(), lr=lr, momentum=0.9)
-    return fit(
-        model,
-        train,
-        test,
-        opt,
-        epochs,
-        16,
-        seed=seed,
-        out=out,
-        resume=resume,
-        progress=False,
-        plot=False,
-        augment=1,
+    options = LoopOptions(
+        epochs, 16, seed=seed, out=out, resume=resume, progress=False, plot=False, augment=1
     )
+    return fit(model, train, test, opt, options)
 
 
 def _strip(history):
@@ -117,6 +107,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(digits8, tmp_path):
             before.append((tmp_path / "checkpoint.npz").read_bytes())
         return base if epoch == 0 else 1e30
 
+    # the loop's settings one by one, as before LoopOptions
     result = fit(
         model, train, test, opt, 3, 16, out=tmp_path, schedule=schedule, progress=False, plot=False
     )
@@ -186,7 +177,7 @@ def test_cli_train_evaluate_and_bad_input(tmp_path, capsys):
     cases = [
         (argv + ["--batch-size", "0"], "--batch-size: must be a whole number at least 1"),
         (argv + ["--lr", "-0.1"], "--lr: must be a number more than 0"),
-        (["train", "--model", "vgg", "--out", str(out)], "invalid choice: 'vgg'"),
+        (["train", "--model", "alexnet", "--out", str(out)], "invalid choice: 'alexnet'"),
         (argv, "already holds a checkpoint"),
         (
             [

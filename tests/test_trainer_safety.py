@@ -198,7 +198,7 @@ def test_config_is_validated_picklable_and_names_flags():
     for kwargs, msg in (
         ({"lr": 0}, "--lr: must be a number more than 0"),
         ({"epochs": 1.5}, "--epochs: must be a whole number"),
-        ({"model": "vgg"}, "--model: unknown model 'vgg'"),
+        ({"model": "alexnet"}, "--model: unknown model 'alexnet'"),
         ({"norm": "batch", "model": "mlp"}, "--norm batch: normalization applies"),
         ({"dataset": "mnist"}, "--dataset mnist needs --data-dir"),
         ({"optimizer": "newton"}, "--optimizer newton: LeNet-5 is too large"),

@@ -30,6 +30,7 @@ FIELDS = (
     "train_limit",
     "test_limit",
     "allow_change",
+    "checkpoint",
 )
 
 
@@ -178,6 +179,13 @@ def add_training_flags(p, grid: bool = False) -> None:
         p.add_argument("--batchnorm", action="store_true", help="the same as --norm batch")
     p.add_argument(
         "--seed", type=kind(int), help=f"seeds initialisation, shuffle, shifts {d('seed')}"
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=kind(int),
+        metavar="K",
+        help="run the model's layers in K checkpointed segments: less memory, the same "
+        "gradients (default 0: none)",
     )
     p.add_argument("--train-limit", type=kind(int), help="use only the first N training images")
     p.add_argument("--test-limit", type=kind(int), help="use only the first N test images")

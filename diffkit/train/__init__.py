@@ -13,7 +13,7 @@ from .data import (
     one_hot,
     read_idx,
 )
-from .loop import FitResult, StepGraph, evaluate_model, fit
+from .loop import FitResult, LoopOptions, StepGraph, Trainer, evaluate_model, fit
 from .optim import SGD, Adam, AdamW, CosineLR, Newton, StepLR, newton
 from .run import build_model, load_data, run
 
@@ -38,6 +38,8 @@ __all__ = [
     "StepGraph",
     "evaluate_model",
     "fit",
+    "LoopOptions",
+    "Trainer",
     "SGD",
     "Adam",
     "AdamW",

@@ -27,7 +27,9 @@ __all__ = [
     "RESUME_MAY_CHANGE",
 ]
 
-MODELS = ("lenet5", "mlp", "logreg")
+MODELS = ("lenet5", "mlp", "logreg", "vgg", "resnet")
+# the convolutional models (28×28 on MNIST; the 8×8 digits resized to 32×32)
+CONV_MODELS = ("lenet5", "vgg", "resnet")
 DATASETS = ("digits", "mnist-small", "mnist", "fashion-mnist")
 OPTIMIZERS = ("sgd", "adam", "adamw", "newton")
 SCHEDULES = ("cosine", "step", "none")
@@ -36,7 +38,7 @@ NORMS = ("none", "batch", "layer", "instance")
 # difference from the checkpoint's configuration is refused
 RESUME_MAY_CHANGE = ("lr", "epochs")
 # settings that do not change what is computed
-_NOT_COMPARED = ("out", "data_dir", "allow_change")
+_NOT_COMPARED = ("out", "data_dir", "allow_change", "checkpoint")
 # the default weight decay of each optimizer (PyTorch's for Adam and AdamW)
 _WEIGHT_DECAY = {"sgd": 5e-4, "adam": 0.0, "adamw": 0.01, "newton": 1e-4}
 NEWTON_MAX_PARAMETERS = 5000
@@ -56,7 +58,10 @@ class TrainConfig:
     """One training run.
 
     Args:
-        model: ``lenet5``, ``mlp`` (one hidden layer of 64 ReLU units) or ``logreg``.
+        model: ``lenet5``, ``mlp`` (one hidden layer of 64 ReLU units), ``logreg``,
+            ``vgg`` (:class:`~diffkit.nn.VGG`: five 3×3 convolutions with batch norm in
+            three stacks, a two-layer classifier) or ``resnet`` (:class:`~diffkit.nn.ResNet`:
+            ResNet-8, one basic block per stage).
         dataset: ``digits`` (bundled UCI 8×8 digits), ``mnist-small`` (bundled 5,000
             real 28×28 MNIST digits), or ``mnist``/``fashion-mnist`` from the IDX files
             in ``data_dir``.
@@ -69,7 +74,11 @@ class TrainConfig:
         epochs, batch_size: passes over the data and the minibatch size.
         augment: random shifts of up to this many pixels (default 2 for LeNet-5 on the
             digits, 0 otherwise: shifts would ruin 8×8 inputs of the MLP).
-        norm: LeNet-5's normalization: ``none``, ``batch``, ``layer`` or ``instance``.
+        norm: LeNet-5's normalization: ``none``, ``batch``, ``layer`` or ``instance``
+            (VGG and ResNet have batch normalization built in).
+        checkpoint: run the model's chain of layers in this many checkpointed segments
+            (activation checkpointing: less memory, the same gradients bit for bit; 0:
+            none).
         seed: seeds initialisation, shuffling and augmentation.
         out: the output directory (checkpoint, history, curves); None writes nothing.
         train_limit, test_limit: use only the first so many images (quick runs).
@@ -94,6 +103,7 @@ class TrainConfig:
     train_limit: int | None = None
     test_limit: int | None = None
     allow_change: tuple = field(default=())
+    checkpoint: int = 0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -150,14 +160,16 @@ class TrainConfig:
         number("batch_size", 1, 1_000_000, integer=True)
         number("augment", 0, 8, integer=True)
         number("seed", 0, 2**63 - 1, integer=True)
+        number("checkpoint", 0, 10_000, integer=True)
         for name in ("train_limit", "test_limit"):
             if getattr(self, name) is not None:
                 number(name, 1, integer=True)
         if self.norm != "none" and self.model != "lenet5":
             raise ConfigError(f"--norm {self.norm}: normalization applies to --model lenet5 only")
-        if self.optimizer == "newton" and self.model == "lenet5":
+        if self.optimizer == "newton" and self.model in CONV_MODELS:
+            name = {"lenet5": "LeNet-5", "vgg": "VGG", "resnet": "ResNet"}[self.model]
             raise ConfigError(
-                "--optimizer newton: LeNet-5 is too large to form its Hessian; use "
+                f"--optimizer newton: {name} is too large to form its Hessian; use "
                 "--model logreg or mlp"
             )
         if self.optimizer == "newton" and self.augment:
@@ -182,10 +194,11 @@ class TrainConfig:
     # -- derived ----------------------------------------------------------------------
     @property
     def input_size(self) -> int:
-        """The side of the model's input images: 32 for LeNet-5 on the 8×8 digits (the
-        course's LeNet-5), 28 with padding 2 on MNIST, the images' own side otherwise."""
+        """The side of the model's input images: 32 for the convolutional models on the
+        8×8 digits (the course's LeNet-5), 28 on MNIST (LeNet-5 with padding 2), the
+        images' own side otherwise."""
         if self.dataset == "digits":
-            return 32 if self.model == "lenet5" else 8
+            return 32 if self.model in CONV_MODELS else 8
         return 28
 
     @property

@@ -32,6 +32,8 @@ from .data import Dataset, batches, one_hot, random_shift
 
 __all__ = [
     "fit",
+    "LoopOptions",
+    "Trainer",
     "FitResult",
     "StepGraph",
     "evaluate_model",
@@ -187,40 +189,14 @@ def plot_history(history: list, path: Path, title: str = "") -> None:
     save_figure(fig, path)
 
 
-def _show_bar(progress: bool, bar: bool | None) -> bool:
-    if not progress:
-        return False
-    if bar is not None:
-        return bar
-    return sys.stderr.isatty()
-
-
-def fit(
-    model: Module,
-    train: Dataset,
-    test: Dataset,
-    optimizer,
-    epochs: int,
-    batch_size: int,
-    seed: int = 0,
-    out: str | Path | None = None,
-    resume: bool = False,
-    schedule: Callable | None = None,
-    progress: bool = True,
-    config: dict | None = None,
-    plot: bool = True,
-    augment: int = 0,
-    bar: bool | None = None,
-    log: Callable[[str], None] = print,
-) -> FitResult:
-    """Train ``model`` on reverse-mode gradients.
+@dataclass(frozen=True)
+class LoopOptions:
+    """How :func:`fit` runs: everything the loop needs besides the model, the data and the
+    optimizer. :func:`diffkit.train.run` makes one from a :class:`TrainConfig`
+    (:meth:`from_config`).
 
     Args:
-        model: a module producing logits (N, num_classes).
-        train, test: datasets.
-        optimizer: SGD, Adam or AdamW (minibatch steps), or Newton (one full-batch
-            iteration per epoch), over the model's parameters.
-        epochs: number of passes over ``train``.
+        epochs: number of passes over the training set (Newton: iterations).
         batch_size: 1 is stochastic, ``len(train)`` full-batch gradient descent. A last
             batch smaller than the model can train on (one sample, with batch
             normalization) is left out of that epoch, and the log says so.
@@ -232,88 +208,223 @@ def fit(
         schedule: ``(base_lr, epoch, epochs) -> lr``.
         progress: print a line per epoch (and the notes); False is silent.
         config: stored in checkpoints (model and data description).
+        plot: draw curves.png at the end (with ``out``).
         augment: if positive, shift each training image by up to this many pixels.
         bar: show a progress bar (default: when ``progress`` and stderr is a terminal).
         log: where the lines go.
+    """
+
+    epochs: int
+    batch_size: int
+    seed: int = 0
+    out: str | Path | None = None
+    resume: bool = False
+    schedule: Callable | None = None
+    progress: bool = True
+    config: dict | None = None
+    plot: bool = True
+    augment: int = 0
+    bar: bool | None = None
+    log: Callable[[str], None] = print
+
+    @classmethod
+    def from_config(cls, config, **changes) -> "LoopOptions":
+        """The loop's part of a :class:`~diffkit.train.config.TrainConfig` (its epochs,
+        batch size, seed, output directory, augmentation, schedule, and the configuration
+        itself for the checkpoints); ``changes`` set the rest (resume, progress, log)."""
+        from .run import build_schedule
+
+        values = dict(
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            out=config.out,
+            schedule=build_schedule(config),
+            config=config.to_dict(),
+            augment=config.augment,
+        )
+        return cls(**{**values, **changes})
+
+    def show_bar(self) -> bool:
+        if not self.progress:
+            return False
+        return self.bar if self.bar is not None else sys.stderr.isatty()
+
+
+def fit(
+    model: Module,
+    train: Dataset,
+    test: Dataset,
+    optimizer,
+    options: LoopOptions | int | None = None,
+    batch_size: int | None = None,
+    **settings,
+) -> FitResult:
+    """Train ``model`` on reverse-mode gradients, as ``options`` say.
+
+    Args:
+        model: a module producing logits (N, num_classes).
+        train, test: datasets.
+        optimizer: SGD, Adam or AdamW (minibatch steps), or Newton (one full-batch
+            iteration per epoch), over the model's parameters.
+        options: a :class:`LoopOptions`. The loop's settings may also come one by one:
+            ``fit(model, train, test, optimizer, epochs, batch_size, seed=..., ...)``.
 
     Returns:
         A :class:`FitResult`. A non-finite loss stops the run and names the step in
         ``diverged``; a checkpoint or history that cannot be written stops it and names
         the file in ``failed``; either way the last good checkpoint stays in place.
     """
-    from tqdm.auto import tqdm
+    if not isinstance(options, LoopOptions):
+        if options is not None:
+            settings["epochs"] = options
+        if batch_size is not None:
+            settings["batch_size"] = batch_size
+        options = LoopOptions(**settings)
+    elif settings or batch_size is not None:
+        raise TypeError("fit: pass the loop's settings in options or one by one, not both")
+    return Trainer(model, train, test, optimizer, options).run()
 
-    out = Path(out) if out is not None else None
-    rng = np.random.default_rng(seed)
-    result = FitResult(model=model, train_size=len(train), test_size=len(test))
-    say = log if progress else (lambda line: None)
-    start_epoch = 0
-    optimizer.bind(model)
-    full_batch = getattr(optimizer, "full_batch", False)
-    if resume:
+
+class Trainer:
+    """One training run, in parts: :meth:`run` is the epoch loop; :meth:`resume`,
+    :meth:`check_batches`, :meth:`train_epoch` (the minibatch loop), :meth:`step` (one
+    batch), :meth:`evaluate`, :meth:`log_epoch`, :meth:`save` and :meth:`finish` are its
+    parts, so that a new option changes one of them."""
+
+    def __init__(self, model: Module, train: Dataset, test: Dataset, optimizer, options):
+        self.model, self.train_data, self.test_data = model, train, test
+        self.optimizer, self.options = optimizer, options
+        self.out = Path(options.out) if options.out is not None else None
+        self.rng = np.random.default_rng(options.seed)
+        self.result = FitResult(model=model, train_size=len(train), test_size=len(test))
+        self.say = options.log if options.progress else (lambda line: None)
+        self.full_batch = getattr(optimizer, "full_batch", False)
+        self.start_epoch = 0
+        self.graphs: dict = {}
+        self.eval_cache: dict = {}
+        self.smallest = 1
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> FitResult:
+        """Resume if asked, then train epoch after epoch, evaluating, logging and saving
+        after each; stops at a non-finite loss or a file that cannot be written."""
+        o, result = self.options, self.result
+        self.optimizer.bind(self.model)
+        if o.resume and not self.resume():
+            return result
+        self.check_batches()
+        self.model.train()
+        self.targets = one_hot(
+            self.train_data.labels, self.train_data.num_classes, self.model.dtype
+        )
+        t_start = time.perf_counter()
+        for epoch in range(self.start_epoch, o.epochs):
+            row, seen = self.run_epoch(epoch)
+            if row is None:
+                break
+            result.history.append(row)
+            self.log_epoch(row, seen)
+            if not self.save(epoch):
+                result.history.pop()
+                break
+        self.finish()
+        result.seconds = time.perf_counter() - t_start
+        return result
+
+    def run_epoch(self, epoch: int) -> tuple[dict | None, int]:
+        """Train one epoch and evaluate: the history row and the samples seen (None for
+        the row if the loss diverged)."""
+        o, optimizer = self.options, self.optimizer
+        if o.schedule is not None and not self.full_batch:
+            optimizer.lr = o.schedule(optimizer.base_lr, epoch, o.epochs)
+        t0 = time.perf_counter()
+        if self.full_batch:
+            loss, _ = optimizer.epoch(self.model, self.train_data)
+            seen = len(self.train_data)
+            if not math.isfinite(loss):
+                self.result.diverged = f"non-finite loss ({loss}) at iteration {epoch + 1}"
+                return None, seen
+            train_loss, train_acc = self.evaluate(self.train_data)
+        else:
+            train_loss, train_acc, seen = self.train_epoch(epoch)
+            if self.result.diverged:
+                return None, seen
+        train_time = time.perf_counter() - t0
+        test_loss, test_acc = self.evaluate(self.test_data)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "lr": optimizer.lr,
+            "seconds": round(train_time, 3),
+        }
+        return row, seen
+
+    # -- the parts -----------------------------------------------------------------------
+    def resume(self) -> bool:
+        """Load the checkpoint of ``out`` into the model, optimizer and shuffle, and write
+        its history back; False if that history cannot be written."""
+        out, o = self.out, self.options
         if out is None:
             raise ValueError("resume needs an output directory holding checkpoint.npz")
-        ckpt = load_checkpoint(out / "checkpoint.npz", model)
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if schedule is None:  # a learning rate changed on resume takes effect
-            optimizer.lr = optimizer.base_lr
-        rng.bit_generator.state = ckpt["rng"]
-        result.history = ckpt["history"]
-        start_epoch = ckpt["epoch"]
-        if not _write_or_fail(
-            result, out, lambda: _write_history(out, result.history), start_epoch
-        ):
-            return result
-    smallest = 1 if full_batch else model.smallest_training_batch()
-    if not full_batch and 0 < len(train) % batch_size < smallest:
-        if len(train) < smallest:
-            raise ValueError(
-                f"the model needs batches of at least {smallest} samples (batch "
-                f"normalization) and the training set has {len(train)}"
-            )
-        result.notes.append(
-            f"the last batch of each epoch ({len(train) % batch_size} sample) is left out: "
-            f"batch normalization needs at least {smallest}; it changes with the shuffle"
+        ckpt = load_checkpoint(out / "checkpoint.npz", self.model)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if o.schedule is None:  # a learning rate changed on resume takes effect
+            self.optimizer.lr = self.optimizer.base_lr
+        self.rng.bit_generator.state = ckpt["rng"]
+        self.result.history = ckpt["history"]
+        self.start_epoch = ckpt["epoch"]
+        return _write_or_fail(
+            self.result, out, lambda: _write_history(out, self.result.history), self.start_epoch
         )
-        say(f"note: {result.notes[-1]}")
-    graphs: dict = {}
-    eval_cache: dict = {}
-    model.train()
-    targets_all = one_hot(train.labels, train.num_classes, model.dtype)
 
-    show_bar = _show_bar(progress, bar)
+    def check_batches(self) -> None:
+        """The smallest batch the model trains on; a last batch below it is left out of
+        each epoch (noted), and a training set below it refused."""
+        n, size = len(self.train_data), self.options.batch_size
+        self.smallest = 1 if self.full_batch else self.model.smallest_training_batch()
+        if self.full_batch or not 0 < n % size < self.smallest:
+            return
+        if n < self.smallest:
+            raise ValueError(
+                f"the model needs batches of at least {self.smallest} samples (batch "
+                f"normalization) and the training set has {n}"
+            )
+        self.result.notes.append(
+            f"the last batch of each epoch ({n % size} sample) is left out: "
+            f"batch normalization needs at least {self.smallest}; it changes with the shuffle"
+        )
+        self.say(f"note: {self.result.notes[-1]}")
 
-    def minibatch_epoch(epoch):
+    def train_epoch(self, epoch: int) -> tuple[float, float, int]:
         """One pass of minibatch steps; returns (mean loss, accuracy, samples seen)."""
+        from tqdm.auto import tqdm
+
+        o, data = self.options, self.train_data
         t0 = time.perf_counter()
         total, correct, seen = 0.0, 0, 0
         pbar = tqdm(
-            total=len(train),
-            desc=f"epoch {epoch + 1}/{epochs}",
+            total=len(data),
+            desc=f"epoch {epoch + 1}/{o.epochs}",
             unit="img",
-            disable=not show_bar,
+            disable=not o.show_bar(),
             leave=False,
         )
         try:
-            for step, idx in enumerate(batches(len(train), batch_size, rng)):
-                if len(idx) < smallest:
+            for step, idx in enumerate(batches(len(data), o.batch_size, self.rng)):
+                if len(idx) < self.smallest:
                     continue
-                shape = (len(idx),) + train.images.shape[1:]
-                if shape not in graphs:
-                    graphs[shape] = StepGraph(model, shape, train.num_classes)
-                images = train.images[idx]
-                if augment:
-                    images = random_shift(images, rng, augment)
-                loss, logits, grads, stats = graphs[shape](model, images, targets_all[idx])
+                loss, logits = self.step(idx)
                 if not math.isfinite(loss):
-                    result.diverged = (
+                    self.result.diverged = (
                         f"non-finite loss ({loss}) at epoch {epoch + 1}, step {step + 1}"
                     )
                     break
-                optimizer.step(grads)
-                graphs[shape].update_statistics(stats)
                 total += loss * len(idx)
-                correct += int(np.sum(np.argmax(logits, 1) == train.labels[idx]))
+                correct += int(np.sum(np.argmax(logits, 1) == data.labels[idx]))
                 seen += len(idx)
                 pbar.update(len(idx))
                 pbar.set_postfix(
@@ -326,71 +437,71 @@ def fit(
             pbar.close()
         return total / max(seen, 1), correct / max(seen, 1), seen
 
-    t_start = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
-        if schedule is not None and not full_batch:
-            optimizer.lr = schedule(optimizer.base_lr, epoch, epochs)
-        t0 = time.perf_counter()
-        if full_batch:
-            loss, _ = optimizer.epoch(model, train)
-            seen = len(train)
-            if not math.isfinite(loss):
-                result.diverged = f"non-finite loss ({loss}) at iteration {epoch + 1}"
-                break
-            train_loss, train_acc = evaluate_model(model, train, cache=eval_cache)
-        else:
-            train_loss, train_acc, seen = minibatch_epoch(epoch)
-            if result.diverged:
-                break
-        train_time = time.perf_counter() - t0
-        test_loss, test_acc = evaluate_model(model, test, cache=eval_cache)
-        result.history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
-                "lr": optimizer.lr,
-                "seconds": round(train_time, 3),
-            }
-        )
-        h = result.history[-1]
-        say(
-            f"epoch {epoch + 1:3d}  train loss {h['train_loss']:.4f} acc "
+    def step(self, idx: np.ndarray) -> tuple[float, np.ndarray]:
+        """One minibatch: the step graph (built once per batch shape) gives the loss and
+        the gradients; the optimizer steps unless the loss is not finite, and batch
+        normalization folds in the batch statistics. Returns (loss, logits)."""
+        data = self.train_data
+        shape = (len(idx),) + data.images.shape[1:]
+        graph = self.graphs.get(shape)
+        if graph is None:
+            graph = self.graphs[shape] = StepGraph(self.model, shape, data.num_classes)
+        images = data.images[idx]
+        if self.options.augment:
+            images = random_shift(images, self.rng, self.options.augment)
+        loss, logits, grads, stats = graph(self.model, images, self.targets[idx])
+        if math.isfinite(loss):
+            self.optimizer.step(grads)
+            graph.update_statistics(stats)
+        return loss, logits
+
+    def evaluate(self, data: Dataset) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy in eval mode (programs cached per shape)."""
+        return evaluate_model(self.model, data, cache=self.eval_cache)
+
+    def log_epoch(self, h: dict, seen: int) -> None:
+        t = h["seconds"]
+        self.say(
+            f"epoch {h['epoch']:3d}  train loss {h['train_loss']:.4f} acc "
             f"{100 * h['train_acc']:.2f}%  test loss {h['test_loss']:.4f} acc "
-            f"{100 * h['test_acc']:.2f}%  ({train_time:.1f} s, "
-            f"{seen / max(train_time, 1e-9):.0f} img/s)"
+            f"{100 * h['test_acc']:.2f}%  ({t:.1f} s, {seen / max(t, 1e-9):.0f} img/s)"
         )
-        if out is not None:
-            state = rng.bit_generator.state
 
-            def write():
-                save_checkpoint(
-                    out / "checkpoint.npz",
-                    model,
-                    optimizer,
-                    epoch + 1,
-                    state,
-                    result.history,
-                    config or {},
-                )
-                _write_history(out, result.history)
+    def save(self, epoch: int) -> bool:
+        """After epoch ``epoch`` (from 0): the checkpoint, then the history; False (and
+        ``result.failed``) if they cannot be written, the previous checkpoint kept."""
+        out, o = self.out, self.options
+        if out is None:
+            return True
+        state = self.rng.bit_generator.state
+        history = self.result.history
 
-            if not _write_or_fail(result, out, write, epoch or None):
-                result.history.pop()
-                break
-    if result.ok and out is not None and plot and result.history:
-        _write_or_fail(
-            result,
-            out,
-            lambda: plot_history(
-                result.history, out / "curves.png", title=(config or {}).get("title", "")
-            ),
-            result.history[-1]["epoch"],
-        )
-    result.seconds = time.perf_counter() - t_start
-    return result
+        def write():
+            save_checkpoint(
+                out / "checkpoint.npz",
+                self.model,
+                self.optimizer,
+                epoch + 1,
+                state,
+                history,
+                o.config or {},
+            )
+            _write_history(out, history)
+
+        return _write_or_fail(self.result, out, write, epoch or None)
+
+    def finish(self) -> None:
+        """The curves of a run that ended well (with ``out`` and ``plot``)."""
+        out, o, result = self.out, self.options, self.result
+        if result.ok and out is not None and o.plot and result.history:
+            _write_or_fail(
+                result,
+                out,
+                lambda: plot_history(
+                    result.history, out / "curves.png", title=(o.config or {}).get("title", "")
+                ),
+                result.history[-1]["epoch"],
+            )
 
 
 def _write_or_fail(

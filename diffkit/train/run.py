@@ -18,7 +18,7 @@ import numpy as np
 from .checkpoint import load_checkpoint
 from .config import NEWTON_MAX_PARAMETERS, ConfigError, TrainConfig, flag
 from .data import load_digits, load_idx_dataset, load_mnist_small
-from .loop import FitResult, fit, remove_stale_temporaries
+from .loop import FitResult, LoopOptions, fit, remove_stale_temporaries
 
 __all__ = ["run", "build_model", "load_data", "output_lock", "OutputBusy"]
 
@@ -28,18 +28,26 @@ class OutputBusy(ConfigError):
 
 
 def build_model(config: TrainConfig):
-    """The model a configuration describes, initialised from its seed."""
-    from ..nn import MLP, LeNet5, LogisticRegression, manual_seed
+    """The model a configuration describes, initialised from its seed, running its layers
+    in ``config.checkpoint`` checkpointed segments if set."""
+    from .. import nn
+    from ..nn.checkpoint import with_checkpoints
 
-    manual_seed(config.seed)
-    dtype = np.dtype(config.dtype)
-    if config.model == "lenet5":
-        norm = None if config.norm == "none" else config.norm
-        return LeNet5(input_size=config.input_size, norm=norm, dtype=dtype)
-    features = config.input_size**2
-    if config.model == "mlp":
-        return MLP([features, 64, 10], activation="relu", dtype=dtype)
-    return LogisticRegression(features, 10, dtype=dtype)
+    nn.manual_seed(config.seed)
+    dtype, size = np.dtype(config.dtype), config.input_size
+    norm = None if config.norm == "none" else config.norm
+    builders = {  # the one place a model of ``--model`` is made
+        "lenet5": lambda: nn.LeNet5(input_size=size, norm=norm, dtype=dtype),
+        "vgg": lambda: nn.VGG(input_size=size, dtype=dtype),
+        "resnet": lambda: nn.ResNet(dtype=dtype),
+        "mlp": lambda: nn.MLP([size * size, 64, 10], activation="relu", dtype=dtype),
+        "logreg": lambda: nn.LogisticRegression(size * size, 10, dtype=dtype),
+    }
+    model = builders[config.model]()
+    try:
+        return with_checkpoints(model, config.checkpoint)
+    except ValueError as err:
+        raise ConfigError(f"--checkpoint {config.checkpoint}: {err}") from None
 
 
 def load_data(config: TrainConfig):
@@ -187,22 +195,22 @@ def run(
     if not isinstance(config, TrainConfig):
         raise TypeError(f"run: expected a TrainConfig, got {type(config).__name__}")
     out = Path(config.out) if config.out else None
+    if out is None and resume:
+        raise ConfigError("--resume needs --out, the directory holding the checkpoint")
+    model = build_model(config)  # refuses a --checkpoint the model cannot take
     if out is None:
-        if resume:
-            raise ConfigError("--resume needs --out, the directory holding the checkpoint")
-        return _train(config, None, False, progress, bar, log)
+        return _train(config, model, None, False, progress, bar, log)
     check_output(out)
     with output_lock(out):
         _check_resume(config, out / "checkpoint.npz", resume)
         stale = remove_stale_temporaries(out)
         if stale and progress:
             log(f"note: removed {len(stale)} temporary file(s) left by an interrupted run")
-        return _train(config, out, resume, progress, bar, log)
+        return _train(config, model, out, resume, progress, bar, log)
 
 
-def _train(config, out, resume, progress, bar, log) -> FitResult:
+def _train(config, model, out, resume, progress, bar, log) -> FitResult:
     train, test = load_data(config)
-    model = build_model(config)
     optimizer = build_optimizer(config, model)
     if progress:
         log(
@@ -210,20 +218,7 @@ def _train(config, out, resume, progress, bar, log) -> FitResult:
             f"{model.num_parameters()} parameters, {config.optimizer}"
             + (f", output in {out}" if out else "")
         )
-    return fit(
-        model,
-        train,
-        test,
-        optimizer,
-        config.epochs,
-        config.batch_size,
-        seed=config.seed,
-        out=out,
-        resume=resume,
-        schedule=build_schedule(config),
-        progress=progress,
-        config=config.to_dict(),
-        augment=config.augment,
-        bar=bar,
-        log=log,
+    options = LoopOptions.from_config(
+        config, out=out, resume=resume, progress=progress, bar=bar, log=log
     )
+    return fit(model, train, test, optimizer, options)
