@@ -394,3 +394,19 @@ def test_sparse_study(tmp_path):
     assert (tmp_path / "sparse_pattern.png").stat().st_size > 0
     assert max(row[6] for row in r["methods"] if "central" not in row[2]) < 1e-12
     assert all(row[4] >= row[5] for row in r["colours"])
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_running_sums_and_products_have_triangular_patterns(reverse):
+    """cumsum and cumprod: output i of a line depends on inputs j <= i (j >= i reversed),
+    exactly the nonzeros of the dense Jacobian at a point with no zero."""
+    from diffkit.ir.op import get_op
+
+    x = dk.variable("x", (3, 5))
+    at = {"x": np.random.default_rng(2).uniform(0.5, 1.5, (3, 5))}
+    cases = [dk.apply(get_op("cumsum"), x, axis=1, reverse=reverse)]
+    if not reverse:
+        cases += [dk.cumprod(x, axis=1), dk.cumsum(x, axis=0)]
+    for f in cases:
+        dense = _dense_jacobian(f, at, ["x"])
+        np.testing.assert_array_equal(jacobian_sparsity(f).toarray(), dense != 0)

@@ -40,6 +40,7 @@ __all__ = [
     "matmul_rule",
     "einsum_rule",
     "windows_rule",
+    "cumulative_rule",
     "elementwise_rule",
     "reduction_rule",
 ]
@@ -221,6 +222,22 @@ def _axis_rule(node, values=None) -> list:
             continue
         rules.append(grouped(line_keys(out_shape, (a,)), line_keys(x.shape, (a,))))
     return rules
+
+
+def cumulative_rule(node, values=None) -> list:
+    """A running sum or product along ``axis`` (``reverse``: from the far end): output
+    entry ``i`` of a line depends on the line's input entries ``j <= i`` (``j >= i``)."""
+    (x,) = node.inputs
+    shape = tuple(x.shape)
+    (a,) = _axes(node.attrs["axis"], len(shape))
+    n = shape[a]
+    lines = _size(shape) // max(n, 1)
+    # positions (i, j) of the lower (upper) triangle, then every line at once
+    i, j = np.tril_indices(n) if not node.attrs.get("reverse") else np.triu_indices(n)
+    moved = np.moveaxis(np.arange(_size(shape)).reshape(shape), a, -1).reshape(lines, n)
+    rows = moved[:, i].ravel()
+    cols = moved[:, j].ravel()
+    return [_from_pairs(rows, cols, (_size(shape), _size(shape)))]
 
 
 # ---- helpers for records -----------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ..ir.shapes import elementwise_shape
 from ._batch import _elementwise
 from . import _taylor
 from ._common import S1
+from ._sparsity import elementwise_rule
 
 __all__ = ["real", "imag", "conj", "conjugate", "angle"]
 
@@ -62,7 +63,7 @@ IMAG_TRANSPOSE = register(
         analytic=False,
         nondiff_inputs=(1,),
         doc="-i c where x is complex, 0 where it is real (the transpose of imag)",
-        rules={"taylor": _taylor.JVP_EACH, "batch": _elementwise},
+        rules={"taylor": _taylor.JVP_EACH, "batch": _elementwise, "sparsity": elementwise_rule},
     )
 )
 

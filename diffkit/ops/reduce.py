@@ -21,6 +21,7 @@ from ..ir.shapes import normalize_axes, reduce_shape
 from .comparison import equal, where as where_
 from .transcendental import exp, sqrt
 from .shape import broadcast_to, reshape
+from ._sparsity import cumulative_rule
 
 __all__ = [
     "sum",
@@ -347,6 +348,7 @@ CUMSUM = register(
         analytic=True,
         doc="running sum along an axis",
         kind="axis",
+        rules={"sparsity": cumulative_rule},
     )
 )
 

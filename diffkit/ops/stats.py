@@ -33,6 +33,7 @@ from .comparison import greater, not_equal, where
 from .joining import stack
 from .reduce import PROD_OTHERS, sum as _sum
 from .shape import reshape
+from ._sparsity import cumulative_rule
 
 __all__ = [
     "sort",
@@ -355,6 +356,7 @@ CUMPROD = register(
         analytic=True,
         doc="running product along an axis",
         kind="axis",
+        rules={"sparsity": cumulative_rule},
     )
 )
 
