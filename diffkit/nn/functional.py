@@ -13,13 +13,31 @@ from __future__ import annotations
 from .. import ops
 from ..ir.node import Node, ShapeError, as_node
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from .norm import normalize
+from ..ops import activations as _act
+from .norm import group_norm, instance_norm, normalize
+from .padding import pad
 
 __all__ = [
     "linear",
     "conv2d",
+    "conv_transpose2d",
+    "pad",
     "max_pool2d",
     "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "gelu",
+    "elu",
+    "selu",
+    "silu",
+    "mish",
+    "leaky_relu",
+    "hardtanh",
+    "relu6",
+    "softplus",
+    "glu",
+    "group_norm",
+    "instance_norm",
     "relu",
     "sigmoid",
     "tanh",
@@ -33,11 +51,64 @@ __all__ = [
 ]
 
 conv2d = ops.conv2d
+conv_transpose2d = ops.conv_transpose2d
 max_pool2d = ops.max_pool2d
 avg_pool2d = ops.avg_pool2d
 relu = ops.relu
 sigmoid = ops.sigmoid
 tanh = ops.tanh
+adaptive_avg_pool2d = ops.adaptive_avg_pool2d
+adaptive_max_pool2d = ops.adaptive_max_pool2d
+
+
+def gelu(input, approximate: str = "none") -> Node:
+    """x Φ(x), exact (through erf) or with PyTorch's tanh approximation."""
+    return _act.gelu(input, approximate)
+
+
+def elu(input, alpha: float = 1.0, inplace: bool = False) -> Node:
+    """x for x > 0, alpha (exp(x) - 1) otherwise."""
+    return _act.elu(input, alpha)
+
+
+def selu(input, inplace: bool = False) -> Node:
+    """scale · elu(x, alpha) with the self-normalizing constants."""
+    return _act.selu(input)
+
+
+def silu(input, inplace: bool = False) -> Node:
+    """x · sigmoid(x)."""
+    return _act.silu(input)
+
+
+def mish(input, inplace: bool = False) -> Node:
+    """x · tanh(softplus(x))."""
+    return _act.mish(input)
+
+
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Node:
+    """x for x > 0, negative_slope · x otherwise."""
+    return _act.leaky_relu(input, negative_slope)
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Node:
+    """x limited to [min_val, max_val], derivative 0 at the bounds."""
+    return _act.hardtanh(input, min_val, max_val)
+
+
+def relu6(input, inplace: bool = False) -> Node:
+    """min(max(x, 0), 6)."""
+    return _act.relu6(input)
+
+
+def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Node:
+    """log(1 + exp(beta x)) / beta, linear where beta x > threshold."""
+    return _act.softplus_beta(input, beta, threshold)
+
+
+def glu(input, dim: int = -1) -> Node:
+    """a · sigmoid(b), a and b the halves of the input along ``dim``."""
+    return _act.glu(input, dim)
 
 
 def softmax(x, dim: int = -1) -> Node:

@@ -1,4 +1,5 @@
-"""Normalization layers: BatchNorm1d/2d, LayerNorm, InstanceNorm2d (PyTorch semantics).
+"""Normalization layers: BatchNorm1d/2d, LayerNorm, InstanceNorm2d, GroupNorm (PyTorch
+semantics), and the functional forms ``group_norm`` and ``instance_norm``.
 
 All normalize x̂ = (x - μ) / sqrt(σ² + ε) with the biased variance σ² over their
 axes, then scale and shift by learnable γ (``weight``) and β (``bias``). Batch norm
@@ -19,10 +20,19 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..ir.node import Node, ShapeError
+from ..ir.node import Node, ShapeError, as_node
 from .module import Module
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "InstanceNorm2d", "normalize"]
+__all__ = [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "InstanceNorm2d",
+    "GroupNorm",
+    "normalize",
+    "group_norm",
+    "instance_norm",
+]
 
 
 def normalize(x: Node, axes: tuple, eps: float):
@@ -166,32 +176,208 @@ class LayerNorm(Module):
 
 
 class InstanceNorm2d(Module):
-    """Normalizes each sample and channel over H×W (PyTorch: affine=False by default)."""
+    """Normalizes each sample and channel over H×W, as ``torch.nn.InstanceNorm2d``
+    (``affine=False`` and ``track_running_stats=False`` by default). Takes NCHW inputs
+    and unbatched CHW ones.
+
+    With ``track_running_stats``, training also folds each batch into ``running_mean``
+    and ``running_var``: the batch's average over samples of each instance's mean and
+    unbiased variance, with ``momentum`` (PyTorch's instance norm neither counts batches
+    in ``num_batches_tracked`` nor updates anything when ``momentum`` is ``None``); in
+    evaluation mode it then normalizes by the running statistics. Without it, every mode
+    uses each instance's own statistics.
+    """
 
     def __init__(
-        self, num_features: int, eps: float = 1e-5, affine: bool = False, dtype=np.float32
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        dtype=np.float32,
     ):
         super().__init__(dtype)
-        self.num_features, self.eps, self.affine = int(num_features), float(eps), affine
+        if not isinstance(num_features, (int, np.integer)) or num_features < 1:
+            raise ValueError(
+                f"InstanceNorm2d: num_features must be a positive integer, got {num_features!r}"
+            )
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.add_parameter("weight", np.ones(num_features))
             self.add_parameter("bias", np.zeros(num_features))
+        if track_running_stats:
+            self.add_buffer("running_mean", np.zeros(num_features))
+            self.add_buffer("running_var", np.ones(num_features))
+            self._buffers["num_batches_tracked"] = np.zeros((), dtype=np.int64)
+
+    def _name(self) -> str:
+        return f"InstanceNorm2d({self._path or 'in'})"
 
     def forward(self, x: Node) -> Node:
-        if x.ndim != 4 or x.shape[1] != self.num_features:
+        if x.ndim == 3:  # unbatched (C, H, W)
+            return ops.reshape(self.forward(ops.reshape(x, (1,) + x.shape)), x.shape)
+        if x.ndim != 4:
+            raise ShapeError(f"{self._name()}: expected a CHW or NCHW input, got shape {x.shape}")
+        if x.shape[1] != self.num_features and (self.affine or self.track_running_stats):
             raise ShapeError(
-                f"InstanceNorm2d({self._path or 'in'}): expected NCHW input with "
-                f"{self.num_features} channels, got shape {x.shape}"
+                f"{self._name()}: expected input with {self.num_features} channels, "
+                f"got shape {x.shape}"
             )
-        if x.shape[2] * x.shape[3] == 1:  # an empty image is fine: empty in, empty out
+        self._stats[:] = []
+        use_input_stats = self.training or not self.track_running_stats
+        shape = (1, x.shape[1], 1, 1)
+        if not use_input_stats:
+            mean = ops.reshape(self.param("running_mean"), shape)
+            var = ops.reshape(self.param("running_var"), shape)
+            xhat = (x - mean) / ops.sqrt(var + self.eps)
+        elif x.shape[2] * x.shape[3] == 1:  # an empty image is fine: empty in, empty out
             raise ValueError(
-                f"InstanceNorm2d({self._path or 'in'}): expected more than 1 "
-                f"spatial element, got input of shape {x.shape}"
+                f"{self._name()}: expected more than 1 spatial element when using the "
+                f"input's statistics, got input of shape {x.shape}"
             )
-        xhat, _, _ = normalize(x, (2, 3), self.eps)
+        else:
+            xhat, mean, var = normalize(x, (2, 3), self.eps)
+            count = x.shape[2] * x.shape[3]
+            if self.training and self.track_running_stats and x.shape[0] and count:
+                c = x.shape[1]
+                self._stats[:] = [
+                    (
+                        self,
+                        ops.mean(ops.reshape(mean, (x.shape[0], c)), 0),
+                        ops.mean(ops.reshape(var, (x.shape[0], c)), 0),
+                        count,
+                    )
+                ]
         if self.affine:
-            shape = (1, self.num_features, 1, 1)
             xhat = xhat * ops.reshape(self.param("weight"), shape) + ops.reshape(
                 self.param("bias"), shape
             )
         return xhat
+
+    def update_running(self, mean: np.ndarray, var: np.ndarray, n: int) -> None:
+        """Fold one batch's statistics (the averages over samples of each instance's
+        mean and biased variance over ``n`` values) into the running averages: the
+        variance unbiased, as PyTorch. ``momentum=None`` changes nothing (PyTorch's)."""
+        if n < 2 or self.momentum is None:
+            return
+        m = float(self.momentum)
+        unbiased = np.asarray(var, dtype=np.float64) * n / (n - 1)
+        b = self._buffers
+        b["running_mean"] = ((1 - m) * b["running_mean"] + m * mean).astype(self.dtype)
+        b["running_var"] = ((1 - m) * b["running_var"] + m * unbiased).astype(self.dtype)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class GroupNorm(Module):
+    """Normalizes each sample over groups of ``num_channels / num_groups`` channels (and
+    every position), then scales and shifts each channel, as ``torch.nn.GroupNorm``.
+    Takes (N, C, ...) inputs. One group is layer norm over (C, H, W) with per-channel
+    parameters; ``num_groups = C`` is instance norm.
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> nn.GroupNorm(2, 6)(dk.variable("x", (4, 6, 3, 3))).shape
+    (4, 6, 3, 3)
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        dtype=np.float32,
+    ):
+        super().__init__(dtype)
+        for key, value in (("num_groups", num_groups), ("num_channels", num_channels)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"GroupNorm: {key} must be a positive integer, got {value!r}")
+        if num_channels % num_groups:
+            raise ValueError(
+                f"GroupNorm: num_channels {num_channels} must be divisible by "
+                f"num_groups {num_groups}"
+            )
+        self.num_groups, self.num_channels = int(num_groups), int(num_channels)
+        self.eps, self.affine = float(eps), affine
+        if affine:
+            self.add_parameter("weight", np.ones(num_channels))
+            self.add_parameter("bias", np.zeros(num_channels))
+
+    def forward(self, x: Node) -> Node:
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ShapeError(
+                f"GroupNorm({self._path or 'gn'}): expected (N, {self.num_channels}, ...) "
+                f"input, got shape {x.shape}"
+            )
+        return group_norm(
+            x,
+            self.num_groups,
+            self.param("weight") if self.affine else None,
+            self.param("bias") if self.affine else None,
+            self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Node:
+    """Group normalization of (N, C, ...) ``x`` (``torch.nn.functional.group_norm``)."""
+    x = as_node(x)
+    if x.ndim < 2 or x.shape[1] % num_groups:
+        raise ShapeError(
+            f"group_norm: expected (N, C, ...) input with C divisible by num_groups "
+            f"{num_groups}, got shape {x.shape}"
+        )
+    n, c = x.shape[:2]
+    rest = int(np.prod(x.shape[2:], dtype=np.int64))
+    grouped = ops.reshape(x, (n, num_groups, (c // num_groups) * rest))
+    if grouped.size:
+        grouped, _, _ = normalize(grouped, (2,), eps)
+    xhat = ops.reshape(grouped, x.shape)
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        xhat = xhat * ops.reshape(as_node(weight), shape)
+    if bias is not None:
+        xhat = xhat + ops.reshape(as_node(bias), shape)
+    return xhat
+
+
+def instance_norm(
+    x,
+    running_mean=None,
+    running_var=None,
+    weight=None,
+    bias=None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Node:
+    """Instance normalization of (N, C, ...) ``x`` over its positions
+    (``torch.nn.functional.instance_norm``): each instance's own statistics when
+    ``use_input_stats``, else the running ones (this form updates none)."""
+    x = as_node(x)
+    if x.ndim < 3:
+        raise ShapeError(f"instance_norm: expected (N, C, ...) input with positions, got {x.shape}")
+    axes = tuple(range(2, x.ndim))
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if use_input_stats:
+        xhat, _, _ = normalize(x, axes, eps)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("instance_norm: use_input_stats=False needs the running statistics")
+        mean = ops.reshape(as_node(running_mean), shape)
+        var = ops.reshape(as_node(running_var), shape)
+        xhat = (x - mean) / ops.sqrt(var + eps)
+    if weight is not None:
+        xhat = xhat * ops.reshape(as_node(weight), shape)
+    if bias is not None:
+        xhat = xhat + ops.reshape(as_node(bias), shape)
+    return xhat
