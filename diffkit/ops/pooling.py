@@ -26,48 +26,20 @@ from .reduce import mean as reduce_mean, sum as reduce_sum
 from .shape import matmul, reshape
 from ._batch import all_batched, with_attrs
 from ._sparsity import windows_rule
-from .windows import _NO_SCALAR, pair, unfold
+from .windows import _NO_SCALAR, _unfold_impl, pair, unfold
+from .windows import _geometry as _window_geometry
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
 
 _ONE = (1, 1)
 
 
-def _out_size(size, kernel, stride, padding, dilation, ceil_mode):
-    """PyTorch's pooling output size along one axis (0 when no window fits)."""
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
-    if not ceil_mode:
-        return span // stride + 1
-    out = -(-span // stride) + 1
-    if (out - 1) * stride >= size + padding:  # the last window must start inside
-        out -= 1
-    return out
-
-
 def _geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, op="max_pool2d"):
     """(n, c, h, w, oh, ow, eh, ew): sizes, output sizes and the extra bottom/right
     padding that keeps every (ceil-mode) window inside the padded array."""
-    if len(shape) != 4:
-        raise ShapeError(f"{op}: expected an NCHW input of 4 dimensions, got shape {shape}")
-    n, c, h, w = shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
-    if min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
-        raise ShapeError(
-            f"{op}: kernel {kernel_size}, stride {stride} and dilation {dilation} must be "
-            f"positive and padding {padding} non-negative"
-        )
-    ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    if h + 2 * ph < ekh or w + 2 * pw < ekw:
-        raise ShapeError(
-            f"{op}: input of size {h}x{w} with padding {ph}x{pw} is smaller than "
-            f"the (dilated) kernel {ekh}x{ekw}"
-        )
-    oh = _out_size(h, kh, sh, ph, dh, ceil_mode)
-    ow = _out_size(w, kw, sw, pw, dw, ceil_mode)
-    eh = max(0, (oh - 1) * sh + ekh - (h + 2 * ph))
-    ew = max(0, (ow - 1) * sw + ekw - (w + 2 * pw))
+    n, c, h, w, _, _, _, _, _, _, oh, ow, eh, ew = _window_geometry(
+        shape, kernel_size, stride, padding, ceil_mode, op, dilation=dilation
+    )
     return n, c, h, w, oh, ow, eh, ew
 
 
@@ -94,22 +66,6 @@ def _pool_windows(x, kernel_size, stride, padding, dilation, ceil_mode, value):
         for q in range(kw)
     ]
     return padded, slices
-
-
-def _windows_impl(x, kernel_size, stride, padding, dilation=_ONE, ceil_mode=False, value=0.0):
-    """The (dilated) windows of ``x`` as a strided view (N, C, OH, OW, KH, KW)."""
-    n, c, _, _, oh, ow, eh, ew = _geometry(
-        x.shape, kernel_size, stride, padding, dilation, ceil_mode
-    )
-    padded = np.ascontiguousarray(_padded(x, padding, eh, ew, value))
-    s = padded.strides
-    (sh, sw), (dh, dw) = stride, dilation
-    return np.lib.stride_tricks.as_strided(
-        padded,
-        (n, c, oh, ow) + tuple(kernel_size),
-        (s[0], s[1], s[2] * sh, s[3] * sw, s[2] * dh, s[3] * dw),
-        writeable=False,
-    )
 
 
 def _real(a):
@@ -247,7 +203,7 @@ def _window_attrs(node):
 
 
 # max over a window: an output depends on its window's entries (padding: none)
-_SPARSITY_POOL = windows_rule(_windows_impl, _window_attrs, True)
+_SPARSITY_POOL = windows_rule(_unfold_impl, _window_attrs, True)
 
 
 _PLAIN = {"kernel_size": (2, 2), "stride": (2, 2), "padding": (0, 0)}
