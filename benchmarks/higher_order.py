@@ -5,11 +5,14 @@ Targets (issue 24): Taylor mode's cost for the k-th derivative grows at most
 quadratically in k on every study function; at k = 10 it is at least 10x faster than
 nested forward mode on the tanh network; the best finite-difference scheme of order k
 (Richardson or the complex circle) is within 1e-6 relative of the truth for k <= 6 on every
-smooth study function. Cost is measured two ways: building the derivative graph and
-running it once (a new derivative), and running the compiled graph alone. Taylor mode and
-nested forward mode alternate within each round; medians over rounds, their ranges, and
-the median of the per-round ratios. JAX's ``jax.experimental.jet`` is timed on the same
-network where JAX is installed.
+smooth study function. Cost is measured two ways: a new derivative (Taylor mode on values,
+as ``dk.jet`` and ``derivative(method="taylor")`` compute it, against building, compiling
+and running the nested forward-mode graph, and the Taylor-mode graph beside them), and
+running the compiled graphs again. The methods alternate within each round; medians over
+rounds, their ranges, and the median of the per-round ratios. JAX's
+``jax.experimental.jet`` and jet-for-pytorch run the same functions in a subprocess, in
+the interpreter ``DIFFKIT_JAX_PYTHON`` / ``DIFFKIT_JET_TORCH_PYTHON`` names or this one
+if it has them, and their derivatives are checked against diffkit's.
 
 Run: python benchmarks/higher_order.py
 """
@@ -32,19 +35,25 @@ import higher_order as study  # noqa: E402
 
 
 def _fresh(f, k, method):
+    """A new k-th derivative at x = 0.3: Taylor mode on values (``"taylor"``), or the
+    graph of ``"taylor-graph"`` / ``"forward"`` built, compiled and run."""
+    if method == "taylor":
+        return lambda: derivative(f, "x", {"x": 0.3}, "taylor", k)
+    graph_method = "taylor" if method == "taylor-graph" else method
+
     def run():
-        g = derivative_graph(f, "x", k, method)
+        g = derivative_graph(f, "x", k, graph_method)
         return compile(g)({"x": 0.3})
 
     return run
 
 
 def _growth(functions, ks, rounds):
-    print("Taylor mode, build + run, median seconds over rounds, against k:")
+    print("Taylor mode on values (a new derivative), median seconds over rounds, against k:")
     for name, (f, _, x0) in functions.items():
         med = []
         for k in ks:
-            times = [median_time(_fresh(f, k, "taylor"), 3)[0] for _ in range(rounds)]
+            times = [median_time(_fresh(f, k, "taylor"), 5)[0] for _ in range(rounds)]
             med.append(statistics.median(times))
         _, _, text = study.fit_growth(ks, med)
         slope = float(np.polyfit(np.log(ks), np.log(med), 1)[0])  # the power-law exponent
@@ -56,64 +65,68 @@ def _growth(functions, ks, rounds):
         )
 
 
+def _report(res, base, other, target=False):
+    ratios = [a / b for a, b in zip(res[other], res[base])]
+    r = statistics.median(ratios)
+    verdict = f" [{'meets' if r >= 10 else 'misses'} >= 10]" if target else ""
+    print(f"    {other} / {base} = {r:.1f} (rounds {min(ratios):.1f}-{max(ratios):.1f}){verdict}")
+
+
 def _versus(f, k, rounds):
-    runs = {"taylor": _fresh(f, k, "taylor"), "forward": _fresh(f, k, "forward")}
-    progs = {m: compile(derivative_graph(f, "x", k, m)) for m in runs}
-    assert abs(float(progs["taylor"]({"x": 0.3})) / float(progs["forward"]({"x": 0.3})) - 1) < 1e-9
-    fresh = {m: [] for m in runs}
-    compiled = {m: [] for m in runs}
+    methods = ("taylor", "taylor-graph", "forward")
+    runs = {m: _fresh(f, k, m) for m in methods}
+    values = {m: float(runs[m]()) for m in methods}
+    assert all(abs(v / values["forward"] - 1) < 1e-9 for v in values.values()), values
+    progs = {m: compile(derivative_graph(f, "x", k, m)) for m in ("taylor", "forward")}
+    fresh = {m: [] for m in methods}
+    compiled = {m: [] for m in progs}
     for _ in range(rounds):  # alternating
-        for m in runs:
+        for m in methods:
             fresh[m].append(median_time(runs[m], 3)[0])
+        for m in progs:
             compiled[m].append(median_time(lambda: progs[m]({"x": 0.3}), 20)[0])
-    for label, res in (("build + run", fresh), ("compiled run", compiled)):
-        ratios = [a / b for a, b in zip(res["forward"], res["taylor"])]
-        print(f"  {label}:")
-        for m, v in res.items():
-            print(
-                f"    {m:8s} median {1e3 * statistics.median(v):8.3f} ms "
-                f"(range {1e3 * min(v):.3f}-{1e3 * max(v):.3f})"
-            )
-        r = statistics.median(ratios)
+    print("  a new derivative (Taylor mode on values; graphs built, compiled and run):")
+    for m, v in fresh.items():
         print(
-            f"    nested forward / Taylor = {r:.1f} (rounds {min(ratios):.1f}-{max(ratios):.1f})"
-            f" [{'meets' if r >= 10 else 'misses'} >= 10]"
+            f"    {m:12s} median {1e3 * statistics.median(v):8.3f} ms "
+            f"(range {1e3 * min(v):.3f}-{1e3 * max(v):.3f})"
         )
+    _report(fresh, "taylor", "forward", target=True)
+    _report(fresh, "taylor-graph", "forward")
+    print("  the compiled graphs run again (no build):")
+    for m, v in compiled.items():
+        print(
+            f"    {m:12s} median {1e3 * statistics.median(v):8.3f} ms "
+            f"(range {1e3 * min(v):.3f}-{1e3 * max(v):.3f})"
+        )
+    _report(compiled, "taylor", "forward")
+    return statistics.median(fresh["taylor"])
 
 
-def _jax(k, rounds):
-    try:
-        import jax
-        from jax.experimental import jet
-    except ImportError:
-        print("  JAX is not installed: no jax.experimental.jet comparison")
-        return
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
-    rng = np.random.default_rng(0)
-    w1, b1 = rng.standard_normal(8), rng.standard_normal(8)
-    w2, b2 = rng.standard_normal((8, 8)) / 3, rng.standard_normal(8)
-    w3 = rng.standard_normal(8) / 3
-
-    def net(x):
-        h = jnp.tanh(w1 * x + b1)
-        return jnp.sum(w3 * jnp.tanh(jnp.sum(w2 * h, axis=1) + b2))
-
-    series = ([1.0] + [0.0] * (k - 1),)
-    taylor = jax.jit(lambda x: jet.jet(net, (x,), series)[1][-1])
-    nested = net
-    for _ in range(k):
-        nested = jax.grad(nested)
-    nested = jax.jit(nested)
-    taylor(0.3).block_until_ready()
-    nested(0.3).block_until_ready()
-    t = [median_time(lambda: taylor(0.3).block_until_ready(), 20)[0] for _ in range(rounds)]
-    n = [median_time(lambda: nested(0.3).block_until_ready(), 20)[0] for _ in range(rounds)]
-    print(
-        f"  jax jet (jit) median {1e3 * statistics.median(t):.3f} ms, nested jax.grad (jit) "
-        f"{1e3 * statistics.median(n):.3f} ms"
-    )
+def _peers(functions, k):
+    """JAX's jax.experimental.jet and jet-for-pytorch on the study's functions at order k,
+    in their own interpreters, beside diffkit's Taylor mode on values."""
+    for peer in study.PEERS:
+        answer = study.run_peer(peer, list(functions), [k], repeats=20)
+        if "error" in answer:
+            print(f"  {peer}: {answer['error']}")
+            continue
+        print(f"  {answer['version']} (float64, CPU), k = {k}, median ms:")
+        for name, (f, _, x0) in functions.items():
+            row = answer["results"][name][str(k)]
+            ours_value = float(derivative(f, "x", {"x": x0}, "taylor", k))
+            ours = statistics.median(
+                median_time(lambda: derivative(f, "x", {"x": x0}, "taylor", k), 5)[0]
+                for _ in range(3)
+            )
+            diff = abs(row["value"] - ours_value) / abs(ours_value)
+            eager = f"eager {1e3 * row['eager']:8.3f}  " if "eager" in row else ""
+            print(
+                f"    {name:24s} diffkit jet {1e3 * ours:7.3f}  {peer} {eager}"
+                f"first compiled call {1e3 * row['jit_first']:8.1f}  "
+                f"compiled {1e3 * row['jit']:7.4f}  relative difference {diff:.1e}"
+                f" [{'agrees' if diff <= 1e-10 else 'DISAGREES'}]"
+            )
 
 
 def _accuracy(functions):
@@ -135,9 +148,10 @@ def main(rounds: int = 7) -> None:
     start = time.perf_counter()
     _growth(functions, [2, 4, 6, 8, 10, 14, 20], max(3, rounds // 2))
     f = functions["tanh network 8-8"][0]
-    print(f"k = 10 on the tanh network, {rounds} rounds, Taylor and nested forward alternating:")
+    print(f"k = 10 on the tanh network, {rounds} rounds, the methods alternating:")
     _versus(f, 10, rounds)
-    _jax(10, rounds)
+    print("Peers' Taylor mode (subprocess; DIFFKIT_JAX_PYTHON / DIFFKIT_JET_TORCH_PYTHON):")
+    _peers(functions, 10)
     _accuracy(functions)
     print(f"({time.perf_counter() - start:.0f} s)")
 

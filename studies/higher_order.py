@@ -4,12 +4,18 @@ For five scalar functions (five steps of the logistic map 3.9 x (1 - x), a two-l
 tanh network, exp(sin x), Runge's 1/(1 + 25x²) and exp(x)/(x - 0.6) with a pole 0.1
 away) and orders k = 1 … 20:
 the graph size, build and evaluation time of Taylor mode, nested forward mode, nested
-reverse mode and forward-over-reverse; the SymPy expression size (tree, count_ops, DAG
-after CSE) and time; and the error against a 50-digit mpmath truth of every method,
+reverse mode and forward-over-reverse; the time of Taylor mode on values (``dk.jet``,
+which propagates coefficient arrays and builds no derivative graph); the SymPy expression
+size (tree, count_ops, DAG after CSE) and time; and the error against a 50-digit mpmath
+truth of every method,
 finite differences of order k (the central stencil, Richardson, the complex circle)
 included, with their error estimates. Growth rates are fitted to the measured sizes and
 times (a power of k or an exponential in k, whichever fits the logarithms better). Times
-are medians on this machine; sizes and errors do not vary between runs.
+are medians on this machine; sizes and errors do not vary between runs. Where JAX's
+``jax.experimental.jet`` or jet-for-pytorch is installed (in this interpreter, or in the
+one ``DIFFKIT_JAX_PYTHON`` / ``DIFFKIT_JET_TORCH_PYTHON`` names), the full run times it on
+the same functions at k = 1, 2, 4, 6, 8, 10, 14, 20 in a subprocess (``_jet_peers.py``)
+and compares its derivatives with diffkit's.
 """
 
 from __future__ import annotations
@@ -33,40 +39,124 @@ FD = ["central", "richardson", "complex-circle"]
 MAX_GRAPH = 60_000  # nested reverse mode stops growing its graph past this many nodes
 
 
-def functions():
-    """name -> (node of x, mpmath function, point)."""
-    x = dk.variable("x")
+def function_specs() -> list[dict]:
+    """The study's functions as plain data (a kind and its constants), from which both
+    diffkit's graphs and the peers' functions (``_jet_peers.py``) are built."""
     rng = np.random.default_rng(0)
     w1, b1 = rng.standard_normal(8), rng.standard_normal(8)
     w2, b2 = rng.standard_normal((8, 8)) / 3, rng.standard_normal(8)
     w3 = rng.standard_normal(8) / 3
-    h = dk.tanh(dk.const(w1) * x + dk.const(b1))
-    net = dk.sum(dk.const(w3) * dk.tanh(dk.sum(dk.const(w2) * h, axis=1) + dk.const(b2)))
+    net = {"w1": w1, "b1": b1, "w2": w2, "b2": b2, "w3": w3}
+    return [
+        {"name": "logistic map (5 steps)", "kind": "logistic", "steps": 5, "x0": 0.3},
+        {"name": "tanh network 8-8", "kind": "tanh-network", "x0": 0.3}
+        | {k: v.tolist() for k, v in net.items()},
+        {"name": "exp(sin x)", "kind": "exp-sin", "x0": 0.7},
+        {"name": "1/(1+25x²)", "kind": "runge", "x0": 0.3},
+        {"name": "exp(x)/(x-0.6)", "kind": "pole", "pole": 0.6, "x0": 0.5},
+    ]
 
-    def net_mp(t):
-        h1 = [mpmath.tanh(float(a) * t + float(b)) for a, b in zip(w1, b1)]
-        h2 = [
-            mpmath.tanh(sum(float(w2[i, j]) * h1[j] for j in range(8)) + float(b2[i]))
-            for i in range(8)
-        ]
-        return sum(float(w3[i]) * h2[i] for i in range(8))
 
-    logistic = x
-    for _ in range(5):
-        logistic = 3.9 * logistic * (1 - logistic)
+def _build(spec: dict):
+    """(node of x, mpmath function) of one spec."""
+    x = dk.variable("x")
+    kind = spec["kind"]
+    if kind == "logistic":
+        f = x
+        for _ in range(spec["steps"]):
+            f = 3.9 * f * (1 - f)
 
-    def logistic_mp(t):
-        for _ in range(5):
-            t = mpmath.mpf("3.9") * t * (1 - t)
-        return t
+        def fn(t):
+            for _ in range(spec["steps"]):
+                t = mpmath.mpf("3.9") * t * (1 - t)
+            return t
 
-    return {
-        "logistic map (5 steps)": (logistic, logistic_mp, 0.3),
-        "tanh network 8-8": (net, net_mp, 0.3),
-        "exp(sin x)": (dk.exp(dk.sin(x)), lambda t: mpmath.exp(mpmath.sin(t)), 0.7),
-        "1/(1+25x²)": (1 / (1 + 25 * x * x), lambda t: 1 / (1 + 25 * t * t), 0.3),
-        "exp(x)/(x-0.6)": (dk.exp(x) / (x - 0.6), lambda t: mpmath.exp(t) / (t - 0.6), 0.5),
-    }
+        return f, fn
+    if kind == "tanh-network":
+        w1, b1, w2, b2, w3 = (np.asarray(spec[k]) for k in ("w1", "b1", "w2", "b2", "w3"))
+        h = dk.tanh(dk.const(w1) * x + dk.const(b1))
+        f = dk.sum(dk.const(w3) * dk.tanh(dk.sum(dk.const(w2) * h, axis=1) + dk.const(b2)))
+
+        def fn(t):
+            h1 = [mpmath.tanh(float(a) * t + float(b)) for a, b in zip(w1, b1)]
+            h2 = [
+                mpmath.tanh(sum(float(w2[i, j]) * h1[j] for j in range(len(h1))) + float(b2[i]))
+                for i in range(len(b2))
+            ]
+            return sum(float(w3[i]) * h2[i] for i in range(len(h2)))
+
+        return f, fn
+    if kind == "exp-sin":
+        return dk.exp(dk.sin(x)), lambda t: mpmath.exp(mpmath.sin(t))
+    if kind == "runge":
+        return 1 / (1 + 25 * x * x), lambda t: 1 / (1 + 25 * t * t)
+    if kind == "pole":
+        c = spec["pole"]
+        return dk.exp(x) / (x - c), lambda t: mpmath.exp(t) / (t - c)
+    raise ValueError(f"unknown function kind {kind!r}")
+
+
+def functions():
+    """name -> (node of x, mpmath function, point)."""
+    return {spec["name"]: (*_build(spec), spec["x0"]) for spec in function_specs()}
+
+
+# ---- peers: Taylor mode of JAX and jet-for-pytorch, run in their own interpreters ---------
+PEERS = {
+    "jax": ("DIFFKIT_JAX_PYTHON", "jax"),
+    "jet-for-pytorch": ("DIFFKIT_JET_TORCH_PYTHON", "jet-for-pytorch"),
+}
+PEER_SCRIPT = Path(__file__).resolve().parent / "_jet_peers.py"
+
+
+def peer_python(peer: str) -> str | None:
+    """The interpreter that runs ``peer``: the one its environment variable names
+    (``DIFFKIT_JAX_PYTHON``, ``DIFFKIT_JET_TORCH_PYTHON``), else this one if the peer is
+    installed here, else None."""
+    import importlib.metadata
+    import os
+    import sys
+
+    env, dist = PEERS[peer]
+    named = os.environ.get(env)
+    if named:
+        return named
+    try:
+        importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return sys.executable
+
+
+def run_peer(peer: str, names, ks, repeats: int = 5, timeout: float = 900.0) -> dict:
+    """The peer's k-th derivatives and times on the named study functions (see
+    ``_jet_peers.py``), or ``{"error": why}`` when it is not installed or fails."""
+    import json
+    import os
+    import subprocess
+
+    python = peer_python(peer)
+    if python is None:
+        env, _ = PEERS[peer]
+        return {"error": f"{peer} is not installed (set {env} to a Python that has it)"}
+    specs = [s for s in function_specs() if s["name"] in names]
+    request = {"peer": peer, "ks": list(ks), "repeats": repeats, "functions": specs}
+    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    try:
+        done = subprocess.run(
+            [python, str(PEER_SCRIPT)],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"error": f"{peer} did not run: {type(exc).__name__}: {exc}"}
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        return {"error": f"{peer} failed: {tail[0]}"}
+    return json.loads(done.stdout)
 
 
 def truth(fn, x0, order):
@@ -98,7 +188,13 @@ def _rel(a, b):
     return abs(a - b) / max(abs(b), 1e-300)
 
 
-def main(out: str | Path = "reports/higher-order", quick: bool = False) -> dict:
+PEER_KS = (1, 2, 4, 6, 8, 10, 14, 20)  # the orders the peers run at (full mode)
+
+
+def main(out: str | Path = "reports/higher-order", quick: bool = False, executor=None) -> dict:
+    """Run the study and write ``out/README.md`` and its figures; ``quick`` runs two
+    functions to k = 6 without the peers (seconds instead of minutes). The measurements
+    share one process and its timings, so they run in order whatever ``executor``."""
     out = Path(out)
     ks = [1, 2, 4, 6] if quick else list(range(1, 21))
     repeats = 1 if quick else 3
@@ -112,6 +208,7 @@ def main(out: str | Path = "reports/higher-order", quick: bool = False) -> dict:
         at = {"x": x0}
         rec = {m: {"size": [], "build": [], "eval": [], "error": []} for m in AD}
         rec["symbolic"] = {"tree": [], "ops": [], "cse": [], "seconds": [], "error": []}
+        rec["jet"] = {"seconds": [], "value": [], "error": []}
         for m in FD:
             rec[m] = {"error": [], "estimate": [], "evaluations": []}
         stopped = set()
@@ -154,6 +251,13 @@ def main(out: str | Path = "reports/higher-order", quick: bool = False) -> dict:
                     stopped.add("symbolic")
                     for key in rec["symbolic"]:
                         rec["symbolic"][key].append(math.nan)
+            # Taylor mode on values (dk.jet, derivative(method="taylor")): no graph is built
+            value = float(derivative(f, "x", at, "taylor", k))
+            rec["jet"]["value"].append(value)
+            rec["jet"]["error"].append(_rel(value, want))
+            rec["jet"]["seconds"].append(
+                median_time(lambda: derivative(f, "x", at, "taylor", k), 3 * repeats)[0]
+            )
             for m in FD:
                 value, info = derivative(f, "x", at, m, k, True)
                 rec[m]["error"].append(_rel(float(value), want))
@@ -166,6 +270,7 @@ def main(out: str | Path = "reports/higher-order", quick: bool = False) -> dict:
                 )
             s = rec["symbolic"]
             rows_cost.append([name, k, "symbolic", s["tree"][-1], s["seconds"][-1] * 1e3, math.nan])
+            rows_cost.append([name, k, "taylor (values)", 0, 0.0, rec["jet"]["seconds"][-1] * 1e3])
             rows_err.append(
                 [name, k]
                 + [rec[m]["error"][-1] for m in AD + ["symbolic"]]
@@ -179,8 +284,13 @@ def main(out: str | Path = "reports/higher-order", quick: bool = False) -> dict:
             growth[(name, m, "size")] = fit_growth(ks, rec[m]["size"])
             growth[(name, m, "time")] = fit_growth(ks, total)
         growth[(name, "symbolic", "tree")] = fit_growth(ks, rec["symbolic"]["tree"])
-    _figures(out, ks, data)
-    summary = _summary(ks, data, growth)
+    peers = {}
+    if not quick:
+        peer_ks = [k for k in ks if k in PEER_KS]
+        for peer in PEERS:
+            peers[peer] = run_peer(peer, list(fns), peer_ks)
+    _figures(out, ks, data, peers)
+    summary = _summary(ks, data, growth) + _peer_summary(ks, data, peers, quick)
     text = [
         "# Higher-order derivatives: cost and accuracy against the order\n",
         __doc__.split("\n\n", 1)[1].strip() + "\n",
@@ -198,6 +308,7 @@ def main(out: str | Path = "reports/higher-order", quick: bool = False) -> dict:
         "differentiation and evaluation) and evaluation time of the compiled derivative, "
         "in milliseconds.\n",
         markdown_table(["function", "k", "method", "size", "build (ms)", "eval (ms)"], rows_cost),
+        *_peer_tables(ks, data, peers),
         "\n## Relative error against mpmath (50 digits)\n",
         markdown_table(
             ["function", "k"] + AD + ["symbolic"] + [h for m in FD for h in (m, f"{m} estimate")],
@@ -205,7 +316,76 @@ def main(out: str | Path = "reports/higher-order", quick: bool = False) -> dict:
         ),
     ]
     write_text(out / "README.md", "\n".join(text))
-    return {"ks": ks, "data": data, "growth": growth, "summary": summary}
+    return {"ks": ks, "data": data, "growth": growth, "summary": summary, "peers": peers}
+
+
+def _peer_rows(ks, data, answer):
+    """(function, k, diffkit's seconds, the peer's row, relative difference) for each
+    function and order the peer answered."""
+    rows = []
+    for name, by_k in answer.get("results", {}).items():
+        rec = data[name]
+        for k_text, row in by_k.items():
+            k = int(k_text)
+            i = ks.index(k)
+            ours = rec["jet"]["value"][i]
+            rows.append((name, k, rec["jet"]["seconds"][i], row, _rel(row["value"], ours)))
+    return rows
+
+
+def _peer_tables(ks, data, peers) -> list[str]:
+    parts = []
+    for peer, answer in peers.items():
+        if "error" in answer:
+            continue
+        has_eager = any("eager" in r for _, _, _, r, _ in _peer_rows(ks, data, answer))
+        head = ["function", "k", "diffkit jet (ms)"]
+        head += [f"{peer} eager (ms)"] if has_eager else []
+        head += [f"{peer} first compiled call (ms)", f"{peer} compiled (ms)", "relative difference"]
+        rows = []
+        for name, k, ours, row, diff in _peer_rows(ks, data, answer):
+            cells = [name, k, ours * 1e3]
+            cells += [row.get("eager", math.nan) * 1e3] if has_eager else []
+            cells += [row["jit_first"] * 1e3, row["jit"] * 1e3, diff]
+            rows.append(cells)
+        parts += [
+            f"\n## Taylor mode beside {answer['version']}\n",
+            f"One call of diffkit's Taylor mode on values (a new k-th derivative, no graph "
+            f"built) beside {peer}'s, on the same functions at the same points, in "
+            f"milliseconds (medians); the relative difference of the k-th derivatives.\n",
+            markdown_table(head, rows),
+        ]
+    return parts
+
+
+def _peer_summary(ks, data, peers, quick) -> list[str]:
+    if quick:
+        return ["Quick mode times no peers; the full run times JAX's jax.experimental.jet "
+                "and jet-for-pytorch where they are installed."]
+    lines = []
+    for peer, answer in peers.items():
+        if "error" in answer:
+            lines.append(f"{peer}: not timed — {answer['error']}.")
+            continue
+        rows = _peer_rows(ks, data, answer)
+        worst = max(rows, key=lambda r: r[4])
+        lines.append(
+            f"{answer['version']} ran the same functions in its own interpreter: its k-th "
+            f"derivatives agree with diffkit's Taylor mode to {worst[4]:.1e} relative at worst "
+            f"({worst[0]}, k = {worst[1]}), over {len(rows)} function-order pairs."
+        )
+        at10 = [r for r in rows if r[0] == "tanh network 8-8" and r[1] == 10]
+        if at10:
+            _, _, ours, row, _ = at10[0]
+            eager = (
+                f"{peer}'s eager jet {row['eager'] * 1e3:.2f} ms, " if "eager" in row else ""
+            )
+            lines.append(
+                f"tanh network 8-8, k = 10: one call of diffkit's jet takes {ours * 1e3:.2f} ms, "
+                f"{eager}its first compiled call {row['jit_first'] * 1e3:.0f} ms (tracing and "
+                f"compilation) and later compiled calls {row['jit'] * 1e3:.3f} ms."
+            )
+    return lines
 
 
 def _summary(ks, data, growth) -> list[str]:
@@ -223,12 +403,15 @@ def _summary(ks, data, growth) -> list[str]:
             i = ks.index(k) if k in ks else len(ks) - 1
             total = {m: rec[m]["build"][i] + rec[m]["eval"][i] for m in AD}
             if np.isfinite(total["forward"]):
+                values = rec["jet"]["seconds"][i]
                 lines.append(
-                    f"{name}, k = {ks[i]}: Taylor mode takes {total['taylor'] * 1e3:.1f} ms to "
-                    f"build and run, nested forward mode {total['forward'] * 1e3:.1f} ms "
-                    f"({total['forward'] / total['taylor']:.1f}×); compiled, their runs take "
-                    f"{rec['taylor']['eval'][i] * 1e3:.2f} and "
-                    f"{rec['forward']['eval'][i] * 1e3:.2f} ms."
+                    f"{name}, k = {ks[i]}: a new k-th derivative takes {values * 1e3:.2f} ms by "
+                    f"Taylor mode on values, {total['taylor'] * 1e3:.1f} ms by building and "
+                    f"running the Taylor-mode graph, and {total['forward'] * 1e3:.1f} ms by "
+                    f"nested forward mode ({total['forward'] / values:.0f}× the values' time, "
+                    f"{total['forward'] / total['taylor']:.1f}× the graph's); compiled, the "
+                    f"Taylor and nested forward graphs run in {rec['taylor']['eval'][i] * 1e3:.2f}"
+                    f" and {rec['forward']['eval'][i] * 1e3:.2f} ms."
                 )
         for m in FD:
             good = [k for k, e in zip(ks, rec[m]["error"]) if e <= 1e-6]
@@ -248,15 +431,6 @@ def _summary(ks, data, growth) -> list[str]:
                 f"{name}: SymPy reached k = {max(sym)} within its time budget; its expression "
                 f"tree grows {growth[(name, 'symbolic', 'tree')][2]}."
             )
-    try:
-        import jax  # noqa: F401
-
-        lines.append("JAX is installed: benchmarks/higher_order.py times jax.experimental.jet.")
-    except ImportError:
-        lines.append(
-            "JAX and jet-for-pytorch are not installed in this environment, so no peer's "
-            "Taylor mode is timed here."
-        )
     return lines
 
 
@@ -274,7 +448,7 @@ def _ranges(ks) -> str:
     return ", ".join(parts)
 
 
-def _figures(out, ks, data):
+def _figures(out, ks, data, peers):
     names = list(data)
     fig, axes = new_figure(2, len(names), figsize=(4.2 * len(names), 7.5))
     axes = np.asarray(axes).reshape(2, len(names))
@@ -289,11 +463,23 @@ def _figures(out, ks, data):
         a.semilogy(ks, rec["symbolic"]["tree"], "s--", ms=3, label="symbolic (tree)")
         a.semilogy(ks, rec["symbolic"]["cse"], "s:", ms=3, label="symbolic (after CSE)")
         b.semilogy(ks, rec["symbolic"]["seconds"], "s--", ms=3, label="symbolic")
+        b.semilogy(ks, rec["jet"]["seconds"], "^-", ms=3, label="taylor (values)")
+        for peer, answer in peers.items():
+            by_k = answer.get("results", {}).get(name, {})
+            if by_k:
+                pk = sorted(int(k) for k in by_k)
+                label = answer["version"].split(" (")[0]
+                if "eager" in by_k[str(pk[0])]:
+                    eager = [by_k[str(k)]["eager"] for k in pk]
+                    b.semilogy(pk, eager, "v:", ms=3, label=f"{label} eager")
+                compiled = [by_k[str(k)]["jit"] for k in pk]
+                b.semilogy(pk, compiled, "v-.", ms=3, label=f"{label} compiled")
         a.set_title(name, fontsize=9)
         a.set_ylabel("graph / expression nodes")
         b.set_ylabel("seconds (build + run)")
         b.set_xlabel("order k")
     axes[0, 0].legend(fontsize=7)
+    axes[1, 0].legend(fontsize=7)
     save_figure(fig, out / "higher_order_cost.png")
     fig, axes = new_figure(1, len(names), figsize=(4.2 * len(names), 4))
     axes = np.atleast_1d(axes)
