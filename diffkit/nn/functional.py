@@ -52,13 +52,30 @@ __all__ = [
 
 conv2d = ops.conv2d
 conv_transpose2d = ops.conv_transpose2d
-max_pool2d = ops.max_pool2d
 avg_pool2d = ops.avg_pool2d
 relu = ops.relu
 sigmoid = ops.sigmoid
 tanh = ops.tanh
 adaptive_avg_pool2d = ops.adaptive_avg_pool2d
-adaptive_max_pool2d = ops.adaptive_max_pool2d
+
+
+def max_pool2d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
+    """Max over each (dilated) window; with ``return_indices``, also the flat index into
+    H×W of each window's first maximum."""
+    args = (kernel_size, stride, padding, dilation, ceil_mode)
+    out = ops.max_pool2d(input, *args)
+    return (out, ops.max_pool2d_indices(input, *args)) if return_indices else out
+
+
+def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
+    """The maximum of each adaptive bin; with ``return_indices``, also the flat index into
+    H×W of each bin's first maximum."""
+    out = ops.adaptive_max_pool2d(input, output_size)
+    if return_indices:
+        return out, ops.adaptive_max_pool2d_indices(input, output_size)
+    return out
 
 
 def gelu(input, approximate: str = "none") -> Node:

@@ -196,6 +196,8 @@ class InstanceNorm2d(Module):
         affine: bool = False,
         track_running_stats: bool = False,
         dtype=np.float32,
+        *,
+        bias: bool = True,
     ):
         super().__init__(dtype)
         if not isinstance(num_features, (int, np.integer)) or num_features < 1:
@@ -206,7 +208,8 @@ class InstanceNorm2d(Module):
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.add_parameter("weight", np.ones(num_features))
-            self.add_parameter("bias", np.zeros(num_features))
+            if bias:
+                self.add_parameter("bias", np.zeros(num_features))
         if track_running_stats:
             self.add_buffer("running_mean", np.zeros(num_features))
             self.add_buffer("running_var", np.ones(num_features))
@@ -251,9 +254,9 @@ class InstanceNorm2d(Module):
                     )
                 ]
         if self.affine:
-            xhat = xhat * ops.reshape(self.param("weight"), shape) + ops.reshape(
-                self.param("bias"), shape
-            )
+            xhat = xhat * ops.reshape(self.param("weight"), shape)
+            if "bias" in self._parameters:
+                xhat = xhat + ops.reshape(self.param("bias"), shape)
         return xhat
 
     def update_running(self, mean: np.ndarray, var: np.ndarray, n: int) -> None:
@@ -294,6 +297,8 @@ class GroupNorm(Module):
         eps: float = 1e-5,
         affine: bool = True,
         dtype=np.float32,
+        *,
+        bias: bool = True,
     ):
         super().__init__(dtype)
         for key, value in (("num_groups", num_groups), ("num_channels", num_channels)):
@@ -301,14 +306,15 @@ class GroupNorm(Module):
                 raise ValueError(f"GroupNorm: {key} must be a positive integer, got {value!r}")
         if num_channels % num_groups:
             raise ValueError(
-                f"GroupNorm: num_channels {num_channels} must be divisible by "
-                f"num_groups {num_groups}"
+                f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                f"num_groups ({num_groups})"
             )
         self.num_groups, self.num_channels = int(num_groups), int(num_channels)
         self.eps, self.affine = float(eps), affine
         if affine:
             self.add_parameter("weight", np.ones(num_channels))
-            self.add_parameter("bias", np.zeros(num_channels))
+            if bias:
+                self.add_parameter("bias", np.zeros(num_channels))
 
     def forward(self, x: Node) -> Node:
         if x.ndim < 2 or x.shape[1] != self.num_channels:
@@ -320,7 +326,7 @@ class GroupNorm(Module):
             x,
             self.num_groups,
             self.param("weight") if self.affine else None,
-            self.param("bias") if self.affine else None,
+            self.param("bias") if "bias" in self._parameters else None,
             self.eps,
         )
 

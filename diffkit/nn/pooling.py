@@ -59,8 +59,8 @@ class MaxPool2d(_Pool):
 
     Args:
         kernel_size, stride (default: the kernel), padding, dilation: ints or pairs.
-        return_indices: not supported (the indices depend on the values, which a graph
-            built ahead of them does not hold).
+        return_indices: also return the flat index into H×W of each window's first
+            maximum (an int64 node without derivative), as PyTorch.
         ceil_mode: round the output size up.
     """
 
@@ -76,22 +76,17 @@ class MaxPool2d(_Pool):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.dilation = pair(dilation, "dilation")
         _positive("MaxPool2d", dilation=self.dilation)
-        if return_indices:
-            raise NotImplementedError(
-                "MaxPool2d: return_indices=True is not supported (no unpooling layer uses it)"
-            )
-        self.return_indices = False
+        self.return_indices = bool(return_indices)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", dilation={self.dilation}"
 
-    def forward(self, x: Node) -> Node:
-        return self._run(
-            lambda x: ops.max_pool2d(
-                x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
-            ),
-            x,
-        )
+    def forward(self, x: Node):
+        args = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        out = self._run(lambda x: ops.max_pool2d(x, *args), x)
+        if self.return_indices:
+            return out, ops.max_pool2d_indices(x, *args)
+        return out
 
 
 class AvgPool2d(_Pool):
@@ -157,9 +152,10 @@ class AdaptiveMaxPool2d(_AdaptivePool):
 
     def __init__(self, output_size, return_indices: bool = False):
         super().__init__(output_size)
-        if return_indices:
-            raise NotImplementedError("AdaptiveMaxPool2d: return_indices=True is not supported")
-        self.return_indices = False
+        self.return_indices = bool(return_indices)
 
-    def forward(self, x: Node) -> Node:
-        return self._run(ops.adaptive_max_pool2d, x)
+    def forward(self, x: Node):
+        out = self._run(ops.adaptive_max_pool2d, x)
+        if self.return_indices:
+            return out, ops.adaptive_max_pool2d_indices(x, self.output_size)
+        return out

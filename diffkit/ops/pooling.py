@@ -29,7 +29,14 @@ from ._sparsity import windows_rule
 from .windows import _NO_SCALAR, _unfold_impl, pair, unfold
 from .windows import _geometry as _window_geometry
 
-__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
+__all__ = [
+    "max_pool2d",
+    "max_pool2d_indices",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_indices",
+]
 
 _ONE = (1, 1)
 
@@ -194,6 +201,14 @@ def _fold_max_pool(x, **attrs):
 _NO_BATCH = Unsupported("an image kernel with one batch axis")
 
 
+def _batch_into_images(node, inputs, batch):
+    """Batching rule: B batches of N images are B·N images (every input is NCHW, its
+    images independent of one another)."""
+    folded = [reshape(x, (batch * x.shape[1],) + x.shape[2:]) for x in all_batched(inputs, batch)]
+    out = with_attrs(node, folded)
+    return reshape(out, (batch,) + node.shape)
+
+
 def _window_attrs(node):
     return {
         k: node.attrs[k]
@@ -317,6 +332,61 @@ def _pool_select_sample(rng, n=1, attrs=_PLAIN, hw=(4, 4)):
     return [rng.standard_normal(x.shape), x, y]
 
 
+def _max_pool_indices_impl(x, kernel_size, stride, padding, ceil_mode=False, dilation=_ONE):
+    """PyTorch's ``return_indices``: per window, the flat index into H·W of its first
+    maximum, or of its last NaN where it holds one (PyTorch's scan lets a NaN win)."""
+    out = _max_pool_impl(x, kernel_size, stride, padding, ceil_mode, dilation)
+    _, _, _, w, oh, ow, _, _ = _geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    rows, cols = np.arange(oh) * sh - ph, np.arange(ow) * sw - pw
+    offsets = [(p * dh, q * dw) for p in range(kh) for q in range(kw)]
+    index = np.zeros(out.shape, dtype=np.int64)
+    found = _first_maxima(x, out, kernel_size, stride, padding, dilation, ceil_mode)
+    for (p, q), (_, mask) in zip(offsets, found):
+        np.copyto(index, (rows[:, None] + p) * w + (cols[None, :] + q), where=mask)
+    if np.isnan(_real(out)).any():
+        padded, slices = _pool_windows(
+            _real(x), kernel_size, stride, padding, dilation, ceil_mode, -np.inf
+        )
+        for (p, q), sl in zip(offsets, slices):
+            pos = (rows[:, None] + p) * w + (cols[None, :] + q)
+            np.copyto(index, pos, where=np.isnan(padded[sl]))
+    return index
+
+
+MAX_POOL2D_INDICES = register(
+    Op(
+        name="max_pool2d_indices",
+        shape=_pool_shape,
+        impl=_max_pool_indices_impl,
+        # integer positions: piecewise constant, derivative 0
+        vjp=lambda ct, out, x, **a: (None,),
+        jvp=lambda tangents, out, x, **a: None,
+        mpmath=_NO_SCALAR,
+        sympy=_NO_SCALAR,
+        samples=(
+            Sample(_POOL_SAMPLES[1].shapes, _POOL_SAMPLES[1].attrs, zero_derivative=True),
+            Sample(_POOL_SAMPLES[2].shapes, _POOL_SAMPLES[2].attrs, zero_derivative=True),
+        ),
+        analytic=False,
+        discontinuous=True,
+        doc="the flat index into H·W of each window's first maximum (int64)",
+        rules={"batch": _batch_into_images, "sparsity": lambda node, values=None: [None]},
+    )
+)
+
+
+def max_pool2d_indices(
+    x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False
+) -> Node:
+    """The indices PyTorch's ``max_pool2d(..., return_indices=True)`` returns: per
+    window, the flat position in its H×W plane of the input of the first maximum (int64,
+    no derivative). ``x`` is NCHW or CHW."""
+    x, was = _batched(x, "max_pool2d")
+    attrs = _max_pool_attrs(kernel_size, stride, padding, dilation, ceil_mode)
+    return _unbatched(apply(MAX_POOL2D_INDICES, x, **attrs), was)
+
+
 # ---- adaptive max-pooling: PyTorch's bins, first maximum of each ---------------------------
 
 
@@ -359,7 +429,12 @@ def _adaptive_argmax(x, output_size):
     n, c, _, _, kh, kw = win.shape
     if win.size == 0:
         return np.zeros((n, c, oh, ow), dtype=np.int64)
-    a = np.argmax(win.reshape(n, c, oh, ow, kh * kw), axis=-1)  # first maximum (NaN first)
+    flat = win.reshape(n, c, oh, ow, kh * kw)
+    a = np.argmax(flat, axis=-1)  # the first maximum
+    nan = np.isnan(flat)
+    if nan.any():  # PyTorch's scan lets every NaN win: the last one stays
+        last = kh * kw - 1 - np.argmax(nan[..., ::-1], axis=-1)
+        a = np.where(nan.any(axis=-1), last, a)
     i, j = np.arange(oh)[:, None], np.arange(ow)[None, :]
     return rows[i, a // kw] * w + cols[j, a % kw]
 
@@ -400,16 +475,6 @@ def _adaptive_shape(shapes, output_size):
             f"adaptive_max_pool2d: cannot pool an input of shape {shape} to {output_size}"
         )
     return tuple(shape[:2]) + tuple(output_size)
-
-
-def _batch_into_images(node, inputs, batch):
-    """Batching rule: B batches of N images are B·N images (every input is NCHW, its
-    images independent of one another)."""
-    folded = [
-        reshape(x, (batch * x.shape[1],) + x.shape[2:]) for x in all_batched(inputs, batch)
-    ]
-    out = with_attrs(node, folded)
-    return reshape(out, (batch,) + node.shape)
 
 
 def _adaptive_attrs(node):
@@ -514,6 +579,25 @@ ADAPTIVE_MAX_POOL2D_SELECT = register(
 )
 
 
+ADAPTIVE_MAX_POOL2D_INDICES = register(
+    Op(
+        name="adaptive_max_pool2d_indices",
+        shape=_adaptive_shape,
+        impl=_adaptive_argmax,
+        # integer positions: piecewise constant, derivative 0
+        vjp=lambda ct, out, x, **a: (None,),
+        jvp=lambda tangents, out, x, **a: None,
+        mpmath=_NO_SCALAR,
+        sympy=_NO_SCALAR,
+        samples=(Sample(((2, 2, 5, 7),), {"output_size": (2, 3)}, zero_derivative=True),),
+        analytic=False,
+        discontinuous=True,
+        doc="the flat index into H·W of each adaptive bin's first maximum (int64)",
+        rules={"batch": _batch_into_images, "sparsity": lambda node, values=None: [None]},
+    )
+)
+
+
 # ---- builders ---------------------------------------------------------------------------------
 
 
@@ -554,6 +638,11 @@ def max_pool2d(
     (1, 3, 4, 4)
     """
     x, was = _batched(x, "max_pool2d")
+    attrs = _max_pool_attrs(kernel_size, stride, padding, dilation, ceil_mode)
+    return _unbatched(apply(MAX_POOL2D, x, **attrs), was)
+
+
+def _max_pool_attrs(kernel_size, stride, padding, dilation, ceil_mode) -> dict:
     kernel_size = pair(kernel_size, "kernel_size")
     stride = kernel_size if stride is None or stride == () else pair(stride, "stride")
     padding, dilation = pair(padding, "padding"), pair(dilation, "dilation")
@@ -563,16 +652,13 @@ def max_pool2d(
                 f"max_pool2d: padding {padding} should be at most half the effective "
                 f"kernel (kernel {kernel_size}, dilation {dilation})"
             )
-    y = apply(
-        MAX_POOL2D,
-        x,
+    return dict(
         kernel_size=kernel_size,
         stride=stride,
         padding=padding,
         dilation=dilation,
         ceil_mode=bool(ceil_mode),
     )
-    return _unbatched(y, was)
 
 
 def avg_pool2d(
@@ -682,3 +768,13 @@ def adaptive_max_pool2d(x, output_size) -> Node:
     _check_sizes(x, "adaptive_max_pool2d")
     size = _output_size(x, output_size, "adaptive_max_pool2d")
     return _unbatched(apply(ADAPTIVE_MAX_POOL2D, x, output_size=size), was)
+
+
+def adaptive_max_pool2d_indices(x, output_size) -> Node:
+    """The indices PyTorch's ``adaptive_max_pool2d(..., return_indices=True)`` returns:
+    per bin, the flat position in the H×W plane of its first maximum (int64, no
+    derivative). ``x`` is NCHW or CHW."""
+    x, was = _batched(x, "adaptive_max_pool2d")
+    _check_sizes(x, "adaptive_max_pool2d")
+    size = _output_size(x, output_size, "adaptive_max_pool2d")
+    return _unbatched(apply(ADAPTIVE_MAX_POOL2D_INDICES, x, output_size=size), was)
