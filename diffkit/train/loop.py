@@ -73,7 +73,7 @@ class StepGraph:
         self.size = len(self.program)
 
     def __call__(self, model: Module, images: np.ndarray, targets: np.ndarray):
-        at = {**model.inputs(), "input": images, "target": targets}
+        at = model_inputs(self.program, model, input=images, target=targets)
         out = self.program(at, strict=False)
         loss, logits = out[0], out[1]
         k = len(self.names)
@@ -86,6 +86,15 @@ class StepGraph:
         """Fold the batch statistics of one run into the running averages."""
         for (mod, count), (mean, var) in zip(self.stat_layers, stats):
             mod.update_running(mean, var, count)
+
+
+def model_inputs(program, model: Module, **values) -> dict:
+    """The values of ``program``'s variables: the model's parameters, buffers and dropout
+    masks that it reads, and ``values``. Only those: a buffer the graph does not read
+    (batch norm's integer ``num_batches_tracked``) would count in the working dtype and
+    turn a float32 step into a float64 one."""
+    used = program.variables
+    return {**{k: v for k, v in model.inputs().items() if k in used}, **values}
 
 
 def evaluate_model(
@@ -106,7 +115,8 @@ def evaluate_model(
                 from ..ops.reduce import log_softmax
 
                 cache[key] = compile([logits, log_softmax(logits, 1)])
-            logits, logp = cache[key]({**model.inputs(), "input": data.images[idx]}, strict=False)
+            at = model_inputs(cache[key], model, input=data.images[idx])
+            logits, logp = cache[key](at, strict=False)
             labels = data.labels[idx]
             total_loss += -float(np.sum(logp[np.arange(len(idx)), labels]))
             correct += int(np.sum(np.argmax(logits, 1) == labels))

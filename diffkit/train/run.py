@@ -47,7 +47,8 @@ def build_model(config: TrainConfig):
     try:
         return with_checkpoints(model, config.checkpoint)
     except ValueError as err:
-        raise ConfigError(f"--checkpoint {config.checkpoint}: {err}") from None
+        reason = str(err).removeprefix("with_checkpoints: ")
+        raise ConfigError(f"--checkpoint {config.checkpoint}: {reason}") from None
 
 
 def load_data(config: TrainConfig):
