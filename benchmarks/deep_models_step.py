@@ -1,0 +1,206 @@
+"""One float32 training step (forward, backward, SGD update with momentum) of the VGG-style
+network and the small ResNet (``diffkit.nn.VGG``, ``diffkit.nn.ResNet``; 1x28x28 MNIST
+inputs) in diffkit and in PyTorch eager (CPU, 2 threads, in a child process), at batch 16
+and 64: medians over rounds with their spread (min to max), and the ratio diffkit/PyTorch
+per round, diffkit and PyTorch alternating.
+
+Run: python benchmarks/deep_models_step.py   (PyTorch from the `oracle` extra is optional)
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import diffkit as dk
+from common import median_time
+from diffkit.train import SGD, StepGraph
+from diffkit.train.data import one_hot
+
+MODELS = ("vgg", "resnet")
+BATCHES = (16, 64)
+
+
+def _data(batch: int):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    return x, rng.integers(0, 10, batch)
+
+
+def diffkit_step(model_name: str, batch: int):
+    dk.nn.manual_seed(0)
+    model = dk.nn.VGG() if model_name == "vgg" else dk.nn.ResNet()
+    x, labels = _data(batch)
+    y = one_hot(labels, 10)
+    step = StepGraph(model, x.shape, 10)
+    opt = SGD(model, lr=0.01, momentum=0.9)
+
+    def run():
+        _, _, grads, stats = step(model, x, y)
+        opt.step(grads)
+        step.update_statistics(stats)
+
+    return run
+
+
+def torch_model(model_name: str):
+    """The twins of diffkit's defaults (the same layers, names and shapes)."""
+    import torch.nn as tnn
+
+    if model_name == "vgg":
+        layers, c = [], 1
+        for v in (16, 16, "M", 32, 32, "M", 64, "M"):
+            if v == "M":
+                layers.append(tnn.MaxPool2d(2))
+            else:
+                layers += [tnn.Conv2d(c, v, 3, padding=1), tnn.BatchNorm2d(v), tnn.ReLU()]
+                c = v
+        return tnn.Sequential(
+            *layers,
+            tnn.Flatten(),
+            tnn.Linear(64 * 3 * 3, 128),
+            tnn.ReLU(),
+            tnn.Dropout(0.0),
+            tnn.Linear(128, 10),
+        )
+
+    class Block(tnn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(cout)
+            self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(cout)
+            self.downsample = (
+                tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False), tnn.BatchNorm2d(cout))
+                if stride != 1 or cin != cout
+                else None
+            )
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(self.bn1(self.conv1(x)).relu()))
+            return (out + (x if self.downsample is None else self.downsample(x))).relu()
+
+    return tnn.Sequential(
+        tnn.Conv2d(1, 16, 3, 1, 1, bias=False),
+        tnn.BatchNorm2d(16),
+        tnn.ReLU(),
+        Block(16, 16, 1),
+        Block(16, 32, 2),
+        Block(32, 64, 2),
+        tnn.AdaptiveAvgPool2d(1),
+        tnn.Flatten(),
+        tnn.Linear(64, 10),
+    )
+
+
+def torch_step(model_name: str, batch: int):
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    net = torch_model(model_name)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x, labels = _data(batch)
+    x, y = torch.tensor(x), torch.tensor(labels)
+
+    def run():
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+
+    return run
+
+
+class TorchChild:
+    """PyTorch in a child process that times a step on request (its OpenMP threads keep
+    spinning after its steps and would slow diffkit's in the same process)."""
+
+    CODE = (
+        "import json, sys; sys.path.insert(0, '.'); import torch; torch.set_num_threads(2);"
+        "import deep_models_step as b; from common import median_time;"
+        "print(torch.__version__, torch.get_num_threads(), flush=True); steps = {}\n"
+        "for line in sys.stdin:\n"
+        "    name, batch, repeats = line.split(); batch, repeats = int(batch), int(repeats)\n"
+        "    run = steps.setdefault((name, batch), b.torch_step(name, batch))\n"
+        "    print(json.dumps(median_time(run, repeats=repeats)[0]), flush=True)\n"
+    )
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=__file__.rsplit("/", 1)[0] or ".",
+        )
+        header = self.proc.stdout.readline().split()
+        if len(header) != 2:
+            err = self.proc.stderr.read()
+            self.proc.wait()
+            if "No module named 'torch'" in err:
+                raise ModuleNotFoundError("torch")
+            raise RuntimeError(f"the PyTorch child process failed:\n{err}")
+        self.version = f"PyTorch {header[0]}, {header[1]} threads, in a child process"
+
+    def median(self, name: str, batch: int, repeats: int) -> float:
+        self.proc.stdin.write(f"{name} {batch} {repeats}\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+PAUSE = 0.3  # let the idle BLAS/OpenMP threads of the side that ran stop spinning
+
+
+def main(rounds: int = 7, repeats: int = 5) -> None:
+    """``rounds`` times, for each model and batch: ``repeats`` diffkit steps (this
+    process), then ``repeats`` PyTorch steps (the child); medians over rounds, their
+    range, and the median and range of the per-round ratios."""
+    cases = [(m, b) for m in MODELS for b in BATCHES]
+    steps = {case: diffkit_step(*case) for case in cases}
+    try:
+        child = TorchChild()
+    except ModuleNotFoundError:
+        child = None
+        print("PyTorch is not installed (pip install -e '.[oracle]'): diffkit only")
+    ours = {case: [] for case in cases}
+    theirs = {case: [] for case in cases}
+    for _ in range(rounds):
+        for case in cases:
+            ours[case].append(median_time(steps[case], repeats=repeats)[0])
+            if child is not None:
+                time.sleep(PAUSE)
+                theirs[case].append(child.median(*case, repeats))
+                time.sleep(PAUSE)
+    if child is not None:
+        child.close()
+        print(child.version)
+    print(f"{rounds} rounds of {repeats} steps each, diffkit and PyTorch alternating; float32")
+    for case in cases:
+        a = ours[case]
+        line = (
+            f"{case[0]:6s} batch {case[1]:3d}: diffkit {statistics.median(a) * 1e3:7.1f} ms "
+            f"({min(a) * 1e3:.1f} to {max(a) * 1e3:.1f})"
+        )
+        if child is not None:
+            b = theirs[case]
+            ratios = [x / y for x, y in zip(a, b)]
+            line += (
+                f"  PyTorch {statistics.median(b) * 1e3:7.1f} ms ({min(b) * 1e3:.1f} to "
+                f"{max(b) * 1e3:.1f})  ratio {statistics.median(ratios):.2f} (rounds: "
+                f"{min(ratios):.2f} to {max(ratios):.2f})"
+            )
+        print(line)
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))
