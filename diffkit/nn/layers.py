@@ -14,10 +14,12 @@ from .. import ops
 from ..ir.node import Node, ShapeError, variable
 from ..ops.windows import pair
 from .module import Module, default_rng
+from .padding import pad
 
 __all__ = [
     "Linear",
     "Conv2d",
+    "ConvTranspose2d",
     "MaxPool2d",
     "AvgPool2d",
     "ReLU",
@@ -71,8 +73,44 @@ class Linear(Module):
         return f"{self.in_features}, {self.out_features}, bias={'bias' in self._parameters}"
 
 
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _conv_checks(name, in_channels, out_channels, layer, groups):
+    _positive(
+        name,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        kernel_size=layer.kernel_size,
+        stride=layer.stride,
+        dilation=layer.dilation,
+        groups=groups,
+    )
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{name}: in_channels {in_channels} and out_channels {out_channels} must be "
+            f"divisible by groups {groups}"
+        )
+
+
+def _conv_repr(layer, defaults: dict) -> str:
+    """PyTorch's form: the channels and kernel size, then the options that differ from
+    their defaults."""
+    text = f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}"
+    text += f", stride={layer.stride}"
+    for key, default in defaults.items():
+        if getattr(layer, key) != default:
+            text += f", {key}={getattr(layer, key)!r}"
+    return text + ("" if "bias" in layer._parameters else ", bias=False")
+
+
 class Conv2d(Module):
-    """A bank of ``out_channels`` kernels of shape (in_channels, kh, kw), with zero padding."""
+    """A bank of ``out_channels`` kernels of shape (in_channels / groups, kh, kw), as
+    PyTorch's ``Conv2d``: ``padding`` an int, a pair, ``"same"`` or ``"valid"``, with
+    ``padding_mode`` ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``;
+    ``dilation`` spaces the kernel's entries; ``groups`` splits the channels into groups
+    convolved separately (``groups = in_channels``: depthwise). Inputs are (N, C, H, W)
+    or unbatched (C, H, W)."""
 
     def __init__(
         self,
@@ -81,56 +119,167 @@ class Conv2d(Module):
         kernel_size,
         stride=1,
         padding=0,
+        dilation=1,
+        groups: int = 1,
         bias: bool = True,
+        padding_mode: str = "zeros",
         dtype=np.float32,
     ):
         super().__init__(dtype)
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
-        self.padding = pair(padding, "padding")
-        _positive(
-            "Conv2d",
-            in_channels=in_channels,
-            out_channels=out_channels,
-            kernel_size=self.kernel_size,
-            stride=self.stride,
+        self.dilation = pair(dilation, "dilation")
+        _conv_checks("Conv2d", in_channels, out_channels, self, groups)
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(
+                f"Conv2d: padding_mode must be one of {', '.join(_PADDING_MODES)}, "
+                f"got {padding_mode!r}"
+            )
+        # checked as the forward pass will use it ("same" is refused at strides above 1)
+        sides = ops.convolution.conv_padding(
+            padding, self.kernel_size, self.stride, self.dilation, "Conv2d"
         )
-        if min(self.padding) < 0:
-            raise ValueError(f"Conv2d: padding must be non-negative, got {padding!r}")
+        self.padding = padding if isinstance(padding, str) else (sides[0][0], sides[1][0])
+        self._sides = sides
         self.in_channels, self.out_channels = in_channels, out_channels
-        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
-        self.add_parameter(
-            "weight", _uniform((out_channels, in_channels) + self.kernel_size, fan_in, dtype)
-        )
+        self.groups, self.padding_mode = int(groups), padding_mode
+        fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
+        shape = (out_channels, in_channels // groups) + self.kernel_size
+        self.add_parameter("weight", _uniform(shape, fan_in, dtype))
         if bias:
             self.add_parameter("bias", _uniform((out_channels,), fan_in, dtype))
 
     def forward(self, x: Node) -> Node:
         name = self._path or "conv"
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
             raise ShapeError(
-                f"Conv2d({name}): expected NCHW input with {self.in_channels} "
-                f"channels, got shape {x.shape}"
+                f"Conv2d({name}): expected NCHW input with {self.in_channels} channels "
+                f"(or an unbatched CHW one), got shape {x.shape}"
             )
+        padding = self.padding
+        if self.padding_mode != "zeros":  # padded first, then convolved without padding
+            (top, bottom), (left, right) = self._sides
+            x = pad(x, (left, right, top, bottom), self.padding_mode)
+            padding = 0
         try:
             return ops.conv2d(
                 x,
                 self.param("weight"),
                 self.param("bias") if "bias" in self._parameters else None,
                 stride=self.stride,
-                padding=self.padding,
+                padding=padding,
+                dilation=self.dilation,
+                groups=self.groups,
             )
         except ShapeError as err:
             raise ShapeError(f"Conv2d({name}): {err}") from None
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}"
-        )
+        defaults = {"padding": (0, 0), "dilation": (1, 1), "groups": 1, "padding_mode": "zeros"}
+        return _conv_repr(self, defaults)
 
 
-# the pooling layers live in their own module; imported here so that old imports work
+class ConvTranspose2d(Module):
+    """The transposed convolution, as PyTorch's ``ConvTranspose2d``: the adjoint of a
+    ``Conv2d`` of the same arguments with respect to its input; ``weight`` has shape
+    (in_channels, out_channels / groups, kh, kw). ``output_padding`` adds rows and columns
+    at the bottom/right of the output (smaller than the stride or the dilation), or
+    ``forward(x, output_size)`` picks it. Inputs are (N, C, H, W) or unbatched (C, H, W)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation=1,
+        padding_mode: str = "zeros",
+        dtype=np.float32,
+    ):
+        super().__init__(dtype)
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.dilation = pair(dilation, "dilation")
+        self.padding = pair(padding, "padding")
+        self.output_padding = pair(output_padding, "output_padding")
+        _conv_checks("ConvTranspose2d", in_channels, out_channels, self, groups)
+        if padding_mode != "zeros":
+            raise ValueError(
+                f'ConvTranspose2d: only "zeros" padding_mode is supported, got {padding_mode!r}'
+            )
+        if min(self.padding + self.output_padding) < 0:
+            raise ValueError(
+                f"ConvTranspose2d: padding {self.padding} and output_padding "
+                f"{self.output_padding} must be non-negative"
+            )
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.groups, self.padding_mode = int(groups), padding_mode
+        # PyTorch's fan-in of this weight: its second axis times the kernel
+        fan_in = out_channels // groups * self.kernel_size[0] * self.kernel_size[1]
+        shape = (in_channels, out_channels // groups) + self.kernel_size
+        self.add_parameter("weight", _uniform(shape, fan_in, dtype))
+        if bias:
+            self.add_parameter("bias", _uniform((out_channels,), fan_in, dtype))
+
+    def _output_padding(self, x: Node, output_size) -> tuple[int, int]:
+        if output_size is None:
+            return self.output_padding
+        size = tuple(int(s) for s in output_size)[-2:]
+        out = []
+        for axis, want in enumerate(size):
+            least = ops.convolution.transposed_size(
+                x.shape[axis - 2],
+                self.kernel_size[axis],
+                self.stride[axis],
+                self.padding[axis],
+                0,
+                self.dilation[axis],
+            )
+            if not least <= want < least + self.stride[axis]:
+                raise ValueError(
+                    f"ConvTranspose2d({self._path or 'conv'}): output_size {tuple(output_size)} "
+                    f"is not between {least} and {least + self.stride[axis] - 1} on axis "
+                    f"{axis - 2}"
+                )
+            out.append(want - least)
+        return tuple(out)
+
+    def forward(self, x: Node, output_size=None) -> Node:
+        name = self._path or "conv"
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ShapeError(
+                f"ConvTranspose2d({name}): expected NCHW input with {self.in_channels} channels "
+                f"(or an unbatched CHW one), got shape {x.shape}"
+            )
+        try:
+            return ops.conv_transpose2d(
+                x,
+                self.param("weight"),
+                self.param("bias") if "bias" in self._parameters else None,
+                stride=self.stride,
+                padding=self.padding,
+                output_padding=self._output_padding(x, output_size),
+                groups=self.groups,
+                dilation=self.dilation,
+            )
+        except ShapeError as err:
+            raise ShapeError(f"ConvTranspose2d({name}): {err}") from None
+
+    def extra_repr(self) -> str:
+        defaults = {
+            "padding": (0, 0),
+            "output_padding": (0, 0),
+            "dilation": (1, 1),
+            "groups": 1,
+            "padding_mode": "zeros",
+        }
+        return _conv_repr(self, defaults)
+
+
 from .pooling import AvgPool2d, MaxPool2d  # noqa: E402
 
 
