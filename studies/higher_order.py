@@ -360,8 +360,10 @@ def _peer_tables(ks, data, peers) -> list[str]:
 
 def _peer_summary(ks, data, peers, quick) -> list[str]:
     if quick:
-        return ["Quick mode times no peers; the full run times JAX's jax.experimental.jet "
-                "and jet-for-pytorch where they are installed."]
+        return [
+            "Quick mode times no peers; the full run times JAX's jax.experimental.jet "
+            "and jet-for-pytorch where they are installed."
+        ]
     lines = []
     for peer, answer in peers.items():
         if "error" in answer:
@@ -377,9 +379,7 @@ def _peer_summary(ks, data, peers, quick) -> list[str]:
         at10 = [r for r in rows if r[0] == "tanh network 8-8" and r[1] == 10]
         if at10:
             _, _, ours, row, _ = at10[0]
-            eager = (
-                f"{peer}'s eager jet {row['eager'] * 1e3:.2f} ms, " if "eager" in row else ""
-            )
+            eager = f"{peer}'s eager jet {row['eager'] * 1e3:.2f} ms, " if "eager" in row else ""
             lines.append(
                 f"tanh network 8-8, k = 10: one call of diffkit's jet takes {ours * 1e3:.2f} ms, "
                 f"{eager}its first compiled call {row['jit_first'] * 1e3:.0f} ms (tracing and "

@@ -279,3 +279,25 @@ def test_higher_order_study_quick(tmp_path):
     assert "## Findings" in text and "| tanh network 8-8 | 6 | taylor |" in text
     for png in ("higher_order_cost.png", "higher_order_error.png"):
         assert (tmp_path / "higher-order" / png).stat().st_size > 5000
+
+
+# ---- method names --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_every_listed_method_gives_the_kth_derivative(order):
+    """Each name ``dk.methods(order=k)`` lists has a description and gives d^k f/dx^k of
+    exp(sin x) through ``dk.derivative``, against mpmath at 50 digits."""
+    listed = dk.methods(order=order, describe=True)
+    assert "complex-circle" in listed and "taylor" in listed
+    assert set(dk.methods()) <= set(listed) if order == 1 else "complex-step" not in listed
+    fn, x0 = (lambda t: mpmath.exp(mpmath.sin(t))), 0.7
+    want = _truth(fn, x0, order)
+    # one-sided stencils of order 3 keep about 4 digits at their chosen step
+    loose = {"forward-difference": 1e-3, "backward-difference": 1e-3, "central": 1e-6}
+    for method, text in listed.items():
+        assert len(text) > 20, method
+        got = dk.derivative(dk.exp(dk.sin(X)), "x", {"x": x0}, method=method, order=order)
+        assert abs(got - want) <= loose.get(method, 1e-8) * abs(want), (method, got, want)
+    with pytest.raises(ValueError, match="positive integer"):
+        dk.methods(order=0)

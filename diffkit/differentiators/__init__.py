@@ -6,8 +6,8 @@
 ``last_cost``; ``methods()`` lists the names the top-level calls accept.
 """
 
-from .api import check_grads, derivative, gradient, hessian, jacobian, jvp, vjp
-from .common import Cost, Differentiator, get_method, methods
+from .api import check_grads, derivative, gradient, hessian, jacobian, jvp, methods, vjp
+from .common import Cost, Differentiator, get_method
 from .compare import compare
 from .reference import NoReference, reference_derivative
 from .finite import SCHEMES, FiniteDifference

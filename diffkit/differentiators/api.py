@@ -21,13 +21,78 @@ from .common import (
     check_at,
     check_holomorphic,
     get_method,
+    methods as _first_order_methods,
     resolve_wrt,
     variable_shapes,
 )
 from .forward import jvp_graph
 from .reverse import vjp_graph
 
-__all__ = ["gradient", "derivative", "jacobian", "hessian", "jvp", "vjp", "check_grads"]
+__all__ = [
+    "gradient",
+    "derivative",
+    "jacobian",
+    "hessian",
+    "jvp",
+    "vjp",
+    "check_grads",
+    "methods",
+    "DESCRIPTIONS",
+]
+
+#: what each method name computes, one line each (``dk.methods(describe=True)``)
+DESCRIPTIONS = {
+    "forward": "forward-mode AD: the JVP graph, one pass per input entry; order k nests k JVPs",
+    "reverse": "reverse-mode AD: the VJP graph, one pass per output entry; order k nests k VJPs",
+    "forward-difference": "one-sided difference (f(x+h) - f(x))/h; order k: the forward "
+    "stencil of the k-th derivative, exact rational weights",
+    "backward-difference": "one-sided difference (f(x) - f(x-h))/h; order k: the backward "
+    "stencil of the k-th derivative, exact rational weights",
+    "central": "central difference (f(x+h) - f(x-h))/2h; order k: the central stencil of the "
+    "k-th derivative, exact rational weights",
+    "five-point": "the five-point central stencil, fourth-order accurate (first derivatives)",
+    "richardson": "central differences extrapolated to h = 0 (Richardson), with an error "
+    "estimate; any order",
+    "complex-step": "Im f(x + ih)/h for analytic f, free of cancellation (first derivatives; "
+    "complex-circle for order k)",
+    "symbolic": "SymPy differentiates the expression (k times) and evaluates it; expression "
+    "sizes and time reported",
+    "taylor": "Taylor mode: truncated Taylor series pushed through the program by each op's "
+    "recurrence, O(k^2) work per op (jax.experimental.jet); any order",
+    "forward-over-reverse": "one reverse pass, then nested forward mode over the gradient "
+    "graph; any order",
+    "complex-circle": "Cauchy's integral formula on a circle in the complex plane by FFT "
+    "(Lyness-Moler; the radius chosen as numdifftools chooses it), analytic f, any order, "
+    "with an error estimate",
+}
+
+
+def methods(order: int | None = None, describe: bool = False):
+    """The method names.
+
+    Args:
+        order: ``None``: the names every top-level call (``gradient``, ``jacobian``,
+            ``hessian``, ``derivative``) accepts; an integer k: the names
+            ``derivative(f, wrt, at, method=..., order=k)`` accepts.
+        describe: return a dict name -> one-line description instead of a list.
+
+    >>> import diffkit as dk
+    >>> "complex-circle" in dk.methods(order=3), "complex-step" in dk.methods(order=3)
+    (True, False)
+    >>> dk.methods(order=2, describe=True)["taylor"].split(":")[0]
+    'Taylor mode'
+    """
+    names = list(_first_order_methods())
+    if order is not None:
+        from .higher import HIGHER_METHODS
+
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+            raise ValueError(f"methods: the order must be a positive integer, got {order!r}")
+        names = names if order == 1 else []
+        names += [
+            m for m in HIGHER_METHODS if m not in names and (order == 1 or m != "complex-step")
+        ]
+    return {n: DESCRIPTIONS.get(n, "") for n in names} if describe else names
 
 
 def gradient(f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None) -> dict:
