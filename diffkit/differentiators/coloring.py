@@ -62,8 +62,8 @@ ORDERS = ("natural", "largest_first", "smallest_last", "incidence_degree", "rand
 KINDS = ("column", "row", "star", "acyclic")
 
 #: iterated-greedy rounds by default; it stops earlier after ``_PATIENCE`` rounds with no gain
-RECOLOR = 24
-_PATIENCE = 8
+RECOLOR = 12
+_PATIENCE = 4
 
 
 @dataclass(frozen=True)
@@ -292,7 +292,8 @@ def _class_order(colors: np.ndarray, how: int, rng) -> np.ndarray:
         rank = np.argsort(np.argsort(-sizes, kind="stable"), kind="stable")
     else:
         rank = rng.permutation(k)
-    return np.argsort(rank[colors], kind="stable").astype(np.int64)
+    keys = rank.astype(np.int16 if k < 2**15 else np.int64)[colors]  # a radix sort
+    return np.argsort(keys, kind="stable").astype(np.int64)
 
 
 def _iterated(greedy, colors, rounds, seed):

@@ -110,9 +110,13 @@ def jacobian_sparsity(f, wrt=None, at: Mapping[str, Any] | None = None, local: b
 
 
 def _propagate(outs: list[Node], wrt: list[Node], at=None) -> sp.csr_matrix:
+    """Each node's pattern (which entries of ``wrt`` each of its entries depends on), in
+    topological order. A node that only selects entries of one pattern (slices, rolls,
+    reshapes, broadcasts) keeps a :class:`_Selected` view, gathered only where an op
+    needs the matrix."""
     sizes = [flat_size(v.shape) for v in wrt]
     n = int(np.sum(sizes))
-    pats: dict[int, sp.csr_matrix] = {}
+    pats: dict[int, Any] = {}
     offset = 0
     for v, size in zip(wrt, sizes):
         rows = np.arange(size)
@@ -134,7 +138,10 @@ def _propagate(outs: list[Node], wrt: list[Node], at=None) -> sp.csr_matrix:
         if not active:
             continue
         pats[id(node)] = _node_pattern(node, active, pats, values, n, notes)
-    blocks = [pats.get(id(o), sp.csr_matrix((flat_size(o.shape), n), dtype=bool)) for o in outs]
+    blocks = [
+        _solid(pats[id(o)]) if id(o) in pats else sp.csr_matrix((flat_size(o.shape), n), dtype=bool)
+        for o in outs
+    ]
     if len(blocks) == 1:
         result = blocks[0].copy()
     else:
@@ -142,6 +149,34 @@ def _propagate(outs: list[Node], wrt: list[Node], at=None) -> sp.csr_matrix:
     result.sort_indices()
     result.notes = tuple(dict.fromkeys(notes))
     return result
+
+
+class _Selected:
+    """The pattern whose row ``i`` is row ``src[i]`` of ``base`` (empty where -1)."""
+
+    __slots__ = ("base", "src", "_matrix")
+
+    def __init__(self, base: sp.csr_matrix, src: np.ndarray):
+        self.base, self.src, self._matrix = base, src, None
+
+    @property
+    def shape(self):
+        return (self.src.size, self.base.shape[1])
+
+
+def _solid(p) -> sp.csr_matrix:
+    if isinstance(p, _Selected):
+        if p._matrix is None:
+            p._matrix = _take_rows(p.base, p.src)
+        return p._matrix
+    return p
+
+
+def _select(p, src: np.ndarray) -> _Selected:
+    """``p``'s rows picked by ``src`` (-1: none), composed with a selection ``p`` is."""
+    if isinstance(p, _Selected):
+        return _Selected(p.base, np.where(src >= 0, p.src[np.maximum(src, 0)], -1))
+    return _Selected(p, src)
 
 
 def _take_rows(deps: sp.csr_matrix, src: np.ndarray) -> sp.csr_matrix:
@@ -169,17 +204,20 @@ def _selected_rows(d: sp.csr_matrix) -> np.ndarray | None:
     return src
 
 
-def _union(parts: list[sp.csr_matrix], shape) -> sp.csr_matrix:
+def _union(parts: list, shape):
+    """The union of patterns; a single one (a selection too) is kept as it is."""
     unique = list({id(q): q for q in parts}.values())
     if not unique:
         return sp.csr_matrix(shape, dtype=bool)
-    total = unique[0]
+    if len(unique) == 1:
+        return unique[0]
+    total = _solid(unique[0])
     for q in unique[1:]:
-        total = total + q
+        total = total + _solid(q)
     return total
 
 
-def _node_pattern(node, active, pats, values, n, notes) -> sp.csr_matrix:
+def _node_pattern(node, active, pats, values, n, notes):
     m = flat_size(node.shape)
     if values is None and node.op.kind == "elementwise" and not node.op.rules.get("sparsity"):
         # global pattern of an elementwise op: each input's entry broadcast to the output
@@ -190,7 +228,7 @@ def _node_pattern(node, active, pats, values, n, notes) -> sp.csr_matrix:
                 parts.append(deps)
             else:
                 number = np.arange(flat_size(x.shape)).reshape(x.shape)
-                parts.append(_take_rows(deps, np.broadcast_to(number, node.shape).ravel()))
+                parts.append(_select(deps, np.broadcast_to(number, node.shape).ravel()))
         return _union(parts, (m, n))
     rule = node.op.rule("sparsity")
     local = None if values is None else [values.get(id(x)) for x in node.inputs]
@@ -205,25 +243,39 @@ def _node_pattern(node, active, pats, values, n, notes) -> sp.csr_matrix:
     else:
         why = f" ({rule.reason})" if rule is not None else ""
         notes.append(f"{node.op.name}: no sparsity rule{why}; taken as dense")
-    parts = []
+    parts, picks = [], []
     for k in active:
         deps = pats[id(node.inputs[k])]
         d = None if rules is None else rules[k]
         if rules is not None and d is None:
             continue
         if d is None:
-            parts.append(_everything(m, deps))
+            parts.append(_everything(m, _solid(deps)))
             continue
         if d.shape != (m, deps.shape[0]):  # a rule's mistake, never a user's
             raise ValueError(
                 f"sparsity rule of {node.op.name!r} gave shape {d.shape} for input {k}, "
                 f"expected {(m, deps.shape[0])}"
             )
-        d = sp.csr_matrix(d, dtype=bool)
-        d.sum_duplicates()
-        src = _selected_rows(d)
-        parts.append(_take_rows(deps, src) if src is not None else d @ deps)
-    return _union(parts, (m, n))
+        src = getattr(d, "source", None)
+        if src is None:
+            d = sp.csr_matrix(d, dtype=bool)
+            d.sum_duplicates()
+            src = _selected_rows(d)
+        if src is None:
+            parts.append(d @ _solid(deps))
+        else:
+            picks.append(_select(deps, src))
+    if picks and not parts and len({id(q.base) for q in picks}) == 1:
+        # a selection from one pattern (concatenate of slices of it: np.roll) where each
+        # output entry comes from one input at most: still a selection
+        taken = np.sum([q.src >= 0 for q in picks], axis=0)
+        if taken.max(initial=0) <= 1:
+            src = picks[0].src
+            for q in picks[1:]:
+                src = np.where(q.src >= 0, q.src, src)
+            return _Selected(picks[0].base, src)
+    return _union(parts + picks, (m, n))
 
 
 def hessian_sparsity(f: Node, wrt=None, at: Mapping[str, Any] | None = None, local=False):

@@ -2,7 +2,8 @@
 
 A rule is ``rule(node, values) -> list`` with one entry per input: a boolean
 ``scipy.sparse`` matrix ``D`` of shape ``(node.size, input.size)`` (flattened in C order)
-with ``D[o, i]`` true where output entry ``o`` may depend on input entry ``i``, or
+with ``D[o, i]`` true where output entry ``o`` may depend on input entry ``i`` (or a
+:class:`Selection`, the same for an op that only moves entries), or
 ``None`` for an input the output does not depend on. ``values`` is ``None`` for a
 *global* pattern, valid at every point; at a point it holds the inputs' values, and a
 rule may then drop the entries whose derivative is zero there (``relu`` below 0, the
@@ -32,6 +33,7 @@ import scipy.sparse as sp
 from ..ir.op import rule_kind
 
 __all__ = [
+    "Selection",
     "selection",
     "adjoint_selection",
     "grouped",
@@ -63,23 +65,43 @@ def _from_pairs(rows, cols, shape) -> sp.csr_matrix:
     return m
 
 
+class Selection:
+    """The rule matrix of a selection: output entry ``o`` depends on input entry
+    ``source[o]`` alone (none where -1). Held as that array, so that a pattern is gathered
+    instead of multiplied; :meth:`tocsr` gives the boolean matrix."""
+
+    __slots__ = ("source", "shape")
+
+    def __init__(self, source: np.ndarray, size: int):
+        self.source = source
+        self.shape = (source.size, size)
+
+    def tocsr(self) -> sp.csr_matrix:
+        inside = self.source >= 0
+        indptr = np.zeros(self.source.size + 1, np.int64)
+        np.cumsum(inside, out=indptr[1:])
+        data = np.ones(int(indptr[-1]), bool)
+        return sp.csr_matrix((data, self.source[inside], indptr), shape=self.shape)
+
+    def toarray(self) -> np.ndarray:
+        return self.tocsr().toarray()
+
+
 def selection(node, values=None, **override) -> list:
     """The rule of an op that only moves entries (reshape, getitem, concatenate): the op is
     run on the entry numbers of its inputs, and each output entry depends on the input entry
     whose number it holds (0, a padding, on none). ``override`` replaces attributes (a
-    padding value of 0)."""
+    padding value of 0). Returns a :class:`Selection` per input."""
     arrays, offset = [], 0
     for x in node.inputs:
         arrays.append(_numbered(x.shape, offset))
         offset += _size(x.shape)
     picked = np.asarray(node.op.impl(*arrays, **{**node.attrs, **override}), np.float64).ravel()
     out, lo = [], 0
-    rows = np.arange(picked.size)
     for x in node.inputs:
         n = _size(x.shape)
         inside = (picked > lo) & (picked <= lo + n)
-        cols = picked[inside].astype(np.int64) - 1 - lo
-        out.append(_from_pairs(rows[inside], cols, (picked.size, n)))
+        out.append(Selection(np.where(inside, picked - 1 - lo, -1).astype(np.int64), n))
         lo += n
     return out
 
