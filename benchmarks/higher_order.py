@@ -114,6 +114,9 @@ def _peers(functions, k):
         print(f"  {answer['version']} (float64, CPU), k = {k}, median ms:")
         for name, (f, _, x0) in functions.items():
             row = answer["results"][name][str(k)]
+            if "error" in row:
+                print(f"    {name:24s} {peer} failed: {row['error']}")
+                continue
             ours_value = float(derivative(f, "x", {"x": x0}, "taylor", k))
             ours = statistics.median(
                 median_time(lambda: derivative(f, "x", {"x": x0}, "taylor", k), 5)[0]
@@ -121,10 +124,11 @@ def _peers(functions, k):
             )
             diff = abs(row["value"] - ours_value) / abs(ours_value)
             eager = f"eager {1e3 * row['eager']:8.3f}  " if "eager" in row else ""
+            later = "compiled" if "eager" in row else "later calls"
             print(
                 f"    {name:24s} diffkit jet {1e3 * ours:7.3f}  {peer} {eager}"
-                f"first compiled call {1e3 * row['jit_first']:8.1f}  "
-                f"compiled {1e3 * row['jit']:7.4f}  relative difference {diff:.1e}"
+                f"first call {1e3 * row['first']:8.1f}  "
+                f"{later} {1e3 * row['run']:7.4f}  relative difference {diff:.1e}"
                 f" [{'agrees' if diff <= 1e-10 else 'DISAGREES'}]"
             )
 
