@@ -190,7 +190,7 @@ def test_cli_trains_vgg_and_resnet_with_checkpoints(tmp_path, capsys):
         ("-1", "--checkpoint: must be a whole number at least 0"),
         (
             "99",
-            "--checkpoint 99: segments must be 1 to 8 (the layers of ResNet), got 99",
+            "--checkpoint 99: segments must be 1 to 9 (the layers of ResNet), got 99",
         ),
     ):
         out = tmp_path / f"bad{flag}"

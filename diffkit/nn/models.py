@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 
-from .. import ops
 from ..ir.node import Node
 from .checkpoint import checkpoint_sequential
 from .layers import (
@@ -33,6 +32,7 @@ from .layers import (
 )
 from .module import Module, default_rng
 from .norm import BatchNorm1d, BatchNorm2d
+from .pooling import AdaptiveAvgPool2d
 
 __all__ = [
     "LeNet5",
@@ -221,14 +221,6 @@ class VGG(Module):
         return run_layers(self, self.layers(), x)
 
 
-class GlobalAvgPool(Module):
-    """The mean over the spatial axes: (N, C, H, W) → (N, C), the global average
-    pooling of a ResNet (``AdaptiveAvgPool2d(1)`` followed by a flatten)."""
-
-    def forward(self, x: Node) -> Node:
-        return ops.mean(x, (2, 3))
-
-
 class BasicBlock(Module):
     """conv3×3 → BN → ReLU → conv3×3 → BN, plus the shortcut, then ReLU (torchvision's
     ``BasicBlock``). The shortcut is the identity, or a projection (1×1 convolution with
@@ -305,7 +297,7 @@ class ResNet(Module):
                 stage.append(BasicBlock(planes, width, stride if j == 0 else 1, dtype=dtype))
                 planes = width
             setattr(self, f"layer{i + 1}", Sequential(*stage))
-        self.avgpool = GlobalAvgPool()
+        self.avgpool = AdaptiveAvgPool2d(1)
         self.fc = Linear(planes, num_classes, dtype=dtype)
         _kaiming_normal(self)
 
@@ -313,7 +305,7 @@ class ResNet(Module):
         return [
             self.conv1, self.bn1, self.relu,
             *self.layer1, *self.layer2, *self.layer3,
-            self.avgpool, self.fc,
+            self.avgpool, flatten, self.fc,
         ]  # fmt: skip
 
     def forward(self, x: Node) -> Node:

@@ -5,6 +5,11 @@ The step graph holds the loss, the logits, the gradient of every parameter
 once per batch size and run on every minibatch. After each epoch the model is
 evaluated in eval mode on the test set. History (JSON, CSV) and checkpoints are
 written atomically; a resumed run continues exactly as an uninterrupted one.
+
+:func:`fit` takes the model, the data, the optimizer and the loop's settings
+(:class:`LoopOptions`) and runs a :class:`Trainer`, whose methods are the parts of a run:
+the epoch loop, one epoch of minibatches, one batch step, evaluation, resume, logging and
+saving.
 """
 
 from __future__ import annotations
@@ -314,6 +319,7 @@ class Trainer:
         self.graphs: dict = {}
         self.eval_cache: dict = {}
         self.smallest = 1
+        self.targets = one_hot(train.labels, train.num_classes, model.dtype)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> FitResult:
@@ -325,9 +331,6 @@ class Trainer:
             return result
         self.check_batches()
         self.model.train()
-        self.targets = one_hot(
-            self.train_data.labels, self.train_data.num_classes, self.model.dtype
-        )
         t_start = time.perf_counter()
         for epoch in range(self.start_epoch, o.epochs):
             row, seen = self.run_epoch(epoch)
