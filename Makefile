@@ -1,5 +1,6 @@
 # `make demo` runs the studies and a LeNet-5 training run into build/reports;
-# `make reports` rewrites the committed reports/; `make test` runs the tests.
+# `make reports` rewrites the committed reports/; `make test` runs the tests; `make docs`
+# builds the documentation site into build/docs.
 # Each target creates .venv if it is missing and installs what it needs into it.
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ PY := $(VENV)/bin/python
 # the install compiles diffkit/_native.c: a change to it reinstalls
 BUILD := pyproject.toml setup.py diffkit/_native.c diffkit/_native_kernels.h diffkit/_native_direct.h
 
-.PHONY: demo reports test oracle bench clean
+.PHONY: demo reports test oracle bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +18,19 @@ $(VENV)/.installed-base: $(BUILD) | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-# the tests include the Dask executor's and the graph page's (in the system's Chromium),
-# so they install the dist and browser extras too
+# the tests include the Dask executor's, the graph page's (in the system's Chromium) and
+# the tutorials' (in a Jupyter kernel), so they install those extras too
+TEST_EXTRAS := test,dist,browser,docs
 $(VENV)/.installed-test: $(BUILD) | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,dist,browser]'
+	$(PY) -m pip install --quiet -e '.[$(TEST_EXTRAS)]'
 	touch $@
 
 $(VENV)/.installed-oracle: $(BUILD) | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,dist,browser,oracle]'
+	$(PY) -m pip install --quiet -e '.[$(TEST_EXTRAS),oracle]'
+	touch $@
+
+$(VENV)/.installed-docs: $(BUILD) | $(PY)
+	$(PY) -m pip install --quiet -e '.[docs]'
 	touch $@
 
 demo: $(VENV)/.installed-base
@@ -39,6 +45,12 @@ test: $(VENV)/.installed-test
 
 oracle: $(VENV)/.installed-oracle
 	$(PY) -m pytest tests/oracle
+
+# the documentation site: every code cell executed, warnings (broken references
+# included) are errors
+docs: $(VENV)/.installed-docs
+	$(PY) -m sphinx -b html -E -W --keep-going -q docs build/docs
+	@echo "open build/docs/index.html"
 
 bench: $(VENV)/.installed-oracle
 	cd benchmarks && ../$(PY) run_all.py

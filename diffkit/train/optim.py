@@ -111,7 +111,7 @@ class SGD(_Optimizer):
         params: the model, ``model.named_parameters()`` or ``model.parameters()``.
         lr: learning rate (> 0).
         momentum: μ in [0, 1).
-        weight_decay: λ >= 0 (L2 penalty λ/2 |p|²).
+        weight_decay: λ >= 0 (L2 penalty λ/2 ‖p‖²).
     """
 
     def __init__(self, params: dict, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
@@ -295,7 +295,7 @@ def newton(
         loss, grad, hess: functions of the flat parameter vector.
         x0: the starting point.
         max_iter: iteration limit.
-        tol: stop when |g| < tol.
+        tol: stop when ‖g‖ < tol.
         damping: the smallest λ.
     """
     import time
@@ -347,7 +347,7 @@ def newton_iteration(loss, grad, hess, x, f, g, lam, damping=1e-8, c1=1e-4):
 class Newton(_Optimizer):
     """Damped Newton's method (:func:`newton`) as an optimizer of a model: each call of
     :meth:`epoch` is one iteration on the full training set, on the mean cross-entropy
-    plus weight_decay/2 |θ|², with the Hessian by reverse mode (forward over reverse).
+    plus weight_decay/2 ‖θ‖², with the Hessian by reverse mode (forward over reverse).
     For models of at most a few thousand parameters, in float64.
     """
 
