@@ -61,17 +61,18 @@ static void column_range(idx q, idx sx, idx px, idx w, idx ow, idx *lo, idx *hi)
    included), flattened. With stride 1, output pixel (i, j) at the flattened position
    m = i*WP + j reads window entry k = (c, p, q) at buffer position off[k] + m, where
    off[k] = c*HP*WP + p*DH*WP + q*DW (DH, DW the dilation): every window entry is the
-   same buffer shifted. So the
-   products run over m a vector at a time, reading the buffer in place; positions with
-   j >= OW (the row's last DW*(KW - 1) columns) are computed and dropped, or carry a zero
-   cotangent. The buffer, the weights and one sample's outputs stay in cache. */
+   same buffer shifted. So the products run over m a vector at a time, reading the buffer
+   in place; positions with j >= OW (the row's last DW*(KW - 1) columns) are computed and
+   dropped, or carry a zero cotangent. The buffer, the weights and one sample's outputs
+   stay in cache. With G groups, group g's outputs read the C/G planes from
+   g*(C/G)*HP*WP on: the same offsets from a later start. */
 
-#define DIRECT_MAX_K 1024 /* window entries C*KH*KW */
+#define DIRECT_MAX_K 1024 /* window entries (C/G)*KH*KW */
 #define MR 4              /* output channels per register block */
 #define NV 3              /* vectors of positions per register block */
 
 typedef struct {
-    idx n, c, h, w, kh, kw, py, px, dh, dw, hp, wp, oh, ow, k, m, mt, len;
+    idx n, c, h, w, kh, kw, py, px, dh, dw, groups, cg, hp, wp, oh, ow, k, m, mt, len;
 } conv_geo;
 
 static idx round_up(idx a, idx b) { return (a + b - 1) / b * b; }

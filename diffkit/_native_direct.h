@@ -10,9 +10,10 @@ static conv_geo NAME(conv_geometry)(const idx *shape, const idx *geo) {
     conv_geo g;
     g.n = shape[0], g.c = shape[1], g.h = shape[2], g.w = shape[3];
     g.kh = geo[0], g.kw = geo[1], g.py = geo[4], g.px = geo[5], g.oh = geo[6], g.ow = geo[7];
-    g.dh = geo[8], g.dw = geo[9];
+    g.dh = geo[8], g.dw = geo[9], g.groups = geo[10];
+    g.cg = g.c / g.groups;
     g.hp = g.h + 2 * g.py, g.wp = g.w + 2 * g.px;
-    g.k = g.c * g.kh * g.kw;
+    g.k = g.cg * g.kh * g.kw; /* one group's window */
     g.m = g.oh * g.wp;           /* flattened positions of one output plane */
     g.mt = round_up(g.m, MT);    /* in whole tiles */
     /* the last read: off[K-1] + mt - 1 < c*hp*wp + dw*(kw-1) + 1 + MT (as
@@ -22,11 +23,11 @@ static conv_geo NAME(conv_geometry)(const idx *shape, const idx *geo) {
 }
 
 /* Elements of scratch a kernel call needs (thread_scratch), given O output channels: the
-   sample buffer, one sample's outputs or cotangents (O rounded up to MR rows of mt), and
-   the weight gradient's partial sums, one vector wide. */
+   sample buffer, one sample's outputs or cotangents (each group's O/G rows rounded up to
+   MR rows of mt), and the weight gradient's partial sums, one vector wide. */
 static idx NAME(conv_direct_scratch)(const idx *shape, const idx *geo, idx o) {
     conv_geo g = NAME(conv_geometry)(shape, geo);
-    idx opad = round_up(o, MR);
+    idx opad = g.groups * round_up(o / g.groups, MR);
     return g.len + opad * g.mt + opad * round_up(g.k, NV) * L;
 }
 
@@ -52,26 +53,32 @@ static void NAME(load_sample)(const T *x, const idx *xs, const conv_geo *g, idx 
         }
 }
 
-/* Rows r0..r1-1 of sample ni of d (O, N, OH, OW, contiguous) into dst (r1 - r0 rows of
-   mt) at the flattened positions, zero elsewhere (the dropped columns, the tail, the rows
-   from O on). */
+/* Padded rows r0..r1-1 of sample ni of d (O, N, OH, OW, contiguous) into dst (r1 - r0
+   rows of mt) at the flattened positions, zero elsewhere (the dropped columns, the tail,
+   the padding rows). Each group's og = O/G rows are padded to opg, a multiple of MR: row
+   r is channel (r / opg)*og + r % opg, or padding when r % opg >= og. */
 static void NAME(load_cotangent)(const T *d, const conv_geo *g, idx o, idx r0, idx r1, idx ni,
                            T *dst) {
+    idx og = o / g->groups, opg = round_up(og, MR);
     memset(dst, 0, (size_t)((r1 - r0) * g->mt) * sizeof(T));
-    for (idx oi = r0; oi < r1 && oi < o; oi++)
+    for (idx r = r0; r < r1; r++) {
+        if (r % opg >= og) continue;
+        idx oi = r / opg * og + r % opg;
         for (idx i = 0; i < g->oh; i++)
-            memcpy(dst + (oi - r0) * g->mt + i * g->wp,
+            memcpy(dst + (r - r0) * g->mt + i * g->wp,
                    d + ((oi * g->n + ni) * g->oh + i) * g->ow, (size_t)g->ow * sizeof(T));
+    }
 }
 
-/* out (O, N, OH, OW), contiguous: the weights wp (opad, K; O rows, then zero rows up to a
-   multiple of MR) applied to the windows of x (N, C, H, W; element strides xs), plus the
-   bias bp (opad), with which the sums start. */
+/* out (O, N, OH, OW), contiguous: the weights wp (G x opg rows of K; each group's O/G
+   rows, then zero rows up to opg, a multiple of MR) applied to the windows of x (N, C, H,
+   W; element strides xs) over the group's C/G channels, plus the bias bp (G x opg), with
+   which the sums start. */
 TARGET
 EXPORT void NAME(conv_direct)(const T *x, const idx *shape, const idx *xs, const idx *geo,
                             const T *wp, const T *bp, idx o, T *out, idx n0, idx n1) {
     conv_geo g = NAME(conv_geometry)(shape, geo);
-    idx K = g.k, opad = round_up(o, MR);
+    idx K = g.k, og = o / g.groups, opg = round_up(og, MR);
     idx off[DIRECT_MAX_K];
     T *scratch = thread_scratch((size_t)NAME(conv_direct_scratch)(shape, geo, o) * sizeof(T));
     if (scratch == NULL) return; /* run_kernel raises MemoryError */
@@ -79,14 +86,17 @@ EXPORT void NAME(conv_direct)(const T *x, const idx *shape, const idx *xs, const
     NAME(window_offsets)(&g, off, K);
     for (idx ni = n0; ni < n1; ni++) {
         NAME(load_sample)(x, xs, &g, ni, buf);
+        for (idx grp = 0; grp < g.groups; grp++) {
+        const T *bg = buf + grp * g.cg * g.hp * g.wp, *wg = wp + grp * opg * K;
+        const T *bpg = bp + grp * opg;
         for (idx m0 = 0; m0 < g.mt; m0 += MT)
-            for (idx ob = 0; ob < opad; ob += MR) {
+            for (idx ob = 0; ob < opg; ob += MR) {
                 VEC acc[MR][NV];
                 for (int r = 0; r < MR; r++)
-                    for (int v = 0; v < NV; v++) acc[r][v] = VSET1(bp + ob + r);
-                const T *wr = wp + ob * K;
+                    for (int v = 0; v < NV; v++) acc[r][v] = VSET1(bpg + ob + r);
+                const T *wr = wg + ob * K;
                 for (idx k = 0; k < K; k++) {
-                    const T *b = buf + off[k] + m0;
+                    const T *b = bg + off[k] + m0;
                     VEC b0 = VLOADU(b), b1 = VLOADU(b + L);
                     VEC b2 = VLOADU(b + 2 * L);
                     for (int r = 0; r < MR; r++) {
@@ -100,23 +110,26 @@ EXPORT void NAME(conv_direct)(const T *x, const idx *shape, const idx *xs, const
                     for (int v = 0; v < NV; v++)
                         VSTOREU(full + (ob + r) * g.mt + m0 + L * v, acc[r][v]);
             }
-        for (idx oi = 0; oi < o; oi++) /* the kept columns of each row */
+        for (idx oi = 0; oi < og; oi++) /* the kept columns of each row */
             for (idx i = 0; i < g.oh; i++)
-                memcpy(out + ((oi * g.n + ni) * g.oh + i) * g.ow, full + oi * g.mt + i * g.wp,
-                       (size_t)g.ow * sizeof(T));
+                memcpy(out + (((grp * og + oi) * g.n + ni) * g.oh + i) * g.ow,
+                       full + oi * g.mt + i * g.wp, (size_t)g.ow * sizeof(T));
+        }
     }
 }
 
-/* The weight gradient: rows b0*MR .. b1*MR-1 of dw (O, K), the sum over all samples and
-   output pixels of d (O, N, OH, OW, contiguous) times the windows of x. Its threads share
-   the rows, not the batch, so that each sum is taken in one order whatever their number.
-   The sums stay one vector wide in the scratch until the end. */
+/* The weight gradient: padded rows b0*MR .. b1*MR-1 (see load_cotangent) of dw (O, K),
+   the sum over all samples and output pixels of d (O, N, OH, OW, contiguous) times the
+   windows of x over the row's group of channels. Its threads share the rows, not the
+   batch, so that each sum is taken in one order whatever their number. The sums stay one
+   vector wide in the scratch until the end. */
 TARGET
 EXPORT void NAME(conv_direct_wgrad)(const T *x, const idx *shape, const idx *xs,
                                   const idx *geo, const T *d, idx o, T *dw,
                                   idx b0, idx b1) {
     conv_geo g = NAME(conv_geometry)(shape, geo);
     idx K = g.k, kpad = round_up(K, NV), r0 = b0 * MR, r1 = b1 * MR;
+    idx og = o / g.groups, opg = round_up(og, MR);
     idx off[DIRECT_MAX_K + NV];
     T *scratch = thread_scratch((size_t)NAME(conv_direct_scratch)(shape, geo, o) * sizeof(T));
     if (scratch == NULL) return; /* run_kernel raises MemoryError */
@@ -126,13 +139,14 @@ EXPORT void NAME(conv_direct_wgrad)(const T *x, const idx *shape, const idx *xs,
     for (idx ni = 0; ni < g.n; ni++) {
         NAME(load_sample)(x, xs, &g, ni, buf);
         NAME(load_cotangent)(d, &g, o, r0, r1, ni, drows);
-        for (idx ob = 0; ob < r1 - r0; ob += MR)
+        for (idx ob = 0; ob < r1 - r0; ob += MR) {
+            const T *bg = buf + (r0 + ob) / opg * g.cg * g.hp * g.wp; /* the block's group */
             for (idx kb = 0; kb < kpad; kb += NV) {
                 VEC acc[MR][NV];
                 T *pp = part + (ob * kpad + kb) * L;
                 for (int r = 0; r < MR; r++)
                     for (int u = 0; u < NV; u++) acc[r][u] = VLOADU(pp + (r * kpad + u) * L);
-                const T *v0 = buf + off[kb], *v1 = buf + off[kb + 1], *v2 = buf + off[kb + 2];
+                const T *v0 = bg + off[kb], *v1 = bg + off[kb + 1], *v2 = bg + off[kb + 2];
                 const T *dr = drows + ob * g.mt;
                 for (idx m = 0; m < g.mt; m += L) {
                     VEC x0 = VLOADU(v0 + m), x1 = VLOADU(v1 + m);
@@ -147,20 +161,26 @@ EXPORT void NAME(conv_direct_wgrad)(const T *x, const idx *shape, const idx *xs,
                 for (int r = 0; r < MR; r++)
                     for (int u = 0; u < NV; u++) VSTOREU(pp + (r * kpad + u) * L, acc[r][u]);
             }
+        }
     }
-    for (idx oi = r0; oi < r1 && oi < o; oi++)
+    for (idx r = r0; r < r1; r++) {
+        if (r % opg >= og) continue; /* a padding row */
+        idx oi = r / opg * og + r % opg;
         for (idx k = 0; k < K; k++) {
-            const T *pp = part + ((oi - r0) * kpad + k) * L;
+            const T *pp = part + ((r - r0) * kpad + k) * L;
             T sum = 0;
             for (int v = 0; v < L; v++) sum += pp[v];
             dw[oi * K + k] = sum;
         }
+    }
 }
 
 /* The input gradient: dx (N, C, H, W), contiguous, of samples n0..n1-1 is the adjoint of
    the forward product, wk (O, kpad; K columns, then zero columns up to a multiple of 4)
-   transposed times d (O, N, OH, OW, contiguous), scattered back along the windows: each
-   tile's sums for four window entries are added into the padded buffer at their offsets.
+   transposed times d (O, N, OH, OW, contiguous), group by group, scattered back along the
+   windows: each tile's sums for four window entries are added into the padded buffer at
+   their offsets (in the group's channels; the sums at positions beyond a group's last
+   column are zero, as their cotangents are).
    The four are a quarter of the window apart, so that one addition does not read what the
    previous one is still writing (neighbouring entries' offsets differ by one T). */
 TARGET
@@ -169,24 +189,27 @@ EXPORT void NAME(conv_direct_igrad)(const T *d, const idx *shape, const idx *geo
                                   idx n1) {
     conv_geo g = NAME(conv_geometry)(shape, geo);
     idx kpad = round_up(g.k, 4), quarter = kpad / 4;
+    idx og = o / g.groups, opg = round_up(og, MR);
     idx off[DIRECT_MAX_K + 4];
     T *scratch = thread_scratch((size_t)NAME(conv_direct_scratch)(shape, geo, o) * sizeof(T));
     if (scratch == NULL) return; /* run_kernel raises MemoryError */
     T *buf = scratch, *drows = scratch + g.len;
     NAME(window_offsets)(&g, off, kpad);
     for (idx ni = n0; ni < n1; ni++) {
-        NAME(load_cotangent)(d, &g, o, 0, o, ni, drows);
+        NAME(load_cotangent)(d, &g, o, 0, g.groups * opg, ni, drows);
         memset(buf, 0, (size_t)g.len * sizeof(T));
+        for (idx grp = 0; grp < g.groups; grp++) {
+        T *bg = buf + grp * g.cg * g.hp * g.wp;
         for (idx m0 = 0; m0 < g.mt; m0 += MT)
             for (idx kb = 0; kb < quarter; kb++) { /* window entries kb + u*quarter */
                 VEC acc[4][NV];
                 for (int u = 0; u < 4; u++)
                     for (int v = 0; v < NV; v++) acc[u][v] = VZERO();
-                for (idx oi = 0; oi < o; oi++) {
-                    const T *dr = drows + oi * g.mt + m0;
+                for (idx oi = 0; oi < og; oi++) {
+                    const T *dr = drows + (grp * opg + oi) * g.mt + m0;
                     VEC d0 = VLOADU(dr), d1 = VLOADU(dr + L);
                     VEC d2 = VLOADU(dr + 2 * L);
-                    const T *wr = wk + oi * kpad + kb;
+                    const T *wr = wk + (grp * og + oi) * kpad + kb;
                     for (int u = 0; u < 4; u++) {
                         VEC wv = VSET1(wr + u * quarter);
                         acc[u][0] = VFMA(wv, d0, acc[u][0]);
@@ -195,12 +218,13 @@ EXPORT void NAME(conv_direct_igrad)(const T *d, const idx *shape, const idx *geo
                     }
                 }
                 for (int u = 0; u < 4; u++) {
-                    T *t = buf + off[kb + u * quarter] + m0;
+                    T *t = bg + off[kb + u * quarter] + m0;
                     for (int v = 0; v < NV; v++)
                         VSTOREU(t + L * v, VADD(VLOADU(t + L * v),
                                                                   acc[u][v]));
                 }
             }
+        }
         for (idx ci = 0; ci < g.c; ci++) /* the buffer's inside, without the padding */
             for (idx y = 0; y < g.h; y++)
                 memcpy(dx + ((ni * g.c + ci) * g.h + y) * g.w,

@@ -62,10 +62,11 @@ def _load():
 _MODULE, _LIB = _load()
 _state = {"on": _LIB is not None and os.environ.get("DIFFKIT_NATIVE", "1") != "0"}
 # the direct convolution: float32 and float64, stride 1, windows of at most this many
-# entries (C·KH·KW, as _native.c's DIRECT_MAX_K) and at most this many output channels
-# (its scratch holds O x K partial sums a vector wide), on a CPU with AVX2 and FMA
+# entries (C/G·KH·KW, as _native.c's DIRECT_MAX_K) and at most this many output channels
+# per group (its scratch holds O x K partial sums a vector wide), on a CPU with AVX2 and FMA
 DIRECT_MAX_WINDOW = 1024
 DIRECT_MAX_OUT = 256
+DIRECT_MAX_TOTAL_OUT = 2048  # output channels of all groups (the scratch holds them)
 _MR = 4  # output channels per register block of the kernels (_native.c's MR)
 _DIRECT = _LIB is not None and bool(_LIB.conv_direct_supported())
 
@@ -233,13 +234,13 @@ def max_pool_backward(ct, x, y, kernel_size, stride, padding):
 
 
 def direct_applies(weight_shape, stride, groups: int = 1) -> bool:
-    """Whether a convolution of this geometry has a direct kernel (whatever the dtype); a
-    grouped one runs the kernel once per group."""
-    o, c, kh, kw = weight_shape
+    """Whether a convolution of this geometry has a direct kernel (whatever the dtype)."""
+    o, cg, kh, kw = weight_shape
     return (
         tuple(stride) == (1, 1)
-        and c * kh * kw <= DIRECT_MAX_WINDOW
+        and cg * kh * kw <= DIRECT_MAX_WINDOW
         and o // groups <= DIRECT_MAX_OUT
+        and o <= DIRECT_MAX_TOTAL_OUT
     )
 
 
@@ -263,9 +264,17 @@ def _padded_rows(w2: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
-def _direct_geo(kernel_size, padding, out_hw, dilation) -> tuple:
+def _direct_geo(kernel_size, padding, out_hw, dilation, groups) -> tuple:
     """The geometry the direct kernels read (_native_direct.h's conv_geometry)."""
-    return (*_geo(kernel_size, (1, 1), padding, out_hw), *dilation)
+    return (*_geo(kernel_size, (1, 1), padding, out_hw), *dilation, groups)
+
+
+def _group_rows(a: np.ndarray, groups: int, rows: int) -> np.ndarray:
+    """The rows of ``a`` (O, ...) group by group, each group's O/G rows followed by zero
+    rows up to ``rows``: (G·rows, ...)."""
+    out = np.zeros((groups, rows) + a.shape[1:], a.dtype)
+    out[:, : a.shape[0] // groups] = a.reshape((groups, -1) + a.shape[1:])
+    return out.reshape((groups * rows,) + a.shape[1:])
 
 
 def conv_direct(x, w, bias, stride, padding, out_hw, dilation=(1, 1), groups=1):
@@ -276,22 +285,15 @@ def conv_direct(x, w, bias, stride, padding, out_hw, dilation=(1, 1), groups=1):
     suffix = _direct(w.shape, stride, groups, *arrays, out_shape=out_hw)
     if suffix is None:
         return None
-    n, c = x.shape[:2]
-    o, cg, og = w.shape[0], c // groups, w.shape[0] // groups
-    opad = -(-og // _MR) * _MR
-    out = np.empty((o, n * out_hw[0] * out_hw[1]), x.dtype)
-    ints = _Ints(
-        (n, cg) + x.shape[2:], _strides(x), _direct_geo(w.shape[2:], padding, out_hw, dilation)
-    )
-    fn = getattr(_LIB, f"conv_direct_{suffix}")
-    for g in range(groups):  # each group's rows of the output, from its channels of x
-        rows = slice(g * og, (g + 1) * og)
-        wp = _padded_rows(w[rows].reshape(og, -1), opad, w[0].size)
-        bp = np.zeros(opad, x.dtype)  # zero rows added to the padded weights
-        if bias is not None:
-            bp[:og] = bias[rows]
-        args = (x[:, g * cg : (g + 1) * cg], *ints.pointers, wp, bp, og, out[rows])
-        _run(fn, _ranges(n, out.size // groups), lambda r, args=args: args)
+    o = w.shape[0]
+    opg = -(-(o // groups) // _MR) * _MR  # each group's rows, padded to register blocks
+    wp = _group_rows(w.reshape(o, -1), groups, opg)
+    bp = _group_rows(np.zeros(o, x.dtype) if bias is None else bias, groups, opg)
+    out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), x.dtype)
+    geo = _direct_geo(w.shape[2:], padding, out_hw, dilation, groups)
+    ints = _Ints(x.shape, _strides(x), geo)
+    args = (x, *ints.pointers, wp, bp, o, out)
+    _run(getattr(_LIB, f"conv_direct_{suffix}"), _ranges(x.shape[0], out.size), lambda r: args)
     return out
 
 
@@ -303,19 +305,15 @@ def conv_direct_weight_grad(
     if suffix is None:
         return None
     ct = np.ascontiguousarray(ct)
-    n, c = x.shape[:2]
-    o, cg = weight_shape[0], c // groups
-    og = o // groups
+    o = weight_shape[0]
+    blocks = groups * -(-(o // groups) // _MR)  # register blocks of rows, group by group
     dw = np.empty(weight_shape, x.dtype)
-    geo = _direct_geo(weight_shape[2:], padding, out_hw, dilation)
-    ints = _Ints((n, cg) + x.shape[2:], _strides(x), geo)
-    fn = getattr(_LIB, f"conv_direct_wgrad_{suffix}")
-    for g in range(groups):
-        rows = slice(g * og, (g + 1) * og)
-        args = (x[:, g * cg : (g + 1) * cg], *ints.pointers, ct[rows], og, dw[rows])
-        # the threads share blocks of _MR output channels (rows of dw), not the batch: each
-        # sum then runs over the samples in one order, whatever the number of threads
-        _run(fn, _ranges(-(-og // _MR), ct.size // groups), lambda r, args=args: args)
+    geo = _direct_geo(weight_shape[2:], padding, out_hw, dilation, groups)
+    ints = _Ints(x.shape, _strides(x), geo)
+    args = (x, *ints.pointers, ct, o, dw)
+    # the threads share blocks of _MR output channels (rows of dw), not the batch: each
+    # sum then runs over the samples in one order, whatever the number of threads
+    _run(getattr(_LIB, f"conv_direct_wgrad_{suffix}"), _ranges(blocks, ct.size), lambda r: args)
     return dw
 
 
@@ -326,20 +324,11 @@ def conv_direct_input_grad(ct, w, x_shape, stride, padding, out_hw, dilation=(1,
     if suffix is None:
         return None
     ct = np.ascontiguousarray(ct)
-    n, c = x_shape[:2]
-    o, k, cg = w.shape[0], w[0].size, c // groups
-    og = o // groups
-    shape = (n, cg) + tuple(x_shape[2:])
-    # one group's gradient is written contiguous: in place unless there are several
+    o, k = w.shape[0], w[0].size
+    wk = _padded_rows(w.reshape(o, k), o, -(-k // 4) * 4)
     dx = np.empty(tuple(x_shape), ct.dtype)
-    part = dx if groups == 1 else np.empty(shape, ct.dtype)
-    ints = _Ints(shape, _direct_geo(w.shape[2:], padding, out_hw, dilation))
-    fn = getattr(_LIB, f"conv_direct_igrad_{suffix}")
-    for g in range(groups):
-        rows = slice(g * og, (g + 1) * og)
-        wk = _padded_rows(w[rows].reshape(og, k), og, -(-k // 4) * 4)
-        args = (ct[rows], *ints.pointers, wk, og, part)
-        _run(fn, _ranges(n, ct.size // groups), lambda r, args=args: args)
-        if groups > 1:
-            dx[:, g * cg : (g + 1) * cg] = part
+    geo = _direct_geo(w.shape[2:], padding, out_hw, dilation, groups)
+    ints = _Ints(x_shape, geo)
+    args = (ct, *ints.pointers, wk, o, dx)
+    _run(getattr(_LIB, f"conv_direct_igrad_{suffix}"), _ranges(x_shape[0], ct.size), lambda r: args)
     return dx
