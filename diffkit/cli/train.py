@@ -180,13 +180,14 @@ def add_training_flags(p, grid: bool = False) -> None:
     p.add_argument(
         "--seed", type=kind(int), help=f"seeds initialisation, shuffle, shifts {d('seed')}"
     )
-    p.add_argument(
-        "--checkpoint",
-        type=kind(int),
-        metavar="K",
-        help="run the model's layers in K checkpointed segments: less memory, the same "
-        "gradients (default 0: none)",
-    )
+    if not grid:  # the same results with or without: nothing to sweep over
+        p.add_argument(
+            "--checkpoint",
+            type=int,
+            metavar="K",
+            help="run the model's layers in K checkpointed segments: less memory, the "
+            "same gradients (default 0: none)",
+        )
     p.add_argument("--train-limit", type=kind(int), help="use only the first N training images")
     p.add_argument("--test-limit", type=kind(int), help="use only the first N test images")
 
