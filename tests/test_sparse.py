@@ -390,7 +390,8 @@ def test_sparse_study(tmp_path):
         study = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(study)
     r = study.main(tmp_path, quick=True)
-    assert (tmp_path / "sparse.md").read_text().count("|") > 20
+    assert (tmp_path / "README.md").read_text().count("|") > 20
+    assert not (tmp_path / "sparse.md").exists()
     assert (tmp_path / "sparse_pattern.png").stat().st_size > 0
     assert max(row[6] for row in r["methods"] if "central" not in row[2]) < 1e-12
     assert all(row[4] >= row[5] for row in r["colours"])
