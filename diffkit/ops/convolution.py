@@ -14,7 +14,7 @@ from . import native
 from .joining import pad
 from .reduce import sum as reduce_sum
 from .shape import _sum_tangents, broadcast_to, matmul, reshape, transpose
-from ._sparsity import windows_rule
+from ._sparsity import _from_pairs, _numbered, grouped
 from .windows import _NO_SCALAR, _col2im_impl, _geometry, _im2col_impl, _unfold_impl, im2col, pair
 
 __all__ = ["conv2d", "conv_transpose2d"]
@@ -217,18 +217,30 @@ CONV2D_INPUT_GRAD = register(
 )
 
 
-def _conv_windows(node):
-    w = node.inputs[1]
-    return {
-        "kernel_size": tuple(w.shape[2:]),
-        "stride": node.attrs["stride"],
-        "padding": node.attrs["padding"],
-        "dilation": node.attrs.get("dilation", (1, 1)),
-    }
-
-
-# an output depends on its window over every input channel, and on its channel's weights
-_SPARSITY_CONV = windows_rule(_unfold_impl, _conv_windows, False)
+def _sparsity_direct(node, values=None) -> list:
+    """Output (o, p) of the product (O, N·OH·OW) depends on the window of pixel p over the
+    channels of o's group (the padding on none), on row o of the weight and on bias o."""
+    x, w = node.inputs[:2]
+    groups = node.attrs.get("groups", 1)
+    o, cg, kh, kw = w.shape
+    windows = _unfold_impl(
+        _numbered(x.shape),
+        (kh, kw),
+        node.attrs["stride"],
+        node.attrs["padding"],
+        dilation=node.attrs.get("dilation", (1, 1)),
+    )  # entry numbers (N, C, OH, OW, KH, KW), 0 in the padding
+    n, _, oh, ow = windows.shape[:4]
+    m, og, k = n * oh * ow, o // groups, cg * kh * kw
+    windows = windows.reshape(n, groups, cg, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
+    entries = np.broadcast_to(windows.reshape(groups, 1, m, k), (groups, og, m, k))
+    rows = np.arange(o).reshape(groups, og, 1, 1) * m + np.arange(m).reshape(1, 1, m, 1)
+    rows = np.broadcast_to(rows, entries.shape)
+    inside = entries > 0
+    pattern = _from_pairs(rows[inside], entries[inside].astype(np.int64) - 1, (o * m, x.size))
+    channel = np.repeat(np.arange(o), m)  # of each output entry
+    rules = [pattern, grouped(channel, np.repeat(np.arange(o), k))]
+    return rules + ([grouped(channel, np.arange(o))] if len(node.inputs) == 3 else [])
 
 
 CONV2D_DIRECT = register(
@@ -254,7 +266,7 @@ CONV2D_DIRECT = register(
         analytic=True,
         doc="reshape(w, (O, C·KH·KW)) @ im2col(x) (+ bias), computed without the window matrix",
         threaded=True,
-        rules={"batch": _NO_BATCH, "sparsity": _SPARSITY_CONV, "remat": "dot"},
+        rules={"batch": _NO_BATCH, "sparsity": _sparsity_direct, "remat": "dot"},
     )
 )
 
