@@ -45,7 +45,9 @@ def hessian(
     ``scipy.sparse`` matrix from a star colouring of the pattern read from the graph.
     """
     if _is_function(f):
-        return transforms.hessian(f, **({} if at is None else {"argnums": at}), sparse=sparse)
+        if at is None:
+            return transforms.hessian(f, sparse=sparse)
+        return transforms.hessian(f, at, sparse=sparse)  # type: ignore[arg-type]
     return api.hessian(f, at, method=method, wrt=wrt, sparse=sparse)
 
 

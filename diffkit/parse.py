@@ -108,7 +108,7 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
                 hint = " (strings are not part of the grammar)"
             raise ParseError(f"unexpected character {ch!r}{hint}", text, pos + 1)
         if m.lastgroup != "space":
-            out.append((m.lastgroup, m.group(), pos + 1))
+            out.append((str(m.lastgroup), m.group(), pos + 1))
         pos = m.end()
     out.append(("end", "", len(text) + 1))
     return out

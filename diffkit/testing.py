@@ -26,7 +26,7 @@ AssertionError: check_gradient: the gradient of argument 0 is wrong at index (1,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import numpy as np
 
@@ -84,8 +84,8 @@ def numerical_gradient(
     if method not in SCHEMES:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(SCHEMES)}")
     _check_argnum(argnums, len(args), "numerical_gradient", "one int")
-    args = list(args)
-    x = np.asarray(args[argnums])
+    arglist = list(args)
+    x = np.asarray(arglist[argnums])
     if x.dtype.kind == "c":
         raise TypeError(
             f"numerical_gradient: argument {argnums} is complex; a black box cannot be shown "
@@ -224,7 +224,9 @@ def check_gradient(
         raise ValueError(f"check_gradient: unknown method {method!r}; known: {', '.join(SCHEMES)}")
     single = isinstance(argnums, (int, np.integer)) and not isinstance(argnums, bool)
     try:
-        nums = (argnums,) if single else tuple(argnums)
+        nums: tuple[int, ...] = (
+            (cast(int, argnums),) if single else tuple(cast(Sequence[int], argnums))
+        )
     except TypeError:
         raise TypeError(
             f"check_gradient: argnums must be an int or a tuple of ints, got {argnums!r}"

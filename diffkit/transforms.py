@@ -121,7 +121,7 @@ class _Trace:
         ]
 
     def at(self, args: tuple) -> dict:
-        values = {}
+        values: dict[str, Any] = {}
         for i, arg in enumerate(args):
             _, leaves, _ = _flatten(arg, f"arg{i}")
             values.update(zip(self.paths[i], leaves))

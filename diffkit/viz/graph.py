@@ -127,7 +127,7 @@ def layout(expr: Node, max_nodes: int = MAX_NODES) -> Layout:
     chains = []  # (source, target, [slot keys from source to target])
     for node in order:
         for inp in dict.fromkeys(node.inputs):
-            keys = [("node", id(inp))]
+            keys: list[tuple] = [("node", id(inp))]
             for d in range(layer[id(inp)] + 1, layer[id(node)]):
                 key = ("dummy", id(inp), id(node), d)
                 rows[d].append(key)
@@ -335,7 +335,7 @@ def draw_graph(
         if fmt not in FORMATS:
             raise ValueError(f"draw_graph: {path}: the suffix should be one of .png, .svg, .pdf")
     fig, info = _render(expr, at, grads, title, max_nodes)
-    if path is None:
+    if path is None or fmt is None:
         return info
     from ..io import atomic_write_bytes
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def _steps(expr, lay, values, adjoints, edge_grads) -> list[dict]:
             "about": "backward: the output's adjoint is seeded with 1",
         }
     )
-    running: dict[int, object] = {}
+    running: dict[int, Any] = {}
     for node in reversed(order):
         for inp in dict.fromkeys(node.inputs):
             key = (id(inp), id(node))
