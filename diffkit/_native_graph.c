@@ -480,11 +480,116 @@ done:
     Py_RETURN_NONE;
 }
 
+/* ---- tabu search (Hertz and de Werra's Tabucol): one colour fewer ------------------------ */
+
+static uint64_t lcg(uint64_t *state) {
+    *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *state >> 33;
+}
+
+/* tabu(indptr, indices, colors, k, iterations, seed) -> 1 if colors now holds a colouring
+   with colours 0..k-1 (the vertices of colours >= k first moved to their least conflicting
+   colour), 0 if none was found within the iterations (colors then unchanged). Each step
+   moves a vertex in conflict to the colour that removes most conflicts, a move back being
+   forbidden for a few steps unless it gives the fewest conflicts seen. */
+static PyObject *tabu(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *o[3];
+    long long k, iterations, seed;
+    if (!PyArg_ParseTuple(args, "OOOLLL", &o[0], &o[1], &o[2], &k, &iterations, &seed))
+        return NULL;
+    Arr a[3];
+    for (int i = 0; i < 3; i++)
+        if (get_arr(o[i], &a[i], i == 2, "argument") < 0) { release(a, i); return NULL; }
+    Py_ssize_t n = a[2].n;
+    int64_t *ptr = a[0].data, *idx = a[1].data, *col = a[2].data;
+    int found = 0;
+    int64_t *c = NULL, *gamma = NULL, *until = NULL, *conf = NULL, *where = NULL;
+    if (k < 1 || check_graph(&a[0], &a[1], n) < 0 || check_order(NULL, n, n, &a[1]) < 0) goto done;
+    c = malloc((size_t)(n + 1) * sizeof(int64_t));
+    gamma = calloc((size_t)(n + 1) * (size_t)k, sizeof(int64_t));
+    until = calloc((size_t)(n + 1) * (size_t)k, sizeof(int64_t));
+    conf = malloc((size_t)(n + 1) * sizeof(int64_t));
+    where = malloc((size_t)(n + 1) * sizeof(int64_t));
+    if (!c || !gamma || !until || !conf || !where) { PyErr_NoMemory(); goto done; }
+    /* start: colours below k kept, the others moved to their least conflicting colour */
+    for (Py_ssize_t v = 0; v < n; v++) c[v] = col[v] < k && col[v] >= 0 ? col[v] : -1;
+    for (Py_ssize_t v = 0; v < n; v++)
+        for (int64_t e = ptr[v]; e < ptr[v + 1]; e++)
+            if (c[idx[e]] >= 0) gamma[v * k + c[idx[e]]]++;
+    for (Py_ssize_t v = 0; v < n; v++) {
+        if (c[v] >= 0) continue;
+        int64_t best = 0;
+        for (int64_t b = 1; b < k; b++)
+            if (gamma[v * k + b] < gamma[v * k + best]) best = b;
+        c[v] = best;
+        for (int64_t e = ptr[v]; e < ptr[v + 1]; e++) gamma[idx[e] * k + best]++;
+    }
+    int64_t nconf = 0, conflicts = 0;
+    for (Py_ssize_t v = 0; v < n; v++) {
+        where[v] = -1;
+        if (gamma[v * k + c[v]] > 0) { where[v] = nconf; conf[nconf++] = v; }
+        conflicts += gamma[v * k + c[v]];
+    }
+    conflicts /= 2;
+    int64_t best_seen = conflicts;
+    uint64_t state = (uint64_t)seed * 2654435761ULL + 1;
+    for (long long it = 0; it < iterations && conflicts > 0; it++) {
+        int64_t mv = -1, mc = -1, md = 0, ties = 0;
+        for (int64_t i = 0; i < nconf; i++) {
+            int64_t v = conf[i], now = gamma[v * k + c[v]];
+            for (int64_t b = 0; b < k; b++) {
+                if (b == c[v]) continue;
+                int64_t d = gamma[v * k + b] - now;
+                int allowed = until[v * k + b] <= it || conflicts + d < best_seen;
+                if (!allowed) continue;
+                if (mv < 0 || d < md) { mv = v; mc = b; md = d; ties = 1; }
+                else if (d == md && lcg(&state) % (uint64_t)(++ties) == 0) { mv = v; mc = b; }
+            }
+        }
+        if (mv < 0) continue; /* every move tabu: wait for one to be freed */
+        int64_t old = c[mv];
+        until[mv * k + old] = it + 1 + (int64_t)(lcg(&state) % 10) + (6 * nconf) / 10;
+        c[mv] = mc;
+        conflicts += md;
+        if (conflicts < best_seen) best_seen = conflicts;
+        for (int64_t e = ptr[mv]; e < ptr[mv + 1]; e++) {
+            int64_t w = idx[e];
+            gamma[w * k + old]--;
+            gamma[w * k + mc]++;
+        }
+        /* conflict membership of mv and its neighbours */
+        for (int64_t e = ptr[mv] - 1; e < ptr[mv + 1]; e++) {
+            int64_t w = e < ptr[mv] ? mv : idx[e];
+            int in = gamma[w * k + c[w]] > 0;
+            if (in && where[w] < 0) { where[w] = nconf; conf[nconf++] = w; }
+            else if (!in && where[w] >= 0) {
+                int64_t last = conf[--nconf];
+                conf[where[w]] = last;
+                where[last] = where[w];
+                where[w] = -1;
+            }
+        }
+    }
+    if (conflicts == 0) {
+        found = 1;
+        for (Py_ssize_t v = 0; v < n; v++) col[v] = c[v];
+    }
+done:
+    free(c);
+    free(gamma);
+    free(until);
+    free(conf);
+    free(where);
+    release(a, 3);
+    return PyErr_Occurred() ? NULL : PyLong_FromLong(found);
+}
+
 static PyMethodDef graph_methods[] = {
     {"greedy_distance1", greedy_distance1, METH_VARARGS, "Greedy distance-1 colouring."},
     {"greedy_columns", greedy_columns, METH_VARARGS, "Greedy partial distance-2 colouring."},
     {"star", star, METH_VARARGS, "Greedy star colouring."},
     {"acyclic", acyclic, METH_VARARGS, "Greedy acyclic colouring."},
+    {"tabu", tabu, METH_VARARGS, "Tabu search for a colouring with one colour fewer."},
     {"smallest_last", smallest_last, METH_VARARGS, "The smallest-last vertex order."},
     {"incidence_degree", incidence_degree, METH_VARARGS, "The incidence-degree vertex order."},
     {NULL, NULL, 0, NULL},

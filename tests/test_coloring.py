@@ -42,6 +42,10 @@ def test_native_and_numpy_kernels_agree(order):
                 a = coloring(pattern, kind, order, seed=seed, recolor=recolor, native=True)
                 b = coloring(pattern, kind, order, seed=seed, recolor=recolor, native=False)
                 np.testing.assert_array_equal(a.colors, b.colors, err_msg=f"{kind} {order}")
+        for kind in ("column", "row"):  # tabu search, step for step
+            a = coloring(p, kind, order, seed=seed, search=300, native=True)
+            b = coloring(p, kind, order, seed=seed, search=300, native=False)
+            np.testing.assert_array_equal(a.colors, b.colors, err_msg=f"tabu {kind} {order}")
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -98,6 +102,34 @@ def test_lower_bounds_hold_against_every_colouring(seed):
     fewest = _fewest(6, lambda c: all(len(set(c[g])) == g.size for g in groups))
     c = coloring(pattern, "column")
     assert c.lower_bound <= fewest <= c.count
+
+
+def test_tabu_search_reaches_the_lattice_colouring_of_the_brusselator():
+    """The Brusselator's columns (u and v on a periodic 8 x 8 grid) take 8 colours, as the
+    lattice colouring (x + 3 y + 4 [v]) mod 8 shows; greedy orders stop at 10 or more,
+    tabu search finds 8 and the colouring is valid."""
+    n = 8
+    cell = np.arange(n * n).reshape(n, n)
+    rows, cols = [], []
+    for t in range(2):  # row (t, i, j): its own cell in u and v, the stencil in its field
+        for i in range(n):
+            for j in range(n):
+                r = t * n * n + cell[i, j]
+                for di, dj in [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]:
+                    rows.append(r)
+                    cols.append(t * n * n + cell[(i + di) % n, (j + dj) % n])
+                rows.append(r)
+                cols.append((1 - t) * n * n + cell[i, j])
+    p = sp.csr_matrix((np.ones(len(rows), bool), (rows, cols)), shape=(2 * n * n,) * 2)
+    x, y = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    lattice = np.concatenate([(x + 3 * y).ravel() % 8, (x + 3 * y + 4).ravel() % 8])
+    for line in p.tolil().rows:
+        assert len(set(lattice[line])) == len(line)  # the lattice colouring is valid
+    greedy = coloring(p, "column")
+    found = coloring(p, "column", search=20_000)
+    assert greedy.count >= 9 and found.count == 8 and found.lower_bound == 6
+    for line in p.tolil().rows:
+        assert len(set(found.colors[line])) == len(line)
 
 
 def test_forest_bound():

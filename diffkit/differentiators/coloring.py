@@ -316,6 +316,98 @@ def _iterated(greedy, colors, rounds, seed):
     return best
 
 
+def _lcg(state: int) -> tuple[int, int]:
+    state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
+    return state, state >> 33
+
+
+def _tabu_numpy(graph: sp.csr_matrix, colors: np.ndarray, k: int, iterations: int, seed: int):
+    """Tabu search (Tabucol, Hertz and de Werra, 1987) for a colouring with colours
+    0..k-1, as the compiled kernel does it step for step: the vertices of colours >= k
+    first move to their least conflicting colour; then each step moves a vertex in conflict
+    to the colour that removes most conflicts (ties at random), the move back forbidden
+    for a few steps unless it gives the fewest conflicts seen. Returns the colouring or
+    ``None``."""
+    n = graph.shape[0]
+    indptr, indices = graph.indptr, graph.indices
+    c = np.where((colors < k) & (colors >= 0), colors, -1).astype(np.int64)
+    gamma = np.zeros((n, k), np.int64)
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    keep = c[indices] >= 0
+    np.add.at(gamma, (rows[keep], c[indices[keep]]), 1)
+    for v in np.flatnonzero(c < 0):
+        best = int(np.argmin(gamma[v]))
+        c[v] = best
+        gamma[indices[indptr[v] : indptr[v + 1]], best] += 1
+    until = np.zeros((n, k), np.int64)
+    own = gamma[np.arange(n), c]
+    conf = [int(v) for v in np.flatnonzero(own > 0)]
+    where = np.full(n, -1, np.int64)
+    where[conf] = np.arange(len(conf))
+    conflicts = int(own.sum()) // 2
+    best_seen = conflicts
+    state = (seed * 2654435761 + 1) % 2**64
+    it = 0
+    while it < iterations and conflicts > 0:
+        mv = mc = -1
+        md = ties = 0
+        for v in conf:
+            now = gamma[v, c[v]]
+            for b in range(k):
+                if b == c[v]:
+                    continue
+                d = int(gamma[v, b] - now)
+                if not (until[v, b] <= it or conflicts + d < best_seen):
+                    continue
+                if mv < 0 or d < md:
+                    mv, mc, md, ties = v, b, d, 1
+                elif d == md:
+                    ties += 1
+                    state, r = _lcg(state)
+                    if r % ties == 0:
+                        mv, mc = v, b
+        if mv >= 0:
+            old = int(c[mv])
+            state, r = _lcg(state)
+            until[mv, old] = it + 1 + r % 10 + (6 * len(conf)) // 10
+            c[mv] = mc
+            conflicts += md
+            best_seen = min(best_seen, conflicts)
+            nb = indices[indptr[mv] : indptr[mv + 1]]
+            gamma[nb, old] -= 1
+            gamma[nb, mc] += 1
+            for w in [mv, *nb.tolist()]:
+                inside = gamma[w, c[w]] > 0
+                if inside and where[w] < 0:
+                    where[w] = len(conf)
+                    conf.append(w)
+                elif not inside and where[w] >= 0:
+                    last = conf.pop()
+                    if last != w:
+                        conf[where[w]] = last
+                        where[last] = where[w]
+                    where[w] = -1
+        it += 1
+    return c if conflicts == 0 else None
+
+
+def _search(graph: sp.csr_matrix, colors: np.ndarray, iterations: int, seed: int, native):
+    """One colour fewer at a time by tabu search, while it finds one in ``iterations``."""
+    count = int(colors.max(initial=-1)) + 1
+    while count > 1:
+        if native and _NATIVE is not None:
+            trial = colors.astype(np.int64).copy()
+            args = (_i64(graph.indptr), _i64(graph.indices), trial)
+            found = _NATIVE.tabu(*args, count - 1, iterations, seed)
+            trial = trial if found else None
+        else:
+            trial = _tabu_numpy(graph, colors, count - 1, iterations, seed)
+        if trial is None:
+            break
+        colors, count = trial, count - 1
+    return colors
+
+
 # ---- lower bounds ------------------------------------------------------------------------------
 
 
@@ -372,7 +464,7 @@ def _adjacency(p: sp.csr_matrix) -> sp.csr_matrix:
 # ---- the colouring -----------------------------------------------------------------------------
 
 
-def _color_columns(p: sp.csr_matrix, order, seed, recolor, native):
+def _color_columns(p: sp.csr_matrix, order, seed, recolor, native, search=0):
     """Partial distance-2 colouring of the columns: columns sharing a row differ."""
     if native and _NATIVE is not None:
         csc = p.tocsc()
@@ -392,6 +484,10 @@ def _color_columns(p: sp.csr_matrix, order, seed, recolor, native):
     first = int(colors.max(initial=-1)) + 1
     if recolor:
         colors = _iterated(greedy, colors, recolor, seed)
+    if search:
+        if graph is None:
+            graph = _without_diagonal((p.T @ p).tocsr())
+        colors = _search(graph, colors, search, seed, native)
     return colors, first
 
 
@@ -402,6 +498,7 @@ def coloring(
     seed: int = 0,
     recolor: int = RECOLOR,
     native: bool = True,
+    search: int = 0,
 ) -> Coloring:
     """Colour the columns, rows or (for a symmetric Hessian pattern) the variables of
     ``pattern`` greedily in a vertex ``order``, then improve it by iterated greedy.
@@ -416,6 +513,9 @@ def coloring(
         recolor: the most rounds of iterated greedy (0: the greedy colouring alone).
         native: use the compiled kernels where they are built (the numpy versions give the
             same colours).
+        search: for column and row colourings, the steps of tabu search (Hertz and de
+            Werra's Tabucol) allowed for each colour it then tries to remove (0: none);
+            slower than greedy, it finds colourings that greedy orders do not.
 
     Returns:
         A :class:`Coloring` with the colours, their count and a lower bound.
@@ -432,14 +532,16 @@ def coloring(
         raise ValueError(f"coloring: unknown order {order!r}; known orders: {', '.join(ORDERS)}")
     if not isinstance(recolor, (int, np.integer)) or recolor < 0:
         raise ValueError(f"coloring: recolor must be a count of rounds >= 0, got {recolor!r}")
+    if not isinstance(search, (int, np.integer)) or search < 0:
+        raise ValueError(f"coloring: search must be a count of steps >= 0, got {search!r}")
     p = _as_pattern(pattern)
     if kind == "column":
-        colors, first = _color_columns(p, order, seed, recolor, native)
+        colors, first = _color_columns(p, order, seed, recolor, native, search)
         bound = int(np.diff(p.indptr).max(initial=0))
     elif kind == "row":
         pt = p.T.tocsr()
         pt.sort_indices()
-        colors, first = _color_columns(pt, order, seed, recolor, native)
+        colors, first = _color_columns(pt, order, seed, recolor, native, search)
         bound = int(np.diff(pt.indptr).max(initial=0))
     else:
         if p.shape[0] != p.shape[1]:
