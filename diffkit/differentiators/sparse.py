@@ -184,7 +184,8 @@ def _take_rows(deps: sp.csr_matrix, src: np.ndarray) -> sp.csr_matrix:
     a selection applied without a matrix product."""
     has = src >= 0
     safe = np.where(has, src, 0)
-    lens = np.where(has, np.diff(deps.indptr)[safe], 0)
+    counts = np.diff(deps.indptr) if deps.shape[0] else np.zeros(1, np.int64)  # no rows
+    lens = np.where(has, counts[safe], 0)
     indptr = np.zeros(src.size + 1, np.int64)
     np.cumsum(lens, out=indptr[1:])
     total = int(indptr[-1])
@@ -387,6 +388,8 @@ class SparseJacobian:
         pattern: a pattern to use instead of detecting one (it must cover the Jacobian).
         at: a point: with ``local=True`` the pattern there.
         local: use the pattern at ``at`` (valid near it only).
+        search: steps of tabu search per colour it tries to remove (``dk.coloring``'s);
+            slower to prepare, fewer passes at every later point.
 
     After a call, ``last_cost`` holds the passes (colours) and batched evaluations.
     """
@@ -400,6 +403,7 @@ class SparseJacobian:
         pattern=None,
         at=None,
         local: bool = False,
+        search: int = 0,
     ):
         if not isinstance(f, Node):
             raise TypeError(f"SparseJacobian: f must be an IR node, got {type(f).__name__}")
@@ -417,7 +421,8 @@ class SparseJacobian:
         self.pattern = sp.csr_matrix(pattern, dtype=bool)
         self.pattern.sort_indices()
         self.notes = getattr(pattern, "notes", ())
-        self.coloring: Coloring = coloring(self.pattern, JACOBIAN_METHODS[method], order)
+        kind = JACOBIAN_METHODS[method]
+        self.coloring: Coloring = coloring(self.pattern, kind, order, search=search)
         self.last_cost = Cost(f"sparse-{method}")
 
     def __call__(self, at: Mapping[str, Any]) -> sp.csr_matrix:
