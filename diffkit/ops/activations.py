@@ -8,6 +8,10 @@ PyTorch's: ELU, SELU and leaky ReLU take the negative branch's slope at 0; hardt
 ReLU6 have derivative 0 at (and beyond) their bounds and 1 strictly inside; softplus is
 the identity where ``beta * x > threshold``. No branch that is not taken can overflow into
 a NaN derivative: ``expm1`` only ever sees the non-positive inputs.
+
+The branches are joined by ``relu`` and by 0/1 masks rather than ``where`` (numpy's
+``where`` costs some thirty multiplications), and every value is PyTorch's exactly: a
+branch not taken contributes an exact 0.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import math
 
 from ..ir.node import Node, ShapeError, as_node
 from ..ir.op import Sample, function
-from .comparison import greater, less, stop_gradient, where, clip
+from .comparison import clip, greater, less, relu, stop_gradient
 from .joining import split
 from .special import sigmoid, softplus as _softplus
 from .transcendental import erf, expm1, tanh
@@ -54,15 +58,15 @@ def gelu(x, approximate: str = "none") -> Node:
 
 
 def _negative_part(x):
-    # x where x <= 0, else 0: the argument of the negative branch, never large
-    return where(greater(x, 0.0), 0.0, x)
+    # min(x, 0) = x - relu(x), exactly; its slope at 0 is 1 (relu's is 0 there)
+    return x - relu(x)
 
 
 @function("elu", samples=_S + (Sample(((3, 4),), {"alpha": 0.5}),))
 def elu(x, alpha: float = 1.0) -> Node:
     """x for x > 0, alpha (exp(x) - 1) otherwise; slope alpha at 0 (PyTorch)."""
     x = as_node(x)
-    return where(greater(x, 0.0), x, float(alpha) * expm1(_negative_part(x)))
+    return relu(x) + float(alpha) * expm1(_negative_part(x))
 
 
 @function("selu", samples=_S)
@@ -89,7 +93,7 @@ def mish(x) -> Node:
 def leaky_relu(x, negative_slope: float = 0.01) -> Node:
     """x for x > 0, negative_slope · x otherwise (slope negative_slope at 0, PyTorch)."""
     x = as_node(x)
-    return where(greater(x, 0.0), x, float(negative_slope) * x)
+    return relu(x) + float(negative_slope) * _negative_part(x)
 
 
 @function("hardtanh", samples=_S + (Sample(((3, 4),), {"min_val": -0.5, "max_val": 1.5}),))
@@ -101,7 +105,9 @@ def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0) -> Node:
     if lo > hi:
         raise ValueError(f"hardtanh: min_val {min_val} must not exceed max_val {max_val}")
     inside = greater(x, lo) * less(x, hi)
-    return where(inside, x, clip(stop_gradient(x), lo, hi))
+    fixed = stop_gradient(x)
+    # the value of clip, the derivative of the mask: (x - fixed) is 0 with slope 1
+    return clip(fixed, lo, hi) + (x - fixed) * inside
 
 
 @function("relu6", samples=(Sample(((3, 4),), low=-3.0, high=9.0),))
@@ -127,7 +133,8 @@ def softplus_beta(x, beta: float = 1.0, threshold: float = 20.0) -> Node:
     smooth = _softplus(scaled)
     if beta != 1.0:
         smooth = smooth / beta
-    return where(greater(scaled, threshold), x, smooth)
+    linear = greater(scaled, threshold)  # smooth is finite, so 0 * smooth is an exact 0
+    return x * linear + smooth * (1.0 - linear)
 
 
 @function("glu", samples=(Sample(((3, 4),)), Sample(((2, 6, 3),), {"dim": 1})))
