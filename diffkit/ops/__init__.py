@@ -22,12 +22,14 @@ from .special import *  # noqa: F401,F403
 from .windows import *  # noqa: F401,F403
 from .convolution import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
+from .adaptive_pooling import *  # noqa: F401,F403
 from .indexing import *  # noqa: F401,F403
 from .joining import *  # noqa: F401,F403
 from .updates import *  # noqa: F401,F403
 from ._batch import NotBatchable  # noqa: F401
 
 from . import arithmetic, comparison, convolution, pooling, reduce, shape, special  # noqa: E402
+from . import adaptive_pooling  # noqa: E402
 from . import indexing, joining, transcendental, updates, windows  # noqa: E402
 
 #: every builder of the op library, re-exported by ``diffkit``
@@ -43,6 +45,7 @@ __all__ = [
         windows,
         convolution,
         pooling,
+        adaptive_pooling,
         indexing,
         joining,
         updates,
