@@ -9,9 +9,9 @@ ReLU6 have derivative 0 at (and beyond) their bounds and 1 strictly inside; soft
 the identity where ``beta * x > threshold``. No branch that is not taken can overflow into
 a NaN derivative: ``expm1`` only ever sees the non-positive inputs.
 
-The branches are joined by ``relu`` and by 0/1 masks rather than ``where`` (numpy's
-``where`` costs some thirty multiplications), and every value is PyTorch's exactly: a
-branch not taken contributes an exact 0.
+Each takes as few ``where`` as its infinities allow (numpy's ``where`` costs some thirty
+multiplications): an infinite input gives PyTorch's value and derivative, never the NaN
+of inf - inf or 0 · inf, and every finite value is PyTorch's exactly.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 
 from ..ir.node import Node, ShapeError, as_node
 from ..ir.op import Sample, function
-from .comparison import clip, greater, less, relu, stop_gradient
+from .comparison import clip, greater, less, relu, stop_gradient, where
 from .joining import split
 from .special import sigmoid, softplus as _softplus
 from .transcendental import erf, expm1, tanh
@@ -58,8 +58,8 @@ def gelu(x, approximate: str = "none") -> Node:
 
 
 def _negative_part(x):
-    # min(x, 0) = x - relu(x), exactly; its slope at 0 is 1 (relu's is 0 there)
-    return x - relu(x)
+    # min(x, 0), with slope 1 at 0 (the negative branch's) and 0 at +inf
+    return where(greater(x, 0.0), 0.0, x)
 
 
 @function("elu", samples=_S + (Sample(((3, 4),), {"alpha": 0.5}),))
@@ -93,7 +93,8 @@ def mish(x) -> Node:
 def leaky_relu(x, negative_slope: float = 0.01) -> Node:
     """x for x > 0, negative_slope · x otherwise (slope negative_slope at 0, PyTorch)."""
     x = as_node(x)
-    return relu(x) + float(negative_slope) * _negative_part(x)
+    # x times a piecewise-constant factor: exact values, no 0 * inf
+    return x * where(greater(x, 0.0), 1.0, float(negative_slope))
 
 
 @function("hardtanh", samples=_S + (Sample(((3, 4),), {"min_val": -0.5, "max_val": 1.5}),))
@@ -105,9 +106,7 @@ def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0) -> Node:
     if lo > hi:
         raise ValueError(f"hardtanh: min_val {min_val} must not exceed max_val {max_val}")
     inside = greater(x, lo) * less(x, hi)
-    fixed = stop_gradient(x)
-    # the value of clip, the derivative of the mask: (x - fixed) is 0 with slope 1
-    return clip(fixed, lo, hi) + (x - fixed) * inside
+    return where(inside, x, clip(stop_gradient(x), lo, hi))
 
 
 @function("relu6", samples=(Sample(((3, 4),), low=-3.0, high=9.0),))
@@ -133,8 +132,7 @@ def softplus_beta(x, beta: float = 1.0, threshold: float = 20.0) -> Node:
     smooth = _softplus(scaled)
     if beta != 1.0:
         smooth = smooth / beta
-    linear = greater(scaled, threshold)  # smooth is finite, so 0 * smooth is an exact 0
-    return x * linear + smooth * (1.0 - linear)
+    return where(greater(scaled, threshold), x, smooth)
 
 
 @function("glu", samples=(Sample(((3, 4),)), Sample(((2, 6, 3),), {"dim": 1})))

@@ -382,6 +382,24 @@ def test_activation_values_and_slopes_at_kinks_and_extremes(name, args, kwargs):
     np.testing.assert_allclose(g, t.grad.numpy(), rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("name,args,kwargs", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_activations_at_infinities_give_pytorchs_numbers(name, args, kwargs, dtype):
+    """At ±inf and ±1e30 every value and derivative that PyTorch gives as a number is
+    ours too (no inf - inf or 0 · inf)."""
+    x = np.array([np.inf, -np.inf, 1e30, -1e30, 0.0], dtype=dtype)
+    ours, theirs = _both(name, args, kwargs)
+    out = ours(dk.variable("x", x.shape))
+    got = dk.evaluate(out, {"x": x})
+    grad = dk.gradient(dk.sum(out), {"x": x})["x"]
+    t = torch.tensor(x, requires_grad=True)
+    y = theirs(t)
+    y.sum().backward()
+    for mine, want in ((got, y.detach().numpy()), (grad, t.grad.numpy())):
+        number = ~np.isnan(want)
+        np.testing.assert_allclose(mine[number], want[number], rtol=1e-6, atol=0)
+
+
 def test_glu_along_each_dimension():
     x = np.random.default_rng(11).standard_normal((4, 6, 2))
     for dim in (0, 1, -3, -2):
