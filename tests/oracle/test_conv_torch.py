@@ -188,27 +188,82 @@ def _arrays(*shapes, seed=5):
     return [rng.standard_normal(s) for s in shapes]
 
 
-@pytest.mark.parametrize(
-    "shapes,kwargs",
-    [
-        (((2, 4, 7, 6), (6, 2, 3, 2), (6,)), {"stride": (2, 1), "padding": 1, "groups": 2}),
-        (((2, 3, 7, 6), (3, 1, 3, 3)), {"dilation": (2, 1), "padding": "same", "groups": 3}),
-        (((3, 7, 6), (4, 3, 2, 2), (4,)), {"padding": "valid", "dilation": 2}),
-    ],
-)
-def test_functional_conv2d(shapes, kwargs):
+# PyTorch's OpInfo samples of nn.functional.conv2d and conv_transpose2d
+# (common_methods_invocations.py), each batched and unbatched, then some of our own
+CONV2D_SAMPLES = [
+    ((1, 3, 4, 4), (3, 3, 3, 3), (3,), {"stride": (2, 2), "padding": 2, "groups": 1}),
+    (
+        (2, 4, 8, 8),
+        (2, 2, 3, 3),
+        (2,),
+        {"stride": (3, 2), "padding": (2, 1), "groups": 2, "dilation": (4, 4)},
+    ),
+    (
+        (1, 4, 5, 5),
+        (1, 4, 2, 3),
+        (1,),
+        {"stride": 2, "padding": 1, "groups": 1, "dilation": (2, 3)},
+    ),
+    ((1, 2, 4, 3), (4, 2, 3, 4), None, {"stride": 2, "padding": 1, "groups": 1}),
+    ((1, 4, 5, 5), (1, 4, 2, 3), (1,), {"stride": 2, "padding": "valid"}),
+    ((1, 4, 5, 5), (1, 4, 2, 3), (1,), {"stride": 1, "padding": "same", "dilation": 3}),
+    ((2, 4, 6, 6), (4, 1, 3, 3), (4,), {"groups": 4}),
+    ((2, 4, 6, 6), (8, 1, 3, 3), (8,), {"groups": 4}),
+    ((2, 4, 6, 6), (8, 1, 3, 3), None, {"groups": 4}),
+    ((2, 4, 6, 6), (4, 1, 3, 3), (4,), {"groups": 4, "stride": (3, 2)}),
+    ((2, 4, 6, 6), (4, 1, 3, 3), (4,), {"groups": 4, "padding": (1, 1)}),
+    ((2, 4, 5, 5), (4, 1, 2, 2), (4,), {"groups": 4, "dilation": (2, 2)}),
+    ((2, 4, 6, 5), (6, 2, 3, 2), (6,), {"groups": 2}),
+    ((1, 4, 5, 5), (3, 4, 3, 3), None, {}),
+    ((2, 4, 7, 6), (6, 2, 3, 2), (6,), {"stride": (2, 1), "padding": 1, "groups": 2}),
+    ((2, 3, 7, 6), (3, 1, 3, 3), None, {"dilation": (2, 1), "padding": "same", "groups": 3}),
+]
+
+CONV_TRANSPOSE2D_SAMPLES = [
+    ((1, 3, 4, 4), (3, 3, 3, 3), (3,), {"stride": (2, 2), "padding": 2, "output_padding": (1, 1)}),
+    (
+        (2, 2, 4, 4),
+        (2, 2, 4, 5),
+        (4,),
+        {
+            "stride": (3, 2),
+            "padding": (1, 2),
+            "output_padding": (2, 3),
+            "groups": 2,
+            "dilation": (4, 4),
+        },
+    ),
+    (
+        (1, 1, 4, 5),
+        (1, 1, 4, 3),
+        (1,),
+        {"stride": 2, "padding": 1, "output_padding": 1, "dilation": (2, 3)},
+    ),
+    ((1, 1, 4, 3), (1, 2, 3, 4), None, {"stride": 2, "padding": 1, "output_padding": 1}),
+    ((2, 4, 4, 4), (4, 1, 3, 3), None, {"groups": 4}),
+    ((1, 2, 5, 5), (2, 4, 3, 3), None, {}),
+    ((2, 4, 3, 4), (4, 3, 3, 2), (6,), {"stride": 2, "output_padding": 1, "groups": 2}),
+    ((2, 2, 3, 4), (2, 3, 2, 3), None, {"dilation": (2, 3), "padding": (1, 2)}),
+]
+
+
+def _samples(cases):
+    return [
+        pytest.param(shape[skip:], w, b, kw, id=f"{i}{'-unbatched' if skip else ''}")
+        for i, (shape, w, b, kw) in enumerate(cases)
+        for skip in (0, 1)
+    ]
+
+
+@pytest.mark.parametrize("x,w,b,kwargs", _samples(CONV2D_SAMPLES))
+def test_functional_conv2d(x, w, b, kwargs):
+    shapes = (x, w) if b is None else (x, w, b)
     _functional(nn.functional.conv2d, F.conv2d, _arrays(*shapes), **kwargs)
 
 
-@pytest.mark.parametrize(
-    "shapes,kwargs",
-    [
-        (((2, 4, 3, 4), (4, 3, 3, 2), (6,)), {"stride": 2, "output_padding": 1, "groups": 2}),
-        (((2, 2, 3, 4), (2, 3, 2, 3)), {"dilation": (2, 3), "padding": (1, 2)}),
-        (((2, 3, 4), (2, 2, 3, 3), (2,)), {"stride": 3, "output_padding": (2, 0)}),
-    ],
-)
-def test_functional_conv_transpose2d(shapes, kwargs):
+@pytest.mark.parametrize("x,w,b,kwargs", _samples(CONV_TRANSPOSE2D_SAMPLES))
+def test_functional_conv_transpose2d(x, w, b, kwargs):
+    shapes = (x, w) if b is None else (x, w, b)
     _functional(nn.functional.conv_transpose2d, F.conv_transpose2d, _arrays(*shapes), **kwargs)
 
 
