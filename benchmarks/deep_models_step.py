@@ -1,8 +1,9 @@
 """One float32 training step (forward, backward, SGD update with momentum) of the VGG-style
 network and the small ResNet (``diffkit.nn.VGG``, ``diffkit.nn.ResNet``; 1x28x28 MNIST
-inputs) in diffkit and in PyTorch eager (CPU, 2 threads, in a child process), at batch 16
-and 64: medians over rounds with their spread (min to max), and the ratio diffkit/PyTorch
-per round, diffkit and PyTorch alternating.
+inputs) in diffkit and in PyTorch eager (CPU, in child processes with 1 and with 2 threads),
+at batch 16 and 64: medians over rounds with their spread (min to max), and the ratio
+diffkit/PyTorch per round, diffkit and PyTorch alternating. On a loaded machine PyTorch's
+2 OpenMP threads wait for each other at every barrier, so both thread counts are timed.
 
 Run: python benchmarks/deep_models_step.py   (PyTorch from the `oracle` extra is optional)
 """
@@ -121,7 +122,8 @@ class TorchChild:
     spinning after its steps and would slow diffkit's in the same process)."""
 
     CODE = (
-        "import json, sys; sys.path.insert(0, '.'); import torch; torch.set_num_threads(2);"
+        "import json, sys; sys.path.insert(0, '.'); import torch;"
+        "torch.set_num_threads(int(sys.argv[1]));"
         "import deep_models_step as b; from common import median_time;"
         "print(torch.__version__, torch.get_num_threads(), flush=True); steps = {}\n"
         "for line in sys.stdin:\n"
@@ -130,9 +132,9 @@ class TorchChild:
         "    print(json.dumps(median_time(run, repeats=repeats)[0]), flush=True)\n"
     )
 
-    def __init__(self):
+    def __init__(self, threads: int):
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", self.CODE],
+            [sys.executable, "-c", self.CODE, str(threads)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -146,7 +148,8 @@ class TorchChild:
             if "No module named 'torch'" in err:
                 raise ModuleNotFoundError("torch")
             raise RuntimeError(f"the PyTorch child process failed:\n{err}")
-        self.version = f"PyTorch {header[0]}, {header[1]} threads, in a child process"
+        self.version = f"PyTorch {header[0]}, {header[1]} thread(s), in a child process"
+        self.threads = int(header[1])
 
     def median(self, name: str, batch: int, repeats: int) -> float:
         self.proc.stdin.write(f"{name} {batch} {repeats}\n")
@@ -161,45 +164,48 @@ class TorchChild:
 PAUSE = 0.3  # let the idle BLAS/OpenMP threads of the side that ran stop spinning
 
 
-def main(rounds: int = 7, repeats: int = 5) -> None:
+def _ms(times: list) -> str:
+    return (
+        f"{statistics.median(times) * 1e3:7.1f} ms ({min(times) * 1e3:.1f} to "
+        f"{max(times) * 1e3:.1f})"
+    )
+
+
+def main(rounds: int = 5, repeats: int = 5) -> None:
     """``rounds`` times, for each model and batch: ``repeats`` diffkit steps (this
-    process), then ``repeats`` PyTorch steps (the child); medians over rounds, their
+    process), then ``repeats`` PyTorch steps in each child; medians over rounds, their
     range, and the median and range of the per-round ratios."""
     cases = [(m, b) for m in MODELS for b in BATCHES]
     steps = {case: diffkit_step(*case) for case in cases}
     try:
-        child = TorchChild()
+        children = [TorchChild(1), TorchChild(2)]
     except ModuleNotFoundError:
-        child = None
+        children = []
         print("PyTorch is not installed (pip install -e '.[oracle]'): diffkit only")
     ours = {case: [] for case in cases}
-    theirs = {case: [] for case in cases}
+    theirs = {(case, c.threads): [] for case in cases for c in children}
     for _ in range(rounds):
         for case in cases:
             ours[case].append(median_time(steps[case], repeats=repeats)[0])
-            if child is not None:
+            for child in children:
                 time.sleep(PAUSE)
-                theirs[case].append(child.median(*case, repeats))
+                theirs[case, child.threads].append(child.median(*case, repeats))
                 time.sleep(PAUSE)
-    if child is not None:
+    for child in children:
         child.close()
         print(child.version)
     print(f"{rounds} rounds of {repeats} steps each, diffkit and PyTorch alternating; float32")
     for case in cases:
         a = ours[case]
-        line = (
-            f"{case[0]:6s} batch {case[1]:3d}: diffkit {statistics.median(a) * 1e3:7.1f} ms "
-            f"({min(a) * 1e3:.1f} to {max(a) * 1e3:.1f})"
-        )
-        if child is not None:
-            b = theirs[case]
+        print(f"{case[0]:6s} batch {case[1]:3d}: diffkit {_ms(a)}")
+        for child in children:
+            b = theirs[case, child.threads]
             ratios = [x / y for x, y in zip(a, b)]
-            line += (
-                f"  PyTorch {statistics.median(b) * 1e3:7.1f} ms ({min(b) * 1e3:.1f} to "
-                f"{max(b) * 1e3:.1f})  ratio {statistics.median(ratios):.2f} (rounds: "
-                f"{min(ratios):.2f} to {max(ratios):.2f})"
+            print(
+                f"{'':17s}PyTorch, {child.threads} thread(s) {_ms(b)}  ratio diffkit/PyTorch "
+                f"{statistics.median(ratios):.2f} (rounds: {min(ratios):.2f} to "
+                f"{max(ratios):.2f})"
             )
-        print(line)
 
 
 if __name__ == "__main__":
