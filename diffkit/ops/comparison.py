@@ -357,7 +357,7 @@ ABS = register(
         samples=(Sample(((),)), Sample(((3, 4),))),
         analytic=False,
         exact=lambda x: -x if x < 0 else x,
-        doc="|x|; derivative 0 at 0",
+        doc="abs(x); derivative 0 at 0",
         kind="elementwise",
         names=("Abs", "fabs"),
         numpy=(np.absolute, np.fabs),
@@ -373,7 +373,7 @@ def relu(x):
 
 
 def abs(x):  # noqa: A001 - numpy-like name
-    """|x|; its derivative at 0 is 0, as in PyTorch."""
+    """abs(x); its derivative at 0 is 0, as in PyTorch."""
     return apply(ABS, x)
 
 

@@ -464,7 +464,7 @@ I0E = unary(
     lambda x: mpmath.besseli(0, x) * mpmath.exp(-abs(x)),
     SYMPY_I0E,
     analytic=False,  # e^-|x| is not analytic
-    doc="exp(-|x|) I0(x), the exponentially scaled modified Bessel function of order 0",
+    doc="exp(-abs(x)) I0(x), the exponentially scaled modified Bessel function of order 0",
     numpy=(scipy.special.i0e,),
     sympy_from=(SYMPY_I0E,),
     rules={"taylor": _taylor.NESTED_JVP},
@@ -477,7 +477,7 @@ I1E = unary(
     lambda x: mpmath.besseli(1, x) * mpmath.exp(-abs(x)),
     SYMPY_I1E,
     analytic=False,
-    doc="exp(-|x|) I1(x), the exponentially scaled modified Bessel function of order 1",
+    doc="exp(-abs(x)) I1(x), the exponentially scaled modified Bessel function of order 1",
     numpy=(scipy.special.i1e,),
     sympy_from=(SYMPY_I1E,),
     rules={"taylor": _taylor.NESTED_JVP},
@@ -485,7 +485,7 @@ I1E = unary(
 
 
 def i0e(x) -> Node:
-    """exp(-|x|) I0(x) (``scipy.special.i0e``). Its derivative i1e(x) - sign(x) i0e(x)
+    """exp(-abs(x)) I0(x) (``scipy.special.i0e``). Its derivative i1e(x) - sign(x) i0e(x)
     jumps at 0, where it is taken as 0 (sign(0) = 0), as ``torch.special.i0e``.
 
     >>> import diffkit as dk
@@ -497,7 +497,7 @@ def i0e(x) -> Node:
 
 
 def i1e(x) -> Node:
-    """exp(-|x|) I1(x) (``scipy.special.i1e``); its derivative is 1/2 at 0.
+    """exp(-abs(x)) I1(x) (``scipy.special.i1e``); its derivative is 1/2 at 0.
 
     >>> import diffkit as dk
     >>> x = dk.variable("x")

@@ -325,7 +325,7 @@ ARCTANH = unary(
     mpmath.atanh,
     sympy.atanh,
     samples=_samples(-0.9, 0.9),
-    doc="inverse hyperbolic tangent, for |x| < 1",
+    doc="inverse hyperbolic tangent, for abs(x) < 1",
     names=("atanh",),
     numpy=(np.arctanh,),
     sympy_from=(sympy.atanh,),
@@ -509,7 +509,7 @@ cosh = _builder(COSH, "Hyperbolic cosine.")
 tanh = _builder(TANH, "Hyperbolic tangent.")
 arcsinh = _builder(ARCSINH, "Inverse hyperbolic sine (``asinh``).")
 arccosh = _builder(ARCCOSH, "Inverse hyperbolic cosine (``acosh``), for x >= 1.")
-arctanh = _builder(ARCTANH, "Inverse hyperbolic tangent (``atanh``), for |x| < 1.")
+arctanh = _builder(ARCTANH, "Inverse hyperbolic tangent (``atanh``), for abs(x) < 1.")
 sqrt = _builder(SQRT, "Square root.")
 cbrt = _builder(CBRT, "Real cube root: ``cbrt(-8) == -2``.")
 erf = _builder(ERF, "The error function 2/sqrt(pi) * integral of e^(-t^2) from 0 to x.")
