@@ -9,6 +9,11 @@ process changes, and any number of threads can hold budgets at once, nested or n
 
 The exception arrives between two bytecodes of the budgeted thread, so a single long call
 into compiled code (one huge integer multiplication, a ``time.sleep``) finishes first.
+An exception raised inside a callback the interpreter runs on its own (a weak
+reference's, such as the cleanup of the node cache's weak dictionary, a finalizer, a
+``__del__``) would be printed as "Exception ignored" and lost, so while the budgeted
+thread's frames show one, the watchdog waits (:data:`CALLBACK_WAIT`) and looks again; a
+callback entered in the microseconds between that look and the delivery still loses it.
 While it travels it is not an ``Exception`` (a ``except Exception`` inside SymPy or mpmath
 does not swallow it), and should something swallow it anyway, it is raised again every
 :data:`RESEND` seconds until the block ends; it becomes :class:`BudgetExceeded` as it
@@ -18,11 +23,15 @@ unbounded and the callers' size limits still apply.
 
 from __future__ import annotations
 
+import _weakrefset
 import contextlib
 import ctypes
 import math
 import numbers
+import os
+import sys
 import threading
+import weakref
 
 __all__ = ["BudgetExceeded", "time_limit", "check_budget", "RESEND"]
 
@@ -53,6 +62,34 @@ def _async_raiser():
 
 _RAISE = _async_raiser()
 
+#: seconds the watchdog waits while the budgeted thread runs a callback
+CALLBACK_WAIT = 0.0005
+# code run as a callback of the interpreter (a weak reference's, a finalizer's, the
+# cleanup of weak containers): an exception raised inside one is printed as "Exception
+# ignored" and lost, not propagated to the budgeted block
+_CALLBACK_FILES = frozenset(
+    os.path.normcase(os.path.abspath(m.__file__)) for m in (weakref, _weakrefset)
+)
+_CALLBACK_NAMES = frozenset({"__del__", "_remove_dead_weakref"})
+
+
+def _in_callback(thread: int) -> bool:
+    """Whether the thread ``thread`` is inside a weak-reference callback, a finalizer or
+    a ``__del__`` method, as far as its Python frames tell (``sys._current_frames``)."""
+    frame = sys._current_frames().get(thread)
+    depth = 0
+    while frame is not None and depth < 64:
+        code = frame.f_code
+        if code.co_name in _CALLBACK_NAMES or _normalized(code.co_filename) in _CALLBACK_FILES:
+            return True
+        frame = frame.f_back
+        depth += 1
+    return False
+
+
+def _normalized(filename: str) -> str:
+    return os.path.normcase(os.path.abspath(filename)) if filename[:1] != "<" else filename
+
 
 class _Budget:
     """The watchdog of one budgeted block, run by a daemon thread."""
@@ -75,6 +112,9 @@ class _Budget:
     def _watch(self) -> None:
         wait = self.seconds
         while not self.ended.wait(wait):
+            if _in_callback(self.thread):
+                wait = CALLBACK_WAIT  # an exception raised there would be lost: wait it out
+                continue
             with self.lock:
                 if self.done:
                     return
@@ -100,8 +140,7 @@ def check_budget(seconds, what: str) -> None:
         return
     if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not seconds > 0:
         raise ValueError(
-            f"{what}: a time budget must be a positive number of seconds or None, "
-            f"got {seconds!r}"
+            f"{what}: a time budget must be a positive number of seconds or None, got {seconds!r}"
         )
 
 
