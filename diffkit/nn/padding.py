@@ -89,7 +89,9 @@ def pad(input, pad, mode: str = "constant", value=None) -> Node:
         )
     for k, (a, b) in enumerate(grow):
         size = x.shape[k]
-        if (a or b) and size == 0:
+        if not (a or b):
+            continue
+        if size == 0:
             raise ValueError(f"pad: mode {mode!r} cannot pad the empty axis {k} of {x.shape}")
         if mode == "reflect" and max(a, b) >= size:
             raise ValueError(

@@ -290,6 +290,65 @@ PADS = [
 ]
 
 
+# PyTorch's OpInfo samples of nn.functional.pad (common_methods_invocations.py)
+_REFLECT_REPLICATE = [
+    ((1, 3), (1, 2)),
+    ((1, 3), (0, 1)),
+    ((0, 3, 3), (1, 2)),
+    ((0, 3, 3), (0, 1)),
+    ((1, 3, 3), (1, 2)),
+    ((1, 3, 3), (0, 1)),
+    ((1, 3, 3), (0, 2, 0, 1)),
+    ((0, 3, 3, 3), (0, 2, 0, 1)),
+    ((3, 3, 5, 5), (0, 2, 0, 1)),
+    ((3, 3, 5, 5), (1, 1, 1, 1, 1, 1)),
+    ((1, 3, 3, 3, 3), (1, 1, 1, 1, 1, 1)),
+    ((1, 3, 4, 4), (-1, 1, -2, 1)),
+]
+_CONSTANT = [
+    ((1, 3), (1, 2)),
+    ((1, 3), (0, 1)),
+    ((1, 3), (0, 2, 0, 1)),
+    ((5, 3), (-1, -2, 1, 1)),
+    ((0, 3, 3), (1, 2)),
+    ((0, 3, 3), (1, 1, 1, 1, 1, 1)),
+    ((1, 3, 3), (0, 2, 0, 1)),
+    ((1, 3, 3), (1, 1, 1, 1, 1, 1)),
+    ((0, 3, 3, 3), (0, 2, 0, 1)),
+    ((3, 3, 5, 5), (1, 1, 1, 1, 1, 1)),
+    ((1, 3, 3, 3, 3), (0, 2, 0, 1)),
+    ((1, 3, 4, 4), (-1, 1, -2, 1)),
+]
+_CIRCULAR = [
+    ((0, 3, 3), (1, 2)),
+    ((0, 3, 3), (0, 1)),
+    ((1, 3, 3), (1, 2)),
+    ((1, 3, 3), (0, 1)),
+    ((0, 3, 3, 3), (0, 2, 0, 1)),
+    ((3, 3, 5, 5), (0, 2, 0, 1)),
+    ((1, 3, 3, 3, 3), (1, 1, 1, 1, 1, 1)),
+    ((1, 3, 4, 4), (-1, 1, -2, 1)),
+]
+_REPLICATE_NEGATIVE = [
+    ((5, 3, 4, 4), (-4, 5, 0, 0)),
+    ((6, 2, 4, 4), (0, 0, 2, -4)),
+    ((5, 6, 4, 4), (5, -4, -4, 3)),
+    ((4, 2, 5, 5), (-2, -1, 4, 6)),
+    ((2, 6, 5, 5), (8, -1, -1, -3)),
+    ((8, 1, 5, 5), (-2, -1, -1, -3)),
+]
+PADS += [
+    *[
+        (shape, widths, mode, None)
+        for mode in ("reflect", "replicate")
+        for shape, widths in _REFLECT_REPLICATE
+    ],
+    *[(shape, widths, "constant", value) for value in (1.0, 2.0) for shape, widths in _CONSTANT],
+    *[(shape, widths, "circular", None) for shape, widths in _CIRCULAR],
+    *[(shape, widths, "replicate", None) for shape, widths in _REPLICATE_NEGATIVE],
+]
+
+
 @pytest.mark.parametrize("shape,widths,mode,value", PADS)
 def test_pad(shape, widths, mode, value):
     kwargs = {"mode": mode} if value is None else {"mode": mode, "value": value}
