@@ -7,8 +7,9 @@ view of shape (N, C, OH, OW, KH, KW): no copy, no loop over pixels. Its VJP is
 ``fold``, a scatter-add with one vectorised step per kernel offset; ``fold``'s
 VJP is ``unfold``. ``im2col`` lays the same windows out as one matrix
 (C·KH·KW, N·OH·OW), the operand of convolution's single matrix product; ``col2im`` is
-its adjoint. Output sizes follow floor((W - K + 2P) / S) + 1 (ceil with ``ceil_mode``,
-as PyTorch).
+its adjoint. Output sizes follow floor((W - D (K - 1) - 1 + 2P) / S) + 1 for a dilation D
+(ceil with ``ceil_mode``, as PyTorch); window entry (p, q) reads the input D·p rows and
+D·q columns from the window's corner.
 
 im2col and col2im run compiled loops where the extension is built
 (:mod:`diffkit.ops.native`); their numpy versions here are the reference.
