@@ -5,7 +5,7 @@ sum, through the compiled loops and the numpy path."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import diffkit as dk
@@ -18,7 +18,8 @@ def _geometries(draw, transposed: bool):
     groups = draw(st.integers(1, 3))
     cg, og = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    # stride 1 often: the compiled direct kernels run there
+    sh, sw = draw(st.sampled_from((1, 1, 2, 3))), draw(st.sampled_from((1, 1, 2)))
     dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 2))
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     n = draw(st.integers(1, 2))
@@ -123,8 +124,15 @@ def transposed_cases(draw):
     return _geometries(draw, True), draw(st.booleans())
 
 
+# grouped and dilated at stride 1 (the direct kernels), depthwise with a multiplier
+_GROUPED = (3, 2, 5, (3, 2), (1, 1), (2, 1), (1, 2), (2, 6, 5), None)
+_DEPTHWISE = (4, 1, 2, (3, 3), (1, 1), (1, 2), (2, 1), (2, 5, 6), None)
+
+
 @settings(max_examples=30, deadline=None)
 @given(conv_cases())
+@example((_GROUPED, True))
+@example((_DEPTHWISE, True))
 def test_conv2d_against_loops(case):
     (groups, cg, og, k, s, d, p, (n, h, w), _), compiled = case
     rng = np.random.default_rng(1)
@@ -138,6 +146,8 @@ def test_conv2d_against_loops(case):
 
 @settings(max_examples=30, deadline=None)
 @given(transposed_cases())
+@example((_GROUPED[:-1] + ((1, 0),), True))
+@example((_DEPTHWISE[:-1] + ((0, 0),), True))
 def test_conv_transpose2d_against_loops(case):
     (groups, cg, og, k, s, d, p, (n, h, w), op), compiled = case
     rng = np.random.default_rng(2)
