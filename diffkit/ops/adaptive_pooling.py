@@ -58,23 +58,42 @@ def _adaptive_windows(x, output_size, value=0.0):
     return win
 
 
+def _winners(entries, positions, out_pos):
+    """PyTorch's scan over ``entries`` (arrays of one shape, in scan order): their maximum,
+    and in ``out_pos`` the ``positions`` entry (an int or an array) of the first maximum,
+    or of the last NaN where there is one (a NaN always wins)."""
+    best = entries[0].copy()
+    for e in entries[1:]:
+        np.maximum(best, e, out=best)  # propagates NaN
+    for e, pos in zip(entries[::-1], positions[::-1]):  # backwards: the first match stays
+        np.copyto(out_pos, pos, where=e == best)
+    if np.isnan(best).any():
+        for e, pos in zip(entries, positions):  # forwards: the last NaN stays
+            np.copyto(out_pos, pos, where=np.isnan(e))
+    return best
+
+
 def _adaptive_argmax(x, output_size):
-    """Flat indices into H·W of each bin's first maximum, shape (N, C, OH, OW)."""
-    (oh, ow), (h, w) = output_size, x.shape[2:]
-    rows, _ = _adaptive_index(h, oh)
-    cols, _ = _adaptive_index(w, ow)
-    win = _adaptive_windows(x, output_size, -np.inf)
-    n, c, _, _, kh, kw = win.shape
-    if win.size == 0:
-        return np.zeros((n, c, oh, ow), dtype=np.int64)
-    flat = win.reshape(n, c, oh, ow, kh * kw)
-    a = np.argmax(flat, axis=-1)  # the first maximum
-    nan = np.isnan(flat)
-    if nan.any():  # PyTorch's scan lets every NaN win: the last one stays
-        last = kh * kw - 1 - np.argmax(nan[..., ::-1], axis=-1)
-        a = np.where(nan.any(axis=-1), last, a)
-    i, j = np.arange(oh)[:, None], np.arange(ow)[None, :]
-    return rows[i, a // kw] * w + cols[j, a % kw]
+    """Flat indices into H·W of each bin's first maximum in row-major order (the last NaN
+    where the bin holds one), shape (N, C, OH, OW). Separable: per row, each column bin's
+    winner; then per column bin, the first row whose winner is the bin's."""
+    (oh, ow), (n, c, h, w) = output_size, x.shape
+    index = np.zeros((n, c, oh, ow), dtype=np.int64)
+    if x.size == 0 or oh * ow == 0:
+        return index
+    rs, re = adaptive_bins(h, oh)
+    cs, ce = adaptive_bins(w, ow)
+    best = np.empty((n, c, h, ow), dtype=x.dtype)  # each row's maximum in each column bin
+    col = np.zeros((n, c, h, ow), dtype=np.int64)  # and its column
+    for j in range(ow):
+        span = range(cs[j], ce[j])
+        best[..., j] = _winners([x[..., q] for q in span], list(span), col[..., j])
+    for i in range(oh):
+        span = range(rs[i], re[i])
+        at = np.zeros((n, c, ow), dtype=np.int64)
+        _winners([best[:, :, r, :] for r in span], [r * w + col[:, :, r, :] for r in span], at)
+        index[:, :, i, :] = at
+    return index
 
 
 def _gather(values, index):

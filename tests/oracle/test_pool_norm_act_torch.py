@@ -251,6 +251,25 @@ def test_adaptive_pools(size, shape):
         _compare(nn.AdaptiveMaxPool2d(size, ri), tnn.AdaptiveMaxPool2d(size, ri), x)
 
 
+def test_indices_with_ties_infinities_and_nans_are_pytorchs():
+    """return_indices: the first maximum in row-major order, and where a window holds a
+    NaN, the last NaN (PyTorch's scan lets every NaN win)."""
+    rng = np.random.default_rng(15)
+    for trial in range(20):
+        x = np.round(rng.standard_normal((2, 2, 7, 9)), 0)
+        x[rng.random(x.shape) < 0.1] = np.nan
+        x[rng.random(x.shape) < 0.1] = -np.inf
+        tx, xv = torch.tensor(x), dk.variable("x", x.shape)
+        size = tuple(int(v) for v in rng.integers(1, 10, 2))
+        _, want = F.adaptive_max_pool2d(tx, size, return_indices=True)
+        _, got = DF.adaptive_max_pool2d(xv, size, return_indices=True)
+        np.testing.assert_array_equal(dk.evaluate(got, {"x": x}), want.numpy())
+        k, s, p, d = (3, 2), (2, 1), (1, 0), (1, 2)
+        _, want = F.max_pool2d(tx, k, s, p, d, trial % 2 == 1, return_indices=True)
+        _, got = DF.max_pool2d(xv, k, s, p, d, trial % 2 == 1, return_indices=True)
+        np.testing.assert_array_equal(dk.evaluate(got, {"x": x}), want.numpy())
+
+
 def test_functional_pools_and_norms():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 4, 7, 6))
