@@ -25,6 +25,8 @@ import contextlib
 import os
 from typing import NamedTuple
 
+import numpy as np
+
 __all__ = [
     "owned_memory",
     "cache_info",
@@ -32,6 +34,9 @@ __all__ = [
     "CacheInfo",
     "CACHE_MIN",
     "measured_peak",
+    "held_for_backward",
+    "SavedTensorMeter",
+    "step_rss",
 ]
 
 # blocks of at least this many bytes are cached (as _native.c's CACHE_MIN); smaller ones
@@ -127,3 +132,141 @@ def measured_peak(run, *args, **kwargs) -> tuple[int, object]:
         if started:
             tracemalloc.stop()
     return peak, result
+
+
+# ---- measuring a run's memory: diffkit's values, PyTorch's saved tensors, the process ------
+
+
+def held_for_backward(plan, seeds) -> np.ndarray:
+    """Of a gradient program's :class:`~diffkit.ir.schedule.MemoryPlan`, the bytes of the
+    values computed from the primal inputs alone (forward values, kept or recomputed) and
+    not from the cotangent ``seeds`` (the nodes the gradient was seeded with), one entry
+    per op: what the backward pass holds of the forward pass, as PyTorch's saved tensors.
+
+    A ``recompute_after(x, dep)`` counts as ``x``: ``dep`` only orders the schedule.
+    """
+    tainted = {id(s) for s in seeds}
+    for node in plan.ops:
+        ins = node.inputs[:1] if node.op.name == "recompute_after" else node.inputs
+        if any(id(i) in tainted for i in ins):
+            tainted.add(id(node))
+    return np.asarray(plan.timeline_of(lambda node: id(node) not in tainted), dtype=np.int64)
+
+
+class _Held:
+    """A tensor saved for backward, counted while the autograd graph holds it."""
+
+    __slots__ = ("meter", "key", "nbytes", "tensor")
+
+    def __init__(self, meter, key, nbytes, tensor):
+        self.meter, self.key, self.nbytes, self.tensor = meter, key, nbytes, tensor
+
+    def __del__(self):
+        self.meter._release(self.key, self.nbytes)
+
+
+class SavedTensorMeter:
+    """The bytes PyTorch's autograd holds for the backward pass, from
+    ``torch.autograd.graph.saved_tensors_hooks``: each storage counted once while any
+    saved tensor refers to it, parameters (``exclude``) not at all; ``peak`` is the most
+    held at once. Use it as a context around the forward and backward pass.
+    """
+
+    def __init__(self, exclude=()):
+        self.exclude = {t.untyped_storage().data_ptr() for t in exclude}
+        self.count: dict = {}
+        self.current = 0
+        self.peak = 0
+        self._hooks = None
+
+    def _pack(self, tensor):
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key in self.exclude:
+            return tensor
+        if self.count.get(key, 0) == 0:
+            self.current += storage.nbytes()
+            self.peak = max(self.peak, self.current)
+        self.count[key] = self.count.get(key, 0) + 1
+        return _Held(self, key, storage.nbytes(), tensor)
+
+    @staticmethod
+    def _unpack(held):
+        return held.tensor if isinstance(held, _Held) else held
+
+    def _release(self, key, nbytes):
+        self.count[key] -= 1
+        if self.count[key] == 0:
+            del self.count[key]
+            self.current -= nbytes
+
+    def __enter__(self):
+        import torch
+
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._hooks.__exit__(*exc)
+        return False
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _child(path: str, function: str, args: list) -> dict:
+    """In a fresh process: ``run = function(*args)`` from the script at ``path``; one warm
+    run; then the resident set's high-water mark of a second run above the resident set
+    before it (the process's freed memory returned to the system first)."""
+    import ctypes
+    import gc
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_measured", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run = getattr(module, function)(*args)
+    run()
+    gc.collect()
+    release_cache()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    before = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current resident set
+    run()
+    return {"rss_step": (_status_kib("VmHWM") - before) * 1024, "rss_before": before * 1024}
+
+
+def step_rss(path: str, function: str, *args, timeout: float = 600) -> int | None:
+    """The most resident memory (bytes) one call of ``run = function(*args)`` adds, where
+    ``function`` is a setup function of the script at ``path``, measured in a fresh Python
+    process on Linux (``/proc``): every allocation counts, numpy's, PyTorch's, malloc's
+    own. None where the process cannot be measured so.
+    """
+    import json
+    import subprocess
+    import sys
+
+    if not os.path.exists("/proc/self/clear_refs"):
+        return None
+    code = (
+        "import json, sys\nfrom diffkit.memory import _child\n"
+        "print(json.dumps(_child(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))))"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path), function, json.dumps(list(args))],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+        return int(json.loads(done.stdout.strip().splitlines()[-1])["rss_step"])
+    except (subprocess.SubprocessError, ValueError, KeyError, IndexError, OSError):
+        return None

@@ -57,7 +57,10 @@ __all__ = [
     "saved_residuals",
     "Residual",
     "checkpoint_chain",
+    "run_segments",
+    "segment_bounds",
     "revolve_recomputations",
+    "package_revolve_recomputations",
     "binomial_steps",
 ]
 
@@ -405,6 +408,24 @@ def revolve_recomputations(n: int, snapshots: int) -> int:
     return t * n - binomial_steps(snapshots + 1, t - 1)
 
 
+def package_revolve_recomputations(n: int, snapshots: int) -> int | None:
+    """The forward steps recomputed by the ``checkpoint_schedules`` package's ``Revolve``
+    schedule for ``n`` steps and ``snapshots`` snapshots (counted from its actions), to set
+    beside :func:`revolve_recomputations`; None where the package is not installed (the
+    ``compare`` extra installs it)."""
+    try:
+        import checkpoint_schedules as package
+    except ImportError:
+        return None
+    steps = 0
+    for action in package.Revolve(n, snapshots):
+        if isinstance(action, package.Forward):
+            steps += action.n1 - action.n0
+        if isinstance(action, package.EndReverse):
+            break
+    return steps - n
+
+
 @functools.lru_cache(maxsize=4096)
 def _split(n: int, snapshots: int) -> int:
     """A first checkpoint position m attaining revolve's optimum for (n, snapshots)."""
@@ -416,6 +437,40 @@ def _split(n: int, snapshots: int) -> int:
     raise AssertionError(f"no optimal split for ({n}, {snapshots})")  # pragma: no cover
 
 
+def segment_bounds(n: int, segments: int) -> list[int]:
+    """Where ``segments`` runs of nearly equal length cut ``n`` steps: ``segments + 1``
+    indices from 0 to ``n``."""
+    return [round(i * n / segments) for i in range(segments + 1)]
+
+
+def run_segments(functions, segments: int, x, policy: Any = None, label: str = "layers"):
+    """``functions`` applied to ``x`` in order, cut into ``segments`` runs of nearly equal
+    length: every run but the last is a checkpointed region, and the last runs plainly,
+    as in ``torch.utils.checkpoint.checkpoint_sequential`` (the backward pass needs its
+    values first, so recomputing them would save nothing). The backward pass keeps the
+    runs' inputs and the last run's values, and recomputes one run at a time.
+
+    Args:
+        functions: callables of one node, applied in order.
+        segments: the number of runs, 1 (nothing checkpointed) to ``len(functions)``.
+        x: the input node.
+        policy: what each checkpointed run keeps besides its input (see ``checkpoint``).
+        label: the regions are named ``"<label> a-b"`` (:func:`saved_residuals`).
+    """
+    functions = list(functions)
+    bounds = segment_bounds(len(functions), segments)
+
+    def run(h, part):
+        for f in part:
+            h = f(h)
+        return h
+
+    for a, b in zip(bounds[:-2], bounds[1:-1]):
+        part = functions[a:b]
+        x = checkpoint(lambda h, part=part: run(h, part), policy, name=f"{label} {a}-{b}")(x)
+    return run(x, functions[bounds[-2] :])
+
+
 def checkpoint_chain(step: Callable, x, n: int, schedule: Any = "sqrt", snapshots: int = 0):
     """``step`` applied ``n`` times to ``x``, with checkpoints placed by ``schedule``.
 
@@ -424,7 +479,8 @@ def checkpoint_chain(step: Callable, x, n: int, schedule: Any = "sqrt", snapshot
         x: the initial node.
         n: the number of steps.
         schedule: ``"none"``; ``"sqrt"`` (round(sqrt n) segments); an integer k (k
-            segments, each a checkpointed region); or ``"revolve"`` (the binomial
+            segments, as :func:`run_segments`: all but the last are checkpointed
+            regions, so n - n/k steps are recomputed); or ``"revolve"`` (the binomial
             schedule with ``snapshots`` snapshots, nested regions: the backward pass
             recomputes exactly :func:`revolve_recomputations` steps).
         snapshots: for ``"revolve"``.
@@ -453,10 +509,7 @@ def checkpoint_chain(step: Callable, x, n: int, schedule: Any = "sqrt", snapshot
     if isinstance(schedule, int) and not isinstance(schedule, bool):
         if not 1 <= schedule <= n:
             raise ValueError(f"checkpoint_chain: {schedule} segments for {n} steps")
-        bounds = [round(i * n / schedule) for i in range(schedule + 1)]
-        for a, b in zip(bounds, bounds[1:]):
-            x = checkpoint(lambda h, c=b - a: plain(h, c), name=f"steps {a}-{b}")(x)
-        return x
+        return run_segments([step] * n, schedule, x, label="steps")
     if schedule == "revolve":
         revolve_recomputations(n, snapshots)  # checks the arguments
 

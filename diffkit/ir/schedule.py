@@ -12,7 +12,9 @@ intermediate value right after its last use. Interpreters:
 
 The schedule visits the outputs in order of their depth (the longest path to them
 from a leaf), each depth-first: a gradient program then finishes the gradient of the
-last layer (and frees what only it reads) before it goes on to the layer before.
+last layer (and frees what only it reads) before it goes on to the layer before. An op
+that frees at least as much as it allocates runs as soon as its inputs exist, so that
+the running sum of a shared parameter's gradient keeps up with the backward pass.
 Before running, a program can say how many bytes its values will hold at its peak
 (:attr:`Program.peak_bytes`, :meth:`Program.memory`).
 
@@ -445,14 +447,55 @@ class MemoryPlan:
         peak_bytes: the largest entry of ``timeline``.
         peak_step: the index (into ``timeline``) of the first op at the peak.
         live: the nodes whose own buffers are live at the peak.
+        returned: of ``timeline``, the bytes of the values the program returns (a
+            gradient program's gradients), one entry per op.
+        intermediate_timeline: ``timeline - returned``: the bytes of the values the run
+            keeps only for itself (the forward values kept for the backward pass, the
+            cotangents, recomputed values).
+        intermediate_peak_bytes: its largest entry, at op ``intermediate_peak_step``.
+        ops: the nodes of the ops in schedule order (``timeline[i]`` is after ``ops[i]``).
     """
 
-    def __init__(self, dtype, timeline, peak_step, live):
+    def __init__(self, dtype, timeline, peak_step, live, returned=None, ops=(), events=()):
         self.dtype = dtype
         self.timeline = np.asarray(timeline, dtype=np.int64)
         self.peak_step = peak_step
         self.peak_bytes = int(self.timeline[peak_step]) if len(self.timeline) else 0
         self.live = live
+        self.returned = (
+            np.zeros_like(self.timeline)
+            if returned is None
+            else np.asarray(returned, dtype=np.int64)
+        )
+        self.intermediate_timeline = self.timeline - self.returned
+        self.intermediate_peak_step = (
+            int(np.argmax(self.intermediate_timeline)) if len(self.timeline) else 0
+        )
+        self.intermediate_peak_bytes = (
+            int(self.intermediate_timeline[self.intermediate_peak_step])
+            if len(self.timeline)
+            else 0
+        )
+        self.ops = list(ops)
+        self._events = list(events)
+
+    def timeline_of(self, predicate) -> np.ndarray:
+        """Of ``timeline``, the bytes of the values whose nodes satisfy ``predicate(node)``
+        (a view counts as the value that owns its buffer), one entry per op.
+
+        >>> import diffkit as dk
+        >>> x = dk.variable("x", (1000,))
+        >>> plan = dk.compile(dk.sum(dk.sin(x) * dk.cos(x))).memory()
+        >>> plan.timeline_of(lambda node: node.op.name == "sin").tolist()
+        [8000, 8000, 8000, 0]
+        """
+        current, out = 0, []
+        for owner, nbytes, freed in self._events:
+            if owner is not None and predicate(owner):
+                current += nbytes
+            out.append(current)
+            current -= sum(n for node, n in freed if predicate(node))
+        return np.asarray(out, dtype=np.int64)
 
     def __repr__(self) -> str:
         return (
@@ -511,12 +554,40 @@ def _alias_of(node: Node, dtype: np.dtype) -> int | None:
     return found
 
 
+_MAY_VIEW: dict = {}
+
+
+def _may_view(op) -> bool:
+    """Whether ``op`` returns a view of an input on one of its test samples (ops that
+    compute, such as matmul or conv2d, never do): a cheap filter before ``_alias_of``."""
+    found = _MAY_VIEW.get(op)
+    if found is None:
+        found = not op.samples
+        for sample in op.samples[:4]:
+            try:
+                args = [np.zeros(shape) for shape in sample.shapes]
+                with np.errstate(all="ignore"):
+                    out = op.impl(*args, **sample.attrs)
+            except Exception:  # noqa: BLE001 - a sample that needs its own inputs
+                found = True
+                break
+            if isinstance(out, np.ndarray) and any(
+                a.size and np.shares_memory(out, a) for a in args
+            ):
+                found = True
+                break
+        with _ALIASES_LOCK:
+            _MAY_VIEW[op] = found
+    return found
+
+
 def _memory_plan(program: Program, dtype: np.dtype) -> MemoryPlan:
     order = program.order
     buffer = [None] * len(order)  # slot -> the slot owning its buffer (None: not owned)
     refs: dict[int, int] = {}
     size = {}
     current, timeline, best, best_live = 0, [], -1, []
+    outputs, returned, held, events = set(program._out_slots), [], 0, []
     live_slots: set[int] = set()
     for slot, _op, _impl, ins, _attrs, frees in program._steps:
         node = order[slot]
@@ -528,10 +599,14 @@ def _memory_plan(program: Program, dtype: np.dtype) -> MemoryPlan:
                 size[slot] = math.prod(node.shape) * dtype.itemsize
                 current += size[slot]
                 live_slots.add(slot)
+                if slot in outputs:
+                    held += size[slot]
             refs[owner] = refs.get(owner, 0) + 1
         timeline.append(current)
+        returned.append(held)
         if current > best:
             best, best_live = current, sorted(live_slots)
+        freed = []
         for f in frees:
             owner_f = buffer[f]
             if owner_f is None:
@@ -540,13 +615,16 @@ def _memory_plan(program: Program, dtype: np.dtype) -> MemoryPlan:
             if refs[owner_f] == 0:
                 current -= size[owner_f]
                 live_slots.discard(owner_f)
+                freed.append((order[owner_f], size[owner_f]))
+        new = (order[slot], size[slot]) if owner == slot else (None, 0)
+        events.append((*new, freed))
     peak_step = int(np.argmax(timeline)) if timeline else 0
-    return MemoryPlan(dtype, timeline, peak_step, [order[i] for i in best_live])
+    ops = [order[step[0]] for step in program._steps]
+    live = [order[i] for i in best_live]
+    return MemoryPlan(dtype, timeline, peak_step, live, returned, ops, events)
 
 
-def schedule_order(outputs: list[Node]) -> list[Node]:
-    """A topological order of what ``outputs`` need: the outputs by increasing depth
-    (longest path from a leaf; ties in the given order), each visited depth-first."""
+def _depth_first(outputs: list[Node]) -> list[Node]:
     order = topological_order(outputs)
     if len(outputs) < 2:
         return order
@@ -557,6 +635,138 @@ def schedule_order(outputs: list[Node]) -> list[Node]:
     if roots == list(range(len(outputs))):
         return order
     return topological_order([outputs[k] for k in roots])
+
+
+def _running_sums(outputs: list[Node], consumers: dict) -> set[int]:
+    """The nodes of the running sums that outputs are (reverse mode's gradient of a shared
+    parameter: ``((c1 + c2) + c3) + ...``, one term per use): the additions, their terms,
+    and the single-reader nodes (views) the terms read, a few levels up."""
+    marked: set[int] = set()
+    terms: list[Node] = []
+    for out in outputs:
+        stack = [out]
+        while stack:
+            node = stack.pop()
+            if node.op is None or node.op.name != "add" or id(node) in marked:
+                continue
+            if any(i.shape != out.shape for i in node.inputs):
+                continue
+            marked.add(id(node))
+            for inp in node.inputs:
+                if inp.op is not None and inp.op.name == "add" and inp.shape == out.shape:
+                    stack.append(inp)
+                elif inp.kind == "op":
+                    terms.append(inp)
+    for term in terms:
+        marked.add(id(term))
+        node = term
+        for _ in range(3):
+            ins = [i for i in node.inputs if i.kind == "op" and len(consumers[id(i)]) == 1]
+            if len(ins) != 1:
+                break
+            node = ins[0]
+            marked.add(id(node))
+    return marked
+
+
+def schedule_order(outputs: list[Node]) -> list[Node]:
+    """A topological order of what ``outputs`` need: the outputs by increasing depth
+    (longest path from a leaf; ties in the given order), each visited depth-first; and an
+    op runs earlier than that, as soon as its inputs exist, when it is the last reader of
+    inputs at least as large as its output (it frees at least what it takes).
+
+    The second rule matters to gradients of shared parameters: a recurrence's weight
+    gradient sums one contribution per step, and each contribution (reading that step's
+    values) is then made, and added to the running sum, while the backward pass is at
+    its step, instead of after the whole backward pass, when every step's values would
+    have had to wait for it.
+    """
+    base = _depth_first(outputs)
+    if len(base) < 3:
+        return base
+    consumers: dict[int, list[Node]] = {id(n): [] for n in base}
+    for node in base:
+        for inp in {id(i): i for i in node.inputs}.values():
+            consumers[id(inp)].append(node)
+    remaining = {key: len(users) for key, users in consumers.items()}
+    returned = {id(o) for o in outputs}
+    summed = _running_sums(outputs, consumers)
+    emitted: set[int] = set()
+    order: list[Node] = []
+
+    def viewed(node: Node, depth: int = 0) -> bool:
+        # whether a view of node's buffer made by an op already run is still read later
+        for user in consumers[id(node)]:
+            if id(user) in emitted and user.kind == "op" and depth < 8 and _may_view(user.op):
+                alias = _alias_of(user, np.dtype(np.float64))
+                if alias is not None and user.inputs[alias] is node:
+                    if id(user) in returned or remaining[id(user)] > 0 or viewed(user, depth + 1):
+                        return True
+        return False
+
+    def freed_by(node: Node, skip: Node | None = None) -> int | None:
+        # the elements node frees by reading its inputs last (None: not ready); the
+        # inputs it reads last are freed only if no view of them lives on
+        freed = 0
+        for inp in {id(i): i for i in node.inputs}.values():
+            if inp is skip:
+                continue
+            if id(inp) not in emitted and inp.kind == "op":
+                return None
+            if inp.kind == "op" and id(inp) not in returned and remaining[id(inp)] == 1:
+                freed += math.prod(inp.shape)
+        return freed
+
+    def frees_enough(node: Node) -> bool:
+        freed = freed_by(node)
+        if freed is None:
+            return False
+        if id(node) in summed:
+            return True  # a term of a running sum, added as soon as it exists
+        need, extra = math.prod(node.shape), 0
+        if freed < need:
+            # a look ahead: node and its only reader together free enough (a weight's
+            # gradient contribution, larger than the state it reads, and the running
+            # sum it is added to)
+            users = consumers[id(node)]
+            if len(users) != 1 or id(node) in returned:
+                return False
+            extra = freed_by(users[0], skip=node)
+            if extra is None:
+                return False
+            need = math.prod(users[0].shape)
+        if freed + extra < need:
+            return False
+        freed = sum(
+            math.prod(i.shape)
+            for i in {id(i): i for i in node.inputs}.values()
+            if i.kind == "op" and id(i) not in returned and remaining[id(i)] == 1 and not viewed(i)
+        )
+        return freed + extra >= need
+
+    def emit(node: Node, stack: list) -> None:
+        for inp in node.inputs:
+            if inp.kind != "op" and id(inp) not in emitted:
+                emitted.add(id(inp))
+                order.append(inp)
+        emitted.add(id(node))
+        order.append(node)
+        for inp in {id(i): i for i in node.inputs}.values():
+            remaining[id(inp)] -= 1
+            if remaining[id(inp)] == 1 and inp.kind == "op":
+                stack.extend(u for u in consumers[id(inp)] if id(u) not in emitted)
+        stack.extend(u for u in consumers[id(node)] if id(u) not in emitted)
+
+    for node in base:
+        if id(node) in emitted:
+            continue
+        stack: list[Node] = []
+        emit(node, stack)
+        while stack:
+            cand = stack.pop()
+            if id(cand) not in emitted and cand.kind == "op" and frees_enough(cand):
+                emit(cand, stack)
+    return order
 
 
 def _real_mpmath(rule, attrs):

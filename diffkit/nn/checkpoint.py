@@ -1,9 +1,10 @@
 """Checkpointed stacks of layers: ``checkpoint_sequential`` (``torch.utils.checkpoint``'s).
 
 The modules of a :class:`~diffkit.nn.layers.Sequential` (or a list of modules) are cut
-into ``segments`` runs of nearly equal length; each run is a checkpointed region
-(:func:`diffkit.differentiators.checkpoint.checkpoint`), so the backward pass keeps the
-segments' inputs and recomputes one segment at a time.
+into ``segments`` runs of nearly equal length; each run but the last is a checkpointed
+region (:func:`diffkit.differentiators.checkpoint.run_segments`, as PyTorch's
+``checkpoint_sequential``), so the backward pass keeps the runs' inputs and the last
+run's values, and recomputes one run at a time.
 
 :func:`with_checkpoints` switches a model to such segments: a ``Sequential``
 (``nn.Sequential(..., checkpoint=k)`` does the same) or a model whose layers run as one
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ..differentiators.checkpoint import checkpoint
+from ..differentiators.checkpoint import run_segments
 from ..ir.node import Node
 from .layers import Sequential
 
@@ -23,7 +24,8 @@ __all__ = ["checkpoint_sequential", "with_checkpoints"]
 
 
 def checkpoint_sequential(modules: Iterable, segments: int, x: Node, policy: Any = None) -> Node:
-    """``modules`` applied to ``x`` in order, in ``segments`` checkpointed runs.
+    """``modules`` applied to ``x`` in order, in ``segments`` runs, all but the last
+    checkpointed (:func:`~diffkit.differentiators.checkpoint.run_segments`).
 
     Args:
         modules: a ``Sequential`` or a list of modules (callables of one node).
@@ -50,16 +52,7 @@ def checkpoint_sequential(modules: Iterable, segments: int, x: Node, policy: Any
             f"checkpoint_sequential: segments must be 1 to {len(mods)} (the modules), "
             f"got {segments!r}"
         )
-    bounds = [round(i * len(mods) / segments) for i in range(segments + 1)]
-
-    def run(h, part):
-        for m in part:
-            h = m(h)
-        return h
-
-    for a, b in zip(bounds, bounds[1:]):
-        x = checkpoint(lambda h, part=mods[a:b]: run(h, part), policy, name=f"layers {a}-{b}")(x)
-    return x
+    return run_segments(mods, segments, x, policy)
 
 
 def _chain_length(model) -> int | None:
