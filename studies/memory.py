@@ -232,8 +232,8 @@ def _torch_rows(size, unit):
 
 
 def _tradeoff_panel(ax, rows, n, title, unit_name, torch_rows=()):
-    ks = sorted({k for k in range(1, n + 1)} if n <= 256 else
-                {int(round(v)) for v in np.geomspace(1, n, 120)})  # fmt: skip
+    # k up to 2 sqrt(n): more segments hold more inputs than they save
+    ks = range(1, min(n, 2 * round(math.sqrt(n))) + 1)
     seg = [theory(k, n) for k in ks]
     ax.plot([r for r, _ in seg], [h for _, h in seg], "-", color="C0", lw=1,
             label="theory: k segments")  # fmt: skip
@@ -251,7 +251,7 @@ def _tradeoff_panel(ax, rows, n, title, unit_name, torch_rows=()):
     ax.plot([], [], "ok", label="diffkit, measured (held forward values)")
     if torch_rows:
         ax.plot([], [], "xC3", label="PyTorch checkpoint_sequential (saved tensors)")
-    ax.set_xscale("symlog", linthresh=max(1, n / 16))
+    ax.set_xscale("symlog", linthresh=1)
     ax.set_yscale("log")
     ax.set_xlabel("steps recomputed in the backward pass")
     ax.set_ylabel(f"forward values held at the peak ({unit_name})")
@@ -276,11 +276,12 @@ def _figures(out: Path, rnn_rows, mlp_rows, torch_rows, plans, size):
         for name, color in zip(names, ("C0", "C1")):
             plan, held, unit = plans[title.split(",")[0]][name]
             x = np.linspace(0, 1, len(plan.timeline))
-            ax.plot(x, plan.timeline / 2**20, color=color, lw=1.2, label=f"{name}: all values")
+            inter = plan.intermediate_timeline / 2**20
+            ax.plot(x, inter, color=color, lw=1.2, label=f"{name}: values not returned")
             ax.plot(x, held / 2**20, color=color, lw=1, ls="--",
                     label=f"{name}: forward values held")  # fmt: skip
         ax.set_xlabel("position in the step's schedule (fraction of its ops)")
-        ax.set_ylabel("live MiB (predicted from the schedule)")
+        ax.set_ylabel("live MiB, returned gradients excluded (predicted)")
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7)
     save_figure(fig, out / "memory_timeline.png")
