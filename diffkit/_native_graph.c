@@ -4,9 +4,9 @@
    (indptr, indices), symmetric and without diagonal; an order lists the vertices in the
    order they are coloured.
 
-   - greedy_distance1: each vertex takes the least colour none of its neighbours has;
    - greedy_columns: the columns of a pattern (given by its CSC and CSR arrays), each the
-     least colour of no column sharing a row with it (partial distance-2 colouring);
+     least colour of no column sharing a row with it (partial distance-2 colouring; on a
+     graph and the identity, the least colour none of a vertex's neighbours has);
    - star: the least colour that keeps neighbours apart and leaves no path on four vertices
      in two colours;
    - acyclic: the least colour that keeps neighbours apart and closes no cycle in two colours
@@ -85,36 +85,9 @@ static int64_t least_free(const int64_t *forbidden, int64_t stamp) {
     return c;
 }
 
-/* greedy_distance1(indptr, indices, order, colors) -> number of colours */
-static PyObject *greedy_distance1(PyObject *Py_UNUSED(self), PyObject *args) {
-    Arr a[4];
-    if (parse(args, a, 4, 1) < 0) return NULL;
-    Py_ssize_t n = a[3].n;
-    int64_t *ptr = a[0].data, *idx = a[1].data, *order = a[2].data, *col = a[3].data;
-    int64_t count = 0;
-    int64_t *forbidden = NULL;
-    if (check_graph(&a[0], &a[1], n) < 0 || check_order(&a[2], n, n, &a[1]) < 0) goto done;
-    forbidden = malloc((size_t)(n + 2) * sizeof(int64_t));
-    if (!forbidden) { PyErr_NoMemory(); goto done; }
-    for (Py_ssize_t i = 0; i < n + 2; i++) forbidden[i] = -1;
-    for (Py_ssize_t i = 0; i < n; i++) col[i] = -1;
-    for (Py_ssize_t k = 0; k < a[2].n; k++) {
-        int64_t v = order[k];
-        for (int64_t e = ptr[v]; e < ptr[v + 1]; e++) {
-            int64_t c = col[idx[e]];
-            if (c >= 0) forbidden[c] = v;
-        }
-        col[v] = least_free(forbidden, v);
-        if (col[v] + 1 > count) count = col[v] + 1;
-    }
-done:
-    free(forbidden);
-    release(a, 4);
-    return PyErr_Occurred() ? NULL : PyLong_FromLongLong(count);
-}
-
 /* greedy_columns(col_ptr, col_rows, row_ptr, row_cols, order, colors) -> number of colours:
-   column v takes the least colour of no column w sharing a row with it. */
+   column v takes the least colour of no column w sharing a row with it. With a graph's
+   arrays as the columns and the identity as the rows, a distance-1 colouring. */
 static PyObject *greedy_columns(PyObject *Py_UNUSED(self), PyObject *args) {
     Arr a[6];
     if (parse(args, a, 6, 1) < 0) return NULL;
@@ -585,7 +558,6 @@ done:
 }
 
 static PyMethodDef graph_methods[] = {
-    {"greedy_distance1", greedy_distance1, METH_VARARGS, "Greedy distance-1 colouring."},
     {"greedy_columns", greedy_columns, METH_VARARGS, "Greedy partial distance-2 colouring."},
     {"star", star, METH_VARARGS, "Greedy star colouring."},
     {"acyclic", acyclic, METH_VARARGS, "Greedy acyclic colouring."},

@@ -161,8 +161,13 @@ def test_banded_and_arrowhead_patterns_take_the_lower_bound():
 def test_kernels_refuse_malformed_arrays():
     ptr = np.array([0, 1, 2], np.int64)
     with pytest.raises(ValueError, match="out of range"):
-        col._NATIVE.greedy_distance1(
-            ptr, np.array([1, 5], np.int64), np.arange(2), np.empty(2, np.int64)
+        col._NATIVE.greedy_columns(
+            ptr,
+            np.array([1, 5], np.int64),
+            ptr,
+            np.array([1, 0]),
+            np.arange(2),
+            np.empty(2, np.int64),
         )
     with pytest.raises(ValueError, match="malformed"):
         col._NATIVE.star(

@@ -266,9 +266,13 @@ def _greedy(kind: str, graph, native: bool, bipartite=None):
             csc, csr = bipartite
             arrays = [_i64(csc.indptr), _i64(csc.indices), _i64(csr.indptr), _i64(csr.indices)]
             kernel = _NATIVE.greedy_columns
+        elif kind == "column":  # a graph's neighbours as rows of the identity
+            eye = np.arange(graph.shape[0] + 1, dtype=np.int64)
+            arrays = [_i64(graph.indptr), _i64(graph.indices), eye, eye[:-1]]
+            kernel = _NATIVE.greedy_columns
         else:
             arrays = [_i64(graph.indptr), _i64(graph.indices)]
-            kernel = getattr(_NATIVE, "greedy_distance1" if kind == "column" else kind)
+            kernel = getattr(_NATIVE, kind)
 
         def run(order):
             colors = np.empty(n, np.int64)
