@@ -62,8 +62,8 @@ ORDERS = ("natural", "largest_first", "smallest_last", "incidence_degree", "rand
 KINDS = ("column", "row", "star", "acyclic")
 
 #: iterated-greedy rounds by default; it stops earlier after ``_PATIENCE`` rounds with no gain
-RECOLOR = 12
-_PATIENCE = 4
+RECOLOR = 8
+_PATIENCE = 3
 
 
 @dataclass(frozen=True)
