@@ -256,3 +256,20 @@ def test_real_valued_functions_of_complex_inputs_follow_jax_in_reverse_mode():
         dk.hessian(f, {"z": 3 + 4j})
     with pytest.raises(ValueError, match="'abs' is not holomorphic"):  # complex-valued
         dk.gradient(dk.abs(z) * z, {"z": 3 + 4j})
+
+
+def test_integer_inputs_do_not_widen_float32():
+    """Integers (labels, batch norm's num_batches_tracked) given beside float32 data, used
+    or not, leave the computation in float32, as in PyTorch and JAX."""
+    from diffkit import nn
+
+    a, k = dk.variable("a", (2,)), dk.variable("k")
+    f32 = np.ones(2, np.float32)
+    assert dk.evaluate(a * 2, {"a": f32, "unused": np.array(3)}).dtype == np.float32
+    assert dk.evaluate(a * k, {"a": f32, "k": np.int64(3)}).dtype == np.float32
+    assert dk.evaluate(a * 2, {"a": np.ones(2, np.int64)}).dtype == np.float64
+    layer = nn.BatchNorm2d(3).eval()
+    x = dk.variable("x", (2, 3, 4, 4))
+    at = {**layer.inputs(), "x": np.ones((2, 3, 4, 4), np.float32)}
+    assert at["num_batches_tracked"].dtype.kind == "i"
+    assert dk.evaluate(layer(x), at).dtype == np.float32

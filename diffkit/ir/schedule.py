@@ -234,13 +234,14 @@ class Program:
             )
 
     def _working_dtype(self, arrays: list[np.ndarray], unused=()) -> np.dtype:
-        """The dtype every value is computed in: that of the inputs (the values given for
-        names the graph does not use count too, so that a graph that folded to a constant
-        still answers in the data's dtype)."""
+        """The dtype every value is computed in: that of the floating or complex inputs
+        (the values given for names the graph does not use count too, so that a graph that
+        folded to a constant still answers in the data's dtype). Integer and boolean inputs
+        (labels, counters) do not widen it, as in PyTorch and JAX: float32 data with int64
+        labels computes in float32; integers alone compute in float64."""
         dtypes = [a.dtype for a in arrays] + [d for d in unused if d.kind in "biufc"]
-        if not dtypes:
-            dtypes = [np.dtype(np.float64)]
-        dt = np.result_type(*dtypes)
+        floating = [d for d in dtypes if d.kind in "fc"]
+        dt = np.result_type(*floating) if floating else np.dtype(np.float64)
         if self._complex_consts and dt.kind in "biuf":  # a complex constant (1j) makes it complex
             dt = np.result_type(dt if dt.kind == "f" else np.float64, np.complex64)
         if dt.kind in "biu":
