@@ -302,3 +302,14 @@ def test_optimizers_take_the_model_or_its_named_parameters():
         SGD("weights", lr=0.1)
     with pytest.raises(ValueError, match="empty"):
         SGD([], lr=0.1)
+
+
+def test_limits_take_every_class():
+    """--train-limit/--test-limit keep each class in proportion (the bundled MNIST subset
+    is stored by class: its first 600 images are zeros and ones)."""
+    from diffkit.train import TrainConfig
+    from diffkit.train.run import load_data
+
+    train, test = load_data(TrainConfig(dataset="mnist-small", train_limit=600, test_limit=100))
+    assert np.bincount(train.labels).tolist() == [60] * 10
+    assert np.bincount(test.labels).tolist() == [10] * 10

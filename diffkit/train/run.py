@@ -17,7 +17,7 @@ import numpy as np
 
 from .checkpoint import load_checkpoint
 from .config import NEWTON_MAX_PARAMETERS, ConfigError, TrainConfig, flag
-from .data import load_digits, load_idx_dataset, load_mnist_small
+from .data import load_digits, load_idx_dataset, load_mnist_small, stratified_split
 from .loop import FitResult, LoopOptions, fit, remove_stale_temporaries
 
 __all__ = ["run", "build_model", "load_data", "output_lock", "OutputBusy"]
@@ -60,11 +60,15 @@ def load_data(config: TrainConfig):
         train, test = load_mnist_small(dtype=dtype)
     else:
         train, test = load_idx_dataset(config.data_dir, config.dataset, dtype=dtype)
-    if config.train_limit:
-        train = train.subset(np.arange(min(config.train_limit, len(train))))
-    if config.test_limit:
-        test = test.subset(np.arange(min(config.test_limit, len(test))))
-    return train, test
+    return _limit(train, config.train_limit), _limit(test, config.test_limit)
+
+
+def _limit(data, n: int | None):
+    """The first ``n`` images of a stratified sample (each class in proportion; the
+    bundled MNIST subset is stored by class, so its first ``n`` would hold one or two)."""
+    if not n or n >= len(data):
+        return data
+    return data.subset(stratified_split(data.labels, n, seed=0)[1])
 
 
 def build_optimizer(config: TrainConfig, model):
