@@ -55,7 +55,22 @@ __all__ = [
 
 
 def _log_builder(x, base=None):
-    """Natural logarithm; with ``base``, the logarithm to that base."""
+    """Natural logarithm; with ``base``, the logarithm to that base.
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        base: the base (a number or node); None for e.
+
+    Returns:
+        Node: the logarithm of each entry, of ``x``'s shape.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> dk.evaluate(dk.log(x, base=2), at={"x": 8.0})
+    3.0
+    >>> dk.derivative(dk.log(x), "x", at={"x": 4.0})  # 1/x
+    0.25
+    """
     if base is None:
         return apply("log", x)
     return apply("div", apply("log", x), apply("log", base))
@@ -480,40 +495,103 @@ LOGADDEXP = binary(
 )
 
 
-def _builder(record, doc):
+_UNARY_DOC = """{summary}
+
+Args:
+    x: a node, or a number or array (taken as a constant).
+
+Returns:
+    Node: the op applied to each entry, of ``x``'s shape.
+
+>>> import diffkit as dk
+>>> x = dk.variable("x")
+{example}
+"""
+
+
+def _builder(record, summary, example):
+    """The builder of the unary op ``record``; ``example`` holds doctest lines that use
+    the scalar variable ``x``, with their expected output (a known value)."""
+
     def build(x):
         return apply(record, x)
 
     build.__name__ = record.name
     build.__qualname__ = record.name
-    build.__doc__ = doc
+    build.__doc__ = _UNARY_DOC.format(summary=summary, example=example)
     return build
 
 
-exp = _builder(EXP, "e ** x.")
-exp2 = _builder(EXP2, "2 ** x.")
-expm1 = _builder(EXPM1, "e ** x - 1, accurate for small x.")
+def _at(op, point, value, derivative):
+    """Doctest lines: ``op`` and its derivative at ``x = point``, expected ``value`` and
+    ``derivative``."""
+    return (
+        f'>>> dk.evaluate(dk.{op}(x), at={{"x": {point}}})\n{value}\n'
+        f'>>> dk.derivative(dk.{op}(x), "x", at={{"x": {point}}})\n{derivative}'
+    )
+
+
+# each example: the value and derivative at a point where both have a closed form
+exp = _builder(EXP, "e ** x.", _at("exp", 0.0, 1.0, 1.0))
+exp2 = _builder(EXP2, "2 ** x.", _at("exp2", 3.0, 8.0, "5.545177444479562"))  # 8 ln 2
+expm1 = _builder(
+    EXPM1,
+    "e ** x - 1, accurate for small x.",
+    _at("expm1", 1e-10, "1.00000000005e-10", 1.0000000001),
+)  # x + x^2/2; e^x
 log = _log_builder
 log.__name__ = log.__qualname__ = "log"
-log2 = _builder(LOG2, "Base-2 logarithm.")
-log10 = _builder(LOG10, "Base-10 logarithm.")
-log1p = _builder(LOG1P, "log(1 + x), accurate for small x.")
-sin = _builder(SIN, "Sine.")
-cos = _builder(COS, "Cosine.")
-tan = _builder(TAN, "Tangent.")
-arcsin = _builder(ARCSIN, "Inverse sine (``asin``), in [-pi/2, pi/2].")
-arccos = _builder(ARCCOS, "Inverse cosine (``acos``), in [0, pi].")
-arctan = _builder(ARCTAN, "Inverse tangent (``atan``).")
-sinh = _builder(SINH, "Hyperbolic sine.")
-cosh = _builder(COSH, "Hyperbolic cosine.")
-tanh = _builder(TANH, "Hyperbolic tangent.")
-arcsinh = _builder(ARCSINH, "Inverse hyperbolic sine (``asinh``).")
-arccosh = _builder(ARCCOSH, "Inverse hyperbolic cosine (``acosh``), for x >= 1.")
-arctanh = _builder(ARCTANH, "Inverse hyperbolic tangent (``atanh``), for abs(x) < 1.")
-sqrt = _builder(SQRT, "Square root.")
-cbrt = _builder(CBRT, "Real cube root: ``cbrt(-8) == -2``.")
-erf = _builder(ERF, "The error function 2/sqrt(pi) * integral of e^(-t^2) from 0 to x.")
-erfc = _builder(ERFC, "The complementary error function 1 - erf x.")
+log2 = _builder(
+    LOG2, "Base-2 logarithm.", _at("log2", 8.0, 3.0, "0.18033688011112042")
+)  # 1/(8 ln 2)
+log10 = _builder(LOG10, "Base-10 logarithm.", _at("log10", 1000.0, 3.0, "0.00043429448190325184"))
+log1p = _builder(
+    LOG1P,
+    "log(1 + x), accurate for small x.",
+    _at("log1p", 1e-10, "9.999999999500001e-11", 0.9999999999),
+)  # log1p of the double 1e-10 (mpmath); 1/(1 + x)
+sin = _builder(SIN, "Sine.", _at("sin", 0.0, 0.0, 1.0))
+cos = _builder(COS, "Cosine.", _at("cos", 0.0, 1.0, "-0.0"))
+tan = _builder(TAN, "Tangent.", _at("tan", 0.0, 0.0, 1.0))
+arcsin = _builder(
+    ARCSIN,
+    "Inverse sine (``asin``), in [-pi/2, pi/2].",
+    _at("arcsin", 0.5, "0.5235987755982989", "1.1547005383792517"),
+)  # pi/6; 2/sqrt(3)
+arccos = _builder(
+    ARCCOS,
+    "Inverse cosine (``acos``), in [0, pi].",
+    _at("arccos", 0.0, "1.5707963267948966", -1.0),
+)  # pi/2; -1/sqrt(1 - x^2)
+arctan = _builder(
+    ARCTAN, "Inverse tangent (``atan``).", _at("arctan", 1.0, "0.7853981633974483", 0.5)
+)
+sinh = _builder(SINH, "Hyperbolic sine.", _at("sinh", 0.0, 0.0, 1.0))
+cosh = _builder(COSH, "Hyperbolic cosine.", _at("cosh", 0.0, 1.0, 0.0))
+tanh = _builder(TANH, "Hyperbolic tangent.", _at("tanh", 0.0, 0.0, 1.0))
+arcsinh = _builder(ARCSINH, "Inverse hyperbolic sine (``asinh``).", _at("arcsinh", 0.0, 0.0, 1.0))
+arccosh = _builder(
+    ARCCOSH, "Inverse hyperbolic cosine (``acosh``), for x >= 1.", _at("arccosh", 1.0, 0.0, "inf")
+)  # 1/sqrt(x^2 - 1)
+arctanh = _builder(
+    ARCTANH,
+    "Inverse hyperbolic tangent (``atanh``), for abs(x) < 1.",
+    _at("arctanh", 0.5, "0.5493061443340549", "1.3333333333333333"),
+)  # ln(3)/2; 1/(1 - x^2)
+sqrt = _builder(SQRT, "Square root.", _at("sqrt", 4.0, 2.0, 0.25))
+cbrt = _builder(
+    CBRT, "Real cube root: ``cbrt(-8) == -2``.", _at("cbrt", -8.0, -2.0, "0.08333333333333333")
+)
+erf = _builder(
+    ERF,
+    "The error function 2/sqrt(pi) * integral of e^(-t^2) from 0 to x.",
+    _at("erf", 0.0, 0.0, "1.1283791670955126"),
+)  # 2/sqrt(pi)
+erfc = _builder(
+    ERFC,
+    "The complementary error function 1 - erf x.",
+    _at("erfc", 0.0, 1.0, "-1.1283791670955126"),
+)
 
 
 def arctan2(y, x):
@@ -528,10 +606,38 @@ def arctan2(y, x):
 
 
 def hypot(a, b):
-    """sqrt(a^2 + b^2), computed without overflow."""
+    """sqrt(a^2 + b^2), computed without overflow.
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: the elementwise hypotenuse.
+
+    >>> import diffkit as dk
+    >>> a, b = dk.variables("a b")
+    >>> dk.evaluate(dk.hypot(a, b), at={"a": 3e200, "b": 4e200})  # the doubles' exact hypot
+    4.9999999999999995e+200
+    >>> dk.gradient(dk.hypot(a, b), at={"a": 3.0, "b": 4.0})  # (a, b) / hypot
+    {'a': 0.6, 'b': 0.8}
+    """
     return apply(HYPOT, a, b)
 
 
 def logaddexp(a, b):
-    """log(e^a + e^b), computed without overflow."""
+    """log(e^a + e^b), computed without overflow.
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: the elementwise result.
+
+    >>> import diffkit as dk
+    >>> a, b = dk.variables("a b")
+    >>> dk.evaluate(dk.logaddexp(a, b), at={"a": 1000.0, "b": 1000.0})  # 1000 + ln 2
+    1000.6931471805599
+    >>> dk.gradient(dk.logaddexp(a, b), at={"a": 0.0, "b": 0.0})  # softmax of (a, b)
+    {'a': 0.5, 'b': 0.5}
+    """
     return apply(LOGADDEXP, a, b)
