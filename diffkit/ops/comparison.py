@@ -107,32 +107,104 @@ NOT_EQUAL = _comparison("not_equal", np.not_equal, sympy.Ne, "1 where a != b, el
 
 
 def greater(a, b):
-    """1.0 where a > b, else 0.0 (derivative zero)."""
+    """1.0 where a > b, else 0.0 (derivative zero).
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: 0.0/1.0 entries of the broadcast shape, with no derivative.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.greater(x, 2.0), at={"x": [1.0, 2.0, 3.0]}).tolist()  # x > 2
+    [0.0, 0.0, 1.0]
+    """
     return apply(GREATER, a, b)
 
 
 def greater_equal(a, b):
-    """1.0 where a >= b, else 0.0 (derivative zero)."""
+    """1.0 where a >= b, else 0.0 (derivative zero).
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: 0.0/1.0 entries of the broadcast shape, with no derivative.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.greater_equal(x, 2.0), at={"x": [1.0, 2.0, 3.0]}).tolist()  # x >= 2
+    [0.0, 1.0, 1.0]
+    """
     return apply(GREATER_EQUAL, a, b)
 
 
 def less(a, b):
-    """1.0 where a < b, else 0.0 (derivative zero)."""
+    """1.0 where a < b, else 0.0 (derivative zero).
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: 0.0/1.0 entries of the broadcast shape, with no derivative.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.less(x, 2.0), at={"x": [1.0, 2.0, 3.0]}).tolist()  # x < 2
+    [1.0, 0.0, 0.0]
+    """
     return apply(LESS, a, b)
 
 
 def less_equal(a, b):
-    """1.0 where a <= b, else 0.0 (derivative zero)."""
+    """1.0 where a <= b, else 0.0 (derivative zero).
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: 0.0/1.0 entries of the broadcast shape, with no derivative.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.less_equal(x, 2.0), at={"x": [1.0, 2.0, 3.0]}).tolist()  # x <= 2
+    [1.0, 1.0, 0.0]
+    """
     return apply(LESS_EQUAL, a, b)
 
 
 def equal(a, b):
-    """1.0 where a == b, else 0.0 (derivative zero)."""
+    """1.0 where a == b, else 0.0 (derivative zero).
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: 0.0/1.0 entries of the broadcast shape, with no derivative.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.equal(x, 2.0), at={"x": [1.0, 2.0, 3.0]}).tolist()  # x == 2
+    [0.0, 1.0, 0.0]
+    """
     return apply(EQUAL, a, b)
 
 
 def not_equal(a, b):
-    """1.0 where a != b, else 0.0 (derivative zero)."""
+    """1.0 where a != b, else 0.0 (derivative zero).
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: 0.0/1.0 entries of the broadcast shape, with no derivative.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.not_equal(x, 2.0), at={"x": [1.0, 2.0, 3.0]}).tolist()  # x != 2
+    [1.0, 0.0, 1.0]
+    """
     return apply(NOT_EQUAL, a, b)
 
 
@@ -287,32 +359,104 @@ STOP_GRADIENT = register(
 
 
 def floor(x):
-    """The largest integer <= x (derivative zero)."""
+    """The largest integer <= x (derivative zero).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the rounded entries (derivative zero), of ``x``'s shape.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.floor(x), at={"x": [-1.5, 0.5, 2.0]}).tolist()  # as numpy's floor
+    [-2.0, 0.0, 2.0]
+    """
     return apply(FLOOR, x)
 
 
 def ceil(x):
-    """The smallest integer >= x (derivative zero)."""
+    """The smallest integer >= x (derivative zero).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the rounded entries (derivative zero), of ``x``'s shape.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.ceil(x), at={"x": [-1.5, 0.5, 2.0]}).tolist()  # as numpy's ceil
+    [-1.0, 1.0, 2.0]
+    """
     return apply(CEIL, x)
 
 
 def round(x):  # noqa: A001 - numpy-like name
-    """x rounded to the nearest integer, halves to even as numpy (derivative zero)."""
+    """x rounded to the nearest integer, halves to even as numpy (derivative zero).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the rounded entries (derivative zero), of ``x``'s shape.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (4,))
+    >>> dk.evaluate(dk.round(x), at={"x": [0.5, 1.5, 2.5, -0.5]}).tolist()  # halves to even
+    [0.0, 2.0, 2.0, -0.0]
+    """
     return apply(ROUND, x)
 
 
 def trunc(x):
-    """x rounded toward zero (derivative zero)."""
+    """x rounded toward zero (derivative zero).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the rounded entries (derivative zero), of ``x``'s shape.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.trunc(x), at={"x": [-1.5, 0.5, 2.7]}).tolist()  # as numpy's trunc
+    [-1.0, 0.0, 2.0]
+    """
     return apply(TRUNC, x)
 
 
 def sign(x):
-    """-1, 0 or 1 (derivative zero)."""
+    """-1, 0 or 1 (derivative zero).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the signs (derivative zero), of ``x``'s shape.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.sign(x), at={"x": [-2.0, 0.0, 3.0]}).tolist()  # as numpy's sign
+    [-1.0, 0.0, 1.0]
+    """
     return apply(SIGN, x)
 
 
 def stop_gradient(x):
-    """x, treated as a constant by every differentiator."""
+    """x, treated as a constant by every differentiator.
+
+    Args:
+        x: a node, or a number or array.
+
+    Returns:
+        Node: ``x``'s value, with derivative zero.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> dk.derivative(x * dk.stop_gradient(x), "x", at={"x": 3.0})  # d(x c)/dx = c = 3
+    3.0
+    """
     return apply(STOP_GRADIENT, x)
 
 
@@ -368,12 +512,36 @@ ABS = register(
 
 
 def relu(x):
-    """max(x, 0); its derivative at 0 is 0, as in PyTorch."""
+    """max(x, 0); its derivative at 0 is 0, as in PyTorch.
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: max(x, 0) of each entry.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.gradient(dk.sum(dk.relu(x)), at={"x": [-1.0, 0.0, 2.0]})["x"].tolist()  # torch.relu's
+    [0.0, 0.0, 1.0]
+    """
     return apply(RELU, x)
 
 
 def abs(x):  # noqa: A001 - numpy-like name
-    """abs(x); its derivative at 0 is 0, as in PyTorch."""
+    """abs(x); its derivative at 0 is 0, as in PyTorch.
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the absolute value of each entry (the modulus of a complex one).
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.gradient(dk.sum(dk.abs(x)), at={"x": [-2.0, 0.0, 2.0]})["x"].tolist()  # torch.abs's
+    [-1.0, 0.0, 1.0]
+    """
     return apply(ABS, x)
 
 
@@ -430,12 +598,36 @@ MINIMUM = binary(
 
 
 def maximum(a, b):
-    """Elementwise maximum; at ties the derivative is split evenly (PyTorch, JAX)."""
+    """Elementwise maximum; at ties the derivative is split evenly (PyTorch, JAX).
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: the larger entry of each pair (NaN where either is NaN, as numpy).
+
+    >>> import diffkit as dk
+    >>> a, b = dk.variables("a b")
+    >>> dk.gradient(dk.maximum(a, b), at={"a": 1.0, "b": 1.0})  # a tie: 1/2 each
+    {'a': 0.5, 'b': 0.5}
+    """
     return apply(MAXIMUM, a, b)
 
 
 def minimum(a, b):
-    """Elementwise minimum; at ties the derivative is split evenly (PyTorch, JAX)."""
+    """Elementwise minimum; at ties the derivative is split evenly (PyTorch, JAX).
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: the smaller entry of each pair (NaN where either is NaN, as numpy).
+
+    >>> import diffkit as dk
+    >>> a, b = dk.variables("a b")
+    >>> dk.gradient(dk.minimum(a, b), at={"a": 1.0, "b": 2.0})
+    {'a': 1.0, 'b': 0.0}
+    """
     return apply(MINIMUM, a, b)
 
 
