@@ -265,32 +265,113 @@ MOD = binary(
 
 
 def add(a, b):
-    """a + b, broadcasting."""
+    """a + b, broadcasting.
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together (numpy's rules).
+
+    Returns:
+        Node: the elementwise result, of the broadcast shape.
+
+    Raises:
+        ShapeError: the shapes do not broadcast.
+
+    >>> import diffkit as dk
+    >>> a, b = dk.variables("a b")
+    >>> dk.gradient(dk.add(a, b), at={"a": 3.0, "b": 2.0})  # 1, 1
+    {'a': 1.0, 'b': 1.0}
+    """
     return apply(ADD, a, b)
 
 
 def sub(a, b):
-    """a - b, broadcasting."""
+    """a - b, broadcasting.
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together (numpy's rules).
+
+    Returns:
+        Node: the elementwise result, of the broadcast shape.
+
+    Raises:
+        ShapeError: the shapes do not broadcast.
+
+    >>> import diffkit as dk
+    >>> a, b = dk.variables("a b")
+    >>> dk.gradient(dk.sub(a, b), at={"a": 3.0, "b": 2.0})  # 1, -1
+    {'a': 1.0, 'b': -1.0}
+    """
     return apply(SUB, a, b)
 
 
 def mul(a, b):
-    """a * b, broadcasting."""
+    """a * b, broadcasting.
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together (numpy's rules).
+
+    Returns:
+        Node: the elementwise result, of the broadcast shape.
+
+    Raises:
+        ShapeError: the shapes do not broadcast.
+
+    >>> import diffkit as dk
+    >>> a, b = dk.variables("a b")
+    >>> dk.gradient(dk.mul(a, b), at={"a": 3.0, "b": 2.0})  # b, a
+    {'a': 2.0, 'b': 3.0}
+    """
     return apply(MUL, a, b)
 
 
 def div(a, b):
-    """a / b, broadcasting."""
+    """a / b, broadcasting.
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together (numpy's rules).
+
+    Returns:
+        Node: the elementwise result, of the broadcast shape.
+
+    Raises:
+        ShapeError: the shapes do not broadcast.
+
+    >>> import diffkit as dk
+    >>> a, b = dk.variables("a b")
+    >>> dk.gradient(dk.div(a, b), at={"a": 3.0, "b": 2.0})  # 1/b, -a/b^2
+    {'a': 0.5, 'b': -0.75}
+    """
     return apply(DIV, a, b)
 
 
 def neg(a):
-    """-a."""
+    """-a.
+
+    Args:
+        a: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the negated entries, of ``a``'s shape.
+
+    >>> import diffkit as dk
+    >>> a = dk.variable("a")
+    >>> dk.evaluate(dk.neg(a), at={"a": 2.0}), dk.derivative(dk.neg(a), "a", at={"a": 2.0})
+    (-2.0, -1.0)
+    """
     return apply(NEG, a)
 
 
 def power(a, b):
     """a ** b, broadcasting; d/db is 0 where a = 0, as in JAX.
+
+    Args:
+        a, b: the base and the exponent: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: the elementwise power.
+
+    Raises:
+        ShapeError: the shapes do not broadcast.
 
     >>> import diffkit as dk
     >>> y = dk.variable("y")
@@ -302,13 +383,34 @@ def power(a, b):
 
 @function(numpy=(np.square,), names=("square",), samples=S1)
 def square(a):
-    """a ** 2."""
+    """a ** 2.
+
+    Args:
+        a: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the squared entries, of ``a``'s shape.
+
+    >>> import diffkit as dk
+    >>> a = dk.variable("a")
+    >>> dk.evaluate(dk.square(a), at={"a": 3.0}), dk.derivative(dk.square(a), "a", at={"a": 3.0})
+    (9.0, 6.0)
+    """
     return apply(POW, a, 2)
 
 
 def mod(a, b):
     """a mod b, with the sign of b (numpy's ``mod``, Python's ``%``); d/da = 1,
     d/db = -floor(a/b) away from the jumps.
+
+    Args:
+        a, b: the dividend and the divisor: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: the elementwise remainder, of the sign of ``b``.
+
+    Raises:
+        ShapeError: the shapes do not broadcast.
 
     >>> import diffkit as dk
     >>> dk.evaluate(dk.mod(dk.variable("a"), 3), at={"a": -7.0})

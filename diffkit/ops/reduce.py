@@ -92,7 +92,26 @@ SUM = register(
 
 @builds(SUM, numpy=(np.sum,))
 def sum(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-like name
-    """Sum of ``x`` over ``axis`` (all axes by default)."""
+    """Sum of ``x`` over ``axis`` (all axes by default).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        axis: an axis or a tuple of axes (negative counts from the end); None for all.
+        keepdims: keep the reduced axes, with length 1.
+
+    Returns:
+        Node: the sum.
+
+    Raises:
+        ShapeError: an axis is out of range.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (2, 2))
+    >>> dk.evaluate(dk.sum(x, axis=1), at={"x": [[1.0, 2.0], [3.0, 4.0]]}).tolist()
+    [3.0, 7.0]
+    >>> dk.gradient(dk.sum(x), at={"x": [[1.0, 2.0], [3.0, 4.0]]})["x"].tolist()
+    [[1.0, 1.0], [1.0, 1.0]]
+    """
     x = as_node(x)
     axes = normalize_axes("sum", axis, x.ndim)
     if not axes:
@@ -106,6 +125,19 @@ def sum(x, axis=None, keepdims: bool = False) -> Node:  # noqa: A001 - numpy-lik
 )
 def mean(a, axis=None, dtype=None, out=None, keepdims: bool = False, *, where=None) -> Node:
     """Mean of ``a`` over ``axis`` (all axes by default); NaN over no entries, as numpy.
+
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        axis: an axis or a tuple of axes; None for all.
+        dtype: a float dtype for the result (numpy's argument).
+        out, where: numpy's arguments, refused (TypeError) on IR nodes.
+        keepdims: keep the reduced axes, with length 1.
+
+    Returns:
+        Node: the mean.
+
+    Raises:
+        ShapeError: an axis is out of range.
 
     >>> import diffkit as dk
     >>> x = dk.variable("x", (2, 2))
@@ -163,6 +195,22 @@ def var(
     """Variance over ``axis``: sum((a - mean)^2) / (n - ddof), numpy's signature (``ddof``
     or ``correction``). ``ddof >= n`` gives inf (NaN for a constant slice), as numpy.
 
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        axis: an axis or a tuple of axes; None for all.
+        dtype: a float dtype for the result (numpy's argument).
+        out, where, mean: numpy's arguments, refused (TypeError) on IR nodes.
+        ddof: the "delta degrees of freedom" subtracted from the count n.
+        keepdims: keep the reduced axes, with length 1.
+        correction: numpy's other name for ``ddof`` (give one of the two).
+
+    Returns:
+        Node: the variance.
+
+    Raises:
+        ShapeError: an axis is out of range.
+        ValueError: both ``ddof`` and ``correction`` are given.
+
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (3,))
     >>> round(float(dk.evaluate(np.var(x, ddof=1), at={"x": [1.0, 2.0, 4.0]})), 12)
@@ -199,6 +247,22 @@ def std(
     At zero spread (every entry of a slice equal) the gradient is 0, as PyTorch's
     ``torch.std`` (JAX's ``sqrt(var)`` gives NaN there: inf times 0); 0 is the minimum-norm
     subgradient, the convention of ``norm`` at 0.
+
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        axis: an axis or a tuple of axes; None for all.
+        dtype: a float dtype for the result (numpy's argument).
+        out, where, mean: numpy's arguments, refused (TypeError) on IR nodes.
+        ddof: the "delta degrees of freedom" subtracted from the count n.
+        keepdims: keep the reduced axes, with length 1.
+        correction: numpy's other name for ``ddof`` (give one of the two).
+
+    Returns:
+        Node: the standard deviation.
+
+    Raises:
+        ShapeError: an axis is out of range.
+        ValueError: both ``ddof`` and ``correction`` are given.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (3,))
@@ -308,6 +372,17 @@ def prod(x, axis=None, keepdims: bool = False) -> Node:
     """Product of ``x`` over ``axis`` (all axes by default). Its gradient is the product
     of the other entries, exact where ``x`` has zeros (second derivatives need x != 0).
 
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        axis: an axis or a tuple of axes (negative counts from the end); None for all.
+        keepdims: keep the reduced axes, with length 1.
+
+    Returns:
+        Node: the product.
+
+    Raises:
+        ShapeError: an axis is out of range.
+
     >>> import diffkit as dk
     >>> x = dk.variable("x", shape=(3,))
     >>> dk.gradient(dk.prod(x), at={"x": [2.0, 0.0, 5.0]})["x"].tolist()
@@ -356,6 +431,13 @@ CUMSUM = register(
 @builds(CUMSUM, numpy=(np.cumsum,))
 def cumsum(x, axis: int | None = None) -> Node:
     """Running sum of ``x`` along ``axis`` (of the flattened ``x`` by default, as numpy).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        axis: the axis; None for the flattened ``x``.
+
+    Returns:
+        Node: the running sums.
 
     >>> import diffkit as dk
     >>> dk.evaluate(dk.cumsum(dk.variable("x", (3,))), at={"x": [1.0, 2.0, 3.0]}).tolist()
@@ -412,7 +494,23 @@ ARGMAX_MASK = register(
 
 @builds(ARGMAX_MASK)
 def argmax_mask(x, axis=None) -> Node:
-    """1.0 at the first maximum of each slice along ``axis``, 0.0 elsewhere."""
+    """1.0 at the first maximum of each slice along ``axis``, 0.0 elsewhere.
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        axis: the axis of the slices; None for the whole (flattened) array.
+
+    Returns:
+        Node: 0.0/1.0 entries of ``x``'s shape, with no derivative.
+
+    Raises:
+        ShapeError: the axis is out of range.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (4,))
+    >>> dk.evaluate(dk.argmax_mask(x), at={"x": [1.0, 3.0, 3.0, 0.0]}).tolist()  # np.argmax: 1
+    [0.0, 1.0, 0.0, 0.0]
+    """
     x = as_node(x)
     return apply(ARGMAX_MASK, x, axis=normalize_axes("argmax_mask", axis, x.ndim))
 
@@ -476,6 +574,18 @@ def max(  # noqa: A001 - numpy-like name
     """Maximum of ``a`` over ``axis`` (numpy's ``max``). Tied maxima share the derivative
     evenly, as ``jnp.max`` and ``torch.amax``; a reduction over no entries is refused.
 
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        axis: an axis or a tuple of axes (negative counts from the end); None for all.
+        keepdims: keep the reduced axes, with length 1.
+        out, initial, where: numpy's arguments, refused (TypeError) on IR nodes.
+
+    Returns:
+        Node: the maximum.
+
+    Raises:
+        ShapeError: an axis is out of range, or there are no entries.
+
     >>> import diffkit as dk
     >>> x = dk.variable("x", (4,))
     >>> dk.gradient(dk.max(x), at={"x": [1.0, 3.0, 3.0, 0.0]})["x"].tolist()
@@ -497,7 +607,25 @@ def max(  # noqa: A001 - numpy-like name
 def min(  # noqa: A001 - numpy-like name
     a, axis=None, out=None, keepdims: bool = False, initial=None, where=None
 ) -> Node:
-    """Minimum of ``a`` over ``axis``; tied minima share the derivative evenly."""
+    """Minimum of ``a`` over ``axis``; tied minima share the derivative evenly.
+
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        axis: an axis or a tuple of axes (negative counts from the end); None for all.
+        keepdims: keep the reduced axes, with length 1.
+        out, initial, where: numpy's arguments, refused (TypeError) on IR nodes.
+
+    Returns:
+        Node: the minimum.
+
+    Raises:
+        ShapeError: an axis is out of range, or there are no entries.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (4,))
+    >>> dk.gradient(dk.min(x), at={"x": [1.0, 0.0, 0.0, 3.0]})["x"].tolist()  # a tie: 1/2 each
+    [0.0, 0.5, 0.5, 0.0]
+    """
     if out is not None or initial is not None or where is not None:
         raise TypeError("min: out=, initial= and where= are not supported on IR nodes")
     x = as_node(a)
@@ -554,6 +682,17 @@ LOGSUMEXP = register(
 def logsumexp(x, axis=None, keepdims: bool = False) -> Node:
     """log(sum(exp(x))) over ``axis``, without overflow for large ``x``.
 
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        axis: an axis or a tuple of axes (negative counts from the end); None for all.
+        keepdims: keep the reduced axes, with length 1.
+
+    Returns:
+        Node: the log of the sum of exponentials.
+
+    Raises:
+        ShapeError: an axis is out of range.
+
     >>> import diffkit as dk
     >>> x = dk.variable("x", shape=(2,))
     >>> round(dk.evaluate(dk.logsumexp(x), at={"x": [1e4, 1e4]}) - 1e4, 9)  # log 2
@@ -591,12 +730,44 @@ LOG_SOFTMAX = register(
 
 @builds(LOG_SOFTMAX)
 def log_softmax(x, axis: int = -1) -> Node:
-    """log(softmax(x)) along ``axis``, computed stably from the logits."""
+    """log(softmax(x)) along ``axis``, computed stably from the logits.
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        axis: the axis of the logits.
+
+    Returns:
+        Node: x - logsumexp(x) along ``axis``, of ``x``'s shape.
+
+    Raises:
+        ShapeError: the axis is out of range.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(dk.log_softmax(x), at={"x": [0.0, 0.0]}).tolist()  # -ln 2
+    [-0.6931471805599453, -0.6931471805599453]
+    """
     x = as_node(x)
     return apply(LOG_SOFTMAX, x, axis=normalize_axes("log_softmax", axis, x.ndim))
 
 
 @function(samples=(Sample(((3, 4),), {"axis": 1}), Sample(((2, 3, 2),), {"axis": 0})))
 def softmax(x, axis: int = -1) -> Node:
-    """softmax(x) along ``axis`` (the exponential of ``log_softmax``)."""
+    """softmax(x) along ``axis`` (the exponential of ``log_softmax``).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        axis: the axis of the logits.
+
+    Returns:
+        Node: exp(x) / sum(exp(x)) along ``axis``, of ``x``'s shape.
+
+    Raises:
+        ShapeError: the axis is out of range.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (4,))
+    >>> dk.evaluate(dk.softmax(x), at={"x": [0.0, 0.0, 0.0, 0.0]}).tolist()
+    [0.25, 0.25, 0.25, 0.25]
+    """
     return exp(log_softmax(x, axis))
