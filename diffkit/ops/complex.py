@@ -133,17 +133,53 @@ CONJ = register(
 
 
 def real(x):
-    """The real part of ``x`` (numpy's ``real``); ``x`` itself for real values."""
+    """The real part of ``x`` (numpy's ``real``); ``x`` itself for real values.
+
+    Args:
+        x: a node, or a number or array (taken as a constant), real or complex.
+
+    Returns:
+        Node: the real parts (real), of ``x``'s shape.
+
+    >>> import diffkit as dk
+    >>> z = dk.variable("z")
+    >>> dk.evaluate(dk.real(z), at={"z": 3 + 4j})
+    3.0
+    """
     return apply(REAL, x)
 
 
 def imag(x):
-    """The imaginary part of ``x`` (numpy's ``imag``); 0 for real values."""
+    """The imaginary part of ``x`` (numpy's ``imag``); 0 for real values.
+
+    Args:
+        x: a node, or a number or array (taken as a constant), real or complex.
+
+    Returns:
+        Node: the imaginary parts (real), of ``x``'s shape.
+
+    >>> import diffkit as dk
+    >>> z = dk.variable("z")
+    >>> dk.evaluate(dk.imag(z), at={"z": 3 + 4j})
+    4.0
+    """
     return apply(IMAG, x)
 
 
 def conj(x):
-    """The complex conjugate of ``x`` (numpy's ``conj``); ``x`` itself for real values."""
+    """The complex conjugate of ``x`` (numpy's ``conj``); ``x`` itself for real values.
+
+    Args:
+        x: a node, or a number or array (taken as a constant), real or complex.
+
+    Returns:
+        Node: the conjugates, of ``x``'s shape.
+
+    >>> import diffkit as dk
+    >>> z = dk.variable("z")
+    >>> dk.evaluate(dk.conj(z), at={"z": 3 + 4j})
+    (3-4j)
+    """
     return apply(CONJ, x)
 
 
@@ -153,6 +189,21 @@ conjugate = conj
 @function(numpy=(np.angle,), samples=(Sample(((3, 4),), low=0.5, high=2.0),))
 def angle(z, deg: bool = False):
     """The argument of ``z`` in (-pi, pi] (numpy's ``angle``): ``arctan2(imag z, real z)``;
-    0 or pi for real values, whose derivative is 0."""
+    0 or pi for real values, whose derivative is 0.
+
+    Args:
+        z: a node, or a number or array (taken as a constant), real or complex.
+        deg: the angle in degrees instead of radians.
+
+    Returns:
+        Node: the angles (real), of ``z``'s shape.
+
+    >>> import diffkit as dk
+    >>> z = dk.variable("z")
+    >>> dk.evaluate(dk.angle(z), at={"z": -1.0})  # pi
+    3.141592653589793
+    >>> dk.evaluate(dk.angle(z, deg=True), at={"z": -2.0})
+    180.0
+    """
     out = apply("arctan2", imag(z), real(z))
     return out * (180 / np.pi) if deg else out

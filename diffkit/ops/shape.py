@@ -91,7 +91,23 @@ RESHAPE = register(
 
 @builds(RESHAPE, numpy=(np.reshape,))
 def reshape(x, shape) -> Node:
-    """``x`` with a new shape (one entry may be -1)."""
+    """``x`` with a new shape (one entry may be -1).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        shape: the new shape (a tuple of ints, one of which may be -1).
+
+    Returns:
+        Node: the entries of ``x`` in row-major order, in ``shape``.
+
+    Raises:
+        ShapeError: the number of entries differs.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (2, 3))
+    >>> dk.evaluate(dk.reshape(x, (3, -1)), at={"x": np.arange(6.0).reshape(2, 3)}).tolist()
+    [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
+    """
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     x = as_node(x)
     return apply(RESHAPE, x, shape=_reshape_shape((x.shape,), shape))
@@ -134,7 +150,23 @@ TRANSPOSE = register(
 
 @builds(TRANSPOSE, numpy=(np.transpose,))
 def transpose(x, axes=None) -> Node:
-    """Permute the axes of ``x`` (reverse them by default)."""
+    """Permute the axes of ``x`` (reverse them by default).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        axes: a permutation of ``range(x.ndim)``; None reverses the axes.
+
+    Returns:
+        Node: ``x`` with axis ``axes[i]`` as its axis i.
+
+    Raises:
+        ShapeError: ``axes`` is not a permutation.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (2, 3, 4))
+    >>> dk.transpose(x).shape, dk.transpose(x, (1, 0, 2)).shape
+    ((4, 3, 2), (3, 2, 4))
+    """
     x = as_node(x)
     if axes is None:
         axes = tuple(reversed(range(x.ndim)))
@@ -151,7 +183,22 @@ def transpose(x, axes=None) -> Node:
 
 @function(numpy=(np.swapaxes,), samples=(Sample(((2, 3, 4),), {"axis1": 0, "axis2": 2}),))
 def swapaxes(x, axis1: int = -1, axis2: int = -2) -> Node:
-    """``x`` with axes ``axis1`` and ``axis2`` exchanged (numpy's ``swapaxes``)."""
+    """``x`` with axes ``axis1`` and ``axis2`` exchanged (numpy's ``swapaxes``).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        axis1, axis2: the axes to exchange (negative counts from the end).
+
+    Returns:
+        Node: ``x`` with the two axes exchanged.
+
+    Raises:
+        ShapeError: an axis is out of range.
+
+    >>> import diffkit as dk
+    >>> dk.swapaxes(dk.variable("x", (2, 3, 4)), 0, 2).shape
+    (4, 3, 2)
+    """
     x = as_node(x)
     axes = list(range(x.ndim))
     for a in (axis1, axis2):
@@ -192,7 +239,25 @@ BROADCAST_TO = register(
 
 @builds(BROADCAST_TO, numpy=(np.broadcast_to,))
 def broadcast_to(x, shape) -> Node:
-    """``x`` replicated to ``shape`` under numpy's broadcasting rules."""
+    """``x`` replicated to ``shape`` under numpy's broadcasting rules.
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        shape: the target shape.
+
+    Returns:
+        Node: ``x`` repeated along the broadcast axes.
+
+    Raises:
+        ShapeError: ``x``'s shape does not broadcast to ``shape``.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(dk.broadcast_to(x, (2, 3)), at={"x": [1.0, 2.0, 3.0]}).tolist()
+    [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+    >>> dk.gradient(dk.sum(dk.broadcast_to(x, (2, 3))), at={"x": [1.0, 2.0, 3.0]})["x"].tolist()
+    [2.0, 2.0, 2.0]
+    """
     return apply(BROADCAST_TO, x, shape=tuple(shape))
 
 
@@ -201,6 +266,21 @@ def sum_to(x: Node, shape: tuple) -> Node:
 
     This is the adjoint of broadcasting ``shape`` to ``x.shape``; when ``x`` is
     smaller than ``shape`` it is broadcast instead.
+
+    Args:
+        x: a node.
+        shape: a shape that broadcasts to ``x.shape``.
+
+    Returns:
+        Node: ``x`` summed down to ``shape``.
+
+    Raises:
+        ShapeError: the shapes do not broadcast.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (2, 3))
+    >>> dk.evaluate(dk.sum_to(x, (1, 3)), at={"x": np.arange(6.0).reshape(2, 3)}).tolist()
+    [[3.0, 5.0, 7.0]]
     """
     shape = tuple(shape)
     if x.shape == shape:
@@ -298,6 +378,15 @@ def _sum_tangents(*ts):
 @builds(MATMUL, numpy=(np.matmul,))
 def matmul(a, b) -> Node:
     """The matrix product ``a @ b``, with numpy's rules for 1-D and batched operands.
+
+    Args:
+        a, b: nodes or arrays: matrices, stacks of matrices (broadcast), or vectors.
+
+    Returns:
+        Node: the product, of numpy's ``matmul`` shape.
+
+    Raises:
+        ShapeError: the inner dimensions differ.
 
     >>> import diffkit as dk, numpy as np
     >>> W = dk.variable("W", shape=(2, 3)); x = dk.variable("x", shape=(3,))

@@ -95,6 +95,16 @@ def _unit_axis(shape: tuple, axis: int) -> tuple:
 def squeeze(a, axis=None) -> Node:
     """``a`` without its unit axes (those of ``axis``, else all), as ``np.squeeze``.
 
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        axis: an axis or a tuple of axes of length 1; None for every unit axis.
+
+    Returns:
+        Node: ``a`` without those axes.
+
+    Raises:
+        ValueError: an axis given does not have length 1.
+
     >>> import diffkit as dk, numpy as np
     >>> np.squeeze(dk.variable("x", (1, 3, 1)), axis=0).shape
     (3, 1)
@@ -120,6 +130,16 @@ def ravel(a, order: str = "C") -> Node:
     """``a`` as one axis, in row-major (``order="C"``, also ``"A"``, ``"K"``: a node has no
     memory layout) or column-major (``"F"``) order, as ``np.ravel``.
 
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        order: ``"C"`` (also ``"A"``, ``"K"``) for row-major, ``"F"`` for column-major.
+
+    Returns:
+        Node: the entries of ``a`` as one axis.
+
+    Raises:
+        ValueError: an unknown ``order``.
+
     >>> import diffkit as dk, numpy as np
     >>> np.ravel(dk.variable("x", (2, 3))).shape, dk.variable("y", (2, 2)).flatten().shape
     ((6,), (4,))
@@ -139,6 +159,16 @@ def ravel(a, order: str = "C") -> Node:
 def expand_dims(a, axis) -> Node:
     """``a`` with unit axes inserted at ``axis`` (an int or a tuple, positions in the
     output), as ``np.expand_dims``.
+
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        axis: an int or a tuple of ints, positions in the output.
+
+    Returns:
+        Node: ``a`` with new axes of length 1.
+
+    Raises:
+        ShapeError: an axis is out of range.
 
     >>> import diffkit as dk, numpy as np
     >>> np.expand_dims(dk.variable("x", (2, 3)), (0, -1)).shape
@@ -162,6 +192,17 @@ def expand_dims(a, axis) -> Node:
 def moveaxis(a, source, destination) -> Node:
     """``a`` with axes ``source`` moved to positions ``destination`` (the others keep
     their order), as ``np.moveaxis``.
+
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        source: an axis or a sequence of axes to move.
+        destination: their positions in the output.
+
+    Returns:
+        Node: ``a`` with its axes reordered.
+
+    Raises:
+        ShapeError: an axis is out of range.
 
     >>> import diffkit as dk, numpy as np
     >>> np.moveaxis(dk.variable("x", (2, 3, 4)), 0, -1).shape
@@ -195,6 +236,12 @@ def atleast_1d(*arys):
     """Each array with at least one axis (a scalar becomes shape ``(1,)``); several
     arrays give a tuple, as ``np.atleast_1d``.
 
+    Args:
+        *arys: nodes, numbers or arrays.
+
+    Returns:
+        Node, or a tuple of nodes when several are given.
+
     >>> import diffkit as dk, numpy as np
     >>> [y.shape for y in np.atleast_1d(dk.variable("s"), dk.variable("v", (3,)))]
     [(1,), (3,)]
@@ -210,6 +257,12 @@ def atleast_1d(*arys):
 def atleast_2d(*arys):
     """Each array with at least two axes (shape ``(n,)`` becomes ``(1, n)``); several
     arrays give a tuple, as ``np.atleast_2d``.
+
+    Args:
+        *arys: nodes, numbers or arrays.
+
+    Returns:
+        Node, or a tuple of nodes when several are given.
 
     >>> import diffkit as dk, numpy as np
     >>> np.atleast_2d(dk.variable("v", (3,))).shape
@@ -237,6 +290,12 @@ def atleast_3d(*arys):
     """Each array with at least three axes (``(n,)`` becomes ``(1, n, 1)``, ``(m, n)``
     becomes ``(m, n, 1)``); several arrays give a tuple, as ``np.atleast_3d``.
 
+    Args:
+        *arys: nodes, numbers or arrays.
+
+    Returns:
+        Node, or a tuple of nodes when several are given.
+
     >>> import diffkit as dk, numpy as np
     >>> np.atleast_3d(dk.variable("v", (3,))).shape, np.atleast_3d(dk.variable("m", (2, 3))).shape
     ((1, 3, 1), (2, 3, 1))
@@ -259,6 +318,17 @@ def roll(a, shift, axis=None) -> Node:
     """``a`` rotated by ``shift`` places along ``axis`` (entries leaving one end come back at
     the other), as ``np.roll``: ``shift`` and ``axis`` may be tuples (broadcast together;
     shifts of a repeated axis add up), and ``axis=None`` rolls the flattened array.
+
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        shift: the number of places (an int or a tuple).
+        axis: an axis or a tuple of axes; None for the flattened array.
+
+    Returns:
+        Node: the rotated array, of ``a``'s shape.
+
+    Raises:
+        ShapeError: an axis is out of range.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (4,))
@@ -300,6 +370,17 @@ def roll(a, shift, axis=None) -> Node:
 def rot90(m, k: int = 1, axes=(0, 1)) -> Node:
     """``m`` rotated by 90 degrees ``k`` times in the plane of ``axes``, from the first axis
     towards the second, as ``np.rot90``.
+
+    Args:
+        m: a node, or an array (taken as a constant), of two axes or more.
+        k: the number of quarter turns (negative turns the other way).
+        axes: the two axes of the plane of rotation.
+
+    Returns:
+        Node: the rotated array.
+
+    Raises:
+        ValueError: the two axes are equal.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (2, 2))
@@ -356,6 +437,18 @@ def _edge(name: str, value, x: Node, axis: int) -> Node:
 def diff(a, n: int = 1, axis: int = -1, prepend=None, append=None) -> Node:
     """The ``n``-th forward difference ``a[1:] - a[:-1]`` along ``axis``, as ``np.diff``;
     ``prepend`` and ``append`` (scalars, arrays or nodes) are joined to ``a`` first.
+
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        n: the number of times to take differences.
+        axis: the axis.
+        prepend, append: values joined before and after ``a`` along ``axis`` first.
+
+    Returns:
+        Node: the differences, shorter by ``n`` along ``axis``.
+
+    Raises:
+        ValueError: ``n`` is negative.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (4,))
@@ -503,6 +596,18 @@ def sampled_gradient(f, *varargs, axis=None, edge_order: int = 1):
     coordinates may be nodes, so the result differentiates with respect to the grid too.
     One axis gives an array, several a tuple (one per axis), as numpy.
 
+    Args:
+        f: a node (or an array) of samples on a grid.
+        *varargs: the spacing: nothing, one step, or one step or coordinate array per axis.
+        axis: an axis or a tuple of axes; None for all.
+        edge_order: the order (1 or 2) of the one-sided differences at the ends.
+
+    Returns:
+        Node, or a tuple of nodes (one per axis) for several axes.
+
+    Raises:
+        ValueError: ``edge_order`` is not 1 or 2.
+
     >>> import diffkit as dk, numpy as np
     >>> f = dk.variable("f", (5,))
     >>> dk.evaluate(np.gradient(f, 0.5), {"f": np.arange(5.0) ** 2}).tolist()
@@ -537,6 +642,14 @@ def sampled_gradient(f, *varargs, axis=None, edge_order: int = 1):
 def append(arr, values, axis=None) -> Node:
     """``values`` joined after ``arr`` along ``axis``; both flattened first when ``axis``
     is None, as ``np.append``.
+
+    Args:
+        arr: a node, or a number or array (taken as a constant).
+        values: the values to join after it.
+        axis: the axis; None to flatten both first.
+
+    Returns:
+        Node: the joined array.
 
     >>> import diffkit as dk, numpy as np
     >>> np.append(dk.variable("x", (2, 3)), np.zeros((2, 1)), axis=1).shape
@@ -576,6 +689,21 @@ def linspace(
     as ``np.linspace``: the end points may be traced nodes or arrays (broadcast together,
     the samples along ``axis``), so the grid is differentiable in them. With ``retstep``,
     ``(samples, step)``; the step of one sample with its end point is NaN, as numpy's.
+
+    Args:
+        start, stop: the end points (numbers, arrays or nodes, broadcast together).
+        num: the number of samples.
+        endpoint: include ``stop``.
+        retstep: also return the step.
+        dtype: the result's dtype (numpy's argument).
+        axis: the axis of the samples in the result.
+        device: numpy's argument (CPU only).
+
+    Returns:
+        Node, or ``(samples, step)`` with ``retstep``.
+
+    Raises:
+        ValueError: ``num`` is negative.
 
     >>> import diffkit as dk, numpy as np
     >>> b = dk.variable("b")

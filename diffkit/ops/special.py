@@ -125,17 +125,53 @@ ISINF = _test("isinf", np.isinf, mpmath.isinf, "1 where x is +inf or -inf, else 
 
 
 def isfinite(x) -> Node:
-    """1.0 where ``x`` is finite (neither infinite nor NaN), else 0.0 (derivative zero)."""
+    """1.0 where ``x`` is finite (neither infinite nor NaN), else 0.0 (derivative zero).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: 0.0/1.0 entries of ``x``'s shape, with no derivative.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (4,))
+    >>> dk.evaluate(dk.isfinite(x), at={"x": [1.0, np.inf, -np.inf, np.nan]}).tolist()
+    [1.0, 0.0, 0.0, 0.0]
+    """
     return apply(ISFINITE, x)
 
 
 def isnan(x) -> Node:
-    """1.0 where ``x`` is NaN, else 0.0 (derivative zero)."""
+    """1.0 where ``x`` is NaN, else 0.0 (derivative zero).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: 0.0/1.0 entries of ``x``'s shape, with no derivative.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (4,))
+    >>> dk.evaluate(dk.isnan(x), at={"x": [1.0, np.inf, -np.inf, np.nan]}).tolist()
+    [0.0, 0.0, 0.0, 1.0]
+    """
     return apply(ISNAN, x)
 
 
 def isinf(x) -> Node:
-    """1.0 where ``x`` is +inf or -inf, else 0.0 (derivative zero)."""
+    """1.0 where ``x`` is +inf or -inf, else 0.0 (derivative zero).
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: 0.0/1.0 entries of ``x``'s shape, with no derivative.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (4,))
+    >>> dk.evaluate(dk.isinf(x), at={"x": [1.0, np.inf, -np.inf, np.nan]}).tolist()
+    [0.0, 1.0, 1.0, 0.0]
+    """
     return apply(ISINF, x)
 
 
@@ -181,6 +217,15 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None) -> Node:
     """``x`` with NaN replaced by ``nan`` and infinities by ``posinf``/``neginf`` (by default
     the dtype's largest finite numbers), as numpy's. The derivative is 1 where ``x`` is
     finite and 0 where an entry was replaced, as ``torch.nan_to_num``.
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        copy: numpy's argument (a node is never changed in place).
+        nan: the value for NaN.
+        posinf, neginf: the values for +inf and -inf; None for the dtype's extremes.
+
+    Returns:
+        Node: ``x`` with its non-finite entries replaced.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (3,))
@@ -262,6 +307,12 @@ def fmax(a, b) -> Node:
     The derivative goes to the entry taken: to ``a`` where ``a >= b`` (ties to the first
     argument, as ``torch.fmax``) or ``b`` is NaN, to ``b`` elsewhere.
 
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: the larger entry of each pair, the other one where one is NaN.
+
     >>> import diffkit as dk, numpy as np
     >>> a, b = dk.variables("a b")
     >>> dk.gradient(dk.fmax(a, b), at={"a": np.nan, "b": 2.0})
@@ -271,7 +322,19 @@ def fmax(a, b) -> Node:
 
 
 def fmin(a, b) -> Node:
-    """Elementwise minimum that ignores NaN (numpy's ``fmin``); derivative as :func:`fmax`."""
+    """Elementwise minimum that ignores NaN (numpy's ``fmin``); derivative as :func:`fmax`.
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: the smaller entry of each pair, the other one where one is NaN.
+
+    >>> import diffkit as dk, numpy as np
+    >>> a, b = dk.variables("a b")
+    >>> dk.gradient(dk.fmin(a, b), at={"a": np.nan, "b": 2.0})
+    {'a': 0.0, 'b': 1.0}
+    """
     return apply(FMIN, a, b)
 
 
@@ -302,6 +365,12 @@ LOGADDEXP2 = binary(
 
 def logaddexp2(a, b) -> Node:
     """log2(2^a + 2^b), computed without overflow (numpy's ``logaddexp2``).
+
+    Args:
+        a, b: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: the elementwise result.
 
     >>> import diffkit as dk
     >>> a, b = dk.variables("a b")
@@ -411,6 +480,12 @@ def sinc(x) -> Node:
     derivative is 0 at 0, and derivatives of every order are right at and near 0 (as
     JAX's, which uses the Maclaurin series there).
 
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the function of each entry, of ``x``'s shape.
+
     >>> import diffkit as dk
     >>> x = dk.variable("x")
     >>> abs(dk.derivative(dk.sinc(x), "x", at={"x": 0.0}))
@@ -441,6 +516,12 @@ ERFINV = unary(
 def erfinv(x) -> Node:
     """The inverse error function (``scipy.special.erfinv``): erf(erfinv(x)) = x on
     (-1, 1), +-inf at +-1.
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the function of each entry, of ``x``'s shape.
 
     >>> import diffkit as dk
     >>> x = dk.variable("x")
@@ -488,6 +569,12 @@ def i0e(x) -> Node:
     """exp(-abs(x)) I0(x) (``scipy.special.i0e``). Its derivative i1e(x) - sign(x) i0e(x)
     jumps at 0, where it is taken as 0 (sign(0) = 0), as ``torch.special.i0e``.
 
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the function of each entry, of ``x``'s shape.
+
     >>> import diffkit as dk
     >>> x = dk.variable("x")
     >>> dk.derivative(dk.i0e(x), "x", at={"x": 0.0})
@@ -498,6 +585,12 @@ def i0e(x) -> Node:
 
 def i1e(x) -> Node:
     """exp(-abs(x)) I1(x) (``scipy.special.i1e``); its derivative is 1/2 at 0.
+
+    Args:
+        x: a node, or a number or array (taken as a constant).
+
+    Returns:
+        Node: the function of each entry, of ``x``'s shape.
 
     >>> import diffkit as dk
     >>> x = dk.variable("x")
