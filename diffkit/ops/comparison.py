@@ -683,6 +683,13 @@ def clip(x, a_min=None, a_max=None):
     """x limited to [a_min, a_max] (numpy's ``clip``; ``None`` for no bound). The
     gradient passes where a_min <= x <= a_max, ends included, as PyTorch's ``clamp``.
 
+    Args:
+        x: a node, or a number or array (taken as a constant).
+        a_min, a_max: the bounds (numbers, arrays or nodes); None for no bound.
+
+    Returns:
+        Node: the clipped entries.
+
     >>> import diffkit as dk
     >>> x = dk.variable("x")
     >>> dk.derivative(dk.clip(x, 0.0, 1.0), "x", at={"x": 1.0})
@@ -754,6 +761,16 @@ WHERE = register(
 @builds(WHERE, numpy=(np.where,))
 def where(condition, a, b):
     """``a`` where ``condition`` is nonzero, else ``b`` (``condition`` gets no derivative).
+
+    Args:
+        condition: a node or array; nonzero entries select ``a``.
+        a, b: nodes, numbers or arrays, broadcast with ``condition``.
+
+    Returns:
+        Node: the selected entries, of the broadcast shape.
+
+    Raises:
+        ShapeError: the shapes do not broadcast.
 
     >>> import diffkit as dk
     >>> x = dk.variable("x")

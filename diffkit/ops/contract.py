@@ -338,6 +338,16 @@ def einsum(*operands, out=None, dtype=None, order="K", casting="safe", optimize=
     ``optimize`` is accepted and ignored: the contraction order is always numpy's greedy
     path, computed once per subscripts and shapes. Derivatives are einsums again.
 
+    Args:
+        *operands: the subscripts string, then the nodes or arrays.
+        out, dtype, order, casting, optimize: numpy's arguments.
+
+    Returns:
+        Node: the contraction.
+
+    Raises:
+        ShapeError: the subscripts do not fit the operands.
+
     >>> import diffkit as dk, numpy as np
     >>> q, k = dk.variable("q", (4, 8)), dk.variable("k", (5, 8))
     >>> np.einsum("id,jd->ij", q, k).shape
@@ -410,6 +420,13 @@ def tensordot(a, b, axes=2) -> Node:
     """numpy's ``tensordot``: the sum of ``a * b`` over the last ``axes`` axes of ``a`` and
     the first ones of ``b``, or over the axes of the pair ``axes = (axes_a, axes_b)``.
 
+    Args:
+        a, b: nodes or arrays.
+        axes: the number of trailing/leading axes to contract, or two sequences of axes.
+
+    Returns:
+        Node: the contraction.
+
     >>> import diffkit as dk
     >>> a, b = dk.variable("a", (3, 4, 5)), dk.variable("b", (4, 5, 2))
     >>> dk.tensordot(a, b).shape, dk.tensordot(a, b, axes=([1], [0])).shape
@@ -447,6 +464,13 @@ def dot(a, b, out=None) -> Node:
     """numpy's ``dot``: a product for scalars, the matrix product for 1-D and 2-D arrays,
     and beyond, the sum over the last axis of ``a`` and the second-to-last of ``b``.
 
+    Args:
+        a, b: nodes or arrays.
+        out: numpy's argument, refused on IR nodes.
+
+    Returns:
+        Node: numpy's ``dot`` of the two.
+
     >>> import diffkit as dk
     >>> a, b = dk.variable("a", (2, 3, 4)), dk.variable("b", (5, 4, 6))
     >>> dk.dot(a, b).shape
@@ -482,6 +506,12 @@ def inner(a, b) -> Node:
     """numpy's ``inner``: the sum over the last axes of ``a`` and ``b`` (a product when one
     is a scalar).
 
+    Args:
+        a, b: nodes or arrays.
+
+    Returns:
+        Node: the sum over the last axes of the products.
+
     >>> import diffkit as dk
     >>> dk.inner(dk.variable("a", (2, 4)), dk.variable("b", (3, 4))).shape
     (2, 3)
@@ -499,6 +529,13 @@ def inner(a, b) -> Node:
 )
 def outer(a, b, out=None) -> Node:
     """numpy's ``outer``: ``a.ravel()[:, None] * b.ravel()[None, :]``.
+
+    Args:
+        a, b: nodes or arrays (flattened).
+        out: numpy's argument, refused on IR nodes.
+
+    Returns:
+        Node: the matrix of products a_i b_j.
 
     >>> import diffkit as dk
     >>> dk.outer(dk.variable("a", (2, 2)), dk.variable("b", (3,))).shape
@@ -523,6 +560,12 @@ def outer(a, b, out=None) -> Node:
 def kron(a, b) -> Node:
     """numpy's ``kron``: the Kronecker product; the operand with fewer dimensions gets
     leading unit axes first.
+
+    Args:
+        a, b: nodes or arrays.
+
+    Returns:
+        Node: the Kronecker product.
 
     >>> import diffkit as dk
     >>> dk.kron(dk.variable("a", (2, 3)), dk.variable("b", (4, 5))).shape
@@ -578,6 +621,14 @@ def diagonal(a, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Node:
     """numpy's ``diagonal``: the ``offset`` diagonal of the axes ``axis1`` and ``axis2``,
     as the last axis of the result (those two axes removed).
 
+    Args:
+        a: a node, or an array (taken as a constant).
+        offset: the diagonal (above the main one if positive).
+        axis1, axis2: the axes of the matrices.
+
+    Returns:
+        Node: the diagonals (as the last axis).
+
     >>> import diffkit as dk
     >>> dk.diagonal(dk.variable("a", (2, 3, 4)), 1, 2, 0).shape
     (3, 1)
@@ -599,6 +650,15 @@ def diagonal(a, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Node:
 )
 def trace(a, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype=None, out=None) -> Node:
     """numpy's ``trace``: the sum along the ``offset`` diagonal of ``axis1`` and ``axis2``.
+
+    Args:
+        a: a node, or an array (taken as a constant).
+        offset: the diagonal (above the main one if positive).
+        axis1, axis2: the axes of the matrices.
+        dtype, out: numpy's arguments.
+
+    Returns:
+        Node: the sums of the diagonals.
 
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (3, 3))
@@ -626,6 +686,13 @@ def trace(a, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype=None, out=No
 def diag(v, k: int = 0) -> Node:
     """numpy's ``diag``: a 1-D ``v`` placed on the ``k`` diagonal of a square matrix of
     zeros, or the ``k`` diagonal of a 2-D ``v``.
+
+    Args:
+        v: a node or array: a vector (to build a matrix from) or a matrix (to read).
+        k: the diagonal (above the main one if positive).
+
+    Returns:
+        Node: the matrix, or the diagonal.
 
     >>> import diffkit as dk
     >>> dk.diag(dk.variable("v", (3,)), k=1).shape, dk.diag(dk.variable("M", (3, 4))).shape
@@ -661,6 +728,13 @@ def triu(m, k: int = 0) -> Node:
     """numpy's ``triu``: ``m`` with the entries below the ``k`` diagonal of its last two
     axes set to zero (a 1-D ``m`` is taken as every row of a square matrix).
 
+    Args:
+        m: a node or array of two axes or more.
+        k: the lowest diagonal kept.
+
+    Returns:
+        Node: ``m`` with the entries below that diagonal zeroed.
+
     >>> import diffkit as dk
     >>> dk.triu(dk.variable("m", (2, 3, 3)), k=1).shape
     (2, 3, 3)
@@ -676,6 +750,13 @@ def triu(m, k: int = 0) -> Node:
 def tril(m, k: int = 0) -> Node:
     """numpy's ``tril``: ``m`` with the entries above the ``k`` diagonal of its last two
     axes set to zero.
+
+    Args:
+        m: a node or array of two axes or more.
+        k: the highest diagonal kept.
+
+    Returns:
+        Node: ``m`` with the entries above that diagonal zeroed.
 
     >>> import diffkit as dk
     >>> dk.tril(dk.variable("m", (4, 3))).shape

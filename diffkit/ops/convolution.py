@@ -464,6 +464,20 @@ def conv_transpose2d(
     and columns at the bottom/right of the output (it must be smaller than the stride or
     the dilation).
 
+    Args:
+        x: the input, (N, C_in, H, W) or (C_in, H, W).
+        weight: the kernels, (C_in, C_out / groups, kh, kw).
+        bias: (C_out,), or None.
+        stride, padding, dilation: ints or pairs, as the convolution this is the adjoint of.
+        output_padding: an int or pair of rows/columns added at the bottom/right.
+        groups: the number of channel groups.
+
+    Returns:
+        Node: the output, (N, C_out, H', W') (no N for an unbatched input).
+
+    Raises:
+        ShapeError: the shapes, channels or geometry do not fit.
+
     >>> import diffkit as dk
     >>> x = dk.variable("x", (1, 2, 4, 4)); w = dk.variable("w", (2, 3, 3, 3))
     >>> dk.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).shape

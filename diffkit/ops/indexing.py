@@ -197,6 +197,16 @@ def getitem(x, index) -> Node:
     since the output's shape would depend on its values (use ``dk.where`` instead).
     Repeated indices add up their gradients.
 
+    Args:
+        x: a node.
+        index: what numpy's ``x[index]`` takes (see above).
+
+    Returns:
+        Node: the selected entries.
+
+    Raises:
+        IndexError: an index is out of range.
+
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (4, 5, 6))
     >>> x[3, 2:, [1, 3]].shape, x[[0, 1], [2, 3]].shape, x[..., None, [0, 0, 1]].shape
@@ -568,6 +578,16 @@ def take(x, indices, axis: int | None = None, out=None, mode: str = "raise") -> 
     """The entries at integer ``indices`` along ``axis`` (``np.take``: of the flattened
     array when ``axis`` is None); ``mode`` ``"wrap"`` and ``"clip"`` as numpy's. Repeated
     indices add up their gradients.
+
+    Args:
+        x: a node, or an array (taken as a constant).
+        indices: integer indices (an int, list or array).
+        axis: the axis; None for the flattened array.
+        out: numpy's argument, refused on IR nodes.
+        mode: ``"raise"``, ``"wrap"`` or ``"clip"``, for indices out of range.
+
+    Returns:
+        Node: the entries taken.
 
     >>> import diffkit as dk, numpy as np
     >>> v = dk.variable("v", (3,))

@@ -79,6 +79,17 @@ def concatenate(arrays, axis: int | None = 0, out=None, *, dtype=None, casting=N
     """Join arrays along an existing ``axis`` (``np.concatenate``; flattened when ``axis``
     is None).
 
+    Args:
+        arrays: a sequence of nodes or arrays.
+        axis: the axis to join along; None to flatten them first.
+        out, dtype, casting: numpy's arguments.
+
+    Returns:
+        Node: the joined array.
+
+    Raises:
+        ShapeError: the shapes differ off ``axis``.
+
     >>> import diffkit as dk
     >>> dk.concatenate([dk.variable("a", (2, 3)), dk.variable("b", (1, 3))]).shape
     (3, 3)
@@ -109,6 +120,17 @@ def concatenate(arrays, axis: int | None = 0, out=None, *, dtype=None, casting=N
 def stack(arrays, axis: int = 0, out=None, *, dtype=None, casting=None) -> Node:
     """Join arrays of one shape along a new ``axis`` (``np.stack``).
 
+    Args:
+        arrays: a sequence of nodes or arrays of one shape.
+        axis: the position of the new axis.
+        out, dtype, casting: numpy's arguments.
+
+    Returns:
+        Node: the stacked array.
+
+    Raises:
+        ShapeError: the shapes differ.
+
     >>> import diffkit as dk
     >>> dk.stack([dk.variable("a", (2,)), dk.variable("b", (2,))], axis=1).shape
     (2, 2)
@@ -136,6 +158,14 @@ def stack(arrays, axis: int = 0, out=None, *, dtype=None, casting=None) -> Node:
 )
 def split(ary, indices_or_sections, axis: int = 0) -> list[Node]:
     """``ary`` split along ``axis`` into equal sections or at indices (``np.split``).
+
+    Args:
+        ary: a node, or an array (taken as a constant).
+        indices_or_sections: a number of equal parts, or the indices where to cut.
+        axis: the axis to cut along.
+
+    Returns:
+        list of Node: the parts.
 
     >>> import diffkit as dk
     >>> [p.shape for p in dk.split(dk.variable("x", (4, 3)), [1], axis=1)]
@@ -197,6 +227,16 @@ def pad(array, pad_width, mode: str = "constant", *, constant_values=0.0, **kwar
     side), ``"edge"``, ``"wrap"`` (periodic), ``"reflect"`` and ``"symmetric"``; the
     copies of an entry add their gradients.
 
+    Args:
+        array: a node, or an array (taken as a constant).
+        pad_width: numpy's widths (before, after) per axis.
+        mode: numpy's padding mode.
+        constant_values: the value of ``mode="constant"``.
+        **kwargs: other numpy arguments of the mode.
+
+    Returns:
+        Node: the padded array.
+
     >>> import diffkit as dk
     >>> dk.pad(dk.variable("x", (3, 4)), ((1, 2), (0, 3)), mode="wrap").shape
     (6, 7)
@@ -249,6 +289,14 @@ def pad(array, pad_width, mode: str = "constant", *, constant_values=0.0, **kwar
 def repeat(a, repeats, axis: int | None = None) -> Node:
     """Each entry repeated ``repeats`` times along ``axis`` (``np.repeat``).
 
+    Args:
+        a: a node, or an array (taken as a constant).
+        repeats: the number of repetitions (an int, or one per entry).
+        axis: the axis; None for the flattened array.
+
+    Returns:
+        Node: the array with repeated entries.
+
     >>> import diffkit as dk
     >>> dk.repeat(dk.variable("x", (2, 3)), [1, 2], axis=0).shape
     (3, 3)
@@ -272,6 +320,13 @@ def repeat(a, repeats, axis: int | None = None) -> Node:
 def tile(A, reps) -> Node:
     """``A`` repeated ``reps`` times along each axis (``np.tile``).
 
+    Args:
+        A: a node, or an array (taken as a constant).
+        reps: the number of copies along each axis.
+
+    Returns:
+        Node: the tiled array.
+
     >>> import diffkit as dk
     >>> dk.tile(dk.variable("x", (2, 3)), 2).shape
     (2, 6)
@@ -293,6 +348,13 @@ def tile(A, reps) -> Node:
 )
 def flip(m, axis=None) -> Node:
     """``m`` reversed along ``axis`` (all axes by default), as ``np.flip``.
+
+    Args:
+        m: a node, or an array (taken as a constant).
+        axis: an axis or tuple of axes; None for all.
+
+    Returns:
+        Node: the array with the order of entries reversed.
 
     >>> import diffkit as dk
     >>> dk.flip(dk.variable("x", (2, 3)), axis=-1).shape

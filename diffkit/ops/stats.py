@@ -166,6 +166,15 @@ def gather_by_key(v, key, axis: int = -1, how: str = "sort") -> Node:
     it that holds ``key``'s running maximum (``"cummax"``) or minimum (``"cummin"``).
     ``key`` gets no derivative.
 
+    Args:
+        v: a node, or an array (taken as a constant).
+        key: a node or array of ``v``'s shape (no derivative).
+        axis: the axis.
+        how: ``"sort"``, ``"cummax"`` or ``"cummin"``.
+
+    Returns:
+        Node: the gathered entries, of ``v``'s shape.
+
     >>> import diffkit as dk
     >>> v, k = dk.variable("v", (3,)), dk.variable("k", (3,))
     >>> dk.evaluate(dk.gather_by_key(v, k), at={"v": [10.0, 20.0, 30.0], "k": [2.0, 0.0, 1.0]})
@@ -177,7 +186,25 @@ def gather_by_key(v, key, axis: int = -1, how: str = "sort") -> Node:
 
 
 def scatter_by_key(v, key, axis: int = -1, how: str = "sort") -> Node:
-    """``v`` added at the positions :func:`gather_by_key` takes from (its adjoint)."""
+    """``v`` added at the positions :func:`gather_by_key` takes from (its adjoint).
+
+    Args:
+        v: a node, or an array (taken as a constant).
+        key: a node or array of ``v``'s shape (no derivative).
+        axis: the axis.
+        how: ``"sort"``, ``"cummax"`` or ``"cummin"``.
+
+    Returns:
+        Node: the scattered sums, of ``v``'s shape.
+
+    >>> import diffkit as dk
+    >>> v, k = dk.variable("v", (3,)), dk.variable("k", (3,))
+    >>> at = {"v": [10.0, 20.0, 30.0], "k": [2.0, 0.0, 1.0]}
+    >>> dk.evaluate(dk.gather_by_key(v, k), at=at).tolist()  # v[argsort(k)]
+    [20.0, 30.0, 10.0]
+    >>> dk.evaluate(dk.scatter_by_key(v, k), at=at).tolist()  # w[argsort(k)] = v
+    [30.0, 10.0, 20.0]
+    """
     v, key = as_node(v), as_node(key)
     (ax,) = normalize_axes("scatter_by_key", axis, v.ndim)
     return apply(SCATTER_BY_KEY, v, key, axis=ax, how=how)
@@ -210,6 +237,15 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None) -> Node:
     """``a`` sorted along ``axis`` (numpy's ``sort``; ``kind`` and ``stable`` are accepted
     and the sort is always stable; ``axis=None`` sorts the flattened array). The derivative
     is the sorting permutation: tied entries keep their order, as ``jnp.sort``.
+
+    Args:
+        a: a node, or an array (taken as a constant).
+        axis: the axis; None for the flattened array.
+        kind, stable: numpy's arguments (the sort is stable).
+        order: numpy's argument, for structured arrays (refused).
+
+    Returns:
+        Node: the sorted entries.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (3,))
@@ -253,6 +289,15 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=None) -> Node:
     floats in the data's dtype: their values are numpy's, their derivative is 0. To
     reorder values by them, use :func:`sort` or :func:`gather_by_key`, which differentiate.
 
+    Args:
+        a: a node, or an array (taken as a constant).
+        axis: the axis; None for the flattened array.
+        kind, stable: numpy's arguments (the sort is stable).
+        order: numpy's argument, for structured arrays (refused).
+
+    Returns:
+        Node: the integer indices that sort ``a`` (no derivative).
+
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (3,))
     >>> dk.evaluate(np.argsort(x), at={"x": [3.0, 1.0, 2.0]}).tolist()
@@ -283,6 +328,14 @@ def cummax(array, axis: int = 0, dtype=None, out=None) -> Node:
     0). Each entry's derivative comes from the latest entry at or before it that equals
     it, as ``torch.cummax``.
 
+    Args:
+        array: a node, or an array (taken as a constant).
+        axis: the axis.
+        dtype, out: numpy's arguments.
+
+    Returns:
+        Node: the running maxima.
+
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (4,))
     >>> dk.gradient(dk.sum(np.maximum.accumulate(x)), at={"x": [1.0, 3.0, 3.0, 2.0]})["x"]
@@ -295,7 +348,21 @@ def cummax(array, axis: int = 0, dtype=None, out=None) -> Node:
 
 @function(numpy=((np.minimum, "accumulate"),), samples=_ACC_SAMPLES)
 def cummin(array, axis: int = 0, dtype=None, out=None) -> Node:
-    """The running minimum along ``axis`` (``np.minimum.accumulate``), as :func:`cummax`."""
+    """The running minimum along ``axis`` (``np.minimum.accumulate``), as :func:`cummax`.
+
+    Args:
+        array: a node, or an array (taken as a constant).
+        axis: the axis.
+        dtype, out: numpy's arguments.
+
+    Returns:
+        Node: the running minima.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (4,))
+    >>> dk.evaluate(dk.cummin(x), at={"x": [3.0, 1.0, 2.0, 0.0]}).tolist()
+    [3.0, 1.0, 1.0, 0.0]
+    """
     _accumulate_args("minimum.accumulate", dtype, out)
     x, ax = _flat_axis("minimum.accumulate", as_node(array), axis)
     return apply(GATHER_BY_KEY, x, x, axis=ax, how="cummin")
@@ -366,6 +433,14 @@ def cumprod(a, axis=None, dtype=None, out=None) -> Node:
     """Running product of ``a`` along ``axis`` (of the flattened ``a`` by default, as
     numpy). The derivative is the product of the other entries of each prefix, exact where
     ``a`` has zeros (as JAX's); it costs O(n^2) per slice of length n.
+
+    Args:
+        a: a node, or an array (taken as a constant).
+        axis: the axis; None for the flattened array.
+        dtype, out: numpy's arguments.
+
+    Returns:
+        Node: the running products.
 
     >>> import diffkit as dk
     >>> x = dk.variable("x", (3,))
@@ -439,6 +514,15 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False) -> Nod
     """The median along ``axis`` (numpy's ``median``: the mean of the two middle entries of
     an even count). Its derivative is the sort's: tied entries keep their order.
 
+    Args:
+        a: a node, or an array (taken as a constant).
+        axis: an axis or tuple of axes; None for all.
+        out, overwrite_input: numpy's arguments.
+        keepdims: keep the reduced axes, with length 1.
+
+    Returns:
+        Node: the median(s).
+
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (4,))
     >>> dk.gradient(np.median(x), at={"x": [4.0, 1.0, 3.0, 2.0]})["x"].tolist()
@@ -467,6 +551,18 @@ def percentile(
 ) -> Node:
     """The ``q``-th percentiles (constant ``q`` in [0, 100]) along ``axis``, numpy's linear
     interpolation between sorted entries.
+
+    Args:
+        a: a node, or an array (taken as a constant).
+        q: the percentiles, constants in [0, 100].
+        axis: an axis or tuple of axes; None for all.
+        out, overwrite_input: numpy's arguments.
+        method: numpy's interpolation method.
+        keepdims: keep the reduced axes, with length 1.
+        weights, interpolation: numpy's arguments.
+
+    Returns:
+        Node: the percentiles (``q``'s axes first).
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (5,))
@@ -497,7 +593,27 @@ def quantile(
     weights=None,
     interpolation=None,
 ) -> Node:
-    """The ``q``-th quantiles (constant ``q`` in [0, 1]) along ``axis``, as :func:`percentile`."""
+    """The ``q``-th quantiles (constant ``q`` in [0, 1]) along ``axis``, as :func:`percentile`.
+
+    Args:
+        a: a node, or an array (taken as a constant).
+        q: the quantiles, constants in [0, 1].
+        axis: an axis or tuple of axes; None for all.
+        out, overwrite_input: numpy's arguments.
+        method: numpy's interpolation method.
+        keepdims: keep the reduced axes, with length 1.
+        weights, interpolation: numpy's arguments.
+
+    Returns:
+        Node: the quantiles (``q``'s axes first).
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (5,))
+    >>> dk.evaluate(dk.quantile(x, 0.25), at={"x": [4.0, 0.0, 3.0, 1.0, 2.0]})  # np.quantile: 1.0
+    1.0
+    >>> dk.gradient(dk.quantile(x, 0.375), at={"x": [4.0, 0.0, 3.0, 1.0, 2.0]})["x"].tolist()
+    [0.0, 0.0, 0.0, 0.5, 0.5]
+    """
     _check_common("quantile", out, overwrite_input, weights)
     if interpolation is not None:
         method = interpolation

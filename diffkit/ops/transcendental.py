@@ -597,6 +597,12 @@ erfc = _builder(
 def arctan2(y, x):
     """The angle of the point (x, y) (``atan2``), in (-pi, pi], as numpy's ``arctan2``.
 
+    Args:
+        y, x: nodes, numbers or arrays, broadcast together.
+
+    Returns:
+        Node: the elementwise angle.
+
     >>> import diffkit as dk
     >>> y, x = dk.variables("y x")
     >>> dk.gradient(dk.arctan2(y, x), at={"y": 1.0, "x": 1.0})

@@ -92,6 +92,15 @@ def adjugate(a) -> Node:
     """The adjugate ``det(A) A^-1`` (the transposed cofactor matrix), finite for singular
     matrices; its own derivative needs ``A`` invertible.
 
+    Args:
+        a: a node or array: a square matrix, or a stack of them (leading axes).
+
+    Returns:
+        Node: the adjugates (det(a) inv(a) where ``a`` is invertible).
+
+    Raises:
+        ShapeError: the last two axes are not square.
+
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2))
     >>> np.round(dk.evaluate(dk.adjugate(A), at={"A": [[1.0, 2.0], [2.0, 4.0]]}), 12).tolist()
@@ -140,6 +149,15 @@ DET = register(
 def det(a) -> Node:
     """The determinant of a square matrix (or of each of a stack). Its gradient is the
     transposed adjugate, finite at singular matrices (as JAX and PyTorch).
+
+    Args:
+        a: a node or array: a square matrix, or a stack of them (leading axes).
+
+    Returns:
+        Node: the determinants.
+
+    Raises:
+        ShapeError: the last two axes are not square.
 
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2))
@@ -192,6 +210,15 @@ DET_SIGN = register(
 def slogdet(a) -> SlogdetResult:
     """``(sign, logabsdet)`` of the determinant, as ``np.linalg.slogdet``: no overflow for
     large matrices. The sign carries no derivative; d logabsdet = tr(A^-1 dA).
+
+    Args:
+        a: a node or array: a square matrix, or a stack of them (leading axes).
+
+    Returns:
+        SlogdetResult: ``(sign, logabsdet)``, as numpy's.
+
+    Raises:
+        ShapeError: the last two axes are not square.
 
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2))

@@ -131,6 +131,16 @@ def eigvalsh(a, UPLO: str = "L") -> Node:  # noqa: N803 - numpy's name
     """Eigenvalues, ascending, of a symmetric matrix (its symmetric part is used). Their
     derivative is finite even at repeated eigenvalues.
 
+    Args:
+        a: a node or array: a symmetric (or Hermitian) matrix, or a stack of them.
+        UPLO: ``"L"`` or ``"U"``: the triangle read.
+
+    Returns:
+        Node: the eigenvalues, ascending.
+
+    Raises:
+        ShapeError: the last two axes are not square.
+
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2))
     >>> dk.gradient(np.linalg.eigvalsh(A).sum(), at={"A": np.eye(2)})["A"].tolist()
@@ -151,6 +161,16 @@ def eigh(a, UPLO: str = "L") -> EighResult:  # noqa: N803 - numpy's name
     divides by differences of eigenvalues, so at exactly repeated eigenvalues it is
     inf/NaN, as in JAX and PyTorch (the eigenvectors are not unique there); the
     eigenvalues' derivative stays finite.
+
+    Args:
+        a: a node or array: a symmetric (or Hermitian) matrix, or a stack of them.
+        UPLO: ``"L"`` or ``"U"``: the triangle read.
+
+    Returns:
+        EighResult: ``(eigenvalues, eigenvectors)``, values ascending.
+
+    Raises:
+        ShapeError: the last two axes are not square.
 
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2))

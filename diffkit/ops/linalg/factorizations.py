@@ -91,6 +91,16 @@ def cholesky(a, /, *, upper: bool = False) -> Node:
     The input's symmetric part ``(A + A^T)/2`` is factored (JAX's choice: numpy reads the
     lower triangle, the same for a symmetric input), so the gradient is symmetric.
 
+    Args:
+        a: a node or array: a symmetric positive definite matrix, or a stack of them.
+        upper: return the upper factor instead of the lower.
+
+    Returns:
+        Node: the triangular factor.
+
+    Raises:
+        ShapeError: the last two axes are not square.
+
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2))
     >>> dk.evaluate(np.linalg.cholesky(A), at={"A": [[4.0, 2.0], [2.0, 2.0]]}).tolist()
@@ -220,6 +230,13 @@ def qr(a, mode: str = "reduced"):
     """``(Q, R)`` with ``a = Q @ R``, as ``np.linalg.qr`` (modes ``'reduced'`` and
     ``'r'``); numpy's signs (R's diagonal may be negative). Differentiable for tall or
     square matrices of full rank, as in JAX.
+
+    Args:
+        a: a node or array: a matrix or a stack of them.
+        mode: numpy's ``"reduced"``, ``"complete"``, ``"r"`` or ``"raw"``.
+
+    Returns:
+        ``(Q, R)`` (``R`` alone for ``mode="r"``), as numpy's.
 
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (3, 2))

@@ -76,6 +76,14 @@ def pinv(a, rcond=None, hermitian: bool = False, *, rtol=None) -> Node:
     the rank is constant near the point (JAX's convention); singular values below the
     cut-off count as zero.
 
+    Args:
+        a: a node or array: a matrix or a stack of them.
+        rcond, rtol: the cutoff of small singular values, as numpy's.
+        hermitian: ``a`` is symmetric (or Hermitian).
+
+    Returns:
+        Node: the Moore-Penrose pseudo-inverse.
+
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 1))
     >>> dk.evaluate(np.linalg.pinv(A), at={"A": [[1.0], [1.0]]}).round(12).tolist()
@@ -99,6 +107,14 @@ def lstsq(a, b, rcond=None):
     rank, s)``. ``x`` is ``pinv(a) @ b`` (differentiable at full rank); ``residuals`` is
     the squared residual norm per column when ``a`` is tall (assumed of full rank), else
     empty; ``rank`` is a node counting the singular values above the cut-off.
+
+    Args:
+        a: a node or array: the (M, N) matrix.
+        b: a node or array: (M,) or (M, K).
+        rcond: the cutoff of small singular values, as numpy's.
+
+    Returns:
+        ``(x, residuals, rank, singular_values)``, as numpy's.
 
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (3, 1)); b = dk.variable("b", (3,))

@@ -144,6 +144,15 @@ def norm(x, ord=None, axis=None, keepdims: bool = False) -> Node:  # noqa: A002
     the derivative to the first largest/smallest entry; ``ord=0`` counts and has
     derivative 0; the 2-norm of a matrix is its largest singular value.
 
+    Args:
+        x: a node or array.
+        ord: the order of the norm, as numpy's.
+        axis: an axis (vector norm) or two (matrix norm); None for all.
+        keepdims: keep the reduced axes, with length 1.
+
+    Returns:
+        Node: the norm(s).
+
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (2,))
     >>> dk.gradient(np.linalg.norm(x), at={"x": [3.0, 4.0]})["x"].tolist()
@@ -195,6 +204,15 @@ def vector_norm(x, /, *, axis=None, keepdims: bool = False, ord=2) -> Node:  # n
     """The vector norm over ``axis`` (all axes, flattened, by default), as
     ``np.linalg.vector_norm``; ``norm``'s conventions for derivatives.
 
+    Args:
+        x: a node or array.
+        axis: an axis or tuple of axes; None for all.
+        keepdims: keep the reduced axes, with length 1.
+        ord: the order of the norm.
+
+    Returns:
+        Node: the norm(s).
+
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (2, 2))
     >>> dk.evaluate(np.linalg.vector_norm(x, ord=1), at={"x": [[1.0, -2.0], [3.0, -4.0]]})
@@ -217,6 +235,14 @@ def vector_norm(x, /, *, axis=None, keepdims: bool = False, ord=2) -> Node:  # n
 def matrix_norm(x, /, *, keepdims: bool = False, ord="fro") -> Node:  # noqa: A002
     """The norm of each matrix over the last two axes, as ``np.linalg.matrix_norm``.
 
+    Args:
+        x: a node or array: a matrix or a stack of them.
+        keepdims: keep the reduced axes, with length 1.
+        ord: ``"fro"``, ``"nuc"``, 1, -1, 2, -2, inf or -inf.
+
+    Returns:
+        Node: the norm(s).
+
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (2, 2))
     >>> dk.evaluate(np.linalg.matrix_norm(x, ord=1), at={"x": [[1.0, -2.0], [3.0, -4.0]]})
@@ -234,6 +260,13 @@ def matrix_norm(x, /, *, keepdims: bool = False, ord="fro") -> Node:  # noqa: A0
 def cond(x, p=None) -> Node:
     """The condition number, as ``np.linalg.cond``: the ratio of extreme singular values
     (``p`` None, 2, -2), else ``norm(x, p) * norm(inv(x), p)``.
+
+    Args:
+        x: a node or array: a matrix or a stack of them.
+        p: the order of the norm, as numpy's; None for 2.
+
+    Returns:
+        Node: the condition number(s).
 
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2))

@@ -27,6 +27,16 @@ def matrix_power(a, n: int) -> Node:
     """``a`` raised to the integer power ``n`` by repeated squaring (``n < 0`` inverts
     first), as ``np.linalg.matrix_power``.
 
+    Args:
+        a: a node or array: a square matrix, or a stack of them (leading axes).
+        n: the integer power (negative powers invert).
+
+    Returns:
+        Node: ``a`` multiplied by itself ``n`` times.
+
+    Raises:
+        ShapeError: the last two axes are not square.
+
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2))
     >>> dk.evaluate(np.linalg.matrix_power(A, 3), at={"A": [[1.0, 1.0], [0.0, 1.0]]}).tolist()
@@ -60,6 +70,13 @@ def multi_dot(arrays, *, out=None) -> Node:
     """The product of a chain of matrices (the first may be 1-D, the last too), as
     ``np.linalg.multi_dot``.
 
+    Args:
+        arrays: a sequence of nodes or arrays (the first and last may be vectors).
+        out: numpy's argument, refused on IR nodes.
+
+    Returns:
+        Node: the product, in the cheapest order.
+
     >>> import diffkit as dk, numpy as np
     >>> a, b = dk.variable("a", (2, 3)), dk.variable("b", (3,))
     >>> np.linalg.multi_dot([a, b]).shape
@@ -78,7 +95,24 @@ def multi_dot(arrays, *, out=None) -> Node:
 
 @function(numpy=(np.linalg.matrix_transpose,), samples=(Sample(((2, 3, 4),)),))
 def matrix_transpose(x, /) -> Node:
-    """Each matrix of a stack transposed (the last two axes exchanged)."""
+    """Each matrix of a stack transposed (the last two axes exchanged).
+
+    Args:
+        x: a node or array of two axes or more.
+
+    Returns:
+        Node: ``x`` with its last two axes exchanged.
+
+    Raises:
+        ShapeError: ``x`` has fewer than two axes.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (2, 2, 3))
+    >>> dk.matrix_transpose(x).shape
+    (2, 3, 2)
+    >>> dk.evaluate(dk.matrix_transpose(x), at={"x": np.arange(12.0).reshape(2, 2, 3)})[1].tolist()
+    [[6.0, 9.0], [7.0, 10.0], [8.0, 11.0]]
+    """
     x = as_node(x)
     _matrix("matrix_transpose", x.shape)
     return _T(x)

@@ -151,6 +151,12 @@ SVD_VH = _svd_op(2, "svd_vh", _svd_vh_vjp, _svd_vh_jvp, "right singular vectors 
 def svdvals(x, /) -> Node:
     """Singular values, descending; finite derivative ``u_i v_i^T`` even at ties and zeros.
 
+    Args:
+        x: a node or array: a matrix or a stack of them.
+
+    Returns:
+        Node: the singular values, descending.
+
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2))
     >>> dk.evaluate(np.linalg.svdvals(A), at={"A": [[3.0, 0.0], [0.0, -4.0]]}).tolist()
@@ -177,6 +183,15 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool 
     nonzero singular values when the matrix is not square. ``full_matrices=True`` on a
     non-square matrix is refused: its extra singular vectors are not unique and have no
     derivative (pass ``full_matrices=False``).
+
+    Args:
+        a: a node or array: a matrix or a stack of them.
+        full_matrices: square U and Vh instead of the reduced ones.
+        compute_uv: return U and Vh (else the singular values alone).
+        hermitian: ``a`` is symmetric (or Hermitian).
+
+    Returns:
+        ``(U, S, Vh)``, or ``S`` without ``compute_uv``, as numpy's.
 
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (3, 2))

@@ -64,6 +64,15 @@ INV = register(
 def inv(a) -> Node:
     """The inverse of a square matrix (or of each matrix of a stack).
 
+    Args:
+        a: a node or array: a square matrix, or a stack of them (leading axes).
+
+    Returns:
+        Node: the inverse(s).
+
+    Raises:
+        ShapeError: the last two axes are not square.
+
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2))
     >>> dk.evaluate(np.linalg.inv(A), at={"A": [[2.0, 0.0], [0.0, 4.0]]}).tolist()
@@ -131,6 +140,16 @@ SOLVE = register(
 def solve(a, b) -> Node:
     """The solution ``x`` of ``a @ x = b``, as ``np.linalg.solve``: ``b`` is a vector when
     it is 1-D, else a (stack of) matrices; stacks broadcast.
+
+    Args:
+        a: a node or array: a square matrix, or a stack of them (leading axes).
+        b: a node or array: the right-hand side(s).
+
+    Returns:
+        Node: ``x`` with ``a x = b``.
+
+    Raises:
+        ShapeError: the last two axes are not square.
 
     >>> import diffkit as dk, numpy as np
     >>> A = dk.variable("A", (2, 2)); b = dk.variable("b", (2,))
@@ -244,6 +263,17 @@ def solve_triangular(
     ``scipy.linalg.solve_triangular`` (only the triangle named by ``lower`` is read;
     ``trans`` 0/'N' or 1/'T'; stacks broadcast). The derivative in ``a`` lives on that
     triangle.
+
+    Args:
+        a: a node or array: a triangular matrix.
+        b: a node or array: the right-hand side(s).
+        trans: 0, 1 or 2 (``a``, its transpose, its conjugate transpose), as scipy's.
+        lower: ``a`` is lower (not upper) triangular.
+        unit_diagonal: take the diagonal as ones.
+        overwrite_b, check_finite: scipy's arguments.
+
+    Returns:
+        Node: ``x`` with ``a x = b``.
 
     >>> import diffkit as dk, numpy as np
     >>> L = dk.variable("L", (2, 2)); b = dk.variable("b", (2,))
