@@ -183,7 +183,7 @@ def _figures(out: Path, scale_rows):
     ax.set_xlabel("unknowns (2 n²)")
     ax.set_ylabel("ms per Jacobian (median)")
     ax.set_title("Brusselator Jacobian: time against the number of unknowns")
-    ax.legend()
+    ax.legend(loc="upper left", fontsize=8)
     save_figure(fig, out / "sparse_time.png")
 
 
