@@ -301,6 +301,13 @@ def adaptive_avg_pool2d(x, output_size) -> Node:
     int or a pair; ``None`` keeps the input's size). ``x`` is NCHW or CHW. Global
     average pooling is ``output_size=1``.
 
+    Args:
+        x: an NCHW or CHW node.
+        output_size: an int or a pair (an entry None keeps the input's size).
+
+    Returns:
+        Node: the means, of the output size.
+
     >>> import diffkit as dk
     >>> dk.adaptive_avg_pool2d(dk.variable("x", (2, 3, 7, 5)), (2, None)).shape
     (2, 3, 2, 5)
@@ -322,7 +329,22 @@ def adaptive_avg_pool2d(x, output_size) -> Node:
 def adaptive_max_pool2d(x, output_size) -> Node:
     """The maximum of each of PyTorch's adaptive bins (the derivative to its first
     maximum), for an output of ``output_size`` (an int or a pair; ``None`` keeps the
-    input's size). ``x`` is NCHW or CHW."""
+    input's size). ``x`` is NCHW or CHW.
+
+    Args:
+        x: an NCHW or CHW node.
+        output_size: an int or a pair (an entry None keeps the input's size).
+
+    Returns:
+        Node: the maxima, of the output size.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (1, 1, 1, 5))
+    >>> # the bins of 5 into 2: [floor(5i/2), ceil(5(i+1)/2)) = [0, 3) and [2, 5)
+    >>> at = {"x": [[[[1.0, 4.0, 2.0, 0.0, 3.0]]]]}
+    >>> dk.evaluate(dk.adaptive_max_pool2d(x, (1, 2)), at=at).tolist()
+    [[[[4.0, 3.0]]]]
+    """
     x, was = _batched(x, "adaptive_max_pool2d")
     _check_sizes(x, "adaptive_max_pool2d")
     size = _output_size(x, output_size, "adaptive_max_pool2d")
@@ -332,7 +354,21 @@ def adaptive_max_pool2d(x, output_size) -> Node:
 def adaptive_max_pool2d_indices(x, output_size) -> Node:
     """The indices PyTorch's ``adaptive_max_pool2d(..., return_indices=True)`` returns:
     per bin, the flat position in the H×W plane of its first maximum (int64, no
-    derivative). ``x`` is NCHW or CHW."""
+    derivative). ``x`` is NCHW or CHW.
+
+    Args:
+        x: an NCHW or CHW node.
+        output_size: an int or a pair (an entry None keeps the input's size).
+
+    Returns:
+        Node: int64 flat indices into H×W, of the output size.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (1, 1, 1, 5))
+    >>> i = dk.adaptive_max_pool2d_indices(x, (1, 2))
+    >>> dk.evaluate(i, at={"x": [[[[1.0, 4.0, 2.0, 0.0, 3.0]]]]}).tolist()  # bins [0, 3), [2, 5)
+    [[[[1, 4]]]]
+    """
     x, was = _batched(x, "adaptive_max_pool2d")
     _check_sizes(x, "adaptive_max_pool2d")
     size = _output_size(x, output_size, "adaptive_max_pool2d")

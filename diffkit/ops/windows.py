@@ -32,7 +32,22 @@ _NO_SCALAR = Unsupported(
 
 
 def pair(value, name: str = "argument") -> tuple[int, int]:
-    """``value`` (an int or a pair) as a pair of ints."""
+    """``value`` (an int or a pair) as a pair of ints.
+
+    Args:
+        value: an int, or a sequence of two ints.
+        name: the argument's name, for the error message.
+
+    Returns:
+        tuple[int, int]: ``(value, value)`` for an int, else ``tuple(value)``.
+
+    Raises:
+        ValueError: ``value`` is neither.
+
+    >>> import diffkit as dk
+    >>> dk.pair(3), dk.pair((2, 1))
+    ((3, 3), (2, 1))
+    """
     if isinstance(value, (int, np.integer)):
         return int(value), int(value)
     try:
@@ -46,7 +61,23 @@ def output_size(
     size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False, dilation: int = 1
 ) -> int:
     """floor((size - dilation (kernel - 1) - 1 + 2 padding) / stride) + 1, or PyTorch's
-    ceil mode."""
+    ceil mode.
+
+    Args:
+        size: the input's length along the axis.
+        kernel, stride, padding, dilation: the window's geometry along the axis.
+        ceil_mode: round up instead of down (a last window must start inside the input
+            or its left padding, as PyTorch's).
+
+    Returns:
+        int: the number of windows.
+
+    >>> import diffkit as dk
+    >>> dk.output_size(32, 5, 1, 0)  # LeNet-5's first convolution: 32 - 5 + 1
+    28
+    >>> dk.output_size(7, 2, 2, 0), dk.output_size(7, 2, 2, 0, ceil_mode=True)  # 5/2 + 1
+    (3, 4)
+    """
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     if span < 0:
         return 0
@@ -264,6 +295,18 @@ def unfold(
         ceil_mode: round the output size up, as PyTorch's pooling does.
         dilation: an int or a pair; window entry (p, q) reads input offset
             (dh·p, dw·q) from the window's corner.
+
+    Returns:
+        Node: the windows, (N, C, OH, OW, KH, KW).
+
+    Raises:
+        ShapeError: ``x`` is not NCHW, or smaller than a window.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (1, 1, 3, 3))
+    >>> w = dk.evaluate(dk.unfold(x, 2), at={"x": np.arange(9.0).reshape(1, 1, 3, 3)})
+    >>> w.shape, w[0, 0, 0, 1].tolist()  # the window at row 0, column 1
+    ((1, 1, 2, 2, 2, 2), [[1.0, 2.0], [4.0, 5.0]])
     """
     return apply(
         UNFOLD,
@@ -278,7 +321,27 @@ def unfold(
 
 
 def fold(cols, input_shape, kernel_size, stride=1, padding=0, ceil_mode: bool = False, dilation=1):
-    """Scatter-add windows (N, C, OH, OW, KH, KW) back into an array of ``input_shape``."""
+    """Scatter-add windows (N, C, OH, OW, KH, KW) back into an array of ``input_shape``.
+
+    Args:
+        cols: a node of windows, (N, C, OH, OW, KH, KW).
+        input_shape: the NCHW shape to fold into.
+        kernel_size, stride, padding, dilation: ints or pairs, as :func:`unfold`'s.
+        ceil_mode: as :func:`unfold`'s.
+
+    Returns:
+        Node: an array of ``input_shape``; each entry is the sum of the window entries
+        that read it (the adjoint of :func:`unfold`).
+
+    Raises:
+        ShapeError: the windows do not match ``input_shape``.
+
+    >>> import diffkit as dk, numpy as np
+    >>> c = dk.variable("c", (1, 1, 2, 2, 2, 2))
+    >>> folded = dk.evaluate(dk.fold(c, (1, 1, 3, 3), 2), at={"c": np.ones(c.shape)})
+    >>> folded[0, 0].tolist()  # how many 2x2 windows cover each entry
+    [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
+    """
     return apply(
         FOLD,
         cols,
@@ -387,7 +450,24 @@ COL2IM = register(
 def im2col(x, kernel_size, stride=1, padding=0) -> Node:
     """The zero-padded windows of NCHW ``x`` as one matrix, shape (C·KH·KW, N·OH·OW):
     row (c, p, q) holds input channel c at kernel offset (p, q) for every output pixel.
-    Its adjoint is :func:`col2im`."""
+    Its adjoint is :func:`col2im`.
+
+    Args:
+        x: an NCHW node.
+        kernel_size, stride, padding: ints or pairs.
+
+    Returns:
+        Node: the window matrix, (C·KH·KW, N·OH·OW).
+
+    Raises:
+        ShapeError: ``x`` is not NCHW, or smaller than a window.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (1, 1, 3, 3))
+    >>> m = dk.evaluate(dk.im2col(x, 2), at={"x": np.arange(9.0).reshape(1, 1, 3, 3)})
+    >>> m.shape, m[0].tolist()  # offset (0, 0): the top-left entry of each window
+    ((4, 4), [0.0, 1.0, 3.0, 4.0])
+    """
     return apply(
         IM2COL,
         as_node(x),
@@ -399,7 +479,24 @@ def im2col(x, kernel_size, stride=1, padding=0) -> Node:
 
 def col2im(cols, input_shape, kernel_size, stride=1, padding=0) -> Node:
     """Scatter-add a window matrix (C·KH·KW, N·OH·OW) into an NCHW array of
-    ``input_shape``: the adjoint of :func:`im2col`."""
+    ``input_shape``: the adjoint of :func:`im2col`.
+
+    Args:
+        cols: a node, (C·KH·KW, N·OH·OW).
+        input_shape: the NCHW shape to fold into.
+        kernel_size, stride, padding: ints or pairs, as :func:`im2col`'s.
+
+    Returns:
+        Node: an array of ``input_shape``.
+
+    Raises:
+        ShapeError: the matrix does not match ``input_shape``.
+
+    >>> import diffkit as dk, numpy as np
+    >>> c = dk.variable("c", (4, 4))
+    >>> dk.evaluate(dk.col2im(c, (1, 1, 3, 3), 2), at={"c": np.ones((4, 4))})[0, 0].tolist()
+    [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
+    """
     return apply(
         COL2IM,
         as_node(cols),
