@@ -373,7 +373,28 @@ def max_pool2d_indices(
 ) -> Node:
     """The indices PyTorch's ``max_pool2d(..., return_indices=True)`` returns: per
     window, the flat position in its H×W plane of the input of the first maximum (int64,
-    no derivative). ``x`` is NCHW or CHW."""
+    no derivative). ``x`` is NCHW or CHW.
+
+    Args:
+        x: an NCHW or CHW node.
+        kernel_size: an int or a pair.
+        stride: an int or a pair; None for the kernel size.
+        padding: an int or a pair (at most half the kernel).
+        dilation: an int or a pair: the spacing of a window's entries.
+        ceil_mode: round the output size up, as PyTorch's.
+
+    Returns:
+        Node: int64 flat indices into H×W, of the pooled shape.
+
+    Raises:
+        ShapeError: the input is not NCHW/CHW or is smaller than a window.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (1, 1, 2, 4))
+    >>> at = {"x": [[[[1.0, 5.0, 2.0, 2.0], [3.0, 0.0, 2.0, 1.0]]]]}
+    >>> dk.evaluate(dk.max_pool2d_indices(x, 2), at=at).tolist()  # 5 at 1; the first 2 at 2
+    [[[[1, 2]]]]
+    """
     x, was = _batched(x, "max_pool2d")
     attrs = _max_pool_attrs(kernel_size, stride, padding, dilation, ceil_mode)
     return _unbatched(apply(MAX_POOL2D_INDICES, x, **attrs), was)
@@ -406,6 +427,20 @@ def max_pool2d(
 ) -> Node:
     """Max over each (dilated) window, padding counting as -inf; the derivative goes to
     the first maximum of each window, as in PyTorch. ``x`` is NCHW or CHW.
+
+    Args:
+        x: an NCHW or CHW node.
+        kernel_size: an int or a pair.
+        stride: an int or a pair; None for the kernel size.
+        padding: an int or a pair (at most half the kernel).
+        dilation: an int or a pair: the spacing of a window's entries.
+        ceil_mode: round the output size up, as PyTorch's.
+
+    Returns:
+        Node: the maxima, (N, C, OH, OW) (CHW for CHW input).
+
+    Raises:
+        ShapeError: the input is not NCHW/CHW or is smaller than a window.
 
     >>> import diffkit as dk
     >>> dk.max_pool2d(dk.variable("x", (1, 3, 8, 8)), 2).shape
@@ -445,7 +480,31 @@ def avg_pool2d(
     divisor_override=None,
 ) -> Node:
     """Mean over each window; the zero padding counts in the divisor by default
-    (PyTorch's), and ``divisor_override`` replaces the divisor. ``x`` is NCHW or CHW."""
+    (PyTorch's), and ``divisor_override`` replaces the divisor. ``x`` is NCHW or CHW.
+
+    Args:
+        x: an NCHW or CHW node.
+        kernel_size: an int or a pair.
+        stride: an int or a pair; None for the kernel size.
+        padding: an int or a pair (at most half the kernel).
+        ceil_mode: round the output size up, as PyTorch's.
+        count_include_pad: count the zero padding in the divisor.
+        divisor_override: a divisor for every window instead.
+
+    Returns:
+        Node: the means, (N, C, OH, OW) (CHW for CHW input).
+
+    Raises:
+        ShapeError: the input is not NCHW/CHW or is smaller than a window.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (1, 1, 4, 4))
+    >>> dk.evaluate(dk.avg_pool2d(x, 2), at={"x": np.arange(16.0).reshape(1, 1, 4, 4)}).tolist()
+    [[[[2.5, 4.5], [10.5, 12.5]]]]
+    >>> y = dk.variable("y", (1, 1, 2, 2))  # padding 1: each window holds one entry of y
+    >>> dk.evaluate(dk.avg_pool2d(y, 2, padding=1), at={"y": np.ones((1, 1, 2, 2))}).tolist()
+    [[[[0.25, 0.25], [0.25, 0.25]]]]
+    """
     x, was = _batched(x, "avg_pool2d")
     kernel_size = pair(kernel_size, "kernel_size")
     stride = kernel_size if stride is None or stride == () else pair(stride, "stride")
