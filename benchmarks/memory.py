@@ -24,8 +24,9 @@ values, reversed with revolve's binomial schedule and 10 snapshots: the steps th
 recomputes against revolve's optimum (and against the ``checkpoint_schedules`` package's
 Revolve where it is installed), and the values held at the peak in states (256 KiB).
 
-Times: the sides alternate within each round; printed are medians over rounds with their
-spread (lowest to highest) and the per-round ratios to diffkit's unchecked step.
+Times: each side on one thread (numpy's BLAS and PyTorch's intra-op pool), the sides
+alternating within each round; printed are medians over rounds with their spread (lowest
+to highest) and the per-round ratios to diffkit's unchecked step.
 
     python benchmarks/memory.py [rounds] [--no-rss]
 """
@@ -101,7 +102,15 @@ def rss_setup(side: str, segments: int):
         import torch
 
         torch.set_num_threads(1)
-        return torch_mlp(segments or None)[0]
+        step, params = torch_mlp(segments or None)
+
+        def run():
+            step()
+
+        # before the measured step, the gradients of the warm one are dropped, as
+        # diffkit's returned ones are: both steps then allocate theirs anew
+        run.reset = lambda: [setattr(p, "grad", None) for p in params]
+        return run
     program, at, _ = diffkit_mlp(segments or None)
     return lambda: program(at)
 
@@ -163,9 +172,10 @@ def mlp(rounds: int, rss: bool) -> None:
             )
             runs[name] = run
     times = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, fn in runs.items():
-            times[name].append(_timed(fn))
+    with _study()._one_thread():  # both sides on one thread (a shared machine)
+        for _ in range(rounds):
+            for name, fn in runs.items():
+                times[name].append(_timed(fn))
     base = np.array(times["diffkit unchecked"])
     print("\nStep times, ms: median (lowest to highest); ratio to diffkit unchecked per round")
     for name, ts in times.items():
@@ -234,9 +244,10 @@ def chain(rounds: int) -> None:
         f"{SNAPSHOTS - 1 + step_peak / state:.1f} states besides the input"
     )
     times = {name: [] for name in sides}
-    for _ in range(rounds):
-        for name, fn in sides.items():
-            times[name].append(_timed(fn))
+    with _study()._one_thread():
+        for _ in range(rounds):
+            for name, fn in sides.items():
+                times[name].append(_timed(fn))
     base = np.array(times["none"])
     for name, ts in times.items():
         ts = np.array(ts)

@@ -233,6 +233,9 @@ def _child(path: str, function: str, args: list) -> dict:
     spec.loader.exec_module(module)
     run = getattr(module, function)(*args)
     run()
+    reset = getattr(run, "reset", None)
+    if reset is not None:
+        reset()  # what the warm run left that the measured one makes anew
     gc.collect()
     release_cache()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -247,7 +250,8 @@ def step_rss(path: str, function: str, *args, timeout: float = 600) -> int | Non
     """The most resident memory (bytes) one call of ``run = function(*args)`` adds, where
     ``function`` is a setup function of the script at ``path``, measured in a fresh Python
     process on Linux (``/proc``): every allocation counts, numpy's, PyTorch's, malloc's
-    own. None where the process cannot be measured so.
+    own. ``run`` is called once before (warm); ``run.reset()``, where it exists, then drops
+    what that call left (a model's gradients). None where the process cannot be measured so.
     """
     import json
     import subprocess

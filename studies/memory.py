@@ -351,8 +351,10 @@ def _report(rnn_rows, mlp_rows, torch_rows, size, times, excess) -> str:
         f"2√L = {2 * sqrt_k}); its intermediates peak at {sqrt_mlp[5]:.0f} activations "
         f"against {base_mlp[5]:.0f}; its step takes {sqrt_mlp[11]:.2f}× the unchecked time "
         f"({sqrt_mlp[8]:.3g} ms against {base_mlp[8]:.3g} ms). Held values exceed the "
-        f"theory by {', '.join(map(str, over))} activations in the MLP's schedules: t² and "
-        "1 − t², the tanh derivative made from the saved output in the backward pass.",
+        f"theory by {' to '.join(map(str, over))} activations in the MLP's schedules, t² and "
+        "1 − t² among them: the tanh derivative, which the backward pass makes from the "
+        "saved output as values of the forward pass's own (PyTorch's tanh backward makes "
+        "them inside its kernel).",
         f"- Tanh RNN: {sqrt_t} segments hold {sqrt_rnn[6]:.0f} states against "
         f"{base_rnn[6]:.0f} unchecked (theory {sqrt_rnn[7]}) in {sqrt_rnn[11]:.2f}× the time.",
     ]
