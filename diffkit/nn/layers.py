@@ -48,7 +48,25 @@ def _positive(name, **values):
 
 
 class Linear(Module):
-    """y = x Wᵀ + b, with ``weight`` of shape (out_features, in_features)."""
+    """y = x Wᵀ + b, with ``weight`` of shape (out_features, in_features).
+
+    Args:
+        in_features, out_features: the sizes of the input's and the output's last axis.
+        bias: add a learned bias.
+        dtype: the dtype of the layer's values (float32 by default).
+
+    The weight and bias start uniform in ±1/sqrt(in_features), as PyTorch's.
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> lin = nn.Linear(3, 2)
+    >>> x = dk.variable("x", (4, 3))
+    >>> xv = np.arange(12, dtype=np.float32).reshape(4, 3)
+    >>> y = dk.evaluate(lin(x), at={"x": xv, **lin.inputs()})
+    >>> w, b = lin.inputs()["weight"], lin.inputs()["bias"]
+    >>> y.shape, y.dtype, np.allclose(y, xv @ w.T + b)
+    ((4, 2), dtype('float32'), True)
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
         super().__init__(dtype)
@@ -110,7 +128,29 @@ class Conv2d(Module):
     ``padding_mode`` ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``;
     ``dilation`` spaces the kernel's entries; ``groups`` splits the channels into groups
     convolved separately (``groups = in_channels``: depthwise). Inputs are (N, C, H, W)
-    or unbatched (C, H, W)."""
+    or unbatched (C, H, W).
+
+    Args:
+        in_channels, out_channels: the channels of the input and the output.
+        kernel_size, stride, dilation: ints or pairs.
+        padding: an int, a pair, ``"same"`` or ``"valid"``.
+        groups: the number of channel groups (dividing both channel counts).
+        bias: add a learned bias per output channel.
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        dtype: the dtype of the layer's values (float32 by default).
+
+    Raises:
+        ValueError: a channel count is not divisible by ``groups``, or an unknown
+            ``padding``/``padding_mode``.
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> conv = nn.Conv2d(1, 6, 5)
+    >>> conv(dk.variable("x", (2, 1, 32, 32))).shape  # 32 - 5 + 1
+    (2, 6, 28, 28)
+    >>> nn.Conv2d(3, 8, 3, padding="same", groups=1)(dk.variable("y", (3, 9, 9))).shape
+    (8, 9, 9)
+    """
 
     def __init__(
         self,
@@ -184,7 +224,23 @@ class ConvTranspose2d(Module):
     ``Conv2d`` of the same arguments with respect to its input; ``weight`` has shape
     (in_channels, out_channels / groups, kh, kw). ``output_padding`` adds rows and columns
     at the bottom/right of the output (smaller than the stride or the dilation), or
-    ``forward(x, output_size)`` picks it. Inputs are (N, C, H, W) or unbatched (C, H, W)."""
+    ``forward(x, output_size)`` picks it. Inputs are (N, C, H, W) or unbatched (C, H, W).
+
+    Args:
+        in_channels, out_channels: the channels of the input and the output.
+        kernel_size, stride, padding, dilation: ints or pairs, as the convolution's.
+        output_padding: an int or a pair.
+        groups: the number of channel groups.
+        bias: add a learned bias per output channel.
+        padding_mode: ``"zeros"`` (the only mode PyTorch allows here).
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> up = nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1)
+    >>> up(dk.variable("x", (1, 4, 5, 5))).shape  # (5 - 1) 2 - 2 + 3 + 1
+    (1, 2, 10, 10)
+    """
 
     def __init__(
         self,
@@ -284,7 +340,17 @@ from .pooling import AvgPool2d, MaxPool2d  # noqa: E402
 
 
 class ReLU(Module):
-    """max(x, 0), derivative 0 at 0."""
+    """max(x, 0), derivative 0 at 0.
+
+    Args:
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(nn.ReLU()(x), at={"x": [-1.0, 0.0, 2.0]}).tolist()
+    [0.0, 0.0, 2.0]
+    """
 
     def forward(self, x: Node) -> Node:
         return ops.relu(x)
@@ -301,6 +367,17 @@ class Dropout(Module):
     Args:
         p: the probability of zeroing, in [0, 1).
         seed: seeds the layer's generator (default: drawn from ``manual_seed``'s).
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> drop = nn.Dropout(0.5, seed=0)
+    >>> x = dk.variable("x", (1000,))
+    >>> y = dk.evaluate(drop(x), at={"x": np.ones(1000, np.float32), **drop.inputs()})
+    >>> sorted(set(y.tolist()))  # zeroed, or scaled by 1/(1 - p)
+    [0.0, 2.0]
+    >>> drop.eval()(x) is x  # the identity in eval mode
+    True
     """
 
     def __init__(self, p: float = 0.5, seed: int | None = None, dtype=np.float32):
@@ -338,16 +415,52 @@ class Dropout(Module):
 
 
 class Sigmoid(Module):
+    """1 / (1 + exp(-x)), the logistic function of each entry.
+
+    Args:
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1,))
+    >>> dk.evaluate(nn.Sigmoid()(x), at={"x": [0.0]}).tolist()
+    [0.5]
+    """
+
     def forward(self, x: Node) -> Node:
         return ops.sigmoid(x)
 
 
 class Tanh(Module):
+    """tanh(x) of each entry.
+
+    Args:
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1,))
+    >>> dk.evaluate(nn.Tanh()(x), at={"x": [0.0]}).tolist()
+    [0.0]
+    """
+
     def forward(self, x: Node) -> Node:
         return ops.tanh(x)
 
 
 class Identity(Module):
+    """x unchanged (a placeholder, as ``torch.nn.Identity``).
+
+    Args:
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(nn.Identity()(x), at={"x": [1.0, 2.0]}).tolist()
+    [1.0, 2.0]
+    """
+
     def forward(self, x: Node) -> Node:
         return x
 
@@ -359,7 +472,16 @@ def flatten(x: Node) -> Node:
 
 
 class Flatten(Module):
-    """(N, ...) -> (N, prod(...))."""
+    """(N, ...) -> (N, prod(...)).
+
+    Args:
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> nn.Flatten()(dk.variable("x", (2, 3, 4))).shape
+    (2, 12)
+    """
 
     def forward(self, x: Node) -> Node:
         return flatten(x)
@@ -367,7 +489,21 @@ class Flatten(Module):
 
 class Sequential(Module):
     """Modules applied in order; children are named "0", "1", ...; ``checkpoint=k`` runs
-    them in k checkpointed segments (:func:`diffkit.nn.checkpoint.with_checkpoints`)."""
+    them in k checkpointed segments (:func:`diffkit.nn.checkpoint.with_checkpoints`).
+
+    Args:
+        *modules: the modules, in order.
+        checkpoint: the number of checkpointed segments, or None.
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> net = nn.Sequential(nn.Flatten(), nn.ReLU())
+    >>> x = dk.variable("x", (1, 2, 2))
+    >>> dk.evaluate(net(x), at={"x": [[[-1.0, 2.0], [3.0, -4.0]]]}).tolist()
+    [[0.0, 2.0, 3.0, 0.0]]
+    >>> [name for name, _ in net.named_modules()][1:]
+    ['0', '1']
+    """
 
     def __init__(self, *modules: Module, checkpoint: int | None = None):
         super().__init__()

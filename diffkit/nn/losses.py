@@ -92,7 +92,20 @@ class CrossEntropyLoss(Module):
 
 
 class BCEWithLogitsLoss(Module):
-    """mean of softplus(z) - y z: the logistic loss of sigmoid(z), without overflow."""
+    """mean of softplus(z) - y z: the logistic loss of sigmoid(z), without overflow.
+
+    Args:
+        dtype: the dtype of the layer's values (float32 by default).
+
+    Call it as ``loss(logits, target)`` (nodes of one shape; targets in [0, 1]).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> z = dk.variable("z", (2,))
+    >>> loss = nn.BCEWithLogitsLoss()(z, np.array([1.0, 0.0]))
+    >>> dk.evaluate(loss, at={"z": [0.0, 0.0]})  # ln 2
+    0.6931471805599453
+    """
 
     def __call__(self, logits: Node, target: Node) -> Node:
         _same_shape("BCEWithLogitsLoss", logits, target)
@@ -100,7 +113,19 @@ class BCEWithLogitsLoss(Module):
 
 
 class MSELoss(Module):
-    """mean of (input - target)^2."""
+    """mean of (input - target)^2.
+
+    Args:
+        dtype: the dtype of the layer's values (float32 by default).
+
+    Call it as ``loss(input, target)`` (nodes of one shape).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(nn.MSELoss()(x, dk.const(np.zeros(2))), at={"x": [1.0, 2.0]})  # (1 + 4) / 2
+    2.5
+    """
 
     def __call__(self, input: Node, target: Node) -> Node:
         _same_shape("MSELoss", input, target)

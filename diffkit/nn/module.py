@@ -24,7 +24,18 @@ _RNG = np.random.default_rng(0)
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the generator that initialises parameters (like ``torch.manual_seed``)."""
+    """Seed the generator that initialises parameters (like ``torch.manual_seed``).
+
+    Args:
+        seed: the seed.
+
+    >>> import numpy as np
+    >>> from diffkit import nn
+    >>> nn.manual_seed(0); a = nn.Linear(3, 2).inputs()["weight"]
+    >>> nn.manual_seed(0); b = nn.Linear(3, 2).inputs()["weight"]
+    >>> bool(np.array_equal(a, b))
+    True
+    """
     global _RNG
     _RNG = np.random.default_rng(seed)
 
@@ -39,6 +50,24 @@ class Module:
     Subclasses call ``super().__init__(dtype)``, create parameters with
     ``self.add_parameter(name, array)`` and buffers with ``self.add_buffer``,
     assign sub-modules as attributes, and implement ``forward(x: Node) -> Node``.
+
+    Args:
+        dtype: the dtype of the module's parameters and buffers (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> class Scale(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.add_parameter("s", np.array([2.0]))
+    ...     def forward(self, x):
+    ...         return x * self.param("s")
+    >>> m = Scale()
+    >>> x = dk.variable("x", (1,))
+    >>> dk.evaluate(m(x), at={"x": np.array([3.0], np.float32), **m.inputs()}).tolist()
+    [6.0]
+    >>> m.num_parameters(), m.inputs()["s"].dtype
+    (1, dtype('float32'))
     """
 
     def __init__(self, dtype=np.float32) -> None:

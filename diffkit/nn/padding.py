@@ -66,7 +66,27 @@ def pad(input, pad, mode: str = "constant", value=None) -> Node:
     Constant padding fills with ``value`` (0 by default); the other modes pad the last 1
     to 3 axes of a batched or unbatched input (2, 4 or 6 widths), reflecting, repeating
     or wrapping the input's edges, ``"reflect"`` by less than the axis' size,
-    ``"circular"`` by at most its size."""
+    ``"circular"`` by at most its size.
+
+    Args:
+        input: a node, or an array (taken as a constant).
+        pad: an even number of widths, (before, after) per axis from the last one.
+        mode: ``"constant"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        value: the fill value of ``"constant"`` (0 by default).
+
+    Returns:
+        Node: the padded (or cropped) input.
+
+    Raises:
+        ValueError: an odd number of widths, an unknown mode, or widths the mode cannot
+            take.
+
+    >>> import diffkit as dk
+    >>> from diffkit.nn import functional as F
+    >>> x = dk.variable("x", (1, 3))
+    >>> dk.evaluate(F.pad(x, (1, -1)), at={"x": [[1.0, 2.0, 3.0]]}).tolist()  # crop on the right
+    [[0.0, 1.0, 2.0]]
+    """
     x = as_node(input)
     if mode not in _MODES:
         raise ValueError(f"pad: mode must be one of {', '.join(_MODES)}, got {mode!r}")
@@ -137,32 +157,89 @@ class _Pad2d(Module):
 
 
 class ZeroPad2d(_Pad2d):
-    """Zeros around the last two axes: padding (left, right, top, bottom) or one int."""
+    """Zeros around the last two axes: padding (left, right, top, bottom) or one int.
+
+    Args:
+        padding: an int, or (left, right, top, bottom).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1, 1, 2))
+    >>> dk.evaluate(nn.ZeroPad2d((1, 2, 0, 0))(x), at={"x": [[[5.0, 6.0]]]}).tolist()
+    [[[0.0, 5.0, 6.0, 0.0, 0.0]]]
+    """
 
     def __init__(self, padding):
         super().__init__(padding, 0.0)
 
 
 class ConstantPad2d(_Pad2d):
-    """``value`` around the last two axes: padding (left, right, top, bottom) or one int."""
+    """``value`` around the last two axes: padding (left, right, top, bottom) or one int.
+
+    Args:
+        padding: an int, or (left, right, top, bottom).
+        value: the fill value.
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1, 1, 1))
+    >>> dk.evaluate(nn.ConstantPad2d(1, 7.0)(x), at={"x": [[[5.0]]]}).tolist()
+    [[[7.0, 7.0, 7.0], [7.0, 5.0, 7.0], [7.0, 7.0, 7.0]]]
+    """
 
     def __init__(self, padding, value: float):
         super().__init__(padding, float(value))
 
 
 class ReflectionPad2d(_Pad2d):
-    """The reflection of the last two axes about their edges (the edge not repeated)."""
+    """The reflection of the last two axes about their edges (the edge not repeated).
+
+    Args:
+        padding: an int, or (left, right, top, bottom), each less than the axis' size.
+        value: not used (PyTorch's signature).
+
+    Raises:
+        ValueError: a width is not less than the axis' size.
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1, 1, 3))
+    >>> dk.evaluate(nn.ReflectionPad2d((2, 1, 0, 0))(x), at={"x": [[[1.0, 2.0, 3.0]]]}).tolist()
+    [[[3.0, 2.0, 1.0, 2.0, 3.0, 2.0]]]
+    """
 
     mode = "reflect"
 
 
 class ReplicationPad2d(_Pad2d):
-    """The edge rows and columns repeated."""
+    """The edge rows and columns repeated.
+
+    Args:
+        padding: an int, or (left, right, top, bottom).
+        value: not used (PyTorch's signature).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1, 1, 3))
+    >>> dk.evaluate(nn.ReplicationPad2d((2, 1, 0, 0))(x), at={"x": [[[1.0, 2.0, 3.0]]]}).tolist()
+    [[[1.0, 1.0, 1.0, 2.0, 3.0, 3.0]]]
+    """
 
     mode = "replicate"
 
 
 class CircularPad2d(_Pad2d):
-    """The last two axes wrapped around (periodic)."""
+    """The last two axes wrapped around (periodic).
+
+    Args:
+        padding: an int, or (left, right, top, bottom), each at most the axis' size.
+        value: not used (PyTorch's signature).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1, 1, 3))
+    >>> dk.evaluate(nn.CircularPad2d((2, 1, 0, 0))(x), at={"x": [[[1.0, 2.0, 3.0]]]}).tolist()
+    [[[2.0, 3.0, 1.0, 2.0, 3.0, 1.0]]]
+    """
 
     mode = "circular"
