@@ -36,7 +36,17 @@ __all__ = [
 
 
 class GELU(Module):
-    """x Φ(x) (``approximate="none"``) or its tanh approximation (``"tanh"``)."""
+    """x Φ(x) (``approximate="none"``) or its tanh approximation (``"tanh"``).
+
+    Args:
+        approximate: ``"none"`` (exact, through erf) or ``"tanh"``.
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(nn.GELU()(x), at={"x": [0.0, 1.0]}).tolist()  # Phi(1) = (1 + erf(1/sqrt 2))/2
+    [0.0, 0.8413447460685429]
+    """
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
@@ -52,7 +62,18 @@ class GELU(Module):
 
 
 class ELU(Module):
-    """x for x > 0, alpha (exp(x) - 1) otherwise."""
+    """x for x > 0, alpha (exp(x) - 1) otherwise.
+
+    Args:
+        alpha: the scale of the negative branch.
+        inplace: PyTorch's argument, ignored (nodes are immutable).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(nn.ELU()(x), at={"x": [-1.0, 2.0]}).tolist()  # e^-1 - 1
+    [-0.6321205588285577, 2.0]
+    """
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
@@ -66,7 +87,17 @@ class ELU(Module):
 
 
 class SELU(Module):
-    """scale · ELU(x, alpha) with the self-normalizing constants."""
+    """scale · ELU(x, alpha) with the self-normalizing constants.
+
+    Args:
+        inplace: PyTorch's argument, ignored (nodes are immutable).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(nn.SELU()(x), at={"x": [0.0, 1.0]}).tolist()  # the scale
+    [0.0, 1.0507009873554805]
+    """
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -76,7 +107,17 @@ class SELU(Module):
 
 
 class SiLU(Module):
-    """x · sigmoid(x)."""
+    """x · sigmoid(x).
+
+    Args:
+        inplace: PyTorch's argument, ignored (nodes are immutable).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(nn.SiLU()(x), at={"x": [0.0, 2.0]}).tolist()  # 2 sigmoid(2)
+    [0.0, 1.7615941559557646]
+    """
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -86,7 +127,17 @@ class SiLU(Module):
 
 
 class Mish(Module):
-    """x · tanh(softplus(x))."""
+    """x · tanh(softplus(x)).
+
+    Args:
+        inplace: PyTorch's argument, ignored (nodes are immutable).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(nn.Mish()(x), at={"x": [0.0, 1.0]}).tolist()  # tanh(ln(1 + e))
+    [0.0, 0.8650983882673103]
+    """
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -96,7 +147,18 @@ class Mish(Module):
 
 
 class LeakyReLU(Module):
-    """x for x > 0, negative_slope · x otherwise."""
+    """x for x > 0, negative_slope · x otherwise.
+
+    Args:
+        negative_slope: the slope for x < 0.
+        inplace: PyTorch's argument, ignored (nodes are immutable).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(nn.LeakyReLU(0.25)(x), at={"x": [-2.0, 3.0]}).tolist()
+    [-0.5, 3.0]
+    """
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
@@ -110,7 +172,18 @@ class LeakyReLU(Module):
 
 
 class Hardtanh(Module):
-    """x limited to [min_val, max_val]; derivative 0 at the bounds (PyTorch)."""
+    """x limited to [min_val, max_val]; derivative 0 at the bounds (PyTorch).
+
+    Args:
+        min_val, max_val: the bounds.
+        inplace: PyTorch's argument, ignored (nodes are immutable).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(nn.Hardtanh()(x), at={"x": [-2.0, 0.5, 2.0]}).tolist()
+    [-1.0, 0.5, 1.0]
+    """
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
         super().__init__()
@@ -126,14 +199,35 @@ class Hardtanh(Module):
 
 
 class ReLU6(Hardtanh):
-    """min(max(x, 0), 6)."""
+    """min(max(x, 0), 6).
+
+    Args:
+        inplace: PyTorch's argument, ignored (nodes are immutable).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(nn.ReLU6()(x), at={"x": [-1.0, 3.0, 7.0]}).tolist()
+    [0.0, 3.0, 6.0]
+    """
 
     def __init__(self, inplace: bool = False):
         super().__init__(0.0, 6.0)
 
 
 class Softplus(Module):
-    """log(1 + exp(beta x)) / beta, linear where beta x > threshold."""
+    """log(1 + exp(beta x)) / beta, linear where beta x > threshold.
+
+    Args:
+        beta: the sharpness.
+        threshold: where beta x exceeds it, the result is x.
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(nn.Softplus(beta=2.0)(x), at={"x": [0.0, 30.0]}).tolist()  # ln(2)/2; linear
+    [0.34657359027997264, 30.0]
+    """
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
         super().__init__()
@@ -147,7 +241,17 @@ class Softplus(Module):
 
 
 class GLU(Module):
-    """a · sigmoid(b), a and b the halves of the input along ``dim``."""
+    """a · sigmoid(b), a and b the halves of the input along ``dim``.
+
+    Args:
+        dim: the axis to halve (its length must be even).
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (2,))
+    >>> dk.evaluate(nn.GLU()(x), at={"x": [3.0, 0.0]}).tolist()  # 3 sigmoid(0)
+    [1.5]
+    """
 
     def __init__(self, dim: int = -1):
         super().__init__()
@@ -169,6 +273,15 @@ class Dropout2d(Dropout):
     Args:
         p: the probability of zeroing a channel, in [0, 1).
         seed: seeds the layer's generator (default: drawn from ``manual_seed``'s).
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> drop = nn.Dropout2d(0.5, seed=0)
+    >>> x = dk.variable("x", (1, 64, 2, 2))
+    >>> y = dk.evaluate(drop(x), at={"x": np.ones(x.shape, np.float32), **drop.inputs()})
+    >>> sorted(set(y.ravel().tolist())), bool((y == y[:, :, :1, :1]).all())  # whole channels
+    ([0.0, 2.0], True)
     """
 
     def forward(self, x: Node) -> Node:
@@ -193,6 +306,13 @@ class Residual(Module):
         body: the module on the main path.
         shortcut: the module on the skip path (a 1×1 convolution for a projection), or
             ``None`` for the identity.
+
+    >>> import diffkit as dk
+    >>> from diffkit import nn
+    >>> block = nn.Residual(nn.ReLU())
+    >>> x = dk.variable("x", (3,))
+    >>> dk.evaluate(block(x), at={"x": [-1.0, 0.0, 2.0]}).tolist()  # relu(x) + x
+    [-1.0, 0.0, 4.0]
     """
 
     def __init__(self, body: Module, shortcut: Module | None = None):
