@@ -62,6 +62,14 @@ class MaxPool2d(_Pool):
         return_indices: also return the flat index into H×W of each window's first
             maximum (an int64 node without derivative), as PyTorch.
         ceil_mode: round the output size up.
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1, 1, 2, 4))
+    >>> y, i = nn.MaxPool2d(2, return_indices=True)(x)
+    >>> at = {"x": [[[[1.0, 5.0, 2.0, 2.0], [3.0, 0.0, 2.0, 1.0]]]]}
+    >>> dk.evaluate(y, at=at).tolist(), dk.evaluate(i, at=at).tolist()  # torch's
+    ([[[[5.0, 2.0]]]], [[[[1, 2]]]])
     """
 
     def __init__(
@@ -91,7 +99,23 @@ class MaxPool2d(_Pool):
 
 class AvgPool2d(_Pool):
     """Mean over windows; the zero padding counts in the divisor unless
-    ``count_include_pad=False``; ``divisor_override`` replaces the divisor."""
+    ``count_include_pad=False``; ``divisor_override`` replaces the divisor.
+
+    Args:
+        kernel_size: an int or a pair.
+        stride: an int or a pair; None for the kernel size.
+        padding: an int or a pair (at most half the kernel).
+        ceil_mode: round the output size up.
+        count_include_pad: count the zero padding in the divisor.
+        divisor_override: a divisor for every window instead.
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1, 1, 2, 2))
+    >>> pool = nn.AvgPool2d(2, padding=1, count_include_pad=False)
+    >>> dk.evaluate(pool(x), at={"x": [[[[1.0, 2.0], [3.0, 4.0]]]]}).tolist()  # one entry each
+    [[[[1.0, 2.0], [3.0, 4.0]]]]
+    """
 
     def __init__(
         self,
@@ -141,14 +165,37 @@ class _AdaptivePool(Module):
 
 class AdaptiveAvgPool2d(_AdaptivePool):
     """The mean over each of ``output_size`` bins (PyTorch's bins
-    [floor(i·H/OH), ceil((i+1)·H/OH))); ``None`` in ``output_size`` keeps that size."""
+    [floor(i·H/OH), ceil((i+1)·H/OH))); ``None`` in ``output_size`` keeps that size.
+
+    Args:
+        output_size: an int or a pair (an entry None keeps the input's size).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1, 1, 1, 5))
+    >>> y = nn.AdaptiveAvgPool2d((1, 2))(x)  # the bins [0, 3) and [2, 5)
+    >>> dk.evaluate(y, at={"x": [[[[1.0, 4.0, 1.0, 0.0, 5.0]]]]}).tolist()
+    [[[[2.0, 2.0]]]]
+    """
 
     def forward(self, x: Node) -> Node:
         return self._run(ops.adaptive_avg_pool2d, x)
 
 
 class AdaptiveMaxPool2d(_AdaptivePool):
-    """The maximum over each of ``output_size`` bins, the gradient to its first maximum."""
+    """The maximum over each of ``output_size`` bins, the gradient to its first maximum.
+
+    Args:
+        output_size: an int or a pair (an entry None keeps the input's size).
+        return_indices: also return the flat index into H×W of each bin's first maximum.
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1, 1, 1, 5))
+    >>> y = nn.AdaptiveMaxPool2d((1, 2))(x)  # the bins [0, 3) and [2, 5)
+    >>> dk.evaluate(y, at={"x": [[[[1.0, 4.0, 2.0, 0.0, 3.0]]]]}).tolist()
+    [[[[4.0, 3.0]]]]
+    """
 
     def __init__(self, output_size, return_indices: bool = False):
         super().__init__(output_size)
