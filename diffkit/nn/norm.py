@@ -135,19 +135,67 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch norm over (N, C) or (N, C, L) inputs, per feature."""
+    """Batch norm over (N, C) or (N, C, L) inputs, per feature.
+
+    Args:
+        num_features: the number of channels C.
+        eps: added to the variance.
+        momentum: the weight of each batch in the running statistics.
+        affine: learn a scale and a shift per channel.
+        track_running_stats: keep running statistics (used in eval mode).
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> bn = nn.BatchNorm1d(1, eps=0.0)  # training mode: the batch's statistics
+    >>> x = dk.variable("x", (2, 1))
+    >>> dk.evaluate(bn(x), at={"x": np.array([[1.0], [3.0]], np.float32), **bn.inputs()}).tolist()
+    [[-1.0], [1.0]]
+    """
 
     _ndims = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
-    """Batch norm over NCHW inputs, per channel (statistics over N, H and W)."""
+    """Batch norm over NCHW inputs, per channel (statistics over N, H and W).
+
+    Args:
+        num_features: the number of channels C.
+        eps: added to the variance.
+        momentum: the weight of each batch in the running statistics.
+        affine: learn a scale and a shift per channel.
+        track_running_stats: keep running statistics (used in eval mode).
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> bn = nn.BatchNorm2d(1, eps=0.0)  # statistics over N, H and W
+    >>> x = dk.variable("x", (2, 1, 1, 1))
+    >>> at = {"x": np.array([1.0, 3.0], np.float32).reshape(2, 1, 1, 1), **bn.inputs()}
+    >>> dk.evaluate(bn(x), at=at).ravel().tolist()
+    [-1.0, 1.0]
+    """
 
     _ndims = (4,)
 
 
 class LayerNorm(Module):
-    """Normalizes each sample over its last ``len(normalized_shape)`` dimensions."""
+    """Normalizes each sample over its last ``len(normalized_shape)`` dimensions.
+
+    Args:
+        normalized_shape: an int or a tuple: the trailing dimensions.
+        eps: added to the variance.
+        elementwise_affine: learn a scale and a shift per entry.
+        dtype: the dtype of the layer's values (float32 by default).
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> ln = nn.LayerNorm(2, eps=0.0)
+    >>> x = dk.variable("x", (2, 2))
+    >>> at = {"x": np.array([[1.0, 3.0], [5.0, 4.0]], np.float32), **ln.inputs()}
+    >>> dk.evaluate(ln(x), at=at).tolist()
+    [[-1.0, 1.0], [1.0, -1.0]]
+    """
 
     def __init__(
         self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, dtype=np.float32
@@ -186,6 +234,22 @@ class InstanceNorm2d(Module):
     in ``num_batches_tracked`` nor updates anything when ``momentum`` is ``None``); in
     evaluation mode it then normalizes by the running statistics. Without it, every mode
     uses each instance's own statistics.
+
+    Args:
+        num_features: the number of channels C.
+        eps: added to the variance.
+        momentum: the weight of each batch in the running statistics (None: none kept).
+        affine: learn a scale and a shift per channel.
+        track_running_stats: keep running statistics (used in eval mode).
+        dtype: the dtype of the layer's values (float32 by default).
+        bias: with ``affine``, learn the shift too.
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit import nn
+    >>> x = dk.variable("x", (1, 2, 1, 2))
+    >>> at = {"x": np.array([[[[1.0, 3.0]], [[10.0, 0.0]]]], np.float32)}
+    >>> dk.evaluate(nn.InstanceNorm2d(2, eps=0.0)(x), at=at).tolist()
+    [[[[-1.0, 1.0]], [[1.0, -1.0]]]]
     """
 
     def __init__(
@@ -284,6 +348,17 @@ class GroupNorm(Module):
     Takes (N, C, ...) inputs. One group is layer norm over (C, H, W) with per-channel
     parameters; ``num_groups = C`` is instance norm.
 
+    Args:
+        num_groups: the number of groups (dividing num_channels).
+        num_channels: the number of channels C.
+        eps: added to the variance.
+        affine: learn a scale and a shift per channel.
+        dtype: the dtype of the layer's values (float32 by default).
+        bias: with ``affine``, learn the shift too.
+
+    Raises:
+        ValueError: ``num_channels`` is not divisible by ``num_groups``.
+
     >>> import diffkit as dk
     >>> from diffkit import nn
     >>> nn.GroupNorm(2, 6)(dk.variable("x", (4, 6, 3, 3))).shape
@@ -335,7 +410,26 @@ class GroupNorm(Module):
 
 
 def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Node:
-    """Group normalization of (N, C, ...) ``x`` (``torch.nn.functional.group_norm``)."""
+    """Group normalization of (N, C, ...) ``x`` (``torch.nn.functional.group_norm``).
+
+    Args:
+        x: a node, (N, C, ...).
+        num_groups: the number of groups (dividing C).
+        weight, bias: nodes or arrays, (C,), or None.
+        eps: added to the variance.
+
+    Returns:
+        Node: the normalized ``x``.
+
+    Raises:
+        ShapeError: ``x`` is not (N, C, ...) with C divisible by ``num_groups``.
+
+    >>> import diffkit as dk, numpy as np
+    >>> from diffkit.nn import functional as F
+    >>> x = dk.variable("x", (1, 4))
+    >>> dk.evaluate(F.group_norm(x, 2, eps=0.0), at={"x": [[1.0, 3.0, 5.0, 9.0]]}).tolist()
+    [[-1.0, 1.0, -1.0, 1.0]]
+    """
     x = as_node(x)
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ShapeError(
@@ -368,7 +462,29 @@ def instance_norm(
 ) -> Node:
     """Instance normalization of (N, C, ...) ``x`` over its positions
     (``torch.nn.functional.instance_norm``): each instance's own statistics when
-    ``use_input_stats``, else the running ones (this form updates none)."""
+    ``use_input_stats``, else the running ones (this form updates none).
+
+    Args:
+        x: a node, (N, C, ...) with at least one position axis.
+        running_mean, running_var: nodes or arrays, (C,), or None.
+        weight, bias: nodes or arrays, (C,), or None.
+        use_input_stats: normalize by each instance's statistics (else the running ones).
+        momentum: PyTorch's argument (this form updates nothing).
+        eps: added to the variance.
+
+    Returns:
+        Node: the normalized ``x``.
+
+    Raises:
+        ShapeError: ``x`` has no position axis.
+        ValueError: ``use_input_stats=False`` without running statistics.
+
+    >>> import diffkit as dk
+    >>> from diffkit.nn import functional as F
+    >>> x = dk.variable("x", (1, 1, 2))
+    >>> dk.evaluate(F.instance_norm(x, eps=0.0), at={"x": [[[1.0, 3.0]]]}).tolist()
+    [[[-1.0, 1.0]]]
+    """
     x = as_node(x)
     if x.ndim < 3:
         raise ShapeError(f"instance_norm: expected (N, C, ...) input with positions, got {x.shape}")
