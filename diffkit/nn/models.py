@@ -80,6 +80,15 @@ class LeNet5(Module):
     and fc2; ``norm="layer"`` or ``"instance"`` uses LayerNorm / InstanceNorm2d
     after the convolutions instead.
 
+    Args:
+        num_classes: the number of outputs.
+        in_channels: the input's channels.
+        input_size: 32 or 28: the input's height and width.
+        pool: ``"max"`` or ``"avg"``.
+        batchnorm: add batch normalization layers.
+        norm: ``"layer"`` or ``"instance"`` after the convolutions, or None.
+        dtype: the dtype of the model's values (float32 by default).
+
     >>> import diffkit as dk
     >>> model = dk.nn.LeNet5()
     >>> dict(model.named_parameters())["conv1.weight"].shape
@@ -225,7 +234,21 @@ class BasicBlock(Module):
     """conv3×3 → BN → ReLU → conv3×3 → BN, plus the shortcut, then ReLU (torchvision's
     ``BasicBlock``). The shortcut is the identity, or a projection (1×1 convolution with
     the block's stride, then BN: ``downsample.0``, ``downsample.1``) where the stride or
-    the channels change."""
+    the channels change.
+
+    Args:
+        in_planes: the input's channels.
+        planes: the output's channels.
+        stride: the stride of the first convolution (and of the projection).
+        dtype: the dtype of the block's values (float32 by default).
+
+    >>> import diffkit as dk
+    >>> block = dk.nn.BasicBlock(4, 8, stride=2)
+    >>> block(dk.variable("x", (1, 4, 8, 8))).shape  # (8 + 2 - 3) // 2 + 1 = 4
+    (1, 8, 4, 4)
+    >>> [name for name, _ in block.named_modules() if name.startswith("downsample.")]
+    ['downsample.0', 'downsample.1']
+    """
 
     expansion = 1
     fusable = (("conv1", "bn1"), ("conv2", "bn2"))
@@ -316,6 +339,25 @@ class MLP(Module):
     """Linear layers ``sizes[0] -> sizes[1] -> ... -> sizes[-1]`` with an activation between.
 
     Inputs of more than 2 dimensions are flattened first.
+
+    Args:
+        sizes: the layer sizes, input first (at least two).
+        activation: ``"relu"``, ``"tanh"`` or ``"sigmoid"``.
+        dtype: the dtype of the model's values (float32 by default).
+
+    Raises:
+        ValueError: fewer than two sizes, or an unknown activation.
+
+    >>> import diffkit as dk, numpy as np
+    >>> mlp = dk.nn.MLP([4, 3, 2])
+    >>> mlp.num_parameters()  # 4·3 + 3 + 3·2 + 2
+    23
+    >>> x = dk.variable("x", (5, 4)); xv = np.ones((5, 4), np.float32)
+    >>> p = mlp.inputs()
+    >>> h = np.maximum(xv @ p["fc1.weight"].T + p["fc1.bias"], 0)
+    >>> y = dk.evaluate(mlp(x), at={"x": xv, **p})
+    >>> bool(np.allclose(y, h @ p["fc2.weight"].T + p["fc2.bias"]))
+    True
     """
 
     def __init__(self, sizes, activation: str = "relu", dtype=np.float32):
@@ -348,7 +390,18 @@ class MLP(Module):
 
 
 class LogisticRegression(MLP):
-    """One linear layer: logits of a (multinomial) logistic regression."""
+    """One linear layer: logits of a (multinomial) logistic regression.
+
+    Args:
+        in_features: the number of input features (inputs are flattened).
+        num_classes: the number of logits.
+        dtype: the dtype of the model's values (float32 by default).
+
+    >>> import diffkit as dk
+    >>> model = dk.nn.LogisticRegression(4, 3)
+    >>> model.num_parameters(), model(dk.variable("x", (2, 4))).shape  # 4·3 + 3
+    (15, (2, 3))
+    """
 
     def __init__(self, in_features: int, num_classes: int, dtype=np.float32):
         super().__init__([in_features, num_classes], dtype=dtype)
