@@ -56,6 +56,12 @@ def fuse_conv_bn(model: Module) -> Module:
     linear layer before it (the BatchNorm becomes an Identity; a layer without a bias
     gains one). The pairs are those of :func:`fusion_pairs`.
 
+    Args:
+        model: the module to fuse (left unchanged).
+
+    Returns:
+        Module: the fused copy, in eval mode.
+
     >>> import numpy as np
     >>> import diffkit as dk
     >>> fused = dk.nn.fuse_conv_bn(dk.nn.ResNet())
