@@ -69,6 +69,21 @@ sigmoid = custom_op(
     numpy=(scipy.special.expit,),
     rules={"taylor": _taylor.sigmoid_rule},
 )
+sigmoid.__doc__ = """1 / (1 + exp(-x)), the logistic function.
+
+Args:
+    x: a node, or a number or array (taken as a constant).
+
+Returns:
+    Node: the logistic function of each entry, of ``x``'s shape.
+
+>>> import diffkit as dk
+>>> x = dk.variable("x")
+>>> dk.evaluate(dk.sigmoid(x), at={"x": 0.0}), dk.derivative(dk.sigmoid(x), "x", at={"x": 0.0})
+(0.5, 0.25)
+>>> dk.evaluate(dk.sigmoid(x), at={"x": -1000.0})  # no overflow: e^-1000 underflows to 0
+0.0
+"""
 
 
 def _softplus_impl(x):
@@ -90,6 +105,21 @@ softplus = custom_op(
     doc="log(1 + exp(x)), computed without overflow",
     rules={"taylor": _taylor.softplus_rule},
 )
+softplus.__doc__ = """log(1 + exp(x)), computed without overflow.
+
+Args:
+    x: a node, or a number or array (taken as a constant).
+
+Returns:
+    Node: the softplus of each entry, of ``x``'s shape.
+
+>>> import diffkit as dk
+>>> x = dk.variable("x")
+>>> dk.evaluate(dk.softplus(x), at={"x": 0.0}), dk.derivative(dk.softplus(x), "x", at={"x": 0.0})
+(0.6931471805599453, 0.5)
+>>> dk.evaluate(dk.softplus(x), at={"x": 1000.0})  # log(1 + e^1000) = 1000 + log(1 + e^-1000)
+1000.0
+"""
 
 
 # ---- tests of finiteness (derivative 0) ----------------------------------------------------
