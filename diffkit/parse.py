@@ -309,6 +309,12 @@ def parse(text: str) -> Node:
         ParseError: one line naming the problem and its column; its ``caret``
             attribute shows the place.
 
+    Args:
+        text: the expression.
+
+    Returns:
+        Node: its graph.
+
     >>> import diffkit as dk
     >>> dk.evaluate(dk.parse("atan2(y, x) + x^2/3"), at={"x": 1.0, "y": 0.0})
     0.3333333333333333

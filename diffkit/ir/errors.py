@@ -12,6 +12,18 @@ class ParseError(ValueError):
     Attributes:
         text: the expression.
         column: 1-based column of the problem (``None`` when it concerns the whole text).
+
+    Args:
+        message: the one-line description.
+        text: the expression.
+        column: 1-based column of the problem, or None.
+
+    >>> import diffkit as dk
+    >>> try:
+    ...     dk.parse("x +")
+    ... except dk.ParseError as err:
+    ...     print(err.column, err)
+    4 cannot parse 'x +': the expression ends too early at column 4
     """
 
     def __init__(self, message: str, text: str = "", column: int | None = None):

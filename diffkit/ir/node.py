@@ -42,7 +42,14 @@ __all__ = [
 
 
 class ShapeError(ValueError):
-    """Raised when an op is built on inputs whose shapes it cannot take."""
+    """Raised when an op is built on inputs whose shapes it cannot take.
+
+    >>> import diffkit as dk
+    >>> dk.variable("a", (2,)) + dk.variable("b", (3,))
+    Traceback (most recent call last):
+    ...
+    diffkit.ir.node.ShapeError: add: cannot broadcast shapes (2,) and (3,)
+    """
 
 
 _TABLE: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
@@ -70,6 +77,16 @@ class Node:
         shape: the output shape, a tuple.
         name: the variable name (``var`` only).
         value: the constant's float64 (or complex128) array (``const`` only).
+
+    Args:
+        kind, op, inputs, attrs, shape, name, value, exact: the attributes above (nodes
+            are built by :func:`variable`, :func:`const` and :func:`apply`, not directly).
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (2, 3))
+    >>> y = x + 1
+    >>> y.kind, y.op.name, y.shape, y.inputs[0] is x
+    ('op', 'add', (2, 3), True)
     """
 
     __slots__ = ("op", "kind", "inputs", "attrs", "shape", "name", "value", "exact", "__weakref__")
@@ -492,6 +509,12 @@ def _variable(name: str, shape) -> Node:
 def variables(names: str | Iterable[str]) -> tuple[Node, ...]:
     """Scalar variables, from a space- or comma-separated string or a list of names.
 
+    Args:
+        names: ``"x y z"``, ``"x, y"`` or a list of names.
+
+    Returns:
+        tuple of Node: one scalar variable per name.
+
     >>> import diffkit as dk
     >>> x, y, z = dk.variables("x y z")
     """
@@ -506,6 +529,12 @@ def const(value: Any) -> Node:
     Integers, ``Fraction`` s and finite floats are kept exactly (as a rational, for
     the SymPy and mpmath interpreters) and rounded once to float64 for numpy, which
     evaluates constants in the data's dtype.
+
+    Args:
+        value: a number, ``Fraction``, or array.
+
+    Returns:
+        Node: the constant.
 
     >>> from fractions import Fraction
     >>> import diffkit as dk
@@ -599,6 +628,11 @@ def apply(op: Op | str, *inputs: Any, **attrs: Any) -> Node:
 
     Returns:
         The node, possibly an existing one or a simpler equivalent.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> dk.evaluate(dk.apply("mul", x, 2.0), at={"x": 3.0})
+    6.0
     """
     if isinstance(op, str):
         op = get_op(op)

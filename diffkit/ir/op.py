@@ -55,7 +55,15 @@ KINDS = ("elementwise", "reduction", "axis", "other")
 
 @dataclass(frozen=True)
 class Unsupported:
-    """An explicit opt-out of one field of an op record, with the reason why."""
+    """An explicit opt-out of one field of an op record, with the reason why.
+
+    Args:
+        reason: why the field is missing (shown when it is needed).
+
+    >>> import diffkit as dk
+    >>> dk.Unsupported("no closed form").reason
+    'no closed form'
+    """
 
     reason: str
 
@@ -96,6 +104,11 @@ class Sample:
             values change (``stop_gradient``): checked against zero, not differences.
         pack: the inputs go to a :class:`Function`'s builder as one list (``np.stack``'s
             ``arrays``).
+
+    >>> import diffkit as dk
+    >>> s = dk.Sample(((3,), (3,)), low=0.5, high=1.0)  # two inputs of shape (3,) in [0.5, 1]
+    >>> s.shapes, s.low, s.high, s.second_order
+    (((3,), (3,)), 0.5, 1.0, True)
     """
 
     shapes: tuple
@@ -162,6 +175,11 @@ class Op:
             analytic (its derivative, zero by definition, is no complex-step derivative).
         rules: rule kind -> rule, for the rules that cannot be derived from ``kind``
             (``{"batch": ...}``).
+
+    >>> import diffkit as dk, numpy as np
+    >>> sin = dk.registry()["sin"]
+    >>> sin.name, sin.kind, float(sin.impl(np.array(0.0)))
+    ('sin', 'elementwise', 0.0)
     """
 
     name: str
@@ -400,7 +418,16 @@ def get_op(name: str) -> Op:
 
 
 def registry() -> dict[str, Op]:
-    """A copy of the registry: op name -> record."""
+    """A copy of the registry: op name -> record.
+
+    Returns:
+        dict: op name -> :class:`Op`; changing it leaves the registry unchanged.
+
+    >>> import diffkit as dk
+    >>> ops = dk.registry()
+    >>> "mul" in ops, ops["mul"].name
+    (True, 'mul')
+    """
     return dict(_REGISTRY)
 
 

@@ -29,6 +29,16 @@ def from_sympy(expr) -> Node:
     where ``x != 0`` and undefined (NaN) at 0, ``zoo`` and ``nan`` are NaN, ``oo``
     infinity.
 
+    Args:
+        expr: a SymPy expression (or number).
+
+    Returns:
+        Node: its graph.
+
+    Raises:
+        TypeError: ``expr`` is not a SymPy object.
+        ParseError: a SymPy construct diffkit cannot build.
+
     >>> import diffkit as dk, sympy
     >>> x = sympy.Symbol("x")
     >>> dk.evaluate(dk.from_sympy(sympy.sin(x) ** 2 + sympy.cos(x) ** 2), at={"x": 0.3})
