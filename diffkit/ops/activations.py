@@ -106,7 +106,7 @@ def _sp(v):
 #: a / sqrt 2, with erfcx(z) / 2t = R): R fitted on z in [0, 10] by iterated weighted least
 #: squares (relative error 5e-8 in float64, a few units in the last place once evaluated
 #: in float32, where x² itself carries 6e-8 x² of relative error into exp); beyond, float32
-#: holds nothing. Checked against scipy's ``ndtr`` in tests/test_pool_norm_act.py
+#: holds nothing. Checked against scipy's ``ndtr`` in tests/test_activation_ops.py
 _TAIL_R = (
     0.14104129374027252,  # one float32 step up from the fit: Φ(0) = 1/2 exactly
     0.14122483676309266,
@@ -454,25 +454,36 @@ def _zero_vjp(ct, out, x, **_):
     return (None,)  # piecewise constant: derivative 0
 
 
+def _step_grad(name, impl, mp, sp, samples, doc):
+    """The record of a piecewise-constant derivative (derivative zero, jumps at kinks)."""
+    zero = tuple(Sample(s.shapes, s.attrs, make=s.make, zero_derivative=True) for s in samples)
+    return unary(
+        name,
+        impl,
+        vjp=_zero_vjp,
+        mp=mp,
+        sp=sp,
+        samples=zero,
+        analytic=False,
+        discontinuous=True,
+        doc=doc,
+        rules={"taylor": _taylor.JVP_EACH},
+    )
+
+
 _LEAKY_SAMPLES = _S + (
     Sample(((3, 4),), {"negative_slope": 0.2}),
     Sample(((8,),), {"negative_slope": -0.5}, make=_kinks(0.0, 1.0)),
     Sample(((8,),), {"negative_slope": 3.0}, make=_kinks(0.0, 1.0)),
 )
 
-LEAKY_RELU_GRAD = unary(
+LEAKY_RELU_GRAD = _step_grad(
     "leaky_relu_grad",
     _leaky_grad_impl,
-    _zero_vjp,
     lambda x, negative_slope=0.01: mpmath.mpf(1) if x > 0 else mpmath.mpf(negative_slope),
     lambda x, negative_slope=0.01: sympy.Piecewise((1, x > 0), (_sp(negative_slope), True)),
-    samples=tuple(
-        Sample(s.shapes, s.attrs, make=s.make, zero_derivative=True) for s in _LEAKY_SAMPLES
-    ),
-    analytic=False,
-    discontinuous=True,
-    doc="the derivative of leaky_relu: 1 for x > 0, negative_slope otherwise",
-    rules={"taylor": _taylor.JVP_EACH},
+    _LEAKY_SAMPLES,
+    "the derivative of leaky_relu: 1 for x > 0, negative_slope otherwise",
 )
 LEAKY_RELU = unary(
     "leaky_relu",
@@ -517,22 +528,16 @@ _HARDTANH_SAMPLES = _S + (
     Sample(((8,),), {"min_val": 0.0, "max_val": 6.0}, make=_kinks(0.0, 6.0)),
 )
 
-HARDTANH_GRAD = unary(
+HARDTANH_GRAD = _step_grad(
     "hardtanh_grad",
     _hardtanh_grad_impl,
-    _zero_vjp,
     lambda x, min_val=-1.0, max_val=1.0: mpmath.mpf(1 if min_val < x < max_val else 0),
     lambda x, min_val=-1.0, max_val=1.0: (
         sympy.Piecewise((1, x > _sp(min_val)), (0, True))
         * sympy.Piecewise((1, x < _sp(max_val)), (0, True))
     ),
-    samples=tuple(
-        Sample(s.shapes, s.attrs, make=s.make, zero_derivative=True) for s in _HARDTANH_SAMPLES
-    ),
-    analytic=False,
-    discontinuous=True,
-    doc="the derivative of hardtanh: 1 strictly inside (min_val, max_val), 0 elsewhere",
-    rules={"taylor": _taylor.JVP_EACH},
+    _HARDTANH_SAMPLES,
+    "the derivative of hardtanh: 1 strictly inside (min_val, max_val), 0 elsewhere",
 )
 HARDTANH = unary(
     "hardtanh",
