@@ -2,9 +2,10 @@
 
 ``diffkit demo`` (``make demo``) writes each study's report under ``build/reports/``,
 a LeNet-5 run on the bundled digits under ``build/reports/training/``, and the index
-``build/reports/README.md``, then names the files it wrote. The reports committed in
-``reports/`` are written only on request (``make reports``), in full mode, so running
-the demo never changes the source tree.
+``build/reports/README.md``, then names the files it wrote. The studies whose full runs
+take minutes each (``DEMO_QUICK``) run there on their reduced grids. The reports
+committed in ``reports/`` are written only on request (``make reports``), all in full
+mode, so running the demo never changes the source tree.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ __all__ = [
     "run_demo",
     "write_index",
     "STUDIES",
+    "DEMO_QUICK",
+    "demo_plan",
     "load_study",
     "StudyError",
     "DEFAULT_OUT",
@@ -23,6 +26,19 @@ __all__ = [
     "check_report_output",
 ]
 
+# ``make demo`` keeps to a few minutes: the studies of ``DEMO_QUICK`` (full runs of
+# minutes each) run there on their reduced grids; their full runs write the committed
+# reports through ``make reports``
+DEMO_QUICK = (
+    "sparse",
+    "memory",
+    "higher-order",
+    "stacked-convolutions",
+    "padding",
+    "shift-invariance",
+    "batch-dependence",
+    "fd-training",
+)
 STUDIES = (
     "roundoff",
     "blowup",
@@ -31,6 +47,7 @@ STUDIES = (
     "optimizers",
     "receptive-fields",
     "graphs",
+    *DEMO_QUICK,
 )
 DEFAULT_OUT = Path("build") / "reports"
 COMMITTED_REPORTS = Path(__file__).resolve().parents[1] / "reports"
@@ -110,6 +127,14 @@ TITLES = {
     "optimizers": "Stochastic, minibatch, full-batch gradient descent and Newton's method",
     "receptive-fields": "Receptive fields measured by reverse mode; blur and Sobel kernels",
     "graphs": "The course's computational graphs with values and gradients",
+    "sparse": "Sparse Jacobians and Hessians: patterns, colourings and what they buy",
+    "memory": "Memory against time in reverse mode: checkpointing schedules",
+    "higher-order": "Higher-order derivatives: Taylor mode, nesting, symbolic, differences",
+    "stacked-convolutions": "Two stacked convolutions are one convolution; what a ReLU adds",
+    "padding": "Padding strategies: zeros, reflect, replicate, circular",
+    "shift-invariance": "Shift invariance of max pooling, average pooling, strided convolution",
+    "batch-dependence": "Batch, layer, instance and group norm on small and skewed batches",
+    "fd-training": "Gradient descent on finite-difference gradients: where round-off bites",
     "training": "LeNet-5 trained on the bundled digits with diffkit's reverse mode",
 }
 
@@ -192,15 +217,28 @@ def _training(out: Path, quick: bool) -> None:
     write_text(out / "README.md", "\n".join(text))
 
 
-def run_demo(quick: bool = False, out: str | Path = DEFAULT_OUT, executor=None) -> int:
+def demo_plan(quick: bool, out: Path, only=None) -> list[tuple[str, bool]]:
+    """The studies the demo runs, each with its mode (``True``: reduced grid): all of
+    them reduced with ``quick``; into the committed reports all in full; otherwise the
+    ones in ``DEMO_QUICK`` reduced. ``only`` (names) keeps a subset, in order."""
+    names = STUDIES if only is None else tuple(only)
+    unknown = [n for n in names if n not in STUDIES]
+    if unknown:
+        raise StudyError(f"unknown study {unknown[0]!r}; known studies: {', '.join(STUDIES)}")
+    committed = Path(out).resolve() == COMMITTED_REPORTS
+    return [(n, quick or (not committed and n in DEMO_QUICK)) for n in names]
+
+
+def run_demo(quick: bool = False, out: str | Path = DEFAULT_OUT, executor=None, only=None) -> int:
     """Run the demo; returns the exit status."""
     start = time.perf_counter()
     root = check_report_output(Path(out), quick)
+    plan = demo_plan(quick, root, only)
     _worked_examples()
-    for name in STUDIES:
+    for name, reduced in plan:
         t0 = time.perf_counter()
-        print(f"\nstudy {name} ...", flush=True)
-        run_study(name, root / name, quick=quick, executor=executor)
+        print(f"\nstudy {name}{' (reduced grid)' if reduced else ''} ...", flush=True)
+        run_study(name, root / name, quick=reduced, executor=executor)
         print(f"study {name}: done in {time.perf_counter() - t0:.1f} s")
     print("\nLeNet-5 on the bundled digits ...", flush=True)
     _training(root / "training", quick)

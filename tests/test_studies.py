@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from diffkit.cli import main as cli
-from diffkit.demo import STUDIES, load_study
+from diffkit.demo import (
+    COMMITTED_REPORTS,
+    DEMO_QUICK,
+    STUDIES,
+    TITLES,
+    StudyError,
+    demo_plan,
+    load_study,
+)
 
 
 @pytest.fixture(scope="module")
@@ -127,24 +135,30 @@ def test_study_cli(tmp_path, capsys):
     assert "unknown study 'nonsense'" in capsys.readouterr().err
     assert cli(["graph", "(x+y)*z", "--at", "x=-2,y=5,z=-4", "--out", str(tmp_path / "g.png")]) == 0
     assert cli(["graph", "x*y", "--at", "x=1", "--out", str(tmp_path / "h.png")]) == 2
-    assert set(STUDIES) == {
-        "roundoff",
-        "blowup",
-        "cost",
-        "normalization",
-        "optimizers",
-        "receptive-fields",
-        "graphs",
-    }
-
-
-def test_demo_quick(tmp_path, capsys):
-    assert cli(["demo", "--quick", "--out", str(tmp_path)]) == 0
-    index = (tmp_path / "README.md").read_text()
+    # every study has its script, its title, and a report committed in full mode
+    assert set(TITLES) == {*STUDIES, "training"} and set(DEMO_QUICK) <= set(STUDIES)
+    root = Path(__file__).resolve().parents[1]
     for name in STUDIES:
-        assert f"({name}/README.md)" in index
-    assert (tmp_path / "training" / "curves.png").exists()
-    assert "start reading at" in capsys.readouterr().out
+        assert (root / "studies" / f"{name.replace('-', '_')}.py").exists(), name
+        assert (root / "reports" / name / "README.md").exists(), name
+
+
+def test_demo_plan(tmp_path):
+    """``make demo`` runs the long studies on their reduced grids, ``make reports`` runs
+    everything in full, ``--quick`` everything reduced; ``--only`` keeps a subset."""
+    plan = dict(demo_plan(False, tmp_path))
+    assert list(plan) == list(STUDIES)
+    assert {n for n, reduced in plan.items() if reduced} == set(DEMO_QUICK)
+    assert not any(dict(demo_plan(False, COMMITTED_REPORTS)).values())
+    assert all(dict(demo_plan(True, tmp_path)).values())
+    assert demo_plan(False, tmp_path, only=("graphs",)) == [("graphs", False)]
+    with pytest.raises(StudyError, match="unknown study 'nope'"):
+        demo_plan(False, tmp_path, only=("nope",))
+
+
+def test_demo_only_flag(tmp_path, capsys):
+    assert cli(["demo", "--only", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown study 'nope'" in capsys.readouterr().err
 
 
 def test_demo_twice_leaves_the_committed_files_unchanged(tmp_path):
@@ -159,16 +173,20 @@ def test_demo_twice_leaves_the_committed_files_unchanged(tmp_path):
     subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
     committed = {p: p.read_bytes() for p in (clone / "reports").rglob("*") if p.is_file()}
     env = {**os.environ, "PYTHONPATH": str(clone), "DIFFKIT_NATIVE": "0"}
-    for _ in range(2):
+    for only in ([], ["--only", "graphs"]):  # every study, then again one of them
         done = subprocess.run(
-            [sys.executable, "-m", "diffkit", "demo", "--quick"],
+            [sys.executable, "-m", "diffkit", "demo", "--quick", *only],
             cwd=clone,
             env=env,
             capture_output=True,
             text=True,
         )
         assert done.returncode == 0, done.stderr[-2000:]
-    assert "build/reports/README.md" in done.stdout
+        assert "build/reports/README.md" in done.stdout
+        index = (clone / "build" / "reports" / "README.md").read_text()
+        for name in STUDIES:
+            assert f"({name}/README.md)" in index
+        assert (clone / "build" / "reports" / "training" / "curves.png").exists()
     status = subprocess.run(
         ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
     )

@@ -16,12 +16,28 @@ def run(args) -> int:
     try:
         check_report_output(Path(args.out), args.quick)  # before any work
         with executor_from_args(args) as ex:
-            return run_demo(quick=args.quick, out=args.out, executor=ex)
+            return run_demo(quick=args.quick, out=args.out, executor=ex, only=args.only)
     except StudyError as err:
         raise UsageError(str(err)) from None
     except TasksFailed as err:
         print(f"error: {err}; rerun to retry (finished tasks are kept)", file=sys.stderr)
         return 1
+
+
+def _names(text: str) -> tuple:
+    from ..demo import STUDIES
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in STUDIES]
+    if not names or bad:
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            f"unknown study {bad[0]!r}; known studies: {', '.join(STUDIES)}"
+            if bad
+            else "no study named"
+        )
+    return names
 
 
 def register(sub) -> None:
@@ -33,6 +49,13 @@ def register(sub) -> None:
         "--out",
         default=str(DEFAULT_OUT),
         help="directory for the reports (the committed reports/ are written by make reports)",
+    )
+    p.add_argument(
+        "--only",
+        type=_names,
+        default=None,
+        metavar="NAMES",
+        help="comma-separated studies to run (default: all)",
     )
     add_executor_flags(p)
     p.set_defaults(run=run)
