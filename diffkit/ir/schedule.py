@@ -60,7 +60,15 @@ MPMATH_LOCK = threading.RLock()
 
 
 class EvaluationError(ValueError):
-    """Raised for values that do not fit the graph (missing, unknown, wrong shape)."""
+    """Raised for values that do not fit the graph (missing, unknown, wrong shape).
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> dk.evaluate(x * y, at={"x": 1.0})
+    Traceback (most recent call last):
+    ...
+    diffkit.ir.schedule.EvaluationError: missing value for variable 'y' (shape ()) in at=
+    """
 
 
 class UnsupportedBackendError(ValueError):
@@ -89,7 +97,19 @@ def paused_gc():
 
 
 def graph_size(outputs: Node | Iterable[Node]) -> int:
-    """Number of distinct nodes (variables, constants and ops) in the DAG of ``outputs``."""
+    """Number of distinct nodes (variables, constants and ops) in the DAG of ``outputs``.
+
+    Args:
+        outputs: a node or a list of nodes.
+
+    Returns:
+        int: the number of distinct nodes; a shared subexpression counts once.
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> dk.graph_size((x + y) * (x + y))  # x, y, x + y, the product
+    4
+    """
     if isinstance(outputs, Node):
         outputs = [outputs]
     return len(topological_order(outputs))
@@ -108,6 +128,12 @@ class Program:
     A program may run in several threads at once: each run keeps its values to itself,
     and what a program keeps between runs (its constants per dtype, its straight-line
     code) comes out the same whichever thread makes it first.
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> program = dk.Program([x * y, x - y])
+    >>> sorted(program.variables), program(at={"x": 2.0, "y": 3.0})
+    (['x', 'y'], [6.0, -1.0])
     """
 
     def __init__(self, outputs: Node | Iterable[Node]):
@@ -932,6 +958,18 @@ def compile(outputs: Node | Iterable[Node]) -> Program:
     """A reusable :class:`Program` for ``outputs`` (a node or a list of nodes).
 
     Programs are cached: compiling the same outputs again returns the same program.
+
+    Args:
+        outputs: a node or a list of nodes.
+
+    Returns:
+        Program: call it with ``at={name: value}``.
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> program = dk.compile([x * y, x + y])
+    >>> program(at={"x": 2.0, "y": 3.0}), dk.compile([x * y, x + y]) is program
+    ([6.0, 5.0], True)
     """
     single = isinstance(outputs, Node)
     outs = (outputs,) if single else tuple(outputs)
