@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # the install compiles diffkit/_native.c: a change to it reinstalls
 BUILD := pyproject.toml setup.py diffkit/_native.c diffkit/_native_kernels.h diffkit/_native_direct.h
 
-.PHONY: demo reports test oracle bench docs clean
+.PHONY: demo reports test lint oracle bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,9 @@ $(VENV)/.installed-base: $(BUILD) | $(PY)
 	touch $@
 
 # the tests include the Dask executor's, the graph page's (in the system's Chromium) and
-# the tutorials' (in a Jupyter kernel), so they install those extras too
-TEST_EXTRAS := test,dist,browser,docs
+# the tutorials' (in a Jupyter kernel) and revolve's against checkpoint_schedules, so they
+# install those extras too
+TEST_EXTRAS := test,dist,browser,docs,dev,schedules
 $(VENV)/.installed-test: $(BUILD) | $(PY)
 	$(PY) -m pip install --quiet -e '.[$(TEST_EXTRAS)]'
 	touch $@
@@ -40,8 +41,18 @@ demo: $(VENV)/.installed-base
 reports: $(VENV)/.installed-base
 	$(PY) -m diffkit demo --out reports
 
+# the tests, with coverage: the total, and the lines no test reaches in the core packages
+CORE := diffkit/ir/*,diffkit/ops/*,diffkit/differentiators/*
 test: $(VENV)/.installed-test
-	$(PY) -m pytest diffkit tests README.md --doctest-glob=README.md
+	$(PY) -m pytest diffkit tests README.md --doctest-glob=README.md --cov=diffkit --cov-report=
+	$(PY) -m coverage report --include='$(CORE)' --show-missing --skip-covered --sort=cover
+	@$(PY) -m coverage report --format=total | sed 's/^/total line coverage of diffkit: /; s/$$/%/'
+
+# ruff (lint and format) on everything, mypy on the public API (pyproject's [tool.mypy])
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 oracle: $(VENV)/.installed-oracle
 	$(PY) -m pytest tests/oracle

@@ -235,7 +235,7 @@ def chain(rounds: int) -> None:
     )
     theirs = package_revolve_recomputations(CHAIN, SNAPSHOTS)
     if theirs is None:
-        print("checkpoint_schedules is not installed (extra: compare)")
+        print("checkpoint_schedules is not installed (extra: schedules)")
     else:
         print(f"checkpoint_schedules' Revolve({CHAIN}, {SNAPSHOTS}): {theirs} recomputed")
     print(

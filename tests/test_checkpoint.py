@@ -343,7 +343,7 @@ def test_revolve_reverses_beta_steps_with_t_sweeps_and_no_more(s, t):
 
 def test_revolve_counts_equal_those_of_the_checkpoint_schedules_package():
     pytest.importorskip(
-        "checkpoint_schedules", reason="checkpoint_schedules is not installed (extra: compare)"
+        "checkpoint_schedules", reason="checkpoint_schedules is not installed (extra: schedules)"
     )
     from diffkit.differentiators.checkpoint import package_revolve_recomputations
 
