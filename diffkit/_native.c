@@ -52,8 +52,8 @@ static void column_range(idx q, idx sx, idx px, idx w, idx ow, idx *lo, idx *hi)
 #undef T
 #undef NAME
 
-/* Direct convolution, stride 1, float32 and float64 (_native_direct.h, included once for
-   each), with AVX2 and FMA where the CPU has them (checked at run time): the forward
+/* Direct convolution, any stride, float32 and float64 (_native_direct.h, included once
+   for each), with AVX2 and FMA where the CPU has them (checked at run time): the forward
    product, its weight gradient and its input gradient, none of which builds the window
    matrix.
 
@@ -62,17 +62,23 @@ static void column_range(idx q, idx sx, idx px, idx w, idx ow, idx *lo, idx *hi)
    m = i*WP + j reads window entry k = (c, p, q) at buffer position off[k] + m, where
    off[k] = c*HP*WP + p*DH*WP + q*DW (DH, DW the dilation): every window entry is the
    same buffer shifted. So the products run over m a vector at a time, reading the buffer
-   in place; positions with j >= OW (the row's last DW*(KW - 1) columns) are computed and
-   dropped, or carry a zero cotangent. The buffer, the weights and one sample's outputs
-   stay in cache. With G groups, group g's outputs read the C/G planes from
-   g*(C/G)*HP*WP on: the same offsets from a later start. */
+   in place; positions with j >= OW (the row's last columns) are computed and dropped, or
+   carry a zero cotangent. With strides SY, SX each padded plane is stored as SY*SX phase
+   planes (the rows y' = a + SY*r and columns x' = b + SX*t of phase (a, b), with HP and
+   WP the padded size over the stride, rounded up): output pixel (i, j) reads padded pixel
+   (i*SY + p*DH, j*SX + q*DW), which is row i + p*DH/SY, column j + q*DW/SX of phase
+   (p*DH % SY, q*DW % SX), so again every window entry is one shifted plane and
+   off[k] = c*CS + phase*HP*WP + (p*DH/SY)*WP + q*DW/SX (CS = SY*SX*HP*WP, one channel's
+   phases). The buffer, the weights and one sample's outputs stay in cache. With G
+   groups, group g's outputs read the C/G channels from g*(C/G)*CS on: the same offsets
+   from a later start. */
 
 #define DIRECT_MAX_K 1024 /* window entries (C/G)*KH*KW */
 #define MR 4              /* output channels per register block */
 #define NV 3              /* vectors of positions per register block */
 
 typedef struct {
-    idx n, c, h, w, kh, kw, py, px, dh, dw, groups, cg, hp, wp, oh, ow, k, m, mt, len;
+    idx n, c, h, w, kh, kw, sy, sx, py, px, dh, dw, groups, cg, hp, wp, cs, oh, ow, k, m, mt, len;
 } conv_geo;
 
 static idx round_up(idx a, idx b) { return (a + b - 1) / b * b; }
@@ -140,16 +146,21 @@ EXPORT int conv_direct_supported(void) {
 EXPORT int conv_direct_supported(void) { return 0; }
 #endif
 
-/* The kernels' threads. run_ranges(fn, k, words, bounds, nr) calls the kernel fn on the
-   batch ranges [bounds[r], bounds[r+1]) for r < nr, range 0 on the calling thread and the
-   others on worker threads meanwhile, each with its own k arguments words[r*k .. r*k+k-1]
-   followed by the range's two ends. Every kernel's parameters are pointers or int64, so
-   each is passed as one 64-bit word (the integer class of every 64-bit C calling
-   convention). Between jobs the workers spin for a while before they sleep: a training
-   step calls a kernel every few hundred microseconds, and waking a sleeping thread (an
-   idle virtual CPU, often) costs about as long as a small kernel. A job wakes only the
-   workers it needs. One job runs at a time; a child process after fork starts its own
-   workers. */
+/* The kernels' threads. run_ranges(fn, k, words, bounds, nr, nt) calls the kernel fn on the
+   batch ranges [bounds[r], bounds[r+1]) for r < nr, each with its own k arguments
+   words[r*k .. r*k+k-1] followed by the range's two ends, on the calling thread and at
+   most nt - 1 worker threads meanwhile. Every kernel's parameters are pointers or int64,
+   so each is passed as one 64-bit word (the integer class of every 64-bit C calling
+   convention). The threads claim the ranges one at a time, first come first served,
+   through one counter that also holds the job's number and its count of ranges (a
+   compare-and-swap takes the next range of the job the counter is at, so a worker that
+   wakes late finds nothing to take): on a loaded machine, where the system may not run a
+   worker for milliseconds, the calling thread runs the ranges nobody has taken and waits
+   only for those under way, yielding its core meanwhile. Between jobs the workers spin
+   for a while (yielding the core to any other thread that wants it) before they sleep:
+   a training step calls a kernel every few hundred microseconds, and waking a sleeping
+   thread costs about as long as a small kernel. A job wakes only the workers it needs.
+   One job runs at a time; a child process after fork starts its own workers. */
 
 #define MAX_ARGS 10
 typedef uint64_t u64;
@@ -186,6 +197,7 @@ static void call_kernel(void *fn, idx k, const u64 *a, idx n0, idx n1) {
 
 #if defined(__GNUC__) && (defined(__unix__) || defined(__APPLE__))
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #define MAX_WORKERS 63
@@ -197,14 +209,17 @@ static struct {
     const u64 *words;
     const idx *bounds;
 } job;
-/* Worker r (1, 2, ...) runs range r of a job when its ticket[r] goes up; only the workers
-   a job needs are woken, each on its own condition variable. */
+/* the job's number (bits 32-63), its count of ranges (16-31) and its next range (0-15) */
+static u64 claim;
+static idx finished; /* ranges of the current job that have run */
+static unsigned job_number;
+/* Worker r (1, 2, ...) looks for ranges when its ticket[r] goes up; only the workers a
+   job needs are woken, each on its own condition variable. */
 static pthread_t workers[MAX_WORKERS + 1];
 static unsigned long ticket[MAX_WORKERS + 1];
 static unsigned long born[MAX_WORKERS + 1]; /* each worker's ticket when it was started */
 static pthread_cond_t wake_cv[MAX_WORKERS + 1];
 static int nworkers;
-static int pending;
 static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t job_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -220,6 +235,22 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Claim and run ranges of the current job until none is left. A range claimed is one
+   that has not run, so its job (fn, words, bounds) lasts until it has. */
+static void take_ranges(void) {
+    u64 c = __atomic_load_n(&claim, __ATOMIC_ACQUIRE);
+    for (;;) {
+        idx r = (idx)(c & 0xffff), nr = (idx)(c >> 16 & 0xffff);
+        if (r >= nr) return;
+        if (!__atomic_compare_exchange_n(&claim, &c, c + 1, 0, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            continue; /* c now holds the counter's value: try again with it */
+        call_kernel(job.fn, job.k, job.words + r * job.k, job.bounds[r], job.bounds[r + 1]);
+        __atomic_add_fetch(&finished, 1, __ATOMIC_ACQ_REL);
+        c = __atomic_load_n(&claim, __ATOMIC_ACQUIRE);
+    }
+}
+
 static void *worker_main(void *arg) {
     idx r = (idx)(intptr_t)arg;
     unsigned long seen = born[r]; /* not ticket[r]: the first job may have raised it */
@@ -228,15 +259,18 @@ static void *worker_main(void *arg) {
         unsigned spins = 0;
         while (__atomic_load_n(&ticket[r], __ATOMIC_ACQUIRE) == seen) {
             relax();
-            if (++spins % 256 || now() - since < SPIN_SECONDS) continue;
+            if (++spins % 256) continue;
+            if (now() - since < SPIN_SECONDS) {
+                sched_yield(); /* to a thread that has work, if there is one */
+                continue;
+            }
             pthread_mutex_lock(&wake_mu);
             while (__atomic_load_n(&ticket[r], __ATOMIC_ACQUIRE) == seen)
                 pthread_cond_wait(&wake_cv[r], &wake_mu);
             pthread_mutex_unlock(&wake_mu);
         }
         seen = __atomic_load_n(&ticket[r], __ATOMIC_ACQUIRE);
-        call_kernel(job.fn, job.k, job.words + r * job.k, job.bounds[r], job.bounds[r + 1]);
-        __atomic_sub_fetch(&pending, 1, __ATOMIC_ACQ_REL);
+        take_ranges();
     }
     return NULL;
 }
@@ -247,15 +281,16 @@ static void forget_workers(void) { /* in a child after fork: the threads did not
     pthread_mutex_init(&wake_mu, NULL);
 }
 
-EXPORT void run_ranges(void *fn, idx k, const u64 *words, const idx *bounds, idx nr) {
+EXPORT void run_ranges(void *fn, idx k, const u64 *words, const idx *bounds, idx nr, idx nt) {
     static int registered;
-    if (nr <= 1 || k > MAX_ARGS) {
+    if (nt > nr) nt = nr;
+    if (nt <= 1 || k > MAX_ARGS || nr > 0xffff) {
         for (idx r = 0; r < nr; r++) call_kernel(fn, k, words + r * k, bounds[r], bounds[r + 1]);
         return;
     }
     pthread_mutex_lock(&job_mu);
     if (!registered) registered = pthread_atfork(NULL, NULL, forget_workers) == 0;
-    while (nworkers < nr - 1 && nworkers < MAX_WORKERS) {
+    while (nworkers < nt - 1 && nworkers < MAX_WORKERS) {
         idx r = nworkers + 1;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -267,29 +302,33 @@ EXPORT void run_ranges(void *fn, idx k, const u64 *words, const idx *bounds, idx
         if (failed) break;
         nworkers++;
     }
-    idx shared = nr - 1 < nworkers ? nr : nworkers + 1; /* ranges 1..shared-1 go to workers */
+    idx helpers = nt - 1 < nworkers ? nt - 1 : nworkers;
     job.fn = fn, job.k = k, job.words = words, job.bounds = bounds;
-    __atomic_store_n(&pending, (int)(shared - 1), __ATOMIC_RELEASE);
-    for (idx r = 1; r < shared; r++) __atomic_add_fetch(&ticket[r], 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&finished, 0, __ATOMIC_RELAXED);
+    job_number++;
+    __atomic_store_n(&claim, (u64)job_number << 32 | (u64)nr << 16, __ATOMIC_RELEASE);
+    for (idx r = 1; r <= helpers; r++) __atomic_add_fetch(&ticket[r], 1, __ATOMIC_ACQ_REL);
     pthread_mutex_lock(&wake_mu);
-    for (idx r = 1; r < shared; r++) pthread_cond_signal(&wake_cv[r]);
+    for (idx r = 1; r <= helpers; r++) pthread_cond_signal(&wake_cv[r]);
     pthread_mutex_unlock(&wake_mu);
-    call_kernel(fn, k, words, bounds[0], bounds[1]);
-    for (idx r = shared; r < nr; r++) /* beyond the workers there are: here */
-        call_kernel(fn, k, words + r * k, bounds[r], bounds[r + 1]);
-    while (__atomic_load_n(&pending, __ATOMIC_ACQUIRE) > 0) relax();
+    take_ranges();
+    for (unsigned spins = 1; __atomic_load_n(&finished, __ATOMIC_ACQUIRE) < nr; spins++) {
+        relax();
+        if (spins % 64 == 0) sched_yield(); /* a worker under way may need this core */
+    }
     pthread_mutex_unlock(&job_mu);
 }
 #else
-EXPORT void run_ranges(void *fn, idx k, const u64 *words, const idx *bounds, idx nr) {
+EXPORT void run_ranges(void *fn, idx k, const u64 *words, const idx *bounds, idx nr, idx nt) {
+    (void)nt;
     for (idx r = 0; r < nr; r++) call_kernel(fn, k, words + r * k, bounds[r], bounds[r + 1]);
 }
 #endif
 
-/* run_kernel(fn, bounds, argsets) from Python: run_ranges for the kernel at address fn
-   over the ranges [bounds[r], bounds[r+1]), range r with the arguments argsets[r] (a
-   tuple of ints and of objects with the buffer protocol, such as numpy arrays, each
-   passed as the address of its first element). The interpreter lock is released while
+/* run_kernel(fn, bounds, argsets, threads=nr) from Python: run_ranges for the kernel at
+   address fn over the ranges [bounds[r], bounds[r+1]) on at most `threads` threads, range
+   r with the arguments argsets[r] (a tuple of ints and of objects with the buffer
+   protocol, such as numpy arrays, each passed as the address of its first element). The interpreter lock is released while
    the kernel runs. Reading the arguments here costs well under a microsecond each,
    against a microsecond or more through ctypes, which counts at small batches. */
 #define MAX_RANGES 64
@@ -298,9 +337,12 @@ static PyObject *run_kernel(PyObject *self, PyObject *args) {
     (void)self;
     unsigned long long fn;
     PyObject *bounds, *argsets;
-    if (!PyArg_ParseTuple(args, "KO!O!", &fn, &PyList_Type, &bounds, &PyTuple_Type, &argsets))
+    Py_ssize_t nt = -1;
+    if (!PyArg_ParseTuple(args, "KO!O!|n", &fn, &PyList_Type, &bounds, &PyTuple_Type, &argsets,
+                          &nt))
         return NULL;
     Py_ssize_t nr = PyTuple_GET_SIZE(argsets);
+    if (nt < 1) nt = nr;
     if (nr < 1 || nr > MAX_RANGES || PyList_GET_SIZE(bounds) != nr + 1) {
         PyErr_SetString(PyExc_ValueError, "run_kernel: 1 to 64 ranges, with nr + 1 bounds");
         return NULL;
@@ -343,7 +385,7 @@ static PyObject *run_kernel(PyObject *self, PyObject *args) {
     }
     Py_BEGIN_ALLOW_THREADS
     __atomic_store_n(&scratch_failed, 0, __ATOMIC_RELEASE);
-    run_ranges((void *)(uintptr_t)fn, k, words, b, nr);
+    run_ranges((void *)(uintptr_t)fn, k, words, b, nr, nt);
     Py_END_ALLOW_THREADS
     if (__atomic_load_n(&scratch_failed, __ATOMIC_ACQUIRE)) {
         PyErr_SetString(PyExc_MemoryError, "a compiled loop could not allocate its scratch");

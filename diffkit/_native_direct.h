@@ -9,16 +9,18 @@
 static conv_geo NAME(conv_geometry)(const idx *shape, const idx *geo) {
     conv_geo g;
     g.n = shape[0], g.c = shape[1], g.h = shape[2], g.w = shape[3];
-    g.kh = geo[0], g.kw = geo[1], g.py = geo[4], g.px = geo[5], g.oh = geo[6], g.ow = geo[7];
-    g.dh = geo[8], g.dw = geo[9], g.groups = geo[10];
+    g.kh = geo[0], g.kw = geo[1], g.sy = geo[2], g.sx = geo[3], g.py = geo[4], g.px = geo[5];
+    g.oh = geo[6], g.ow = geo[7], g.dh = geo[8], g.dw = geo[9], g.groups = geo[10];
     g.cg = g.c / g.groups;
-    g.hp = g.h + 2 * g.py, g.wp = g.w + 2 * g.px;
+    /* each channel's padded plane as sy*sx phase planes of hp x wp (see _native.c) */
+    g.hp = (g.h + 2 * g.py + g.sy - 1) / g.sy, g.wp = (g.w + 2 * g.px + g.sx - 1) / g.sx;
+    g.cs = g.sy * g.sx * g.hp * g.wp; /* one channel's phase planes */
     g.k = g.cg * g.kh * g.kw; /* one group's window */
     g.m = g.oh * g.wp;           /* flattened positions of one output plane */
     g.mt = round_up(g.m, MT);    /* in whole tiles */
-    /* the last read: off[K-1] + mt - 1 < c*hp*wp + dw*(kw-1) + 1 + MT (as
-       oh + dh*(kh-1) = hp) */
-    g.len = round_up(g.c * g.hp * g.wp + g.dw * (g.kw - 1) + 1 + MT, 8);
+    /* the last read: off[k] + mt - 1 < c*cs + wp + MT (a window entry's row in its phase
+       plane is at most hp - oh, its column at most wp - 1) */
+    g.len = round_up(g.c * g.cs + g.wp + MT, 8);
     return g;
 }
 
@@ -33,24 +35,62 @@ static idx NAME(conv_direct_scratch)(const idx *shape, const idx *geo, idx o) {
 
 static void NAME(window_offsets)(const conv_geo *g, idx *off, idx kpad) {
     for (idx k = 0; k < kpad; k++) {
-        idx c = k / (g->kh * g->kw), p = k / g->kw % g->kh, q = k % g->kw;
-        off[k] = k < g->k ? c * g->hp * g->wp + p * g->dh * g->wp + q * g->dw : 0;
+        idx c = k / (g->kh * g->kw), ry = k / g->kw % g->kh * g->dh, rx = k % g->kw * g->dw;
+        idx phase = ry % g->sy * g->sx + rx % g->sx;
+        off[k] = k < g->k ? c * g->cs + (phase * g->hp + ry / g->sy) * g->wp + rx / g->sx : 0;
     }
 }
 
-/* Sample ni of x (element strides xs) into buf, zero padded. */
-static void NAME(load_sample)(const T *x, const idx *xs, const conv_geo *g, idx ni, T *buf) {
-    memset(buf, 0, (size_t)g->len * sizeof(T));
+/* Whether some window entry reads phase a of an axis of kernel size k, dilation d and
+   stride s (a row or column phase; all do at stride 1). */
+static int NAME(phase_read)(idx a, idx k, idx d, idx s) {
+    for (idx p = 0; p < k; p++)
+        if (p * d % s == a) return 1;
+    return 0;
+}
+
+/* Sample ni of x (element strides xs) into buf, zero padded (to_buf; the phases no window
+   entry reads are left zero), or buf's inside back into x: padded pixel (y', x') of
+   channel c lies in phase plane (y' % sy, x' % sx) at row y' / sy and column x' / sx. */
+static void NAME(move_sample)(T *x, const idx *xs, const conv_geo *g, idx ni, T *buf,
+                              int to_buf) {
+    if (to_buf) memset(buf, 0, (size_t)g->len * sizeof(T));
+    int rows_read[8], cols_read[8]; /* by phase; DIRECT_MAX_STRIDE <= 8 */
+    for (idx a = 0; a < g->sy && a < 8; a++)
+        rows_read[a] = !to_buf || NAME(phase_read)(a, g->kh, g->dh, g->sy);
+    for (idx b = 0; b < g->sx && b < 8; b++)
+        cols_read[b] = !to_buf || NAME(phase_read)(b, g->kw, g->dw, g->sx);
     for (idx ci = 0; ci < g->c; ci++)
         for (idx y = 0; y < g->h; y++) {
-            T *dst = buf + (ci * g->hp + y + g->py) * g->wp + g->px;
-            const T *src = x + ni * xs[0] + ci * xs[1] + y * xs[2];
-            if (xs[3] == 1) {
-                memcpy(dst, src, (size_t)g->w * sizeof(T));
-            } else {
-                for (idx j = 0; j < g->w; j++) dst[j] = src[j * xs[3]];
+            idx yy = y + g->py;
+            if (!rows_read[yy % g->sy]) continue;
+            T *row = buf + ci * g->cs + (yy % g->sy * g->sx * g->hp + yy / g->sy) * g->wp;
+            T *src = x + ni * xs[0] + ci * xs[1] + y * xs[2];
+            if (g->sx == 1 && xs[3] == 1) {
+                if (to_buf)
+                    memcpy(row + g->px, src, (size_t)g->w * sizeof(T));
+                else
+                    memcpy(src, row + g->px, (size_t)g->w * sizeof(T));
+                continue;
+            }
+            for (idx b = 0; b < g->sx; b++) { /* the columns of phase b */
+                if (!cols_read[b]) continue;
+                idx x0 = ((b - g->px) % g->sx + g->sx) % g->sx, cnt = (g->w - x0 + g->sx - 1) / g->sx;
+                T *dst = row + b * g->hp * g->wp + (x0 + g->px) / g->sx;
+                T *from = src + x0 * xs[3];
+                if (to_buf && g->sx == 2 && xs[3] == 1) { /* a loop the compiler vectorizes */
+                    for (idx t = 0; t < cnt; t++) dst[t] = from[2 * t];
+                } else if (to_buf) {
+                    for (idx t = 0; t < cnt; t++) dst[t] = from[t * g->sx * xs[3]];
+                } else {
+                    for (idx t = 0; t < cnt; t++) from[t * g->sx * xs[3]] = dst[t];
+                }
             }
         }
+}
+
+static void NAME(load_sample)(const T *x, const idx *xs, const conv_geo *g, idx ni, T *buf) {
+    NAME(move_sample)((T *)x, xs, g, ni, buf, 1);
 }
 
 /* Padded rows r0..r1-1 of sample ni of d (O, N, OH, OW, contiguous) into dst (r1 - r0
@@ -87,7 +127,7 @@ EXPORT void NAME(conv_direct)(const T *x, const idx *shape, const idx *xs, const
     for (idx ni = n0; ni < n1; ni++) {
         NAME(load_sample)(x, xs, &g, ni, buf);
         for (idx grp = 0; grp < g.groups; grp++) {
-        const T *bg = buf + grp * g.cg * g.hp * g.wp, *wg = wp + grp * opg * K;
+        const T *bg = buf + grp * g.cg * g.cs, *wg = wp + grp * opg * K;
         const T *bpg = bp + grp * opg;
         for (idx m0 = 0; m0 < g.mt; m0 += MT)
             for (idx ob = 0; ob < opg; ob += MR) {
@@ -140,7 +180,7 @@ EXPORT void NAME(conv_direct_wgrad)(const T *x, const idx *shape, const idx *xs,
         NAME(load_sample)(x, xs, &g, ni, buf);
         NAME(load_cotangent)(d, &g, o, r0, r1, ni, drows);
         for (idx ob = 0; ob < r1 - r0; ob += MR) {
-            const T *bg = buf + (r0 + ob) / opg * g.cg * g.hp * g.wp; /* the block's group */
+            const T *bg = buf + (r0 + ob) / opg * g.cg * g.cs; /* the block's group */
             for (idx kb = 0; kb < kpad; kb += NV) {
                 VEC acc[MR][NV];
                 T *pp = part + (ob * kpad + kb) * L;
@@ -194,12 +234,13 @@ EXPORT void NAME(conv_direct_igrad)(const T *d, const idx *shape, const idx *geo
     T *scratch = thread_scratch((size_t)NAME(conv_direct_scratch)(shape, geo, o) * sizeof(T));
     if (scratch == NULL) return; /* run_kernel raises MemoryError */
     T *buf = scratch, *drows = scratch + g.len;
+    idx dxs[4] = {g.c * g.h * g.w, g.h * g.w, g.w, 1};
     NAME(window_offsets)(&g, off, kpad);
     for (idx ni = n0; ni < n1; ni++) {
         NAME(load_cotangent)(d, &g, o, 0, g.groups * opg, ni, drows);
         memset(buf, 0, (size_t)g.len * sizeof(T));
         for (idx grp = 0; grp < g.groups; grp++) {
-        T *bg = buf + grp * g.cg * g.hp * g.wp;
+        T *bg = buf + grp * g.cg * g.cs;
         for (idx m0 = 0; m0 < g.mt; m0 += MT)
             for (idx kb = 0; kb < quarter; kb++) { /* window entries kb + u*quarter */
                 VEC acc[4][NV];
@@ -225,10 +266,7 @@ EXPORT void NAME(conv_direct_igrad)(const T *d, const idx *shape, const idx *geo
                 }
             }
         }
-        for (idx ci = 0; ci < g.c; ci++) /* the buffer's inside, without the padding */
-            for (idx y = 0; y < g.h; y++)
-                memcpy(dx + ((ni * g.c + ci) * g.h + y) * g.w,
-                       buf + (ci * g.hp + y + g.py) * g.wp + g.px, (size_t)g.w * sizeof(T));
+        NAME(move_sample)(dx, dxs, &g, ni, buf, 0); /* the inside, without the padding */
     }
 }
 

@@ -166,7 +166,7 @@ def test_other_dtypes_take_the_numpy_path():
 @pytest.mark.skipif(not native._DIRECT, reason="no direct convolution on this CPU or build")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_direct_convolution_equals_numpy(dtype):
-    """Random geometries within the direct kernels' reach (stride 1, windows up to 1024
+    """Random geometries within the direct kernels' reach (strides 1 to 3, windows up to 1024
     entries, output channels not a multiple of the kernels' block of 4, planes whose rows
     are shorter and longer than a tile), three memory layouts: the product with and
     without bias, the weight gradient and the input gradient."""
@@ -178,7 +178,8 @@ def test_direct_convolution_equals_numpy(dtype):
         c = int(rng.integers(1, 24 if checked % 10 == 0 else 5))
         if c * kh * kw > native.DIRECT_MAX_WINDOW:
             continue
-        s, p = (1, 1), (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        s = (1, 1) if checked % 2 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        p = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
         n, o = int(rng.integers(1, 4)), int(rng.integers(1, 11))
         h = int(rng.integers(max(kh - 2 * p[0], 1), 12))
         w = int(rng.integers(max(kw - 2 * p[1], 1), 60))
@@ -201,14 +202,15 @@ def test_direct_convolution_equals_numpy(dtype):
         checked += 1
 
 
-def test_direct_kernels_apply_to_stride_one_only():
+def test_direct_kernels_apply_to_small_strides_and_windows():
     assert native.direct_applies((16, 6, 5, 5), (1, 1))
-    assert not native.direct_applies((16, 6, 5, 5), (2, 1))
-    assert not native.direct_applies((16, 6, 5, 5), (1, 2))
+    assert native.direct_applies((16, 6, 5, 5), (2, 1))
+    assert not native.direct_applies((16, 6, 5, 5), (1, 5))
+    assert not native.direct_applies((16, 6, 1, 1), (2, 2))  # a strided 1x1: im2col
     assert not native.direct_applies((16, 64, 5, 5), (1, 1))  # 1600 window entries
     x = np.ones((1, 1, 6, 6), np.float32)
     w = np.ones((2, 1, 3, 3), np.float32)
-    assert native.conv_direct(x, w, None, (2, 2), (0, 0), (2, 2)) is None
+    assert native.conv_direct(x, w, None, (5, 5), (0, 0), (1, 1)) is None
     assert native.conv_direct(x.astype(np.float64), w, None, (1, 1), (0, 0), (4, 4)) is None
     assert native.conv_direct(x.astype(np.complex128), w, None, (1, 1), (0, 0), (4, 4)) is None
 

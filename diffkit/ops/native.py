@@ -61,10 +61,12 @@ def _load():
 
 _MODULE, _LIB = _load()
 _state = {"on": _LIB is not None and os.environ.get("DIFFKIT_NATIVE", "1") != "0"}
-# the direct convolution: float32 and float64, stride 1, windows of at most this many
-# entries (C/G·KH·KW, as _native.c's DIRECT_MAX_K) and at most this many output channels
+# the direct convolution: float32 and float64, strides up to DIRECT_MAX_STRIDE (a
+# sample's buffer holds stride x stride phase planes per channel), windows of at most this
+# many entries (C/G·KH·KW, as _native.c's DIRECT_MAX_K) and at most this many output channels
 # per group (its scratch holds O x K partial sums a vector wide), on a CPU with AVX2 and FMA
 DIRECT_MAX_WINDOW = 1024
+DIRECT_MAX_STRIDE = 4
 DIRECT_MAX_OUT = 256
 DIRECT_MAX_TOTAL_OUT = 2048  # output channels of all groups (the scratch holds them)
 _MR = 4  # output channels per register block of the kernels (_native.c's MR)
@@ -75,6 +77,10 @@ _DIRECT = _LIB is not None and bool(_LIB.conv_direct_supported())
 # per thread (below, handing work to a thread costs more than it saves)
 PARALLEL_MIN_ENTRIES = 1 << 12
 MAX_THREADS = 64  # the calling thread and _native.c's MAX_WORKERS
+MAX_RANGES = 64  # _native.c's MAX_RANGES
+# ranges per thread: the threads claim them as they come free, so that on a loaded
+# machine a thread the system does not run leaves its share to those it does
+SPLIT = 4
 
 
 def threads() -> int:
@@ -84,10 +90,19 @@ def threads() -> int:
 
 
 def _ranges(n: int, entries: int) -> list[tuple[int, int]]:
-    """The batch [0, n) split for the threads, by how much work it is."""
+    """The batch [0, n) split for the threads, by how much work it is: one range each."""
     k = min(threads(), MAX_THREADS, n, max(1, entries // PARALLEL_MIN_ENTRIES))
     bounds = [round(i * n / k) for i in range(k + 1)]
     return [(bounds[i], bounds[i + 1]) for i in range(k)]
+
+
+def _plan(n: int, entries: int, split: int = SPLIT) -> tuple[list[tuple[int, int]], int]:
+    """The batch [0, n) in ranges for the threads to claim (``split`` per thread when
+    there are several), and how many threads share them."""
+    t = len(_ranges(n, entries))
+    k = min(n, t * split, MAX_RANGES) if t > 1 else 1
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(k)], t
 
 
 _FN_ADDRESS: dict = {}
@@ -101,14 +116,16 @@ def _address(fn) -> int:
     return address
 
 
-def _run(fn, ranges, args) -> None:
-    """``fn(*args(r), n0, n1)`` for each batch range (n0, n1), where ``args(r)`` gives the
-    arguments of the r-th range (arrays, passed as the address of their first element,
-    and integers): the first range on the calling thread, the others on the kernels'
-    worker threads meanwhile (_native.c's run_kernel, which lets go of the interpreter
-    lock while the kernel runs)."""
+def _run(fn, plan, args) -> None:
+    """``fn(*args(r), n0, n1)`` for each batch range (n0, n1) of ``plan`` (the ranges and
+    the threads, from :func:`_plan`), where ``args(r)`` gives the arguments of the r-th
+    range (arrays, passed as the address of their first element, and integers): on the
+    calling thread and the kernels' worker threads, which claim the ranges as they come
+    free (_native.c's run_kernel, which lets go of the interpreter lock while the kernel
+    runs)."""
+    ranges, nt = plan
     bounds = [ranges[0][0]] + [n1 for _, n1 in ranges]
-    _MODULE.run_kernel(_address(fn), bounds, tuple(args(r) for r in range(len(ranges))))
+    _MODULE.run_kernel(_address(fn), bounds, tuple(args(r) for r in range(len(ranges))), nt)
 
 
 def available() -> bool:
@@ -180,7 +197,7 @@ def im2col(x, kernel_size, stride, padding, out_hw):
     out = np.empty(shape, x.dtype)
     ints = _Ints(x.shape, _strides(x), _geo(kernel_size, stride, padding, out_hw))
     args = (x, *ints.pointers, out)
-    _run(fn, _ranges(n, out.size), lambda r: args)
+    _run(fn, _plan(n, out.size), lambda r: args)
     return out
 
 
@@ -193,7 +210,7 @@ def col2im(cols, input_shape, kernel_size, stride, padding, out_hw):
     out = np.empty(input_shape, cols.dtype)
     ints = _Ints(input_shape, _geo(kernel_size, stride, padding, out_hw))
     args = (cols, *ints.pointers, out)
-    _run(fn, _ranges(input_shape[0], cols.size), lambda r: args)
+    _run(fn, _plan(input_shape[0], cols.size), lambda r: args)
     return out
 
 
@@ -215,7 +232,7 @@ def max_pool_2x2(x, out_hw):
     out = _like(x, x.shape[:2] + tuple(out_hw))
     ints = _Ints(x.shape, _strides(x), _geo((2, 2), (2, 2), (0, 0), out_hw), _strides(out))
     args = (x, *ints.pointers[:3], out, ints.pointers[3])
-    _run(fn, _ranges(x.shape[0], x.size), lambda r: args)
+    _run(fn, _plan(x.shape[0], x.size), lambda r: args)
     return out
 
 
@@ -229,15 +246,18 @@ def max_pool_backward(ct, x, y, kernel_size, stride, padding):
     strides = [s for a in (x, grad, y, ct) for s in _strides(a)]
     ints = _Ints(x.shape, strides, _geo(kernel_size, stride, padding, y.shape[2:]))
     args = (ct, x, y, *ints.pointers)
-    _run(fn, _ranges(x.shape[0], x.size), lambda r: args + (grad,))
+    _run(fn, _plan(x.shape[0], x.size), lambda r: args + (grad,))
     return grad
 
 
 def direct_applies(weight_shape, stride, groups: int = 1) -> bool:
-    """Whether a convolution of this geometry has a direct kernel (whatever the dtype)."""
+    """Whether a convolution of this geometry has a direct kernel (whatever the dtype). A
+    strided 1x1 convolution does not: it reads a subsample of its input, which the window
+    matrix (im2col) and one matrix product handle in less time."""
     o, cg, kh, kw = weight_shape
     return (
-        tuple(stride) == (1, 1)
+        max(stride) <= DIRECT_MAX_STRIDE
+        and ((kh, kw) != (1, 1) or tuple(stride) == (1, 1))
         and cg * kh * kw <= DIRECT_MAX_WINDOW
         and o // groups <= DIRECT_MAX_OUT
         and o <= DIRECT_MAX_TOTAL_OUT
@@ -264,9 +284,9 @@ def _padded_rows(w2: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
-def _direct_geo(kernel_size, padding, out_hw, dilation, groups) -> tuple:
+def _direct_geo(kernel_size, stride, padding, out_hw, dilation, groups) -> tuple:
     """The geometry the direct kernels read (_native_direct.h's conv_geometry)."""
-    return (*_geo(kernel_size, (1, 1), padding, out_hw), *dilation, groups)
+    return (*_geo(kernel_size, stride, padding, out_hw), *dilation, groups)
 
 
 def _group_rows(a: np.ndarray, groups: int, rows: int) -> np.ndarray:
@@ -290,10 +310,10 @@ def conv_direct(x, w, bias, stride, padding, out_hw, dilation=(1, 1), groups=1):
     wp = _group_rows(w.reshape(o, -1), groups, opg)
     bp = _group_rows(np.zeros(o, x.dtype) if bias is None else bias, groups, opg)
     out = np.empty((o, x.shape[0] * out_hw[0] * out_hw[1]), x.dtype)
-    geo = _direct_geo(w.shape[2:], padding, out_hw, dilation, groups)
+    geo = _direct_geo(w.shape[2:], stride, padding, out_hw, dilation, groups)
     ints = _Ints(x.shape, _strides(x), geo)
     args = (x, *ints.pointers, wp, bp, o, out)
-    _run(getattr(_LIB, f"conv_direct_{suffix}"), _ranges(x.shape[0], out.size), lambda r: args)
+    _run(getattr(_LIB, f"conv_direct_{suffix}"), _plan(x.shape[0], out.size), lambda r: args)
     return out
 
 
@@ -308,12 +328,13 @@ def conv_direct_weight_grad(
     o = weight_shape[0]
     blocks = groups * -(-(o // groups) // _MR)  # register blocks of rows, group by group
     dw = np.empty(weight_shape, x.dtype)
-    geo = _direct_geo(weight_shape[2:], padding, out_hw, dilation, groups)
+    geo = _direct_geo(weight_shape[2:], stride, padding, out_hw, dilation, groups)
     ints = _Ints(x.shape, _strides(x), geo)
     args = (x, *ints.pointers, ct, o, dw)
     # the threads share blocks of _MR output channels (rows of dw), not the batch: each
     # sum then runs over the samples in one order, whatever the number of threads
-    _run(getattr(_LIB, f"conv_direct_wgrad_{suffix}"), _ranges(blocks, ct.size), lambda r: args)
+    plan = _plan(blocks, ct.size, split=2)
+    _run(getattr(_LIB, f"conv_direct_wgrad_{suffix}"), plan, lambda r: args)
     return dw
 
 
@@ -327,8 +348,8 @@ def conv_direct_input_grad(ct, w, x_shape, stride, padding, out_hw, dilation=(1,
     o, k = w.shape[0], w[0].size
     wk = _padded_rows(w.reshape(o, k), o, -(-k // 4) * 4)
     dx = np.empty(tuple(x_shape), ct.dtype)
-    geo = _direct_geo(w.shape[2:], padding, out_hw, dilation, groups)
+    geo = _direct_geo(w.shape[2:], stride, padding, out_hw, dilation, groups)
     ints = _Ints(x_shape, geo)
     args = (ct, *ints.pointers, wk, o, dx)
-    _run(getattr(_LIB, f"conv_direct_igrad_{suffix}"), _ranges(x_shape[0], ct.size), lambda r: args)
+    _run(getattr(_LIB, f"conv_direct_igrad_{suffix}"), _plan(x_shape[0], ct.size), lambda r: args)
     return dx
