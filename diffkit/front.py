@@ -43,6 +43,21 @@ def hessian(
     ``f`` is a node (then ``at`` is the point), or a Python function: ``dk.hessian(f)`` is
     then the JAX-style transform (its second argument ``argnums``). ``sparse=True`` gives a
     ``scipy.sparse`` matrix from a star colouring of the pattern read from the graph.
+
+    Args:
+        f: a scalar node (or a Python function: then the JAX-style transform).
+        at: variable name -> value.
+        method: ``"reverse"`` (forward over reverse) or another method name.
+        wrt: the variables (all by default).
+        sparse: a ``scipy.sparse`` matrix from a star colouring.
+
+    Returns:
+        The Hessian (an array over the variables in order), or a function for a Python ``f``.
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> dk.hessian(x * x * y, at={"x": 1.0, "y": 2.0}).tolist()  # [[2y, 2x], [2x, 0]]
+    [[4.0, 2.0], [2.0, 0.0]]
     """
     if _is_function(f):
         if at is None:
@@ -59,6 +74,14 @@ def jvp(f, at, tangents):
             primals and ``tangents`` a tuple of tangents, as ``jax.jvp``.
         at: variable name -> value.
         tangents: variable name -> tangent (same shape); missing variables get zero.
+
+    Returns:
+        ``(value, tangent)``.
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> dk.jvp(x * y, {"x": 2.0, "y": 3.0}, {"x": 1.0})  # (xy, y dx)
+    (6.0, 3.0)
     """
     if _is_function(f):
         return transforms.jvp(f, at, tangents)
@@ -68,7 +91,22 @@ def jvp(f, at, tangents):
 def vjp(f, *args, **kwargs):
     """Reverse mode: ``(f(at), {name: Jᵀ·cotangent})`` for a node, called as
     ``vjp(f, at, cotangent, wrt=None)``; for a Python function, ``vjp(f, *primals)``
-    returns ``(out, vjp_fn)`` as ``jax.vjp``."""
+    returns ``(out, vjp_fn)`` as ``jax.vjp``.
+
+    Args:
+        f: a node (or a Python function).
+        *args: ``at`` (name -> value) and the cotangent (of ``f``'s shape); for a Python
+            function, its primals.
+        **kwargs: ``wrt``: the variables (all by default).
+
+    Returns:
+        ``(value, {name: cotangent})``, or ``(out, vjp_fn)`` for a Python function.
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> dk.vjp(x * y, {"x": 2.0, "y": 3.0}, 1.0)  # (xy, {x: y, y: x})
+    (6.0, {'x': 3.0, 'y': 2.0})
+    """
     if _is_function(f):
         return transforms.vjp(f, *args)
     return api.vjp(f, *args, **kwargs)
@@ -77,6 +115,12 @@ def vjp(f, *args, **kwargs):
 def compare(f, at, wrt=None, methods=None, digits: int = 50) -> list[dict]:
     """Every method's derivative of ``f`` (a node or an expression string) side by side,
     against a truth of ``digits`` digits: :func:`diffkit.differentiators.compare.compare`.
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> rows = dk.compare(x ** 2, at={"x": 3.0}, methods=["reverse", "symbolic"], digits=20)
+    >>> [(r["method"], r["derivative"], r["abs_error"]) for r in rows]  # 2x = 6, exactly
+    [('reverse', 6.0, 0.0), ('symbolic', 6.0, 0.0)]
     """
     if isinstance(f, str):
         f = parse(f)

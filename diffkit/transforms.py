@@ -210,6 +210,14 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     Returns:
         A function returning ``(value, gradient)``; the gradient has the structure of
         the argument (a tuple of them for a sequence of ``argnums``).
+
+    Args:
+        f: a Python function of arrays (numpy code) returning a scalar.
+        argnums: the argument, or a sequence of them, to differentiate.
+
+    >>> import diffkit as dk
+    >>> dk.value_and_grad(lambda a: a ** 2)(3.0)  # (a^2, 2a)
+    (9.0, 6.0)
     """
 
     def build(trace):
@@ -237,6 +245,13 @@ def _first_array(args):
 
 def grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     """The gradient of a scalar function ``f`` with respect to argument(s) ``argnums``.
+
+    Args:
+        f: a Python function of arrays (numpy code) returning a scalar.
+        argnums: the argument, or a sequence of them, to differentiate.
+
+    Returns:
+        A function of ``f``'s arguments returning the gradient.
 
     >>> import diffkit as dk, numpy as np
     >>> dk.grad(lambda x: np.sum(np.sin(x) * x))(np.zeros(2)).tolist()
@@ -275,7 +290,20 @@ def _jacobian_transform(f, argnums, method: str, name: str, sparse: bool = False
 def jacrev(f: Callable, argnums: int | Sequence[int] = 0, sparse: bool = False) -> Callable:
     """The Jacobian of ``f`` by reverse mode: shape ``out.shape + arg.shape``; with
     ``sparse=True`` a ``scipy.sparse`` matrix (out.size, entries of the differentiated
-    arguments), one backward pass per row colour."""
+    arguments), one backward pass per row colour.
+
+    Args:
+        f: a Python function of arrays (numpy code).
+        argnums: the argument, or a sequence of them, to differentiate.
+        sparse: return a ``scipy.sparse`` matrix from a colouring.
+
+    Returns:
+        A function of ``f``'s arguments returning the Jacobian.
+
+    >>> import diffkit as dk, numpy as np
+    >>> dk.jacrev(lambda v: v ** 2)(np.array([1.0, 2.0])).tolist()  # diag(2v)
+    [[2.0, 0.0], [0.0, 4.0]]
+    """
     return _jacobian_transform(f, argnums, "reverse", "jacrev", sparse)
 
 
@@ -283,6 +311,14 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, sparse: bool = False) 
     """The Jacobian of ``f`` by forward mode: shape ``out.shape + arg.shape``; with
     ``sparse=True`` a ``scipy.sparse`` matrix (out.size, entries of the differentiated
     arguments), one forward pass per column colour.
+
+    Args:
+        f: a Python function of arrays (numpy code).
+        argnums: the argument, or a sequence of them, to differentiate.
+        sparse: return a ``scipy.sparse`` matrix from a colouring.
+
+    Returns:
+        A function of ``f``'s arguments returning the Jacobian.
 
     >>> import diffkit as dk, numpy as np
     >>> J = dk.jacfwd(lambda v: np.diff(v) ** 2, sparse=True)(np.arange(4.0))

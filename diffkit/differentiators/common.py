@@ -48,7 +48,19 @@ class Cost:
 
     ``passes`` counts the directional derivatives (JVPs or VJPs) computed, one per basis
     direction, as the course counts them; ``batches`` the evaluations they were pushed
-    through together (several directions per evaluation)."""
+    through together (several directions per evaluation).
+
+    Args:
+        method, function_evaluations, passes, batches, graph_size, expression_size,
+            seconds, extra: the fields (see above).
+
+    >>> import diffkit as dk
+    >>> v = dk.variable("v", (3,))
+    >>> m = dk.get_method("reverse")
+    >>> _ = m.jacobian(v ** 2, at={"v": [1.0, 2.0, 3.0]})
+    >>> m.last_cost.method, m.last_cost.passes  # one backward pass per output entry
+    ('reverse', 3)
+    """
 
     method: str = ""
     function_evaluations: int = 0
@@ -196,7 +208,22 @@ def methods() -> list[str]:
 
 
 def get_method(method: str | Differentiator) -> Differentiator:
-    """The differentiator for a method name (or the differentiator itself)."""
+    """The differentiator for a method name (or the differentiator itself).
+
+    Args:
+        method: a method name (``"reverse"``, ``"forward"``, ``"central"``, ``"symbolic"``,
+            ...) or a differentiator.
+
+    Returns:
+        Differentiator: the differentiator.
+
+    Raises:
+        ValueError: an unknown method name.
+
+    >>> import diffkit as dk
+    >>> type(dk.get_method("reverse")).__name__
+    'ReverseMode'
+    """
     if isinstance(method, Differentiator):
         return method
     factory = _METHODS.get(method)

@@ -69,6 +69,12 @@ def jvp_graph(outputs: Sequence[Node], tangents: Mapping[Node, Node]) -> list[No
 
     Returns:
         One node per output (a zero constant where no tangent reaches it).
+
+    >>> import diffkit as dk
+    >>> x, t = dk.variables("x t")
+    >>> [tangent] = dk.jvp_graph([x * x], {x: t})
+    >>> dk.evaluate(tangent, at={"x": 3.0, "t": 1.0})  # 2x t
+    6.0
     """
     tan: dict[int, Node] = {id(v): as_node(t) for v, t in tangents.items()}
     for node in topological_order(outputs):
@@ -86,7 +92,14 @@ def jvp_graph(outputs: Sequence[Node], tangents: Mapping[Node, Node]) -> list[No
 
 
 class ForwardMode(Differentiator):
-    """Forward-mode automatic differentiation: one tangent pass per input entry."""
+    """Forward-mode automatic differentiation: one tangent pass per input entry.
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> m = dk.ForwardMode()
+    >>> m.gradient(x * y, at={"x": 2.0, "y": 3.0}), m.last_cost.passes  # one pass per input
+    ({'x': 3.0, 'y': 2.0}, 2)
+    """
 
     name = "forward"
 

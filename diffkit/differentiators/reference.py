@@ -39,7 +39,15 @@ MAX_DIGITS = 1000
 
 class NoReference(ValueError):
     """There is no reference derivative at the point (undefined, not finite, a kink), or it
-    could not be computed within its time budget."""
+    could not be computed within its time budget.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> dk.reference_derivative(dk.abs(x), "x", at={"x": 0.0})
+    Traceback (most recent call last):
+    ...
+    diffkit.differentiators.reference.NoReference: the derivative in x does not exist at x = 0: ...
+    """
 
 
 def _real(value) -> bool:
@@ -69,6 +77,11 @@ def reference_derivative(f: Node, wrt, at, digits: int = 50, time_budget: float 
     Raises:
         NoReference: where f or its derivative is undefined at the point, or the time
             budget ran out.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> dk.reference_derivative(dk.sin(x), "x", at={"x": 0.0}, digits=20)  # cos 0
+    mpf('1.0')
     """
     digits = check_digits(digits)
     name = wrt.name if isinstance(wrt, Node) else wrt

@@ -65,6 +65,12 @@ def vjp_graph(
 
     Returns:
         One node per entry of ``wrt`` (a zero constant where no path leads).
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> [g] = dk.vjp_graph([x * x], [dk.const(1.0)], [x])
+    >>> dk.evaluate(g, at={"x": 3.0})  # 2x
+    6.0
     """
     outputs, wrt = list(outputs), list(wrt)
     order = topological_order(outputs)
@@ -112,6 +118,13 @@ def grad_graph(f: Node, wrt=None):
     The result is a graph like any other: evaluate it, count it with
     ``dk.graph_size``, or differentiate it again.
 
+    Args:
+        f: a scalar node.
+        wrt: a name, a variable, or a list of them (every variable by default).
+
+    Returns:
+        Node, or dict name -> Node.
+
     >>> import diffkit as dk
     >>> x = dk.variable("x")
     >>> d3 = dk.grad_graph(dk.grad_graph(dk.grad_graph(dk.sin(x), "x"), "x"), "x")
@@ -140,7 +153,14 @@ def grad_graph(f: Node, wrt=None):
 
 
 class ReverseMode(Differentiator):
-    """Reverse-mode automatic differentiation: one backward pass per output entry."""
+    """Reverse-mode automatic differentiation: one backward pass per output entry.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> m = dk.ReverseMode()
+    >>> m.derivative(x ** 3, "x", at={"x": 2.0}), m.last_cost.passes  # 3x^2; one backward pass
+    (12.0, 1)
+    """
 
     name = "reverse"
     real_output_convention = True

@@ -56,7 +56,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ExpressionSize:
-    """Size of a SymPy expression: tree nodes, operation count, DAG nodes after CSE."""
+    """Size of a SymPy expression: tree nodes, operation count, DAG nodes after CSE.
+
+    Args:
+        tree, ops, cse: the three measures.
+
+    >>> import diffkit as dk, sympy
+    >>> x, y = sympy.symbols("x y")
+    >>> size = dk.expression_size(x * y + x)  # Add(Mul(x, y), x)
+    >>> size.tree, size.ops
+    (5, 2)
+    """
 
     tree: int
     ops: int
@@ -64,7 +74,20 @@ class ExpressionSize:
 
 
 def expression_size(expr) -> ExpressionSize:
-    """The three size measures of a SymPy expression (or an array of them, summed)."""
+    """The three size measures of a SymPy expression (or an array of them, summed).
+
+    Args:
+        expr: a SymPy expression, or an array of them.
+
+    Returns:
+        ExpressionSize: tree nodes, operations, DAG nodes after CSE.
+
+    >>> import diffkit as dk, sympy
+    >>> x = sympy.Symbol("x")
+    >>> size = dk.expression_size(x ** 3)  # Pow(x, 3): three nodes, one operation
+    >>> size.tree, size.ops
+    (3, 1)
+    """
     exprs = (
         list(np.ravel(np.asarray(expr, dtype=object)))
         if not isinstance(expr, sympy.Basic)
@@ -99,6 +122,11 @@ def to_sympy(f: Node | list, real: bool = True):
     Returns:
         ``(expr, symbols)`` with ``symbols`` mapping each variable name to its
         SymPy symbol (or object array of symbols).
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> dk.to_sympy(x * y + 1)
+    (x*y + 1, {'x': x, 'y': y})
     """
     shapes = variable_shapes(f)
     symbols = {n: _symbols(n, s, real) for n, s in shapes.items()}
@@ -125,11 +153,27 @@ class SymbolicDerivative:
 
 
 class SymbolicError(ValueError):
-    """SymPy could not translate or differentiate the expression."""
+    """SymPy could not translate or differentiate the expression.
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> dk.symbolic_derivative(x * y, "z")
+    Traceback (most recent call last):
+    ...
+    diffkit.differentiators.symbolic.SymbolicError: f does not depend on a variable named 'z'
+    """
 
 
 class SymbolicLimitError(SymbolicError):
-    """A symbolic computation exceeded its size or time limit."""
+    """A symbolic computation exceeded its size or time limit.
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> dk.Symbolic(max_size=5).derivative(dk.sin(dk.sin(x * y)), "x", at={"x": 1.0, "y": 1.0})
+    Traceback (most recent call last):
+    ...
+    diffkit.differentiators.symbolic.SymbolicLimitError: symbolic: the derivative has more ...
+    """
 
 
 @contextlib.contextmanager
@@ -163,6 +207,12 @@ def symbolic_derivative(
 
     Raises:
         SymbolicError: where SymPy fails, or :class:`SymbolicLimitError` out of time.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> d = dk.symbolic_derivative(x ** 3, "x")
+    >>> d.derivative, d.derivative_size.tree  # 3*x**2: Mul(3, Pow(x, 2))
+    (3*x**2, 5)
     """
     name = wrt.name if isinstance(wrt, Node) else wrt
     with sympy_guard(time_budget):
@@ -230,6 +280,17 @@ class Symbolic(Differentiator):
 
     ``last_cost.expression_size`` is the tree size of the derivatives produced;
     ``last_cost.extra`` holds the tree size of the function.
+
+    Args:
+        simplify: simplify the derivative (``sympy.simplify``) before translating it.
+        precision: digits for mpmath evaluation, or None for the data's dtype.
+        time_budget: seconds SymPy may take, or None.
+        max_size: the most expression-tree nodes accepted.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> dk.Symbolic().derivative(x ** 3, "x", at={"x": 2.0})  # 3x^2
+    12.0
     """
 
     name = "symbolic"
