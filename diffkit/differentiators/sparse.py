@@ -283,6 +283,15 @@ def hessian_sparsity(f: Node, wrt=None, at: Mapping[str, Any] | None = None, loc
     """The pattern of the Hessian of the scalar ``f``: the Jacobian pattern of its gradient
     graph, made symmetric (see :func:`jacobian_sparsity` for the arguments).
 
+    Args:
+        f: a scalar node.
+        wrt: the variables (all by default).
+        at: a point (with ``local=True``, the pattern there).
+        local: the pattern at the point instead of everywhere.
+
+    Returns:
+        scipy.sparse.csr_matrix: the boolean, symmetric pattern.
+
     >>> import diffkit as dk
     >>> x = dk.variable("x", (4,))
     >>> p = hessian_sparsity(dk.sum((x[1:] - x[:-1]) ** 2) + dk.sum(dk.sin(x)))
@@ -392,6 +401,12 @@ class SparseJacobian:
             slower to prepare, fewer passes at every later point.
 
     After a call, ``last_cost`` holds the passes (colours) and batched evaluations.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (4,))
+    >>> J = dk.SparseJacobian(x[1:] * x[:-1])  # row i: x[i+1] at i, x[i] at i + 1
+    >>> J(at={"x": np.array([1.0, 2.0, 3.0, 4.0])}).toarray().tolist(), J.last_cost.passes
+    ([[2.0, 1.0, 0.0, 0.0], [0.0, 3.0, 2.0, 0.0], [0.0, 0.0, 4.0, 3.0]], 2)
     """
 
     def __init__(
@@ -487,6 +502,12 @@ class SparseHessian:
         pattern: a symmetric pattern to use instead of detecting one.
         at, local: the pattern at ``at`` (see :func:`hessian_sparsity`).
         kind: ``"star"`` (direct recovery) or ``"acyclic"`` (recovery by substitution).
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (4,))
+    >>> H = dk.SparseHessian(dk.sum(x ** 3))  # diag(6 x)
+    >>> H(at={"x": np.arange(4.0)}).toarray().diagonal().tolist(), H(at={"x": np.arange(4.0)}).nnz
+    ([0.0, 6.0, 12.0, 18.0], 4)
     """
 
     def __init__(
@@ -635,6 +656,18 @@ def sparsity(f, *args, wrt=None, at=None, local=False, hessian=False, argnums=0)
     :func:`jacobian_sparsity`); ``sparsity(fn, *args)`` traces the Python function ``fn``
     on arguments shaped like ``args`` (numpy code; the values only matter with
     ``local=True``) and gives the pattern with respect to argument(s) ``argnums``.
+
+    Args:
+        f: a node, or a Python function of arrays.
+        *args: ``at`` for a node; the arguments (arrays) for a function.
+        wrt: the variables (a node's, all by default).
+        at: a point (with ``local=True``, the pattern there).
+        local: the pattern at the point instead of everywhere.
+        hessian: the Hessian's pattern (of a scalar ``f``).
+        argnums: the argument(s) of a function to differentiate.
+
+    Returns:
+        scipy.sparse.csr_matrix: the boolean pattern.
 
     >>> import numpy as np
     >>> p = sparsity(lambda v: np.diff(v) ** 2, np.zeros(4))
