@@ -78,6 +78,16 @@ class Coloring:
         order: the vertex order of the greedy colouring.
         pattern: the pattern coloured (CSR, boolean).
         greedy_count: the colours of the first greedy pass, before iterated greedy.
+
+    Args:
+        colors, count, lower_bound, kind, order, pattern, greedy_count: the attributes
+            above (made by :func:`coloring`).
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x", (4,))
+    >>> c = dk.coloring(dk.sparsity(x[1:] * x[:-1]))  # neighbouring columns share a row
+    >>> c.colors.tolist(), c.count, c.lower_bound
+    ([0, 1, 0, 1], 2, 2)
     """
 
     colors: np.ndarray
