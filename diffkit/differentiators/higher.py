@@ -239,6 +239,16 @@ def directional_derivative(
     """``d^k/dt^k f(x + t v)`` at ``t = 0`` for ``v`` = ``direction`` (name -> array; names
     left out do not move), by ``"taylor"`` (one jet) or ``"forward"`` (k nested JVPs).
 
+    Args:
+        f: a node.
+        at: variable name -> value.
+        direction: variable name -> direction (names left out do not move).
+        order: the order k.
+        method: ``"taylor"`` or ``"forward"``.
+
+    Returns:
+        The k-th directional derivative (of ``f``'s shape).
+
     >>> import diffkit as dk
     >>> x, y = dk.variables("x y")
     >>> directional_derivative(x * x * y, {"x": 1.0, "y": 2.0}, {"x": 1.0, "y": 1.0}, 3)
@@ -283,6 +293,16 @@ def laplacian(
     """The Laplacian (trace of the Hessian) of the scalar ``f`` over the variables ``wrt``
     (all by default), by ``"collapsed"`` Taylor mode, ``"taylor"`` (one second-order jet
     per basis direction, batched) or ``"hessian"`` (forward-over-reverse, then the trace).
+
+    Args:
+        f: a scalar node.
+        at: variable name -> value.
+        wrt: the variables (all by default).
+        method: ``"collapsed"``, ``"taylor"`` or ``"hessian"``.
+        full_output: also return the cost.
+
+    Returns:
+        float: the Laplacian (with ``full_output``, also the cost).
 
     >>> import diffkit as dk
     >>> x = dk.variable("x", (3,))
