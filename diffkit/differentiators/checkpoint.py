@@ -338,6 +338,13 @@ def saved_residuals(f: Callable, *args) -> list[Residual]:
     (``"argument arg0"``) or an intermediate (``"tanh of shape (3,)"``, with the region
     it belongs to). ``str`` of each gives one line.
 
+    Args:
+        f: a Python function of arrays.
+        *args: arrays like its arguments.
+
+    Returns:
+        list of Residual: each value kept, with its shape and where it comes from.
+
     >>> import numpy as np
     >>> def f(x):
     ...     return np.sum(np.sin(np.sin(x)))
@@ -392,6 +399,13 @@ def binomial_steps(snapshots: int, sweeps: int) -> int:
 def revolve_recomputations(n: int, snapshots: int) -> int:
     """The fewest forward steps recomputed to reverse a chain of ``n`` steps with
     ``snapshots`` snapshots: t n - beta(s + 1, t - 1) for beta(s, t - 1) < n <= beta(s, t).
+
+    Args:
+        n: the number of steps of the chain.
+        snapshots: the number of snapshots held at once.
+
+    Returns:
+        int: the number of forward steps recomputed.
 
     >>> revolve_recomputations(1024, 10), revolve_recomputations(5, 1)
     (3755, 10)
