@@ -130,6 +130,13 @@ RECOMPUTE_AFTER = register(
 def checkpoint_name(x, name: str):
     """``x``, named ``name`` for :func:`diffkit.differentiators.checkpoint.save_only_these_names`.
 
+    Args:
+        x: a node.
+        name: the name.
+
+    Returns:
+        Node: ``x``'s value, named.
+
     >>> import diffkit as dk
     >>> x = dk.variable("x", (2,))
     >>> dk.evaluate(checkpoint_name(dk.sin(x), "h"), at={"x": [0.0, 0.0]}).tolist()
