@@ -103,6 +103,11 @@ def gradient(f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None) 
         at: variable name -> value.
         method: ``"reverse"``, ``"forward"`` or any name in ``dk.methods()``.
         wrt: a name, a variable or a list of them (all variables by default).
+
+    >>> import diffkit as dk
+    >>> x, y = dk.variables("x y")
+    >>> dk.gradient(x * y + dk.sin(x), at={"x": 0.0, "y": 3.0})  # (y + cos x, x)
+    {'x': 4.0, 'y': 0.0}
     """
     return get_method(method).gradient(f, at, wrt=wrt)
 
@@ -110,7 +115,25 @@ def gradient(f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None) 
 def derivative(f: Node, wrt, at: Mapping[str, Any], method: str = "reverse", order: int = 1):
     """d f / d wrt: a number for scalar ``f`` and ``wrt``, else an array; with ``order=k``
     the k-th derivative for a scalar ``wrt`` by any method name, ``"taylor"`` and
-    ``"complex-circle"`` among them (:mod:`diffkit.differentiators.higher`)."""
+    ``"complex-circle"`` among them (:mod:`diffkit.differentiators.higher`).
+
+    Args:
+        f: a node.
+        wrt: a variable or its name.
+        at: variable name -> value.
+        method: a method name (``dk.methods()``).
+        order: the order of the derivative (a scalar ``wrt`` for order > 1).
+
+    Returns:
+        float or array: the derivative.
+
+    >>> import diffkit as dk
+    >>> x = dk.variable("x")
+    >>> dk.derivative(x ** 3, "x", at={"x": 2.0})  # 3x^2
+    12.0
+    >>> dk.derivative(x ** 3, "x", at={"x": 2.0}, order=3)  # 6
+    6.0
+    """
     if order != 1 or method in ("taylor", "complex-circle", "forward-over-reverse"):
         from .higher import derivative as higher_derivative
 
@@ -127,6 +150,16 @@ def jacobian(
     evaluated with one direction per colour (``method`` ``"forward"``, ``"reverse"`` or
     ``"central"``): a ``scipy.sparse.csr_matrix`` of shape ``(f.size, v.size)`` for one
     variable, else a dict of them (:mod:`diffkit.differentiators.sparse`).
+
+    Args:
+        f: a node.
+        at: variable name -> value.
+        method: a method name (``dk.methods()``).
+        wrt: a variable, a name, or a list of them (all by default).
+        sparse: a ``scipy.sparse`` matrix from a colouring of the pattern.
+
+    Returns:
+        An array for one variable, else a dict name -> array.
 
     >>> import diffkit as dk, numpy as np
     >>> x = dk.variable("x", (4,))
@@ -264,6 +297,17 @@ def check_grads(
 
     Raises:
         AssertionError: naming the check that failed and the numbers.
+
+    Args:
+        f: a node.
+        at: variable name -> value.
+        order: the highest order checked.
+        eps: the step of the central differences.
+        rtol, atol: the tolerances.
+        seed: seeds the random directions.
+
+    Raises:
+        AssertionError: a check fails (the message names it).
 
     >>> import diffkit as dk
     >>> x = dk.variable("x", shape=(3,))
