@@ -138,6 +138,13 @@ class FiniteDifference(Differentiator):
     domain edge; for Richardson the smallest step of the tableau it answered from) and,
     for Richardson, ``last_cost.extra["error_estimate"]`` the largest
     estimated absolute error.
+
+    >>> import diffkit as dk
+    >>> y = dk.variable("y")
+    >>> dk.FiniteDifference("complex-step").derivative(y ** 2, "y", at={"y": 3.0})  # Im((3+ih)^2)/h
+    6.0
+    >>> round(dk.FiniteDifference("central").derivative(y ** 2, "y", at={"y": 3.0}), 8)
+    6.0
     """
 
     def __init__(
