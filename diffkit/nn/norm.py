@@ -437,17 +437,34 @@ def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) ->
             f"{num_groups}, got shape {x.shape}"
         )
     n, c = x.shape[:2]
+    size = c // num_groups
     rest = int(np.prod(x.shape[2:], dtype=np.int64))
-    grouped = ops.reshape(x, (n, num_groups, (c // num_groups) * rest))
-    if grouped.size:
-        grouped, _, _ = normalize(grouped, (2,), eps)
-    xhat = ops.reshape(grouped, x.shape)
-    shape = (1, c) + (1,) * (x.ndim - 2)
+    grouped = ops.reshape(x, (n, num_groups, size, rest))  # the one reshape of x
+    if not grouped.size:
+        return x if weight is None and bias is None else _affine(x, weight, bias)
+    # the statistics over (channels of the group, positions); the weight joins the small
+    # (N, G, C/G, 1) scale 1/σ · w, so the big arrays see one product and one sum
+    mean = ops.mean(grouped, (2, 3), keepdims=True)
+    centred = grouped - mean
+    var = ops.mean(centred * centred, (2, 3), keepdims=True)
+    scale = 1.0 / ops.sqrt(var + eps)
+    parameter = (1, num_groups, size, 1)
     if weight is not None:
-        xhat = xhat * ops.reshape(as_node(weight), shape)
+        scale = scale * ops.reshape(as_node(weight), parameter)
+    out = centred * scale
     if bias is not None:
-        xhat = xhat + ops.reshape(as_node(bias), shape)
-    return xhat
+        out = out + ops.reshape(as_node(bias), parameter)
+    return ops.reshape(out, x.shape)
+
+
+def _affine(x, weight, bias):
+    """x · weight + bias, per channel of (N, C, ...) ``x``."""
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        x = x * ops.reshape(as_node(weight), shape)
+    if bias is not None:
+        x = x + ops.reshape(as_node(bias), shape)
+    return x
 
 
 def instance_norm(
