@@ -57,7 +57,16 @@ _LABEL_BOX = dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.8)
 
 
 class GraphTooLarge(ValueError):
-    """A graph with more nodes than a drawing can show legibly."""
+    """A graph with more nodes than a drawing can show legibly.
+
+    >>> import diffkit as dk
+    >>> from diffkit import viz
+    >>> f = sum(dk.variables([f"w{i}" for i in range(40)]))  # 40 variables, 39 additions
+    >>> viz.layout(f, max_nodes=10)
+    Traceback (most recent call last):
+    ...
+    diffkit.viz.graph.GraphTooLarge: the graph has 79 nodes; a drawing stays readable up to 10 ...
+    """
 
 
 def node_label(node: Node) -> str:
@@ -79,7 +88,24 @@ def _fmt(v) -> str:
 @dataclass
 class Layout:
     """Where everything goes: ``boxes`` maps a node's id to (x, y, half-width,
-    half-height); ``edges`` lists (source node, target node, polyline points)."""
+    half-height); ``edges`` lists (source node, target node, polyline points).
+
+    The short label a drawing shows for ``node``: a variable's name, a constant's value,
+    an op's symbol or name.
+
+    Args:
+        node: a node.
+
+    Returns:
+        str: the label.
+
+    >>> import diffkit as dk
+    >>> from diffkit import viz
+    >>> x, y, z = dk.variables("x y z")
+    >>> at = {"x": -2.0, "y": 5.0, "z": -4.0}  # the course's (x + y) z
+    >>> viz.node_label(x), viz.node_label((x + y) * z), viz.node_label(dk.const(2.0))
+    ('x', '×', '2')
+    """
 
     order: list
     boxes: dict = field(default_factory=dict)
@@ -99,7 +125,26 @@ def _count_nodes(expr: Node, limit: int) -> list[Node]:
 
 
 def layout(expr: Node, max_nodes: int = MAX_NODES) -> Layout:
-    """The layered layout of ``expr``'s graph (see the module's docstring)."""
+    """The layered layout of ``expr``'s graph (see the module's docstring).
+
+    Args:
+        expr: the output node.
+        max_nodes: the most nodes drawn.
+
+    Returns:
+        Layout: the nodes in schedule order (``order``), their layers, boxes and edges.
+
+    Raises:
+        GraphTooLarge: the graph has more than ``max_nodes`` nodes.
+
+    >>> import diffkit as dk
+    >>> from diffkit import viz
+    >>> x, y, z = dk.variables("x y z")
+    >>> at = {"x": -2.0, "y": 5.0, "z": -4.0}  # the course's (x + y) z
+    >>> lay = viz.layout((x + y) * z)
+    >>> [str(n) for n in lay.order]  # inputs first, each op after its inputs
+    ['x', 'y', 'x + y', 'z', '(x + y)*z']
+    """
     order = _count_nodes(expr, max_nodes)
     consumers: dict[int, list[Node]] = {id(n): [] for n in order}
     for node in order:
@@ -328,6 +373,14 @@ def draw_graph(
     Returns:
         dict with ``values`` and ``gradients`` keyed by node label (the last node of a
         label wins), ``order`` (the labels in evaluation order) and ``layout``.
+
+    >>> import diffkit as dk
+    >>> from diffkit import viz
+    >>> x, y, z = dk.variables("x y z")
+    >>> at = {"x": -2.0, "y": 5.0, "z": -4.0}  # the course's (x + y) z
+    >>> drawn = viz.draw_graph((x + y) * z, at=at)
+    >>> drawn["values"]["×"], drawn["gradients"]  # f = -12; df/dx = df/dy = z, df/dz = x + y
+    (-12.0, {'x': -4.0, 'y': -4.0, '+': -4.0, 'z': 3.0, '×': 1.0})
     """
     fmt = None
     if path is not None:
@@ -345,6 +398,12 @@ def draw_graph(
 
 class Graph:
     """A graph picture for notebooks: Jupyter shows it through ``_repr_svg_``.
+
+    Args:
+        expr: the output node.
+        at: variable name -> value, to show values (and gradients), or None.
+        grads: show the gradients.
+        title: a title, or None.
 
     >>> import diffkit as dk
     >>> x, y = dk.variables("x y")

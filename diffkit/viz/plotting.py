@@ -21,7 +21,20 @@ __all__ = ["new_figure", "figure_bytes", "save_figure", "markdown_table", "write
 
 
 def new_figure(rows: int = 1, cols: int = 1, figsize=(7, 4.5)):
-    """A figure (on its own Agg canvas, unknown to pyplot) and its axes."""
+    """A figure (on its own Agg canvas, unknown to pyplot) and its axes.
+
+    Args:
+        rows, cols: the grid of axes.
+        figsize: the size in inches.
+
+    Returns:
+        ``(figure, axes)``: one Axes, or an array of them for a grid.
+
+    >>> from diffkit import viz
+    >>> fig, axes = viz.new_figure(1, 2)
+    >>> type(fig).__name__, axes.shape
+    ('Figure', (2,))
+    """
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)  # attaches itself as fig.canvas
     axes = fig.subplots(rows, cols, squeeze=True)
@@ -38,7 +51,24 @@ def figure_bytes(fig, fmt: str = "png", dpi: int = 110, **savefig) -> bytes:
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save ``fig`` as PNG to ``path`` atomically."""
+    """Save ``fig`` as PNG to ``path`` atomically.
+
+    Args:
+        fig: a matplotlib Figure.
+        path: the file to write.
+        dpi: the resolution.
+
+    Returns:
+        Path: ``path``.
+
+    >>> import pathlib, tempfile
+    >>> from diffkit import viz
+    >>> fig, ax = viz.new_figure()
+    >>> _ = ax.plot([0, 1], [0, 1])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     viz.save_figure(fig, pathlib.Path(d) / "line.png").read_bytes()[:8]  # the PNG signature
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    """
     if not fig.legends:
         fig.tight_layout()
     return atomic_write_bytes(path, figure_bytes(fig, "png", dpi))
@@ -56,7 +86,22 @@ def _cell(v) -> str:
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     """A GitHub-flavoured Markdown table; a NaN cell (a value not computed, or a column
-    that does not apply to the row) prints as "—", explained under the table."""
+    that does not apply to the row) prints as "—", explained under the table.
+
+    Args:
+        headers: the column titles.
+        rows: the rows, one value per column.
+
+    Returns:
+        str: the table.
+
+    >>> from diffkit import viz
+    >>> print(viz.markdown_table(["n", "error"], [[1, 0.5], [2, 0.25]]))
+    | n | error |
+    |---|---|
+    | 1 | 0.5 |
+    | 2 | 0.25 |
+    """
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     cells = [[_cell(v) for v in row] for row in rows]
     for row in cells:
@@ -68,7 +113,21 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write a report atomically."""
+    """Write a report atomically.
+
+    Args:
+        path: the file to write (its directory is created).
+        text: the text.
+
+    Returns:
+        Path: ``path``.
+
+    >>> import pathlib, tempfile
+    >>> from diffkit import viz
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     viz.write_text(pathlib.Path(d) / "README.md", "# Report").read_text()
+    '# Report'
+    """
     return atomic_write_text(path, text)
 
 

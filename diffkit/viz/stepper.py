@@ -146,7 +146,24 @@ def _steps(expr, lay, values, adjoints, edge_grads) -> list[dict]:
 
 def graph_steps(expr: Node, at: dict, max_nodes: int = MAX_NODES) -> list[dict]:
     """The steps the page replays: forward (one per node, in schedule order) then
-    backward (the seed, then one per edge), each with its exact numbers."""
+    backward (the seed, then one per edge), each with its exact numbers.
+
+    Args:
+        expr: the output node (a scalar).
+        at: variable name -> value.
+        max_nodes: the most nodes drawn.
+
+    Returns:
+        list of dict: one per step, with its pass, node, value or gradient and text.
+
+    >>> import diffkit as dk
+    >>> from diffkit import viz
+    >>> x, y, z = dk.variables("x y z")
+    >>> at = {"x": -2.0, "y": 5.0, "z": -4.0}  # the course's (x + y) z
+    >>> steps = viz.graph_steps((x + y) * z, at=at)  # df/dx = df/dy = z = -4, df/dz = 3
+    >>> print(", ".join(s["text"] for s in steps))
+    x = -2, y = 5, + = 3, z = -4, × = -12, ∂f/∂× = 1, ∂f/∂+ = -4, ∂f/∂z = 3, ∂f/∂x = -4, ∂f/∂y = -4
+    """
     lay, values, adjoints, edge_grads = _evaluate(expr, at, max_nodes)
     return _steps(expr, lay, values, adjoints, edge_grads)
 
@@ -273,6 +290,20 @@ def graph_html(expr: Node, at: dict, title: str | None = None, max_nodes: int = 
     Raises:
         GraphTooLarge: more than ``max_nodes`` nodes.
         ValueError: a non-scalar output, a missing variable value, complex values.
+
+    Args:
+        expr: the output node (a scalar).
+        at: variable name -> value.
+        title: the page's title, or None.
+        max_nodes: the most nodes drawn.
+
+    >>> import diffkit as dk
+    >>> from diffkit import viz
+    >>> x, y, z = dk.variables("x y z")
+    >>> at = {"x": -2.0, "y": 5.0, "z": -4.0}  # the course's (x + y) z
+    >>> page = viz.graph_html((x + y) * z, at=at)
+    >>> page.startswith("<!DOCTYPE html>"), "<script" in page
+    (True, True)
     """
     return _page(expr, at, title, max_nodes)[0]
 
@@ -309,7 +340,24 @@ def write_graph_html(
     expr: Node, at: dict, path: str | Path, title: str | None = None, max_nodes: int = MAX_NODES
 ) -> dict:
     """Write :func:`graph_html`'s page to ``path`` (atomically); returns ``{"steps": n,
-    "nodes": m}``."""
+    "nodes": m}``.
+
+    Args:
+        expr: the output node (a scalar).
+        at: variable name -> value.
+        path: the file to write.
+        title: the page's title, or None.
+        max_nodes: the most nodes drawn.
+
+    >>> import diffkit as dk
+    >>> from diffkit import viz
+    >>> x, y, z = dk.variables("x y z")
+    >>> at = {"x": -2.0, "y": 5.0, "z": -4.0}  # the course's (x + y) z
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     viz.write_graph_html((x + y) * z, at, pathlib.Path(d) / "graph.html")
+    {'steps': 10, 'nodes': 5}
+    """
     from ..io import atomic_write_bytes
 
     page, steps, nodes = _page(expr, at, title, max_nodes)
@@ -319,7 +367,21 @@ def write_graph_html(
 
 class SteppedGraph:
     """The stepping page in a notebook: Jupyter shows it through ``_repr_html_`` (in an
-    isolated frame, so several pages in one notebook do not interfere)."""
+    isolated frame, so several pages in one notebook do not interfere).
+
+    Args:
+        expr: the output node (a scalar).
+        at: variable name -> value.
+        title: the page's title, or None.
+        max_nodes: the most nodes drawn.
+
+    >>> import diffkit as dk
+    >>> from diffkit import viz
+    >>> x, y, z = dk.variables("x y z")
+    >>> at = {"x": -2.0, "y": 5.0, "z": -4.0}  # the course's (x + y) z
+    >>> viz.SteppedGraph((x + y) * z, at=at).page == viz.graph_html((x + y) * z, at=at)
+    True
+    """
 
     def __init__(self, expr: Node, at: dict, title=None, max_nodes: int = MAX_NODES):
         self.page = graph_html(expr, at, title, max_nodes)
