@@ -96,7 +96,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
         str: the table.
 
     >>> from diffkit import viz
-    >>> print(viz.markdown_table(["n", "error"], [[1, 0.5], [2, 0.25]]))
+    >>> print(viz.markdown_table(["n", "error"], [[1, 0.5], [2, 0.25]]), end="")
     | n | error |
     |---|---|
     | 1 | 0.5 |
