@@ -79,6 +79,17 @@ def _fused(impl):
     return run
 
 
+def _at_least(x, bound, out=None):
+    """max(x, bound), NaN kept: numpy's clip runs vectorized where maximum with a scalar
+    runs element by element (three times slower on float32)."""
+    return np.clip(x, bound, np.inf, out=out)
+
+
+def _at_most(x, bound, out=None):
+    """min(x, bound), NaN kept (as :func:`_at_least`)."""
+    return np.clip(x, -np.inf, bound, out=out)
+
+
 def _mask(condition, dtype):
     """A 0/1 array of ``dtype``."""
     return condition.astype(dtype)
@@ -295,17 +306,17 @@ def gelu(x, approximate: str = "none") -> Node:
 @_fused
 def _elu_impl(x, alpha=1.0):
     # max(x, 0) + alpha expm1(min(x, 0)): expm1 never sees a positive input
-    out = np.minimum(x, 0)
+    out = _at_most(x, 0.0)
     np.expm1(out, out=out)
     out *= alpha
-    out += np.maximum(x, 0)
+    out += _at_least(x, 0.0)
     return out
 
 
 @_fused
 def _elu_grad_impl(x, alpha=1.0):
     # 1 for x > 0, alpha exp(x) otherwise (alpha at 0, PyTorch)
-    e = np.minimum(x, 0)
+    e = _at_most(x, 0.0)
     np.exp(e, out=e)
     e *= alpha
     return _join(_mask(x > 0, x.dtype), 1.0, e)
@@ -432,7 +443,7 @@ def mish(x) -> Node:
 def _leaky_impl(x, negative_slope=0.01):
     s = negative_slope
     if s == 0.0:
-        return np.maximum(x, 0)  # no 0 · inf
+        return _at_least(x, 0.0)  # no 0 · inf
     # x > 0 ? x : s x is max(x, s x) for s <= 1 and min(x, s x) for s > 1
     sx = x * s
     return np.maximum(x, sx, out=sx) if s <= 1.0 else np.minimum(x, sx, out=sx)
@@ -573,7 +584,7 @@ def _softplus_parts(x, beta, threshold):
     dropped), and the 0/1 mask of beta x > threshold (PyTorch's linear branch)."""
     z = x * beta if beta != 1.0 else x
     m = _mask(z > threshold, x.dtype)
-    return np.minimum(z, threshold), m
+    return _at_most(z, threshold), m
 
 
 @_fused
@@ -584,12 +595,12 @@ def _softplus_beta_impl(x, beta=1.0, threshold=20.0):
     np.negative(smooth, out=smooth)
     np.exp(smooth, out=smooth)
     np.log1p(smooth, out=smooth)
-    smooth += np.maximum(z, 0, out=z)
+    smooth += _at_least(z, 0.0, out=z)
     if beta != 1.0:
         smooth /= beta
     # x where beta x > threshold: there x > threshold / beta, so max(x, threshold / beta)
     # is x, finite (-inf is not taken) where the smooth branch is
-    linear = np.maximum(x, threshold / beta)
+    linear = _at_least(x, threshold / beta)
     return _join(m, linear, smooth)
 
 
