@@ -112,6 +112,16 @@ class SGD(_Optimizer):
         lr: learning rate (> 0).
         momentum: μ in [0, 1).
         weight_decay: λ >= 0 (L2 penalty λ/2 ‖p‖²).
+
+    Raises:
+        ValueError: a learning rate, momentum or weight decay out of range.
+
+    >>> import numpy as np
+    >>> from diffkit import train
+    >>> params = {"w": np.array([1.0, 2.0])}
+    >>> train.SGD(params, lr=0.1).step({"w": np.array([1.0, 1.0])})  # w - lr g
+    >>> params["w"].tolist()
+    [0.9, 1.9]
     """
 
     def __init__(self, params: dict, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
@@ -162,6 +172,13 @@ class Adam(_Optimizer):
         eps: added to the denominator.
         weight_decay: λ >= 0, added to the gradient as λ p (Adam) or applied to the
             parameters directly as p -= lr λ p (AdamW, decoupled).
+
+    >>> import numpy as np
+    >>> from diffkit import train
+    >>> params = {"w": np.array([1.0])}
+    >>> train.Adam(params, lr=0.1).step({"w": np.array([2.0])})  # first step: lr g / (|g| + eps)
+    >>> round(float(params["w"][0]), 6)
+    0.9
     """
 
     decoupled = False
@@ -224,7 +241,22 @@ class Adam(_Optimizer):
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``:
-    p -= lr λ p before the Adam step. Its default weight decay is PyTorch's, 0.01."""
+    p -= lr λ p before the Adam step. Its default weight decay is PyTorch's, 0.01.
+
+    Args:
+        params: the model, ``model.named_parameters()`` or ``model.parameters()``.
+        lr: learning rate (> 0).
+        betas: the decay rates of the first and second moments.
+        eps: added to the root of the second moment.
+        weight_decay: λ: each step first scales the parameters by 1 - lr λ.
+
+    >>> import numpy as np
+    >>> from diffkit import train
+    >>> params = {"w": np.array([1.0])}
+    >>> train.AdamW(params, lr=0.1).step({"w": np.array([0.0])})  # only the decay: 1 - 0.1 · 0.01
+    >>> params["w"].tolist()
+    [0.999]
+    """
 
     decoupled = True
 
@@ -240,7 +272,18 @@ class AdamW(Adam):
 
 
 class StepLR:
-    """lr = base · gamma^(epoch // step_size)."""
+    """lr = base · gamma^(epoch // step_size).
+
+    Args:
+        step_size: the epochs between two decays.
+        gamma: the factor of each decay.
+
+    Call it as ``schedule(base, epoch, epochs)``.
+
+    >>> from diffkit import train
+    >>> train.StepLR(10, gamma=0.5)(1.0, 25, 100)  # 0.5 ** (25 // 10)
+    0.25
+    """
 
     def __init__(self, step_size: int, gamma: float = 0.1):
         self.step_size, self.gamma = int(step_size), float(gamma)
@@ -250,7 +293,14 @@ class StepLR:
 
 
 class CosineLR:
-    """lr = base · (1 + cos(π epoch / epochs)) / 2."""
+    """lr = base · (1 + cos(π epoch / epochs)) / 2.
+
+    Call it as ``schedule(base, epoch, epochs)``.
+
+    >>> from diffkit import train
+    >>> train.CosineLR()(1.0, 50, 100), train.CosineLR()(1.0, 100, 100)  # cos(pi/2), cos(pi)
+    (0.5, 0.0)
+    """
 
     def __call__(self, base: float, epoch: int, epochs: int) -> float:
         return base * 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))
@@ -297,6 +347,19 @@ def newton(
         max_iter: iteration limit.
         tol: stop when ‖g‖ < tol.
         damping: the smallest λ.
+        c1: the Armijo constant of the line search.
+
+    Returns:
+        NewtonResult: the last iterate ``x`` and the history.
+
+    >>> import numpy as np
+    >>> from diffkit import train
+    >>> A, b = np.diag([2.0, 4.0]), np.array([2.0, 4.0])  # minimum -b·A^-1 b / 2 at A^-1 b
+    >>> def loss(x):
+    ...     return float(x @ A @ x / 2 - b @ x)
+    >>> result = train.newton(loss, lambda x: A @ x - b, lambda x: A, np.zeros(2))
+    >>> result.x.tolist(), float(result.losses[-1])
+    ([1.0, 1.0], -3.0)
     """
     import time
 
