@@ -44,12 +44,37 @@ MNIST_SMALL_SHA256 = "246e0c30eeea57c8d0037d3f38c8e00651ec204cc61b8022563e9aeeb9
 
 
 class DataError(ValueError):
-    """A data file is missing, corrupt or not what it claims to be."""
+    """A data file is missing, corrupt or not what it claims to be.
+
+    >>> import pathlib, tempfile
+    >>> from diffkit import train
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     (pathlib.Path(d) / "bad.idx").write_bytes(b"not an idx file")
+    ...     try:
+    ...         train.read_idx(pathlib.Path(d) / "bad.idx")
+    ...     except train.DataError:
+    ...         print("refused")
+    15
+    refused
+    """
 
 
 @dataclass
 class Dataset:
-    """Images (N, C, H, W) float32 and integer labels (N,)."""
+    """Images (N, C, H, W) float32 and integer labels (N,).
+
+    Args:
+        images: (N, C, H, W) float32.
+        labels: (N,) integers in [0, num_classes).
+        num_classes: the number of classes.
+        name: a name for reports.
+
+    >>> import numpy as np
+    >>> from diffkit import train
+    >>> data = train.Dataset(np.zeros((3, 1, 2, 2), np.float32), np.array([0, 1, 1]), 2)
+    >>> len(data), len(data.subset([0, 2]))
+    (3, 2)
+    """
 
     images: np.ndarray
     labels: np.ndarray
@@ -64,6 +89,21 @@ class Dataset:
 
 
 def one_hot(labels: np.ndarray, num_classes: int, dtype=np.float32) -> np.ndarray:
+    """Rows of zeros with a one at each label.
+
+    Args:
+        labels: (N,) integers in [0, num_classes).
+        num_classes: the number of columns.
+        dtype: the result's dtype.
+
+    Returns:
+        np.ndarray: (N, num_classes).
+
+    >>> import numpy as np
+    >>> from diffkit import train
+    >>> train.one_hot(np.array([0, 2]), 3).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    """
     out = np.zeros((len(labels), num_classes), dtype=dtype)
     out[np.arange(len(labels)), labels] = 1
     return out
@@ -135,7 +175,16 @@ def _load_digits_raw() -> tuple[np.ndarray, np.ndarray]:
 def load_mnist_small(test_size: int = 1000, seed: int = 0, dtype=np.float32):
     """The bundled 5,000 MNIST digits (28×28) as (train, test): a stratified split
     (4,000 / 1,000 by default), scaled to [0, 1] and standardised by the training
-    set's mean and deviation, as MNIST from IDX files is."""
+    set's mean and deviation, as MNIST from IDX files is.
+
+    Args:
+        test_size: the number of test images.
+        seed: seeds the split.
+        dtype: the images' dtype.
+
+    Returns:
+        ``(train, test)`` Datasets.
+    """
     images, labels = _load_bundled(MNIST_SMALL_PATH, MNIST_SMALL_SHA256, "make_mnist_small.py")
     x = images.astype(np.float64)[:, None] / 255.0
     train, test = stratified_split(labels, test_size, seed)
@@ -154,6 +203,20 @@ def load_digits(
     """The bundled digits as (train, test): a stratified split (1,437 / 360 by default),
     scaled to [0, 1], standardised by the training set's mean and deviation, and
     resized to ``size``×``size`` (bilinear).
+
+    Args:
+        size: the images' height and width (the 8×8 digits are resized).
+        test_size: the number of test images.
+        seed: seeds the split.
+        dtype: the images' dtype.
+
+    Returns:
+        ``(train, test)`` Datasets.
+
+    >>> from diffkit import train
+    >>> tr, te = train.load_digits()
+    >>> tr.images.shape, te.images.shape, tr.num_classes, str(tr.images.dtype)
+    ((1437, 1, 32, 32), (360, 1, 32, 32), 10, 'float32')
     """
     images, labels = _load_digits_raw()
     x = images.astype(np.float64)[:, None] / 16.0
@@ -176,7 +239,18 @@ MAX_IDX_DIMS = 4
 
 def read_idx(path: str | Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read an IDX file (gzip or raw), checking its magic number, dimensions and size
-    before allocating; a gzip file is decompressed up to ``max_bytes`` only."""
+    before allocating; a gzip file is decompressed up to ``max_bytes`` only.
+
+    Args:
+        path: the file (``.gz`` or raw).
+        max_bytes: the largest size accepted.
+
+    Returns:
+        np.ndarray: the array the file holds.
+
+    Raises:
+        DataError: the file is missing, too large, or not a valid IDX file.
+    """
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -261,7 +335,20 @@ def _check_idx_pair(img_path, images, lab_path, labels) -> None:
 def load_idx_dataset(
     directory: str | Path, name: str = "mnist", dtype=np.float32, size: int | None = None
 ) -> tuple[Dataset, Dataset]:
-    """MNIST or Fashion-MNIST (train, test) from the IDX files in ``directory``."""
+    """MNIST or Fashion-MNIST (train, test) from the IDX files in ``directory``.
+
+    Args:
+        directory: the directory of the four IDX files.
+        name: ``"mnist"`` or ``"fashion"``.
+        dtype: the images' dtype.
+        size: resize the images to ``size`` × ``size``, or None.
+
+    Returns:
+        ``(train, test)`` Datasets.
+
+    Raises:
+        DataError: a file is missing or corrupt.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"data directory {directory}: no such directory")
@@ -297,7 +384,23 @@ def random_shift(images: np.ndarray, rng: np.random.Generator, max_shift: int = 
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator | None, drop_last: bool = False):
-    """Index arrays of minibatches of ``range(n)``, shuffled by ``rng`` (in order if None)."""
+    """Index arrays of minibatches of ``range(n)``, shuffled by ``rng`` (in order if None).
+
+    Args:
+        n: the number of samples.
+        batch_size: the size of each batch.
+        rng: a numpy Generator to shuffle with, or None for the order 0, 1, ....
+        drop_last: leave out a last batch smaller than ``batch_size``.
+
+    Returns:
+        list of arrays of indices.
+
+    >>> from diffkit import train
+    >>> [b.tolist() for b in train.batches(5, 2, None)]
+    [[0, 1], [2, 3], [4]]
+    >>> [b.tolist() for b in train.batches(5, 2, None, drop_last=True)]
+    [[0, 1], [2, 3]]
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     order = rng.permutation(n) if rng is not None else np.arange(n)
