@@ -1,6 +1,6 @@
 """Convolution: ``conv2d`` as one matrix product of the weight with the ``im2col`` matrix
-of the input, or, at stride 1, a direct convolution (``conv2d_direct``, its weight
-gradient and its input gradient: compiled loops for float32 and float64, with numpy
+of the input, or a direct convolution (``conv2d_direct``, its weight gradient and its
+input gradient: compiled loops for float32 and float64 at strides up to 4, with numpy
 versions as the reference).
 """
 
@@ -393,8 +393,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> N
 
     Computed as one matrix product, (O, C·KH·KW) @ (C·KH·KW, N·OH·OW), of the weight and
     the input's window matrix (:func:`im2col`); the window matrix is one node, shared by
-    the weight gradient, and the input gradient is its adjoint :func:`col2im`. At stride 1
-    (windows of at most 1024 entries, at most 256 output channels per group) the op
+    the weight gradient, and the input gradient is its adjoint :func:`col2im`. At strides
+    up to 4 (except a strided 1x1 convolution, a subsample and one product; windows of at
+    most 1024 entries, at most 256 output channels per group) the op
     ``conv2d_direct`` computes the same product without the window matrix (with compiled
     loops on CPUs with AVX2 and FMA, which read each sample in place); so does
     a window matrix of more than ``CHUNK_ENTRIES`` entries, which ``conv2d_direct`` and
@@ -435,7 +436,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> N
     window_entries = x.shape[1] * kh * kw * n * oh * ow
     plain = groups == 1 and dilation == (1, 1)
     if not plain or native.direct_applies(weight.shape, stride) or window_entries > CHUNK_ENTRIES:
-        # directly (stride 1), or through the window matrix a slice of the batch at a
+        # directly (small strides), or through the window matrix a slice of the batch at a
         # time, so that it never exists whole; the bias is added as the product is stored
         inputs = (x, weight) if bias is None else (x, weight, bias)
         out = apply(CONV2D_DIRECT, *inputs, **_conv_attrs(stride, padding, dilation, groups))
