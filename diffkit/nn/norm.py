@@ -445,7 +445,7 @@ def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) ->
     # the statistics over (channels of the group, positions); the weight joins the small
     # (N, G, C/G, 1) scale 1/σ · w, so the big arrays see one product and one sum
     mean = ops.mean(grouped, (2, 3), keepdims=True)
-    centred = grouped - mean
+    centred = grouped + (-mean)  # the mean's cotangent: a sum, negated once it is small
     var = ops.mean(centred * centred, (2, 3), keepdims=True)
     scale = 1.0 / ops.sqrt(var + eps)
     parameter = (1, num_groups, size, 1)
