@@ -19,12 +19,44 @@ _FORMATS = ("diffkit-checkpoint-1", FORMAT)
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is missing, corrupt, or does not fit the model."""
+    """A checkpoint is missing, corrupt, or does not fit the model.
+
+    >>> from diffkit import train
+    >>> train.load_checkpoint("/nonexistent/run.npz")
+    Traceback (most recent call last):
+    ...
+    diffkit.train.checkpoint.CheckpointError: /nonexistent/run.npz: no such checkpoint
+    """
 
 
 def save_checkpoint(
     path, model, optimizer, epoch: int, rng_state: dict, history: list, config: dict
 ) -> Path:
+    """Write a checkpoint (atomically) from which a run resumes exactly.
+
+    Args:
+        path: the file to write (``.npz``).
+        model: the module whose state is saved.
+        optimizer: the optimizer whose state (momenta, step count) is saved.
+        epoch: the epochs completed.
+        rng_state: the state of the run's random generators.
+        history: one dict per epoch.
+        config: the run's configuration, as a dict.
+
+    Returns:
+        Path: ``path``.
+
+    See :func:`load_checkpoint` for an example.
+
+    >>> import diffkit as dk, pathlib, tempfile
+    >>> from diffkit import train
+    >>> model = dk.nn.Linear(2, 1)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = train.save_checkpoint(pathlib.Path(d) / "run.npz", model,
+    ...                                  train.SGD(model, lr=0.1), 1, {}, [], {})
+    ...     path.name, sorted(train.load_checkpoint(path))
+    ('run.npz', ['config', 'epoch', 'history', 'optimizer', 'rng', 'state'])
+    """
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     scalars = _split_state(optimizer.state_dict(), "optim", arrays)
     meta = {
@@ -74,6 +106,27 @@ def load_checkpoint(path, model=None) -> dict:
 
     Returns:
         dict with state, optimizer, epoch, rng, history, config.
+
+    Args:
+        path: the checkpoint file.
+        model: a module to load the state into, or None.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt, or does not fit ``model``.
+
+    >>> import numpy as np
+    >>> from diffkit import nn, train
+    >>> images = np.random.default_rng(0).random((8, 1, 2, 2)).astype(np.float32)
+    >>> data = train.Dataset(images, np.array([0, 1] * 4), 2)
+    >>> model = nn.LogisticRegression(4, 2)
+    >>> for _, p in model.named_parameters():
+    ...     p[...] = 0  # equal logits: the loss is ln 2
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = train.save_checkpoint(pathlib.Path(d) / "run.npz", model,
+    ...                                  train.SGD(model, lr=0.1), 3, {}, [], {})
+    ...     train.load_checkpoint(path, model)["epoch"]
+    3
     """
     path = Path(path)
     if not path.exists():
