@@ -45,7 +45,14 @@ NEWTON_MAX_PARAMETERS = 5000
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot run; the message names the setting (as its flag)."""
+    """A configuration that cannot run; the message names the setting (as its flag).
+
+    >>> from diffkit import train
+    >>> train.TrainConfig(lr=-1.0)
+    Traceback (most recent call last):
+    ...
+    diffkit.train.config.ConfigError: --lr: must be a number more than 0, got -1.0
+    """
 
 
 def flag(name: str) -> str:
@@ -84,6 +91,11 @@ class TrainConfig:
         train_limit, test_limit: use only the first so many images (quick runs).
         allow_change: on resume, settings of ``RESUME_MAY_CHANGE`` allowed to differ
             from the checkpoint's.
+
+    >>> from diffkit import train
+    >>> config = train.TrainConfig(model="logreg", train_limit=100, test_limit=50)
+    >>> [len(d) for d in train.load_data(config)]
+    [100, 50]
     """
 
     model: str = "lenet5"
