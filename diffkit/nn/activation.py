@@ -2,8 +2,9 @@
 GLU), channel dropout (``Dropout2d``) and the residual connection ``Residual``, with
 PyTorch's constructor arguments and defaults.
 
-The activations are compositions of ops (:mod:`diffkit.ops.activations`), with
-PyTorch's derivatives at their kinks.
+The activations are the ops of :mod:`diffkit.ops.activations` (GELU, ELU, SiLU, leaky
+ReLU, hardtanh and softplus each one fused op, and one for its derivative; SELU, ReLU6,
+Mish and GLU compositions of them), with PyTorch's derivatives at their kinks.
 
 >>> import diffkit as dk
 >>> from diffkit import nn
