@@ -29,7 +29,18 @@ class OutputBusy(ConfigError):
 
 def build_model(config: TrainConfig):
     """The model a configuration describes, initialised from its seed, running its layers
-    in ``config.checkpoint`` checkpointed segments if set."""
+    in ``config.checkpoint`` checkpointed segments if set.
+
+    Args:
+        config: the configuration.
+
+    Returns:
+        Module: the model.
+
+    >>> from diffkit import train
+    >>> train.build_model(train.TrainConfig(model="logreg")).num_parameters()  # 64 pixels · 10 + 10
+    650
+    """
     from .. import nn
     from ..nn.checkpoint import with_checkpoints
 
@@ -52,7 +63,19 @@ def build_model(config: TrainConfig):
 
 
 def load_data(config: TrainConfig):
-    """(train, test) of a configuration, cut to ``train_limit``/``test_limit``."""
+    """(train, test) of a configuration, cut to ``train_limit``/``test_limit``.
+
+    Args:
+        config: the configuration.
+
+    Returns:
+        ``(train, test)`` Datasets.
+
+    >>> from diffkit import train
+    >>> train_set, test_set = train.load_data(train.TrainConfig(train_limit=100, test_limit=50))
+    >>> len(train_set), len(test_set), train_set.num_classes
+    (100, 50, 10)
+    """
     dtype = np.dtype(config.dtype)
     if config.dataset == "digits":
         train, test = load_digits(size=config.input_size, dtype=dtype)
@@ -196,6 +219,25 @@ def run(
     Returns:
         The :class:`FitResult`; ``result.ok`` is False if the loss diverged or a file
         could not be written (the last good checkpoint is kept either way).
+
+    Args:
+        config: the run's configuration.
+        resume: continue the checkpoint in ``config.out``.
+        progress: print one line per epoch.
+        bar: show a progress bar (None: when the output is a terminal).
+        log: the function that prints.
+
+    Returns:
+        FitResult: the history and how the run ended.
+
+    >>> import tempfile
+    >>> from diffkit import train
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     config = train.TrainConfig(model="logreg", epochs=1, train_limit=64, test_limit=32,
+    ...                                out=d)
+    ...     result = train.run(config, progress=False)
+    >>> [h["epoch"] for h in result.history], result.train_size, result.test_size
+    ([1], 64, 32)
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"run: expected a TrainConfig, got {type(config).__name__}")
