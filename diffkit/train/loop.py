@@ -58,6 +58,23 @@ class StepGraph:
 
     Calling it with a batch returns the loss, the logits, the gradients (name ->
     array) and the batch statistics of the normalization layers.
+
+    Args:
+        model: the module.
+        input_shape: the batch's shape (N, C, H, W).
+        num_classes: the number of classes.
+        loss_fn: ``(logits, labels) -> loss``; None for the mean cross-entropy.
+
+    >>> import numpy as np
+    >>> from diffkit import nn, train
+    >>> images = np.random.default_rng(0).random((8, 1, 2, 2)).astype(np.float32)
+    >>> data = train.Dataset(images, np.array([0, 1] * 4), 2)
+    >>> model = nn.LogisticRegression(4, 2)
+    >>> for _, p in model.named_parameters():
+    ...     p[...] = 0  # equal logits: the loss is ln 2
+    >>> step = train.StepGraph(model, (8, 1, 2, 2), 2)
+    >>> sorted(step.names)  # the parameters it differentiates
+    ['fc1.bias', 'fc1.weight']
     """
 
     def __init__(
@@ -105,7 +122,28 @@ def model_inputs(program, model: Module, **values) -> dict:
 def evaluate_model(
     model: Module, data: Dataset, batch_size: int = 512, cache: dict | None = None
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` in eval mode on ``data``."""
+    """Mean cross-entropy and accuracy of ``model`` in eval mode on ``data``.
+
+    Args:
+        model: the module.
+        data: the dataset.
+        batch_size: the evaluation batch size.
+        cache: compiled graphs to reuse across calls, or None.
+
+    Returns:
+        ``(mean loss, accuracy)``.
+
+    >>> import numpy as np
+    >>> from diffkit import nn, train
+    >>> images = np.random.default_rng(0).random((8, 1, 2, 2)).astype(np.float32)
+    >>> data = train.Dataset(images, np.array([0, 1] * 4), 2)
+    >>> model = nn.LogisticRegression(4, 2)
+    >>> for _, p in model.named_parameters():
+    ...     p[...] = 0  # equal logits: the loss is ln 2
+    >>> loss, accuracy = train.evaluate_model(model, data)
+    >>> round(loss, 6), accuracy  # ln 2; ties go to class 0, half the labels
+    (0.693147, 0.5)
+    """
     was_training = model.training
     model.eval()
     cache = {} if cache is None else cache
@@ -138,6 +176,14 @@ class FitResult:
     that could not be written; either way the last good checkpoint is kept. ``notes``
     are what the run chose on its own (such as a dropped last batch); ``model`` is the
     trained model.
+
+    Args:
+        history, diverged, failed, seconds, notes, model, train_size, test_size: the fields.
+
+    >>> from diffkit import train
+    >>> result = train.FitResult(history=[{"epoch": 1, "test_acc": 0.75}])
+    >>> result.final_test_accuracy, result.ok
+    (0.75, True)
     """
 
     history: list = field(default_factory=list)
@@ -227,6 +273,11 @@ class LoopOptions:
         augment: if positive, shift each training image by up to this many pixels.
         bar: show a progress bar (default: when ``progress`` and stderr is a terminal).
         log: where the lines go.
+
+    >>> from diffkit import train
+    >>> options = train.LoopOptions(epochs=3, batch_size=32)
+    >>> options.epochs, options.batch_size, options.seed
+    (3, 32, 0)
     """
 
     epochs: int
@@ -289,6 +340,18 @@ def fit(
         A :class:`FitResult`. A non-finite loss stops the run and names the step in
         ``diverged``; a checkpoint or history that cannot be written stops it and names
         the file in ``failed``; either way the last good checkpoint stays in place.
+
+    >>> import numpy as np
+    >>> from diffkit import nn, train
+    >>> images = np.random.default_rng(0).random((8, 1, 2, 2)).astype(np.float32)
+    >>> data = train.Dataset(images, np.array([0, 1] * 4), 2)
+    >>> model = nn.LogisticRegression(4, 2)
+    >>> for _, p in model.named_parameters():
+    ...     p[...] = 0  # equal logits: the loss is ln 2
+    >>> options = train.LoopOptions(epochs=2, batch_size=4, progress=False, plot=False)
+    >>> result = train.fit(model, data, data, train.SGD(model, lr=0.1), options)
+    >>> [h["epoch"] for h in result.history], result.ok
+    ([1, 2], True)
     """
     if not isinstance(options, LoopOptions):
         if options is not None:
@@ -305,7 +368,26 @@ class Trainer:
     """One training run, in parts: :meth:`run` is the epoch loop; :meth:`resume`,
     :meth:`check_batches`, :meth:`train_epoch` (the minibatch loop), :meth:`step` (one
     batch), :meth:`evaluate`, :meth:`log_epoch`, :meth:`save` and :meth:`finish` are its
-    parts, so that a new option changes one of them."""
+    parts, so that a new option changes one of them.
+
+    Args:
+        model: the module.
+        train, test: the datasets.
+        optimizer: the optimizer over the model's parameters.
+        options: a :class:`LoopOptions`.
+
+    >>> import numpy as np
+    >>> from diffkit import nn, train
+    >>> images = np.random.default_rng(0).random((8, 1, 2, 2)).astype(np.float32)
+    >>> data = train.Dataset(images, np.array([0, 1] * 4), 2)
+    >>> model = nn.LogisticRegression(4, 2)
+    >>> for _, p in model.named_parameters():
+    ...     p[...] = 0  # equal logits: the loss is ln 2
+    >>> options = train.LoopOptions(epochs=1, batch_size=4, progress=False, plot=False)
+    >>> result = train.Trainer(model, data, data, train.SGD(model, lr=0.1), options).run()
+    >>> len(result.history)
+    1
+    """
 
     def __init__(self, model: Module, train: Dataset, test: Dataset, optimizer, options):
         self.model, self.train_data, self.test_data = model, train, test
