@@ -51,8 +51,8 @@ class Cost:
     through together (several directions per evaluation).
 
     Args:
-        method, function_evaluations, passes, batches, graph_size, expression_size,
-            seconds, extra: the fields (see above).
+        method, function_evaluations, passes, batches: the fields (see above).
+        graph_size, expression_size, seconds, extra: the fields (see above).
 
     >>> import diffkit as dk
     >>> v = dk.variable("v", (3,))
