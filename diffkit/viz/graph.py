@@ -70,6 +70,21 @@ class GraphTooLarge(ValueError):
 
 
 def node_label(node: Node) -> str:
+    """The short label a drawing shows for ``node``: a variable's name, a constant's value,
+    an op's symbol or name.
+
+    Args:
+        node: a node.
+
+    Returns:
+        str: the label.
+
+    >>> import diffkit as dk
+    >>> from diffkit import viz
+    >>> x, y, z = dk.variables("x y z")
+    >>> viz.node_label(x), viz.node_label((x + y) * z), viz.node_label(dk.const(2.0))
+    ('x', '×', '2')
+    """
     if node.kind == "var":
         return node.name
     if node.kind == "const":
@@ -89,22 +104,6 @@ def _fmt(v) -> str:
 class Layout:
     """Where everything goes: ``boxes`` maps a node's id to (x, y, half-width,
     half-height); ``edges`` lists (source node, target node, polyline points).
-
-    The short label a drawing shows for ``node``: a variable's name, a constant's value,
-    an op's symbol or name.
-
-    Args:
-        node: a node.
-
-    Returns:
-        str: the label.
-
-    >>> import diffkit as dk
-    >>> from diffkit import viz
-    >>> x, y, z = dk.variables("x y z")
-    >>> at = {"x": -2.0, "y": 5.0, "z": -4.0}  # the course's (x + y) z
-    >>> viz.node_label(x), viz.node_label((x + y) * z), viz.node_label(dk.const(2.0))
-    ('x', '×', '2')
     """
 
     order: list
