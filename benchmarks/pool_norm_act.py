@@ -2,12 +2,15 @@
 (32, 32, 16, 16) float32 batch: diffkit's compiled gradient program against PyTorch eager,
 medians with their spread over alternating rounds, measured in one run.
 
-    .venv/bin/python benchmarks/pool_norm_act.py
+    .venv/bin/python benchmarks/pool_norm_act.py [NAME ...]
+
+With names, only the layers whose description contains one of them (``GELU``, ``Norm``).
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -65,7 +68,7 @@ def _times(fn, repeats):
     return out
 
 
-def main(rounds: int = 5, repeats: int = 5) -> None:
+def main(rounds: int = 5, repeats: int = 5, only: tuple = ()) -> None:
     import torch
 
     torch.set_num_threads(1)  # numpy's elementwise loops run on one core too
@@ -73,6 +76,8 @@ def main(rounds: int = 5, repeats: int = 5) -> None:
     print(f"input {SHAPE} float32, forward + backward, torch {torch.__version__}, 1 thread")
     print(f"{'layer':40s} {'diffkit ms (min-max)':>24s} {'torch ms (min-max)':>24s} ratio")
     for name, make in LAYERS:
+        if only and not any(word in name for word in only):
+            continue
         ours, theirs = diffkit_step(make, x), torch_step(make, x)
         ours()
         theirs()
@@ -88,4 +93,4 @@ def main(rounds: int = 5, repeats: int = 5) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(only=tuple(sys.argv[1:]))
