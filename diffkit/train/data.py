@@ -184,6 +184,11 @@ def load_mnist_small(test_size: int = 1000, seed: int = 0, dtype=np.float32):
 
     Returns:
         ``(train, test)`` Datasets.
+
+    >>> from diffkit import train
+    >>> tr, te = train.load_mnist_small()  # 5,000 digits: 4,000 to train, 1,000 to test
+    >>> tr.images.shape, te.images.shape, tr.num_classes
+    ((4000, 1, 28, 28), (1000, 1, 28, 28), 10)
     """
     images, labels = _load_bundled(MNIST_SMALL_PATH, MNIST_SMALL_SHA256, "make_mnist_small.py")
     x = images.astype(np.float64)[:, None] / 255.0
@@ -250,6 +255,15 @@ def read_idx(path: str | Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
 
     Raises:
         DataError: the file is missing, too large, or not a valid IDX file.
+
+    >>> import pathlib, struct, tempfile
+    >>> from diffkit import train
+    >>> header = struct.pack(">BBBBI", 0, 0, 0x08, 1, 3)  # zero, zero, unsigned bytes, 1 axis of 3
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = pathlib.Path(d) / "three.idx"
+    ...     _ = path.write_bytes(header + bytes([1, 2, 3]))
+    ...     train.read_idx(path).tolist()
+    [1, 2, 3]
     """
     path = Path(path)
     try:
@@ -348,6 +362,14 @@ def load_idx_dataset(
 
     Raises:
         DataError: a file is missing or corrupt.
+
+    >>> import tempfile
+    >>> from diffkit import train
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     train.load_idx_dataset(d)
+    Traceback (most recent call last):
+    ...
+    diffkit.train.data.DataError: ...: missing train-images-idx3-ubyte(.gz); ...
     """
     directory = Path(directory)
     if not directory.is_dir():

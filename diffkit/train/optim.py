@@ -412,6 +412,24 @@ class Newton(_Optimizer):
     :meth:`epoch` is one iteration on the full training set, on the mean cross-entropy
     plus weight_decay/2 ‖θ‖², with the Hessian by reverse mode (forward over reverse).
     For models of at most a few thousand parameters, in float64.
+
+    Args:
+        params: the model, ``model.named_parameters()`` or ``model.parameters()``.
+        weight_decay: λ of the penalty λ/2 ‖θ‖².
+        damping: the smallest damping of :func:`newton`.
+
+    >>> import numpy as np
+    >>> from diffkit import nn, train
+    >>> images = np.random.default_rng(0).random((8, 1, 2, 2)).astype(np.float32)
+    >>> data = train.Dataset(images, np.array([0, 1] * 4), 2)
+    >>> model = nn.LogisticRegression(4, 2)
+    >>> for _, p in model.named_parameters():
+    ...     p[...] = 0  # the loss starts at ln 2
+    >>> options = train.LoopOptions(epochs=2, batch_size=8, progress=False, plot=False)
+    >>> result = train.fit(model, data, data, train.Newton(model), options)
+    >>> losses = [h["train_loss"] for h in result.history]
+    >>> losses[0] < float(np.log(2)), losses[1] <= losses[0]  # the line search only descends
+    (True, True)
     """
 
     full_batch = True
