@@ -158,25 +158,25 @@ EXPORT void NAME(conv_direct)(const T *x, const idx *shape, const idx *xs, const
     }
 }
 
-/* The weight gradient: padded rows b0*MR .. b1*MR-1 (see load_cotangent) of dw (O, K),
-   the sum over all samples and output pixels of d (O, N, OH, OW, contiguous) times the
-   windows of x over the row's group of channels. Its threads share the rows, not the
-   batch, so that each sum is taken in one order whatever their number. The sums stay one
-   vector wide in the scratch until the end. */
+/* The weight gradient of samples n0..n1-1: dw (O, K), the sum over those samples and
+   their output pixels of d (O, N, OH, OW, contiguous) times the windows of x over each
+   row's group of channels. The threads share the batch in fixed ranges (diffkit/ops/
+   native.py sums their parts in order), so that each sum is taken in one order whatever
+   their number. The sums stay one vector wide in the scratch until the end. */
 TARGET
 EXPORT void NAME(conv_direct_wgrad)(const T *x, const idx *shape, const idx *xs,
                                   const idx *geo, const T *d, idx o, T *dw,
-                                  idx b0, idx b1) {
+                                  idx n0, idx n1) {
     conv_geo g = NAME(conv_geometry)(shape, geo);
-    idx K = g.k, kpad = round_up(K, NV), r0 = b0 * MR, r1 = b1 * MR;
-    idx og = o / g.groups, opg = round_up(og, MR);
+    idx K = g.k, kpad = round_up(K, NV);
+    idx og = o / g.groups, opg = round_up(og, MR), r0 = 0, r1 = g.groups * opg;
     idx off[DIRECT_MAX_K + NV];
     T *scratch = thread_scratch((size_t)NAME(conv_direct_scratch)(shape, geo, o) * sizeof(T));
     if (scratch == NULL) return; /* run_kernel raises MemoryError */
     T *buf = scratch, *drows = scratch + g.len, *part = drows + (r1 - r0) * g.mt;
     NAME(window_offsets)(&g, off, kpad);
     memset(part, 0, (size_t)((r1 - r0) * kpad * L) * sizeof(T));
-    for (idx ni = 0; ni < g.n; ni++) {
+    for (idx ni = n0; ni < n1; ni++) {
         NAME(load_sample)(x, xs, &g, ni, buf);
         NAME(load_cotangent)(d, &g, o, r0, r1, ni, drows);
         for (idx ob = 0; ob < r1 - r0; ob += MR) {

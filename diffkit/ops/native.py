@@ -317,6 +317,12 @@ def conv_direct(x, w, bias, stride, padding, out_hw, dilation=(1, 1), groups=1):
     return out
 
 
+# the weight gradient sums the batch in parts of this many samples (or more, so that there
+# are at most MAX_RANGES parts), which the threads share; the parts depend on the batch
+# only, and are added in order, so the result does not depend on the number of threads
+WGRAD_PART = 16
+
+
 def conv_direct_weight_grad(
     ct, x, weight_shape, stride, padding, out_hw, dilation=(1, 1), groups=1
 ):
@@ -325,16 +331,20 @@ def conv_direct_weight_grad(
     if suffix is None:
         return None
     ct = np.ascontiguousarray(ct)
-    o = weight_shape[0]
-    blocks = groups * -(-(o // groups) // _MR)  # register blocks of rows, group by group
-    dw = np.empty(weight_shape, x.dtype)
+    n, o = x.shape[0], weight_shape[0]
+    step = max(WGRAD_PART, -(-n // MAX_RANGES))
+    ranges = [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
+    parts = np.empty((len(ranges),) + tuple(weight_shape), x.dtype)
     geo = _direct_geo(weight_shape[2:], stride, padding, out_hw, dilation, groups)
     ints = _Ints(x.shape, _strides(x), geo)
-    args = (x, *ints.pointers, ct, o, dw)
-    # the threads share blocks of _MR output channels (rows of dw), not the batch: each
-    # sum then runs over the samples in one order, whatever the number of threads
-    plan = _plan(blocks, ct.size, split=2)
-    _run(getattr(_LIB, f"conv_direct_wgrad_{suffix}"), plan, lambda r: args)
+    args = (x, *ints.pointers, ct, o)
+    plan = (ranges, min(len(ranges), len(_ranges(n, ct.size))))
+    _run(getattr(_LIB, f"conv_direct_wgrad_{suffix}"), plan, lambda r: args + (parts[r],))
+    if len(ranges) == 1:
+        return parts[0]
+    dw = parts[0].copy()
+    for part in parts[1:]:  # in order
+        dw += part
     return dw
 
 
