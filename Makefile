@@ -41,12 +41,8 @@ demo: $(VENV)/.installed-base
 reports: $(VENV)/.installed-base
 	$(PY) -m diffkit demo --out reports
 
-# the tests, with coverage: the total, and the lines no test reaches in the core packages
-CORE := diffkit/ir/*,diffkit/ops/*,diffkit/differentiators/*
 test: $(VENV)/.installed-test
-	$(PY) -m pytest diffkit tests README.md --doctest-glob=README.md --cov=diffkit --cov-report=
-	$(PY) -m coverage report --include='$(CORE)' --show-missing --skip-covered --sort=cover
-	@$(PY) -m coverage report --format=total | sed 's/^/total line coverage of diffkit: /; s/$$/%/'
+	$(PY) -m pytest diffkit tests README.md --doctest-glob=README.md
 
 # ruff (lint and format) on everything, mypy on the public API (pyproject's [tool.mypy])
 lint: $(VENV)/.installed-test

@@ -181,9 +181,7 @@ def _traceable(f: Callable, args: Sequence, argnums: int) -> Callable | None:
         return None
 
     def reference(*values):
-        return get_method("reverse").gradient(out, {"probe": values[argnums]}, wrt="probe")[
-            "probe"
-        ]
+        return get_method("reverse").gradient(out, {"probe": values[argnums]}, wrt="probe")["probe"]
 
     return reference
 
@@ -307,8 +305,7 @@ def check_grads(
         arr = np.asarray(a)
         if arr.dtype.kind not in "biufc":
             raise TypeError(
-                f"check_grads: argument {i} must be a number or a numeric array, got "
-                f"{_describe(a)}"
+                f"check_grads: argument {i} must be a number or a numeric array, got {_describe(a)}"
             )
         arr = arr.astype(np.result_type(arr, np.float64))  # complex stays complex
         nodes.append(variable(f"arg{i}", arr.shape))

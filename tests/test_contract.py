@@ -83,9 +83,7 @@ def test_einsum_with_a_constant_operand_and_optimize():
 
     check_grads(f, (a,), order=2)
     g = dk.grad(f)(a)
-    np.testing.assert_allclose(
-        g, np.ones((3, 3)) @ a @ w.T + np.ones((3, 3)) @ a @ w, rtol=1e-12
-    )
+    np.testing.assert_allclose(g, np.ones((3, 3)) @ a @ w.T + np.ones((3, 3)) @ a @ w, rtol=1e-12)
 
 
 def test_einsum_keeps_float32_and_complex():
@@ -115,7 +113,8 @@ def test_large_einsums_take_numpys_contraction_order(dtype):
     g = dk.grad(lambda a, b, c: np.sum(np.einsum("ijk,jl,k->li", a, b, c)))(*values)
     assert g.dtype == values[0].dtype
     np.testing.assert_allclose(
-        g, np.einsum("l,jl,k->jk", np.ones(40), values[1], values[2])[None].repeat(20, 0),
+        g,
+        np.einsum("l,jl,k->jk", np.ones(40), values[1], values[2])[None].repeat(20, 0),
         rtol=rtol,
     )
 
@@ -337,9 +336,7 @@ def _one_line_error(exc_type, f, *shapes):
 
 
 def test_einsum_shape_mismatch_names_the_op_and_shapes():
-    msg = _one_line_error(
-        dk.ShapeError, lambda a, b: np.einsum("ij,jk->ik", a, b), (3, 4), (5, 2)
-    )
+    msg = _one_line_error(dk.ShapeError, lambda a, b: np.einsum("ij,jk->ik", a, b), (3, 4), (5, 2))
     assert "einsum" in msg and "(3, 4)" in msg and "(5, 2)" in msg
 
 

@@ -77,8 +77,7 @@ def test_a_study_and_a_drawing_leave_the_process_as_they_found_it(tmp_path):
     script.write_text(SCRIPT)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     done = subprocess.run(
-        [sys.executable, str(script), str(ROOT / "studies" / "receptive_fields.py"),
-         str(tmp_path)],
+        [sys.executable, str(script), str(ROOT / "studies" / "receptive_fields.py"), str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,

@@ -243,7 +243,7 @@ def test_sinc_at_and_near_zero():
     assert g[0] == 0.0 and abs(g[1]) < 1e-8
     # second derivative at 0: -pi^2/3
     h = dk.hessian(lambda x: np.sinc(x[0]))(np.zeros(1))
-    assert h[0, 0] == pytest.approx(-np.pi**2 / 3, rel=1e-12)
+    assert h[0, 0] == pytest.approx(-(np.pi**2) / 3, rel=1e-12)
 
 
 def test_scipy_special_functions_dispatch():
@@ -262,12 +262,15 @@ def test_scipy_special_functions_dispatch():
 
 def test_float32_stays_float32():
     x = RNG.uniform(0.1, 0.9, (3, 4)).astype(np.float32)
-    f = lambda x: np.sum(  # noqa: E731
-        np.std(x, axis=1, ddof=1)
-        + np.sort(x, axis=1)[:, 0]
-        + np.cumprod(x, axis=1)[:, -1]
-        + np.median(x, axis=1)
-    ) + np.sum(np.sinc(x) + scipy.special.erfinv(x) + np.logaddexp2(x, x))
+
+    def f(x):
+        return np.sum(
+            np.std(x, axis=1, ddof=1)
+            + np.sort(x, axis=1)[:, 0]
+            + np.cumprod(x, axis=1)[:, -1]
+            + np.median(x, axis=1)
+        ) + np.sum(np.sinc(x) + scipy.special.erfinv(x) + np.logaddexp2(x, x))
+
     g = dk.grad(f)(x)
     assert g.dtype == np.float32
 

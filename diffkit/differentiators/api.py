@@ -204,7 +204,7 @@ def hessian(
                 f"hessian(sparse=True) is forward over reverse (method='reverse'), got {method!r}"
             )
         return sparse_hessian(f, at, wrt=wrt)
-    return get_method(method).hessian(f, at, wrt=wrt)
+    return get_method(method).hessian(f, {} if at is None else at, wrt=wrt)
 
 
 def jvp(f, at, tangents):

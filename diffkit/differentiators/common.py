@@ -292,9 +292,7 @@ def real_where_real(f: Node, at, derivatives: dict, value=None, at_real=False) -
     return out
 
 
-def check_holomorphic(
-    f: Node | Iterable[Node], at, who: str, real_output_ok: bool = False
-) -> None:
+def check_holomorphic(f: Node | Iterable[Node], at, who: str, real_output_ok: bool = False) -> None:
     """Raise ValueError where ``f`` passes a value that depends on a complex input through
     an op that is not holomorphic: such an ``f`` has no complex derivative there.
 

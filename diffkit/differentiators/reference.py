@@ -123,8 +123,7 @@ def _derivative(program, shapes: dict, name: str, at, digits: int, point: str):
     """The central derivative at ``digits + 15`` digits, checked (see the module)."""
     with mpmath.workdps(digits + 15):
         base = {
-            k: at[k] if isinstance(at[k], mpmath.mpf) else mpmath.mpf(float(at[k]))
-            for k in shapes
+            k: at[k] if isinstance(at[k], mpmath.mpf) else mpmath.mpf(float(at[k])) for k in shapes
         }
 
         def g(t):
@@ -147,9 +146,9 @@ def _derivative(program, shapes: dict, name: str, at, digits: int, point: str):
         central = mpmath.diff(g, base[name])
         with mpmath.workdps(digits + 30):
             finer = mpmath.diff(g, base[name])
-        if not (_real(central) and _real(finer)) or abs(finer - central) > mpmath.mpf(
-            10
-        ) ** (-(digits // 2)) * max(1, abs(central)):
+        if not (_real(central) and _real(finer)) or abs(finer - central) > mpmath.mpf(10) ** (
+            -(digits // 2)
+        ) * max(1, abs(central)):
             raise NoReference(
                 f"the derivative in {name} is not finite at {point} (numerical "
                 f"differentiation does not converge: {mpmath.nstr(central, 6)} at "

@@ -131,8 +131,10 @@ class _Converter:
             return const(float(e))
         if isinstance(e, sp.Derivative):
             entry = self.lookup(type(e.expr))
-            rule = None if entry is None else getattr(entry[0], "rule", lambda k: None)(
-                "sympy_derivative"
+            rule = (
+                None
+                if entry is None
+                else getattr(entry[0], "rule", lambda k: None)("sympy_derivative")
             )
             if rule is not None and len(e.expr.args) == 1:
                 return rule(self.build(e.expr.args[0]))

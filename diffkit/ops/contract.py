@@ -267,8 +267,7 @@ def _parse(subscripts: str, shapes: list) -> tuple[str, list]:
     terms = inputs.split(",")
     if len(terms) != len(shapes):
         raise ValueError(
-            f"einsum: the subscripts {subscripts!r} name {len(terms)} operands, "
-            f"got {len(shapes)}"
+            f"einsum: the subscripts {subscripts!r} name {len(terms)} operands, got {len(shapes)}"
         )
     for t in terms + ([output] if explicit else []):
         if t.replace("...", "").count(".") or t.count("...") > 1:
@@ -285,9 +284,7 @@ def _parse(subscripts: str, shapes: list) -> tuple[str, list]:
             )
         counts.append(n)
     ell = _fresh(spec, max(counts, default=0))
-    terms = [
-        t.replace("...", "".join(ell[len(ell) - n :])) for t, n in zip(terms, counts)
-    ]
+    terms = [t.replace("...", "".join(ell[len(ell) - n :])) for t, n in zip(terms, counts)]
     if explicit:
         if ell and "..." not in output:
             raise ValueError(
@@ -385,8 +382,10 @@ def _contract(op: str, a: Node, b: Node, axes_a, axes_b) -> Node:
     """Sum of ``a * b`` over the paired axes; output: a's free axes, then b's (tensordot)."""
     axes_a = [_axis(op, int(i), a.ndim) for i in axes_a]
     axes_b = [_axis(op, int(i), b.ndim) for i in axes_b]
-    if len(axes_a) != len(axes_b) or len(set(axes_a)) < len(axes_a) or len(set(axes_b)) < len(
-        axes_b
+    if (
+        len(axes_a) != len(axes_b)
+        or len(set(axes_a)) < len(axes_a)
+        or len(set(axes_b)) < len(axes_b)
     ):
         raise ShapeError(f"{op}: axes {axes_a} and {axes_b} do not pair up")
     bad = [(i, j) for i, j in zip(axes_a, axes_b) if a.shape[i] != b.shape[j]]

@@ -223,9 +223,7 @@ def getitem(x, index) -> Node:
 
 def _is_advanced(index) -> bool:
     items = index if isinstance(index, tuple) else (index,)
-    return any(
-        isinstance(item, (list, tuple, np.ndarray, Node, bool, np.bool_)) for item in items
-    )
+    return any(isinstance(item, (list, tuple, np.ndarray, Node, bool, np.bool_)) for item in items)
 
 
 # ---- advanced indexing: a plan of basic indexing, one gather, transposes and reshapes -----
@@ -621,4 +619,3 @@ def take(x, indices, axis: int | None = None, out=None, mode: str = "raise") -> 
             raise IndexError(f"take: index {bad} is out of bounds for axis {axis} of size {size}")
     idx = idx.astype(np.intp)
     return apply(GATHER, x, indices=Indices(np.where(idx < 0, idx + size, idx)), axis=axis)
-

@@ -682,8 +682,15 @@ def append(arr, values, axis=None) -> Node:
     ),
 )
 def linspace(
-    start, stop, num: int = 50, endpoint: bool = True, retstep: bool = False, dtype=None,
-    axis: int = 0, *, device=None,
+    start,
+    stop,
+    num: int = 50,
+    endpoint: bool = True,
+    retstep: bool = False,
+    dtype=None,
+    axis: int = 0,
+    *,
+    device=None,
 ):
     """``num`` evenly spaced values from ``start`` to ``stop`` (included when ``endpoint``),
     as ``np.linspace``: the end points may be traced nodes or arrays (broadcast together,

@@ -28,8 +28,10 @@ CASES = {
     ),
     "exp_log_tanh": (
         lambda x: dk.sum(dk.exp(x[::-1] * x) * dk.log(x + 2.0)) + dk.sum(dk.tanh(x)) ** 2,
-        lambda x: torch.sum(torch.exp(torch.flip(x, (0,)) * x) * torch.log(x + 2.0))
-        + torch.sum(torch.tanh(x)) ** 2,
+        lambda x: (
+            torch.sum(torch.exp(torch.flip(x, (0,)) * x) * torch.log(x + 2.0))
+            + torch.sum(torch.tanh(x)) ** 2
+        ),
     ),
     "matmul_sqrt": (
         lambda x: dk.sum(dk.sqrt(x + 3.0) * (x @ dk.const(np.arange(9.0).reshape(3, 3) / 9))),

@@ -46,9 +46,7 @@ def vjp_case(op_np, op_torch, *args):
     """The VJP of one op along a random cotangent, against torch's."""
     out = op_np(*args)
     w, wt = cotangent(out.shape)
-    against_torch(
-        lambda *a: np.sum(op_np(*a) * w), lambda *t: torch.sum(op_torch(*t) * wt), args
-    )
+    against_torch(lambda *a: np.sum(op_np(*a) * w), lambda *t: torch.sum(op_torch(*t) * wt), args)
 
 
 def test_inv():
@@ -146,8 +144,11 @@ def test_svd_svdvals():
         def f(a):
             u, s, vh = np.linalg.svd(a, full_matrices=False)
             # sign-invariant: squares of the singular vectors and U diag(c) Vh
-            return np.sum(s * ws) + np.sum(u * u * wu) + np.sum(vh * vh * wv) + np.sum(
-                ((u * c) @ vh) ** 2
+            return (
+                np.sum(s * ws)
+                + np.sum(u * u * wu)
+                + np.sum(vh * vh * wv)
+                + np.sum(((u * c) @ vh) ** 2)
             )
 
         def ft(a):
@@ -236,7 +237,9 @@ def test_condition_number():
     for shape in [(4, 4), (2, 5, 3)]:
         x = RNG.standard_normal(shape)
         against_torch(
-            lambda x: np.sum(np.linalg.cond(x)), lambda x: torch.sum(torch.linalg.cond(x)), (x,),
+            lambda x: np.sum(np.linalg.cond(x)),
+            lambda x: torch.sum(torch.linalg.cond(x)),
+            (x,),
             rtol=1e-9,
         )
     x = RNG.standard_normal((3, 3))

@@ -66,44 +66,82 @@ def _torch_linspace(a, b, num, endpoint=True):
 
 CASES = [
     ("squeeze", np.squeeze, torch.squeeze, [(1, 3, 1, 2)]),
-    ("squeeze-axis", lambda x: np.squeeze(x, axis=2), lambda t: torch.squeeze(t, 2),
-     [(1, 3, 1, 2)]),
+    (
+        "squeeze-axis",
+        lambda x: np.squeeze(x, axis=2),
+        lambda t: torch.squeeze(t, 2),
+        [(1, 3, 1, 2)],
+    ),
     ("ravel", np.ravel, torch.flatten, [(2, 3, 4)]),
-    ("ravel-F", lambda x: np.ravel(x, order="F"), lambda t: t.permute(2, 1, 0).flatten(),
-     [(2, 3, 4)]),
+    (
+        "ravel-F",
+        lambda x: np.ravel(x, order="F"),
+        lambda t: t.permute(2, 1, 0).flatten(),
+        [(2, 3, 4)],
+    ),
     ("flatten", lambda x: x.flatten(), torch.flatten, [(3, 2)]),
     ("expand_dims", lambda x: np.expand_dims(x, 1), lambda t: t.unsqueeze(1), [(2, 3)]),
-    ("expand_dims-tuple", lambda x: np.expand_dims(x, (0, -1)),
-     lambda t: t.unsqueeze(0).unsqueeze(-1), [(2, 3)]),
-    ("moveaxis", lambda x: np.moveaxis(x, 0, -1), lambda t: torch.movedim(t, 0, -1),
-     [(2, 3, 4)]),
-    ("moveaxis-many", lambda x: np.moveaxis(x, (0, 1), (2, 0)),
-     lambda t: torch.movedim(t, (0, 1), (2, 0)), [(2, 3, 4)]),
+    (
+        "expand_dims-tuple",
+        lambda x: np.expand_dims(x, (0, -1)),
+        lambda t: t.unsqueeze(0).unsqueeze(-1),
+        [(2, 3)],
+    ),
+    ("moveaxis", lambda x: np.moveaxis(x, 0, -1), lambda t: torch.movedim(t, 0, -1), [(2, 3, 4)]),
+    (
+        "moveaxis-many",
+        lambda x: np.moveaxis(x, (0, 1), (2, 0)),
+        lambda t: torch.movedim(t, (0, 1), (2, 0)),
+        [(2, 3, 4)],
+    ),
     ("atleast_1d", np.atleast_1d, torch.atleast_1d, [()]),
     ("atleast_2d", np.atleast_2d, torch.atleast_2d, [(), (3,), (2, 3)]),
     ("atleast_3d", np.atleast_3d, torch.atleast_3d, [(), (3,), (2, 3), (2, 1, 3)]),
     ("roll", lambda x: np.roll(x, 2), lambda t: torch.roll(t, 2), [(3, 4)]),
     ("roll-axis", lambda x: np.roll(x, -1, axis=1), lambda t: torch.roll(t, -1, 1), [(3, 4)]),
-    ("roll-tuple", lambda x: np.roll(x, (1, -2), axis=(0, 2)),
-     lambda t: torch.roll(t, (1, -2), (0, 2)), [(3, 4, 5)]),
+    (
+        "roll-tuple",
+        lambda x: np.roll(x, (1, -2), axis=(0, 2)),
+        lambda t: torch.roll(t, (1, -2), (0, 2)),
+        [(3, 4, 5)],
+    ),
     ("roll-long", lambda x: np.roll(x, 11, axis=0), lambda t: torch.roll(t, 11, 0), [(4, 2)]),
     ("rot90", np.rot90, torch.rot90, [(3, 4)]),
-    ("rot90-k2", lambda x: np.rot90(x, 2, (1, 2)), lambda t: torch.rot90(t, 2, (1, 2)),
-     [(2, 3, 4)]),
-    ("rot90-k3", lambda x: np.rot90(x, 3, (2, 0)), lambda t: torch.rot90(t, 3, (2, 0)),
-     [(2, 3, 4)]),
+    (
+        "rot90-k2",
+        lambda x: np.rot90(x, 2, (1, 2)),
+        lambda t: torch.rot90(t, 2, (1, 2)),
+        [(2, 3, 4)],
+    ),
+    (
+        "rot90-k3",
+        lambda x: np.rot90(x, 3, (2, 0)),
+        lambda t: torch.rot90(t, 3, (2, 0)),
+        [(2, 3, 4)],
+    ),
     ("rot90-k-1", lambda x: np.rot90(x, -1), lambda t: torch.rot90(t, -1), [(3, 4)]),
     ("diff", np.diff, torch.diff, [(6,)]),
-    ("diff-n2-axis0", lambda x: np.diff(x, 2, axis=0), lambda t: torch.diff(t, 2, dim=0),
-     [(5, 3)]),
-    ("diff-prepend-append", lambda x, p, a: np.diff(x, axis=1, prepend=p, append=a),
-     lambda t, p, a: torch.diff(t, dim=1, prepend=p, append=a), [(3, 4), (3, 1), (3, 2)]),
+    ("diff-n2-axis0", lambda x: np.diff(x, 2, axis=0), lambda t: torch.diff(t, 2, dim=0), [(5, 3)]),
+    (
+        "diff-prepend-append",
+        lambda x, p, a: np.diff(x, axis=1, prepend=p, append=a),
+        lambda t, p, a: torch.diff(t, dim=1, prepend=p, append=a),
+        [(3, 4), (3, 1), (3, 2)],
+    ),
     ("gradient", np.gradient, lambda t: torch.gradient(t)[0], [(6,)]),
     ("gradient-2d", np.gradient, lambda t: torch.gradient(t), [(4, 5)]),
-    ("gradient-step", lambda f: np.gradient(f, 0.3, axis=1),
-     lambda t: torch.gradient(t, spacing=0.3, dim=1)[0], [(4, 5)]),
-    ("gradient-steps-edge2", lambda f: np.gradient(f, 0.3, 2.0, edge_order=2),
-     lambda t: torch.gradient(t, spacing=[0.3, 2.0], edge_order=2), [(4, 5)]),
+    (
+        "gradient-step",
+        lambda f: np.gradient(f, 0.3, axis=1),
+        lambda t: torch.gradient(t, spacing=0.3, dim=1)[0],
+        [(4, 5)],
+    ),
+    (
+        "gradient-steps-edge2",
+        lambda f: np.gradient(f, 0.3, 2.0, edge_order=2),
+        lambda t: torch.gradient(t, spacing=[0.3, 2.0], edge_order=2),
+        [(4, 5)],
+    ),
 ]
 
 
@@ -140,8 +178,12 @@ def test_gradient_traced_scalar_step_against_torch():
 
 APPEND = [
     ("append", np.append, lambda x, y: torch.cat([x.flatten(), y.flatten()]), [(2, 3), (4,)]),
-    ("append-axis", lambda x, y: np.append(x, y, axis=1), lambda x, y: torch.cat([x, y], 1),
-     [(2, 3), (2, 2)]),
+    (
+        "append-axis",
+        lambda x, y: np.append(x, y, axis=1),
+        lambda x, y: torch.cat([x, y], 1),
+        [(2, 3), (2, 2)],
+    ),
 ]
 
 
@@ -169,9 +211,12 @@ def test_linspace_with_traced_end_points_against_torch(num, endpoint, shapes):
     if shapes == [(), ()]:  # torch's own linspace, on the values
         a, b = 0.25, 3.5
         np.testing.assert_allclose(
-            dk.evaluate(np.linspace(dk.variable("a"), dk.variable("b"), num, endpoint=endpoint),
-                        {"a": a, "b": b}),
-            torch.linspace(a, b, num).numpy() if endpoint
+            dk.evaluate(
+                np.linspace(dk.variable("a"), dk.variable("b"), num, endpoint=endpoint),
+                {"a": a, "b": b},
+            ),
+            torch.linspace(a, b, num).numpy()
+            if endpoint
             else torch.linspace(a, b, num + 1)[:-1].numpy(),
             rtol=1e-14,
         )

@@ -157,8 +157,9 @@ def test_zscore_and_layer_norm_against_torch():
         x,
     )
     _compare(
-        lambda a: (a - np.mean(a, -1, keepdims=True))
-        / np.sqrt(np.var(a, -1, keepdims=True) + 1e-5),
+        lambda a: (
+            (a - np.mean(a, -1, keepdims=True)) / np.sqrt(np.var(a, -1, keepdims=True) + 1e-5)
+        ),
         lambda t: torch.nn.functional.layer_norm(t, (6,), eps=1e-5),
         x,
         rtol=1e-10,

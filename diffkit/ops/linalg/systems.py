@@ -189,7 +189,11 @@ def _tri_impl(a, b, lower=False, trans=False, unit_diagonal=False):
         return np.zeros(shape, dtype=np.result_type(a, b))
     a, b = np.broadcast_to(a, shape[:-2] + a.shape[-2:]), np.broadcast_to(b, shape)
     return scipy.linalg.solve_triangular(
-        a, b, trans=1 if trans else 0, lower=lower, unit_diagonal=unit_diagonal,
+        a,
+        b,
+        trans=1 if trans else 0,
+        lower=lower,
+        unit_diagonal=unit_diagonal,
         check_finite=False,
     )
 
@@ -256,7 +260,12 @@ SOLVE_TRIANGULAR = register(
 
 @builds(SOLVE_TRIANGULAR)
 def solve_triangular(
-    a, b, trans=0, lower: bool = False, unit_diagonal: bool = False, overwrite_b=False,
+    a,
+    b,
+    trans=0,
+    lower: bool = False,
+    unit_diagonal: bool = False,
+    overwrite_b=False,
     check_finite=True,
 ) -> Node:
     """The solution ``x`` of ``a @ x = b`` for a triangular ``a``, as
