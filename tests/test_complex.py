@@ -119,3 +119,11 @@ def test_complex_constants_come_back_from_sympy():
     x = sympy.Symbol("x", real=True)
     node = dk.from_sympy(sympy.exp(sympy.I * x) + (2 + 3 * sympy.I))
     assert dk.evaluate(node, {"x": 0.0}) == 3 + 3j
+
+
+def test_angle_in_degrees_is_real_at_complex_points():
+    z = dk.variable("z")
+    value = dk.evaluate(dk.angle(z, deg=True), at={"z": 1 + 1j})
+    assert np.isrealobj(value) and value == np.angle(1 + 1j, deg=True)
+    g = dk.gradient(dk.angle(z, deg=True), {"z": 1 + 1j})["z"]  # JAX: df/dx - i df/dy
+    assert g == pytest.approx(np.rad2deg(1.0) * (-0.5 - 0.5j), rel=1e-14)

@@ -221,3 +221,12 @@ def test_the_installed_command_prints_no_traceback(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr == f"error: --out {afile}: is a file, not a directory\n"
+
+
+def test_shape_errors_name_the_function_called():
+    import diffkit as dk
+
+    with pytest.raises(dk.ShapeError, match=r"^sum_to: cannot sum shape \(2, 3\) to \(4,\)"):
+        dk.sum_to(dk.variable("a", (2, 3)), (4,))
+    with pytest.raises(dk.ShapeError, match=r"^eigh: expected a square matrix"):
+        dk.eigh(dk.variable("m", (2, 3)))

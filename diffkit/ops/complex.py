@@ -206,4 +206,4 @@ def angle(z, deg: bool = False):
     180.0
     """
     out = apply("arctan2", imag(z), real(z))
-    return out * (180 / np.pi) if deg else out
+    return real(out * (180 / np.pi)) if deg else out  # real: the program may be complex

@@ -287,14 +287,23 @@ def sum_to(x: Node, shape: tuple) -> Node:
         return x
     lead = x.ndim - len(shape)
     if lead < 0:
-        return broadcast_to(x, shape)
+        return _broadcast_for_sum_to(x, shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1
     )
     out = apply("sum", x, axis=axes, keepdims=False) if axes else x
     kept = tuple(1 if d == 1 else x.shape[lead + i] for i, d in enumerate(shape))
     out = reshape(out, kept)
-    return out if kept == shape else broadcast_to(out, shape)
+    return out if kept == shape else _broadcast_for_sum_to(out, shape, x.shape)
+
+
+def _broadcast_for_sum_to(x: Node, shape: tuple, original: tuple | None = None) -> Node:
+    try:
+        return broadcast_to(x, shape)
+    except ShapeError:
+        raise ShapeError(
+            f"sum_to: cannot sum shape {original or x.shape} to {shape} (nor broadcast it there)"
+        ) from None
 
 
 # ---- matmul ----------------------------------------------------------------------

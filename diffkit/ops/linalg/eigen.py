@@ -180,4 +180,5 @@ def eigh(a, UPLO: str = "L") -> EighResult:  # noqa: N803 - numpy's name
     """
     _check_uplo("eigh", UPLO)
     a = as_node(a)
+    _square("eigh", a.shape)
     return EighResult(apply(EIGVALSH, a), apply(EIGH_VECTORS, a))
