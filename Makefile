@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # the install compiles diffkit/_native.c: a change to it reinstalls
 BUILD := pyproject.toml setup.py diffkit/_native.c diffkit/_native_kernels.h diffkit/_native_direct.h
 
-.PHONY: demo reports test lint oracle bench docs clean
+.PHONY: demo reports test lint oracle bench docs screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,10 @@ demo: $(VENV)/.installed-base
 reports: $(VENV)/.installed-base
 	$(PY) -m diffkit demo --out reports
 
+# with coverage: the table at the end lists, per module, the lines no test reaches
 test: $(VENV)/.installed-test
-	$(PY) -m pytest diffkit tests README.md --doctest-glob=README.md
+	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered \
+		diffkit tests README.md --doctest-glob=README.md
 
 # ruff (lint and format) on everything, mypy on the public API (pyproject's [tool.mypy])
 lint: $(VENV)/.installed-test
@@ -58,6 +60,12 @@ oracle: $(VENV)/.installed-oracle
 docs: $(VENV)/.installed-docs
 	$(PY) -m sphinx -b html -E -W --keep-going -q docs build/docs
 	@echo "open build/docs/index.html"
+
+# the docs' pictures of the graph page, as the browser test sees it (needs Chromium)
+screenshots: $(VENV)/.installed-test
+	mkdir -p docs/_static/graph-page
+	DIFFKIT_SCREENSHOTS=docs/_static/graph-page DIFFKIT_REQUIRE_BROWSER=1 \
+		$(PY) -m pytest -p no:cacheprovider tests/test_graph_page.py -k "steps_through and not generated"
 
 bench: $(VENV)/.installed-oracle
 	cd benchmarks && ../$(PY) run_all.py

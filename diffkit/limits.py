@@ -127,11 +127,51 @@ class _Budget:
         has not been raised yet."""
         with self.lock:
             self.done = True
-            if self.sent:
-                _RAISE[1](self.thread, None)
+            sent = self.sent
+        if sent:
+            _flush(self.thread)
         self.ended.set()
         if self.watcher is not None:
             self.watcher.join()  # it returns at once: no thread outlives its budget
+
+
+class _Flush(BaseException):
+    """Takes the place of a budget's exception that may still be on its way, and is
+    raised and caught at once by :func:`_flush`."""
+
+
+def _checkpoint() -> None:
+    """A Python call: the interpreter looks for pending asynchronous exceptions here."""
+
+
+def _flush(thread: int) -> None:
+    """Withdraw an asynchronous exception that may be pending for ``thread`` (the
+    calling thread), leaving the interpreter as it was before any was sent.
+
+    Withdrawing by sending ``NULL`` leaves CPython (3.11, 3.12) with its "something is
+    pending" flag set and nothing to deliver: every later function call of the process
+    then takes the slow path, and under a trace function (coverage, a debugger) the
+    thread spins at the entry of the next function it calls. So the pending exception is
+    instead replaced by :class:`_Flush` and delivered here, which clears the flag. An
+    exception raised meanwhile by something else (a signal handler's
+    ``KeyboardInterrupt``) is raised again once the flush has landed.
+    """
+    other: BaseException | None = None
+    send, withdraw = _RAISE  # type: ignore[misc]
+    try:
+        for _ in range(64):
+            try:
+                send(thread, _Flush)
+                for _ in range(8):
+                    _checkpoint()
+            except _Flush:
+                return
+            except BaseException as err:  # delivered before the flush: keep it for later
+                other = other or err
+        withdraw(thread, None)  # never delivered: withdraw it the plain way
+    finally:
+        if other is not None:
+            raise other
 
 
 def check_budget(seconds, what: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,9 @@ import diffkit as dk
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REQUIRED = os.environ.get("DIFFKIT_REQUIRE_BROWSER") == "1"
+# where the screenshots go: the test's own directory, or the docs' pictures
+# (`make screenshots` sets it to docs/_static/graph-page)
+SHOTS = os.environ.get("DIFFKIT_SCREENSHOTS")
 
 
 def _browser_or_skip():
@@ -117,7 +121,10 @@ def test_page_steps_through_both_passes(browser, tmp_path, name):
     page = browser.new_page()
     page.goto(path.as_uri())
     assert page.inner_text("#step") == "0" and _state(page) == {}
+    shots = pathlib.Path(SHOTS) if SHOTS else tmp_path
     for k in range(1, len(steps) + 1):
+        if k > 1 and steps[k - 2]["pass"] == "forward" and steps[k - 1]["pass"] != "forward":
+            page.screenshot(path=str(shots / f"{name}-forward.png"), full_page=True)
         page.click("#next")
         assert page.inner_text("#step") == str(k)
         shown = _state(page)
@@ -148,7 +155,8 @@ def test_page_steps_through_both_passes(browser, tmp_path, name):
         if node.kind == "var":
             assert shown[f"ng{i}"][1] == pytest.approx(fwd[node.name], rel=1e-10, abs=1e-14)
     assert page.url.endswith(f"#step={len(steps)}")
-    page.screenshot(path=str(tmp_path / f"{name}.png"))
+    page.screenshot(path=str(shots / f"{name}-backward.png"), full_page=True)
+    assert (shots / f"{name}-forward.png").stat().st_size > 0
     # keyboard: back one step, home, end
     page.keyboard.press("ArrowLeft")
     assert page.inner_text("#step") == str(len(steps) - 1)

@@ -145,7 +145,7 @@ def _refused(capsys, argv, *parts):
     assert err.count("\n") == 1 and "Traceback" not in err, err
     for part in parts:
         assert part in err, err
-    assert time.perf_counter() - start < 5, argv  # before any work
+    assert time.perf_counter() - start < 30, argv  # before any work (that takes minutes)
     return err
 
 
