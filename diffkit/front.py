@@ -36,20 +36,26 @@ def hessian(
     at: Mapping[str, Any] | None = None,
     method: str = "reverse",
     wrt=None,
-    sparse: bool = False,
+    sparse: bool | str = False,
 ):
     """The Hessian of the scalar ``f``; by default forward-over-reverse.
 
     ``f`` is a node (then ``at`` is the point), or a Python function: ``dk.hessian(f)`` is
     then the JAX-style transform (its second argument ``argnums``). ``sparse=True`` gives a
-    ``scipy.sparse`` matrix from a star colouring of the pattern read from the graph.
+    ``scipy.sparse`` matrix from a star colouring of the pattern read from the graph;
+    ``sparse="acyclic"`` uses an acyclic colouring (fewer colours, recovery by
+    substitution).
 
     Args:
         f: a scalar node (or a Python function: then the JAX-style transform).
         at: variable name -> value.
         method: ``"reverse"`` (forward over reverse) or another method name.
         wrt: the variables (all by default).
-        sparse: a ``scipy.sparse`` matrix from a star colouring.
+        sparse: ``True`` or ``"star"``: a ``scipy.sparse`` matrix from a star colouring;
+            ``"acyclic"``: from an acyclic colouring.
+
+    Raises:
+        ValueError: ``sparse`` is not one of those, or is combined with another method.
 
     Returns:
         The Hessian (an array over the variables in order), or a function for a Python ``f``.

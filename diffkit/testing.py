@@ -72,7 +72,8 @@ def numerical_gradient(
         method: a scheme of ``dk.FiniteDifference`` (``"central"``, ``"richardson"``,
             ``"complex-step"``, ...).
         step: the step (each scheme's rule by default).
-        full_output: also return a :class:`NumericalGradientInfo`, as numdifftools does.
+        full_output: also return a :class:`~diffkit.testing.NumericalGradientInfo`, as
+            numdifftools does.
 
     >>> import numpy as np
     >>> g = numerical_gradient(lambda x: np.sum(np.sin(x)), np.zeros(2), method="richardson")

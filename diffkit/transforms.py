@@ -328,9 +328,10 @@ def jacfwd(f: Callable, argnums: int | Sequence[int] = 0, sparse: bool = False) 
     return _jacobian_transform(f, argnums, "forward", "jacfwd", sparse)
 
 
-def hessian(f: Callable, argnums: int = 0, sparse: bool = False) -> Callable:
+def hessian(f: Callable, argnums: int = 0, sparse: bool | str = False) -> Callable:
     """The Hessian of a scalar ``f`` in one array argument (forward over reverse): shape
-    ``arg.shape + arg.shape``.
+    ``arg.shape + arg.shape``; with ``sparse=True``/``"star"``/``"acyclic"``, a
+    ``scipy.sparse`` matrix from that colouring of the pattern, prepared once.
 
     >>> import diffkit as dk, numpy as np
     >>> dk.hessian(lambda x: np.sum(x ** 3))(np.array([1.0, 2.0])).tolist()
@@ -338,6 +339,9 @@ def hessian(f: Callable, argnums: int = 0, sparse: bool = False) -> Callable:
     """
     if not isinstance(argnums, int):
         raise TypeError("hessian: argnums must be one integer")
+    from .differentiators.sparse import hessian_kind
+
+    kind = hessian_kind(sparse)
 
     def build(trace):
         _scalar(trace)
@@ -345,10 +349,10 @@ def hessian(f: Callable, argnums: int = 0, sparse: bool = False) -> Callable:
             raise TypeError("hessian: the argument must be one array, not a pytree")
         (var,) = trace.wrt
         differentiator = get_method("reverse")
-        if sparse:  # a scipy.sparse matrix; pattern and star colouring prepared once
+        if kind is not None:  # a scipy.sparse matrix; pattern and colouring prepared once
             from .differentiators.sparse import SparseHessian
 
-            prepared = SparseHessian(trace.out, wrt=[var.name])
+            prepared = SparseHessian(trace.out, wrt=[var.name], kind=kind)
             return lambda trace, args: prepared(trace.at(args))
 
         def run(trace, args):

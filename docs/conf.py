@@ -44,6 +44,19 @@ napoleon_use_ivar = True
 html_theme = "alabaster"
 html_title = "diffkit"
 html_static_path: list[str] = []
+# a Python reference to anything that is not documented is an error too; the types of
+# other libraries are the exception (their inventories would need the network)
+nitpicky = True
+nitpick_ignore = [
+    ("py:class", name)
+    for name in (
+        "numpy.ndarray",
+        "np.ndarray",
+        "scipy.sparse.csr_matrix",
+        "scipy.sparse._csr.csr_matrix",
+        "Path",
+    )
+]
 suppress_warnings = ["myst.header"]  # the reports start at level 1 inside the gallery
 
 

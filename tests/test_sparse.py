@@ -358,6 +358,45 @@ def test_public_calls_take_sparse():
         dk.hessian(g, at, method="forward", sparse=True)
 
 
+@pytest.mark.parametrize("sparse", [True, "star", "acyclic"])
+def test_hessian_doors_take_the_colouring_kind(sparse):
+    """``sparse=`` names the colouring in ``dk.hessian`` on nodes and on functions; the
+    Brusselator energy's acyclic colouring needs fewer colours than its star one."""
+    bruss, uv = _brusselator(4)
+    energy = dk.sum(bruss**2) / 2
+    at = {"uv": np.random.default_rng(3).uniform(0.5, 1.5, (2, 4, 4))}
+    dense = np.asarray(dk.hessian(energy, at)).reshape(32, 32)
+    got = dk.hessian(energy, at, sparse=sparse)
+    assert sp.issparse(got)
+    np.testing.assert_allclose(got.toarray(), dense, rtol=1e-12, atol=1e-12)
+    kind = "star" if sparse is True else sparse
+    assert sparse_hessian(energy, at, kind=kind).nnz == got.nnz
+
+    def loss(v):
+        return np.sum(np.diff(v) ** 4) + np.sum(np.cos(v) * v[0])
+
+    v = np.linspace(0.1, 1.0, 9)
+    H = dk.hessian(loss, sparse=sparse)(v)
+    assert sp.issparse(H)
+    np.testing.assert_allclose(H.toarray(), dk.hessian(loss)(v), rtol=1e-12, atol=1e-12)
+
+
+def test_acyclic_takes_fewer_colours_than_star_on_the_brusselator():
+    bruss, _ = _brusselator(6)
+    energy = dk.sum(bruss**2) / 2
+    star, acyclic = SparseHessian(energy), SparseHessian(energy, kind="acyclic")
+    assert acyclic.coloring.count < star.coloring.count
+
+
+@pytest.mark.parametrize("bad", ["dense", "Star", 1, 0.5, ["star"]])
+def test_hessian_refuses_an_unknown_colouring(bad):
+    x = dk.variable("x", (3,))
+    with pytest.raises(ValueError, match="sparse must be True, False, 'star' or 'acyclic'"):
+        dk.hessian(dk.sum(x**3), {"x": np.ones(3)}, sparse=bad)
+    with pytest.raises(ValueError, match="sparse must be True, False, 'star' or 'acyclic'"):
+        dk.hessian(lambda v: np.sum(v**3), sparse=bad)
+
+
 def test_transforms_take_sparse():
     def f(v):
         return np.sin(v[1:]) * v[:-1] + v[1:] ** 2

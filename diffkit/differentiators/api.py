@@ -115,7 +115,7 @@ def gradient(f: Node, at: Mapping[str, Any], method: str = "reverse", wrt=None) 
 def derivative(f: Node, wrt, at: Mapping[str, Any], method: str = "reverse", order: int = 1):
     """d f / d wrt: a number for scalar ``f`` and ``wrt``, else an array; with ``order=k``
     the k-th derivative for a scalar ``wrt`` by any method name, ``"taylor"`` and
-    ``"complex-circle"`` among them (:mod:`diffkit.differentiators.higher`).
+    ``"complex-circle"`` among them (``diffkit.differentiators.higher``).
 
     Args:
         f: a node.
@@ -125,7 +125,7 @@ def derivative(f: Node, wrt, at: Mapping[str, Any], method: str = "reverse", ord
         order: the order of the derivative (a scalar ``wrt`` for order > 1).
 
     Returns:
-        float or array: the derivative.
+        float or numpy.ndarray: the derivative.
 
     >>> import diffkit as dk
     >>> x = dk.variable("x")
@@ -149,7 +149,7 @@ def jacobian(
     With ``sparse=True`` the pattern is read from the graph, coloured, and the Jacobian
     evaluated with one direction per colour (``method`` ``"forward"``, ``"reverse"`` or
     ``"central"``): a ``scipy.sparse.csr_matrix`` of shape ``(f.size, v.size)`` for one
-    variable, else a dict of them (:mod:`diffkit.differentiators.sparse`).
+    variable, else a dict of them (``diffkit.differentiators.sparse``).
 
     Args:
         f: a node.
@@ -190,20 +190,26 @@ def hessian(
     at: Mapping[str, Any] | None = None,
     method: str = "reverse",
     wrt=None,
-    sparse: bool = False,
+    sparse: bool | str = False,
 ):
     """The Hessian of the scalar node ``f`` at ``at``; by default forward-over-reverse
-    (``dk.hessian`` also transforms Python functions). With ``sparse=True``: forward over
-    reverse on a star colouring of the pattern read from the graph, a
-    ``scipy.sparse.csr_matrix`` over the flattened variables of ``wrt``."""
-    if sparse:
+    (``dk.hessian`` also transforms Python functions). With ``sparse=True`` (or
+    ``"star"``): forward over reverse on a star colouring of the pattern read from the
+    graph, a ``scipy.sparse.csr_matrix`` over the flattened variables of ``wrt``; with
+    ``sparse="acyclic"``, on an acyclic colouring (fewer colours, recovery by
+    substitution)."""
+    from .sparse import hessian_kind
+
+    kind = hessian_kind(sparse)
+    if kind is not None:
         from .sparse import sparse_hessian
 
         if method != "reverse":
             raise ValueError(
-                f"hessian(sparse=True) is forward over reverse (method='reverse'), got {method!r}"
+                f"hessian(sparse={sparse!r}) is forward over reverse (method='reverse'), "
+                f"got {method!r}"
             )
-        return sparse_hessian(f, at, wrt=wrt)
+        return sparse_hessian(f, at, wrt=wrt, kind=kind)
     return get_method(method).hessian(f, {} if at is None else at, wrt=wrt)
 
 

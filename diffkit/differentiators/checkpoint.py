@@ -493,7 +493,7 @@ def checkpoint_chain(step: Callable, x, n: int, schedule: Any = "sqrt", snapshot
         x: the initial node.
         n: the number of steps.
         schedule: ``"none"``; ``"sqrt"`` (round(sqrt n) segments); an integer k (k
-            segments, as :func:`run_segments`: all but the last are checkpointed
+            segments, as ``run_segments``: all but the last are checkpointed
             regions, so n - n/k steps are recomputed); or ``"revolve"`` (the binomial
             schedule with ``snapshots`` snapshots, nested regions: the backward pass
             recomputes exactly :func:`revolve_recomputations` steps).

@@ -522,7 +522,7 @@ def coloring(
         kind: ``"column"`` (forward mode, finite differences), ``"row"`` (reverse mode),
             ``"star"`` (a symmetric Hessian pattern, direct recovery) or ``"acyclic"``
             (recovery by substitution).
-        order: one of :data:`ORDERS`.
+        order: one of ``ORDERS``.
         seed: the seed of the ``random`` order and of iterated greedy's random class orders.
         recolor: the most rounds of iterated greedy (0: the greedy colouring alone).
         native: use the compiled kernels where they are built (the numpy versions give the

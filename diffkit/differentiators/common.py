@@ -215,7 +215,7 @@ def get_method(method: str | Differentiator) -> Differentiator:
             ...) or a differentiator.
 
     Returns:
-        Differentiator: the differentiator.
+        ~diffkit.differentiators.common.Differentiator: the differentiator.
 
     Raises:
         ValueError: an unknown method name.

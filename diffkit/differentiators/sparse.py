@@ -629,6 +629,18 @@ def sparse_jacobian(f: Node, at, method: str = "forward", wrt=None, order="natur
     return jac(at)
 
 
+def hessian_kind(sparse) -> str | None:
+    """The colouring a Hessian's ``sparse=`` argument asks for: None (dense), ``"star"``
+    (``True``) or ``"acyclic"``; anything else is a one-line ValueError."""
+    if sparse is False or sparse is None:
+        return None
+    if sparse is True:
+        return "star"
+    if isinstance(sparse, str) and sparse in ("star", "acyclic"):
+        return sparse
+    raise ValueError(f"hessian: sparse must be True, False, 'star' or 'acyclic', got {sparse!r}")
+
+
 def sparse_hessian(f: Node, at, wrt=None, order="natural", local=False, kind="star"):
     """The Hessian of the scalar ``f`` at ``at`` as a ``scipy.sparse.csr_matrix`` (forward
     over reverse on a star colouring, or an acyclic one with ``kind="acyclic"``).

@@ -273,7 +273,7 @@ class Node:
 
     @property
     def at(self):
-        """Functional updates at an index, as JAX's: ``x.at[i].set(v)``, ``x.at[i].add(v)``."""
+        """Functional updates at an index, as in JAX (``x.at[i].set(v)``, ``x.at[i].add(v)``)."""
         return functions()["at"].build(self)
 
     def _numpy(self, name: str, *args, **kwargs):

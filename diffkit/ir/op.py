@@ -102,7 +102,7 @@ class Sample:
         make: optional ``rng -> list of arrays`` replacing the uniform draw.
         zero_derivative: the op's derivative is zero by definition, though its
             values change (``stop_gradient``): checked against zero, not differences.
-        pack: the inputs go to a :class:`Function`'s builder as one list (``np.stack``'s
+        pack: the inputs go to a ``Function``'s builder as one list (``np.stack``'s
             ``arrays``).
 
     >>> import diffkit as dk
@@ -152,8 +152,8 @@ class Op:
         threaded: whether the implementation's compiled loops do the arithmetic a matrix
             product would otherwise do (direct convolution): a program with such ops runs
             every compiled loop on all cores and holds numpy's BLAS to one thread
-            meanwhile (:mod:`diffkit.parallel`).
-        kind: one of :data:`KINDS`; rules of any rule kind derive from it.
+            meanwhile (``diffkit.parallel``).
+        kind: one of ``KINDS``; rules of any rule kind derive from it.
         names: the names the expression language accepts for it (``("arcsin", "asin")``);
             none for tensor ops.
         numpy: the numpy ufuncs and functions it implements (``np.arcsin``): on IR nodes
@@ -164,7 +164,7 @@ class Op:
             more of them, as for ``Add``) or a dict class -> ``(expr, arg) -> node`` where
             ``arg`` converts a sub-expression.
         builder: the public function that builds the op (``dk.sum``); by default
-            ``apply(op, *inputs, **attrs)``. Set with :func:`builds` where the builder is
+            ``apply(op, *inputs, **attrs)``. Set with ``builds`` where the builder is
             written after the record.
         arity: ``(fewest, most)`` arguments of the builder in the expression language
             (``None``: any number); by default the inputs of the first sample.

@@ -350,7 +350,8 @@ class Program:
 
     def profile(self, at: Mapping[str, Any] | None = None, repeats: int = 5) -> "Profile":
         """Time every op of the program on ``at`` (the median of ``repeats`` runs per op);
-        returns a :class:`Profile`, whose ``str`` is a table by op, costliest first.
+        returns a :class:`~diffkit.ir.schedule.Profile`, whose ``str`` is a table by op,
+        costliest first.
 
         >>> import diffkit as dk
         >>> x = dk.variable("x", (100, 100))
@@ -874,7 +875,7 @@ _CACHE_SIZE = 128
 
 
 class Profile:
-    """Per-op times of a program (:meth:`Program.profile`): ``rows`` holds
+    """Per-op times of a program (:meth:`~diffkit.Program.profile`): ``rows`` holds
     ``(op name, output shape, seconds)`` in schedule order."""
 
     def __init__(self, rows: list):

@@ -43,10 +43,11 @@ from .models import MLP, VGG, BasicBlock, LeNet5, LogisticRegression, ResNet
 from .module import Module, manual_seed
 from .norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from . import functional  # noqa: E402
-from .checkpoint import checkpoint_sequential  # noqa: E402
+from .checkpoint import checkpoint_sequential, with_checkpoints  # noqa: E402
 
 __all__ = [
     "checkpoint_sequential",
+    "with_checkpoints",
     "Module",
     "manual_seed",
     "Linear",

@@ -2,7 +2,7 @@
 
 The modules of a :class:`~diffkit.nn.layers.Sequential` (or a list of modules) are cut
 into ``segments`` runs of nearly equal length; each run but the last is a checkpointed
-region (:func:`diffkit.differentiators.checkpoint.run_segments`, as PyTorch's
+region (``diffkit.differentiators.checkpoint.run_segments``, as PyTorch's
 ``checkpoint_sequential``), so the backward pass keeps the runs' inputs and the last
 run's values, and recomputes one run at a time.
 
@@ -25,7 +25,7 @@ __all__ = ["checkpoint_sequential", "with_checkpoints"]
 
 def checkpoint_sequential(modules: Iterable, segments: int, x: Node, policy: Any = None) -> Node:
     """``modules`` applied to ``x`` in order, in ``segments`` runs, all but the last
-    checkpointed (:func:`~diffkit.differentiators.checkpoint.run_segments`).
+    checkpointed (``run_segments``).
 
     Args:
         modules: a ``Sequential`` or a list of modules (callables of one node).

@@ -54,7 +54,7 @@ def fusion_pairs(model: Module) -> list[tuple[str, str]]:
 def fuse_conv_bn(model: Module) -> Module:
     """A copy of ``model`` in eval mode with each BatchNorm folded into the conv or
     linear layer before it (the BatchNorm becomes an Identity; a layer without a bias
-    gains one). The pairs are those of :func:`fusion_pairs`.
+    gains one). The pairs are those of ``fusion_pairs``.
 
     Args:
         model: the module to fuse (left unchanged).

@@ -489,7 +489,7 @@ class Flatten(Module):
 
 class Sequential(Module):
     """Modules applied in order; children are named "0", "1", ...; ``checkpoint=k`` runs
-    them in k checkpointed segments (:func:`diffkit.nn.checkpoint.with_checkpoints`).
+    them in k checkpointed segments (:func:`~diffkit.nn.with_checkpoints`).
 
     Args:
         *modules: the modules, in order.

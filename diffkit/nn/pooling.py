@@ -58,7 +58,7 @@ class MaxPool2d(_Pool):
     window's first maximum (PyTorch).
 
     Args:
-        kernel_size, stride (default: the kernel), padding, dilation: ints or pairs.
+        kernel_size, stride, padding, dilation: ints or pairs; stride defaults to the kernel.
         return_indices: also return the flat index into H×W of each window's first
             maximum (an int64 node without derivative), as PyTorch.
         ceil_mode: round the output size up.

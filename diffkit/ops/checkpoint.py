@@ -128,7 +128,7 @@ RECOMPUTE_AFTER = register(
 
 
 def checkpoint_name(x, name: str):
-    """``x``, named ``name`` for :func:`diffkit.differentiators.checkpoint.save_only_these_names`.
+    """``x``, named ``name`` for the ``save_only_these_names`` policy of checkpointing.
 
     Args:
         x: a node.

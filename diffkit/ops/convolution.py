@@ -392,8 +392,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> N
             convolved on its own (``groups = in`` is a depthwise convolution).
 
     Computed as one matrix product, (O, C·KH·KW) @ (C·KH·KW, N·OH·OW), of the weight and
-    the input's window matrix (:func:`im2col`); the window matrix is one node, shared by
-    the weight gradient, and the input gradient is its adjoint :func:`col2im`. At strides
+    the input's window matrix (``im2col``); the window matrix is one node, shared by
+    the weight gradient, and the input gradient is its adjoint ``col2im``. At strides
     up to 4 (except a strided 1x1 convolution, a subsample and one product; windows of at
     most 1024 entries, at most 256 output channels per group) the op
     ``conv2d_direct`` computes the same product without the window matrix (with compiled

@@ -450,7 +450,7 @@ COL2IM = register(
 def im2col(x, kernel_size, stride=1, padding=0) -> Node:
     """The zero-padded windows of NCHW ``x`` as one matrix, shape (C·KH·KW, N·OH·OW):
     row (c, p, q) holds input channel c at kernel offset (p, q) for every output pixel.
-    Its adjoint is :func:`col2im`.
+    Its adjoint is ``col2im``.
 
     Args:
         x: an NCHW node.
@@ -479,12 +479,12 @@ def im2col(x, kernel_size, stride=1, padding=0) -> Node:
 
 def col2im(cols, input_shape, kernel_size, stride=1, padding=0) -> Node:
     """Scatter-add a window matrix (C·KH·KW, N·OH·OW) into an NCHW array of
-    ``input_shape``: the adjoint of :func:`im2col`.
+    ``input_shape``: the adjoint of ``im2col``.
 
     Args:
         cols: a node, (C·KH·KW, N·OH·OW).
         input_shape: the NCHW shape to fold into.
-        kernel_size, stride, padding: ints or pairs, as :func:`im2col`'s.
+        kernel_size, stride, padding: ints or pairs, as ``im2col``'s.
 
     Returns:
         Node: an array of ``input_shape``.

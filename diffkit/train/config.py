@@ -206,7 +206,7 @@ class TrainConfig:
     # -- derived ----------------------------------------------------------------------
     @property
     def input_size(self) -> int:
-        """The side of the model's input images: 32 for the convolutional models on the
+        """The side of the model's input images (32 for the convolutional models on the
         8×8 digits (the course's LeNet-5), 28 on MNIST (LeNet-5 with padding 2), the
         images' own side otherwise."""
         if self.dataset == "digits":

@@ -307,7 +307,8 @@ class CosineLR:
 
 
 class NewtonResult:
-    """The iterates of :func:`newton`: x, and per iteration loss, gradient norm, time."""
+    """The iterates of :func:`~diffkit.train.newton`: x, and per iteration loss, gradient
+    norm, time."""
 
     def __init__(self):
         self.x = None
@@ -350,7 +351,7 @@ def newton(
         c1: the Armijo constant of the line search.
 
     Returns:
-        NewtonResult: the last iterate ``x`` and the history.
+        ~diffkit.train.optim.NewtonResult: the last iterate ``x`` and the history.
 
     >>> import numpy as np
     >>> from diffkit import train

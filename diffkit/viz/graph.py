@@ -367,7 +367,7 @@ def draw_graph(
         path: where to save the picture (atomically), as PNG, SVG or PDF by its suffix;
             not saved when None.
         title: the figure title.
-        max_nodes: refuse larger graphs (:class:`GraphTooLarge`) before any work.
+        max_nodes: refuse larger graphs (:class:`~diffkit.viz.GraphTooLarge`) before any work.
 
     Returns:
         dict with ``values`` and ``gradients`` keyed by node label (the last node of a

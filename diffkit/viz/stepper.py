@@ -288,7 +288,7 @@ def graph_html(expr: Node, at: dict, title: str | None = None, max_nodes: int = 
     """The page (one self-contained HTML document) for ``expr`` at ``at``.
 
     Raises:
-        GraphTooLarge: more than ``max_nodes`` nodes.
+        ~diffkit.viz.GraphTooLarge: more than ``max_nodes`` nodes.
         ValueError: a non-scalar output, a missing variable value, complex values.
 
     Args:

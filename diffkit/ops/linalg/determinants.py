@@ -215,7 +215,7 @@ def slogdet(a) -> SlogdetResult:
         a: a node or array: a square matrix, or a stack of them (leading axes).
 
     Returns:
-        SlogdetResult: ``(sign, logabsdet)``, as numpy's.
+        ``SlogdetResult``: the named pair ``(sign, logabsdet)``, as numpy's.
 
     Raises:
         ShapeError: the last two axes are not square.

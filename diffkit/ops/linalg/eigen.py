@@ -167,7 +167,7 @@ def eigh(a, UPLO: str = "L") -> EighResult:  # noqa: N803 - numpy's name
         UPLO: ``"L"`` or ``"U"``: the triangle read.
 
     Returns:
-        EighResult: ``(eigenvalues, eigenvectors)``, values ascending.
+        ``EighResult``: the named pair ``(eigenvalues, eigenvectors)``, values ascending.
 
     Raises:
         ShapeError: the last two axes are not square.
