@@ -11,7 +11,7 @@ implements — and holds the op's rules for the features that transform graphs
 (batching, and any later one: a feature declares a *rule kind* with
 :func:`rule_kind`, deriving the rule from the op's kind where it can, and a record
 writes the rule in ``rules`` where it cannot). Compositions of ops that need no rule
-of their own (``mean``, ``softmax``, ``std``) are :class:`Function` records, reached
+of their own (``mean``, ``std``, ``var``) are :class:`Function` records, reached
 the same ways.
 
 The interpreters, differentiators and front doors read these records; they never
@@ -242,7 +242,7 @@ class Op:
 
 @dataclass(frozen=True, eq=False)
 class Function:
-    """A composition of ops that needs no rule of its own (``mean``, ``softmax``), reached
+    """A composition of ops that needs no rule of its own (``mean``, ``std``), reached
     from the front doors like an op.
 
     Args:
