@@ -4,13 +4,14 @@ Families: ``arithmetic`` (add ... mod), ``transcendental`` (exp, log, trigonomet
 hyperbolic, erf ...), ``comparison`` (comparisons, selection, kinks, rounding),
 ``reduce`` (sum, prod, max, cumsum, mean, var, std, the softmax family), ``shape``
 (reshape, transpose, broadcasting, matmul), ``special`` (sigmoid, softplus, fmax,
-nan_to_num, sinc, erfinv, i0e ...), ``complex`` (real, imag, conj, angle), ``indexing`` (numpy's
-indexing), ``joining`` (concatenate, stack, pad ...), ``updates`` (``x.at[i].set``),
-``contract`` (einsum, tensordot, trace, diag ...), ``linalg`` (numpy's ``np.linalg``),
-``stats`` (sort, cumprod, running extrema, median, percentile), ``shape_helpers``
-(squeeze, roll, diff, gradient ...) and the image ops ``windows``, ``convolution`` and
-``pooling``. Each op is one record (:class:`diffkit.ir.op.Op`); compositions are
-:class:`~diffkit.ir.op.Function` records.
+nan_to_num, sinc, erfinv, i0e ...), ``special_functions`` (scipy.special's gamma family,
+logit, xlogy, entr, the normal distribution ...), ``complex`` (real, imag, conj, angle),
+``indexing`` (numpy's indexing), ``joining`` (concatenate, stack, pad ...), ``updates``
+(``x.at[i].set``), ``contract`` (einsum, tensordot, trace, diag ...), ``linalg``
+(numpy's ``np.linalg``), ``stats`` (sort, cumprod, running extrema, median, percentile),
+``shape_helpers`` (squeeze, roll, diff, gradient ...) and the image ops ``windows``,
+``convolution`` and ``pooling``. Each op is one record (:class:`diffkit.ir.op.Op`);
+compositions are :class:`~diffkit.ir.op.Function` records.
 """
 
 from .arithmetic import *  # noqa: F401,F403
@@ -19,6 +20,7 @@ from .comparison import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .special import *  # noqa: F401,F403
+from .special_functions import *  # noqa: F401,F403
 from .windows import *  # noqa: F401,F403
 from .convolution import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
@@ -29,6 +31,7 @@ from .updates import *  # noqa: F401,F403
 from ._batch import NotBatchable  # noqa: F401
 
 from . import arithmetic, comparison, convolution, pooling, reduce, shape, special  # noqa: E402
+from . import special_functions  # noqa: E402
 from . import adaptive_pooling  # noqa: E402
 from . import indexing, joining, transcendental, updates, windows  # noqa: E402
 
@@ -42,6 +45,7 @@ __all__ = [
         reduce,
         shape,
         special,
+        special_functions,
         windows,
         convolution,
         pooling,
