@@ -60,7 +60,7 @@ def _real(value):
     return value if isinstance(value, mpmath.mpf) else mpmath.nan
 
 
-#: log |Gamma(x)| for SymPy: its loggamma is the complex branch below 0; printed as
+#: ``log |Gamma(x)|`` for SymPy: its loggamma is the complex branch below 0; printed as
 #: ``gammaln(x)``, so that it parses back to the op
 SYMPY_GAMMALN = _sympy_function(
     "gammaln",
@@ -201,7 +201,7 @@ GAMMALN = unary(
 
 @builds(GAMMALN, numpy=(scipy.special.gammaln,))
 def gammaln(x) -> Node:
-    """log |Gamma(x)| (``scipy.special.gammaln``; ``torch.lgamma``); its derivative is
+    """``log |Gamma(x)|`` (``scipy.special.gammaln``; ``torch.lgamma``); its derivative is
     ``digamma(x)``. +inf at the poles 0, -1, -2, ...
 
     Args:
