@@ -69,3 +69,41 @@ def test_comparisons_build_nodes_and_never_become_constants():
     # nodes stay usable as dict keys and in identity tests
     table = {x: 1, y: 2}
     assert table[x] == 1 and (x is x)
+
+
+def test_copies_and_constants_shaped_like_a_node():
+    """The idioms of numpy code that make working arrays: copy, *_like, ptp."""
+
+    def f(v):
+        w = v.copy()
+        base = np.zeros_like(v) + np.ones_like(v) * 0.5 + np.full_like(v, 2.0)
+        return np.sum(np.copy(w) ** 2 * base) + np.ptp(w)
+
+    v = np.array([0.3, -1.2, 2.0, 0.7])
+    assert dk.grad(f)(v) == pytest.approx(2 * v * 2.5 + np.array([0, -1, 1, 0]), rel=1e-14)
+    x = dk.variable("x", (2, 3))
+    assert np.zeros_like(x, shape=(4,)).shape == (4,)
+    with pytest.raises(TypeError, match="zeros_like: the IR holds real or complex values"):
+        np.zeros_like(x, dtype=int)
+    with pytest.raises(TypeError, match="full_like: fill_value must be a number"):
+        np.full_like(x, x)
+    ties = dk.variable("t", (4,))
+    g = dk.gradient(np.ptp(ties), at={"t": [3.0, 1.0, 3.0, 1.0]})["t"]
+    assert g.tolist() == [0.5, -0.5, 0.5, -0.5]  # shared evenly, as jnp.ptp
+
+
+def test_asarray_of_a_node():
+    """np.asarray(node) gives its entries as an object array (as a list of nodes does); a
+    numeric dtype, writing into a numpy array, or a huge node is a one-line TypeError."""
+    x = dk.variable("x", (2, 2))
+    arr = np.asarray(x)
+    assert arr.dtype == object and arr.shape == (2, 2) and isinstance(arr[1, 0], dk.Node)
+    assert dk.evaluate(arr[1, 0], {"x": np.arange(4.0).reshape(2, 2)}) == 2.0
+    assert np.asarray(dk.variable("s")).shape == ()
+    with pytest.raises(TypeError, match=r"cannot become a float64 array .* use the node"):
+        np.asarray(x, dtype=float)
+    out = np.empty((2, 2))
+    with pytest.raises(TypeError, match="writing it into a numpy array"):
+        out[:] = x
+    with pytest.raises(TypeError, match="would make one node per entry"):
+        np.asarray(dk.variable("big", (1000, 1000)))

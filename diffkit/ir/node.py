@@ -61,6 +61,8 @@ _TABLE_LOCK = threading.Lock()
 DISPLAY: dict = {}
 _FOLD_LIMIT = 4096  # constants up to this many elements are folded at build time
 _EXACT_BITS = 4096  # exact rational constants up to this many bits; larger ones are rounded
+#: the most entries ``np.asarray(node)`` turns into an object array of one node each
+MAX_OBJECT_ENTRIES = 10_000
 #: names of diffkit's own variables (tangent and cotangent seeds) begin with this;
 #: ``variable`` refuses it, so a user's name can never collide with them
 RESERVED_PREFIX = "%"
@@ -136,6 +138,36 @@ class Node:
         raise TypeError("an IR node has no truth value; use dk.where(...) to select")
 
     # -- numpy's functions on nodes ---------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        """numpy's conversion (``np.asarray``, ``np.array``): a traced node holds no numbers,
+        so it converts only to an object array of its entries (each a node), as a list of
+        nodes does; a numeric dtype, or more than :data:`MAX_OBJECT_ENTRIES` entries (one
+        node each), is a one-line TypeError."""
+        if dtype is not None and np.dtype(dtype) != np.dtype(object):
+            raise TypeError(
+                f"a traced IR node of shape {self.shape} cannot become a {np.dtype(dtype).name} "
+                f"array (np.asarray(..., dtype=...), or writing it into a numpy array): it "
+                f"holds no numbers while diffkit traces; use the node as the array, and build "
+                f"results from nodes (np.stack, x.at[i].set(v))"
+            )
+        if copy is False:
+            raise ValueError("an IR node converts to a numpy array only by copying")
+        size = int(np.prod(self.shape, dtype=np.int64))
+        if size > MAX_OBJECT_ENTRIES:
+            raise TypeError(
+                f"np.asarray of a traced IR node of shape {self.shape} would make one node per "
+                f"entry ({size:,} > {MAX_OBJECT_ENTRIES:,}); use the node as the array "
+                f"(drop the conversion)"
+            )
+        out = np.empty(self.shape, dtype=object)
+        if not self.shape:
+            out[()] = self
+            return out
+        flat = out.reshape(-1)
+        for i, index in enumerate(np.ndindex(self.shape)):
+            flat[i] = self[index]
+        return out
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         key = ufunc if method == "__call__" else (ufunc, method)
         record = front_index()["numpy"].get(key)
@@ -292,6 +324,10 @@ class Node:
 
     def squeeze(self, axis=None):
         return self._numpy("squeeze", axis=axis)
+
+    def copy(self, order="K"):
+        """The node itself, as ``ndarray.copy``: a node is never changed in place."""
+        return self
 
     def astype(self, dtype):
         """The node itself for a float dtype: the IR computes in the dtype of its inputs."""

@@ -1,5 +1,6 @@
 """numpy's shape helpers on IR nodes: squeeze, ravel, expand_dims, moveaxis, atleast_1d/2d/3d,
-roll, rot90, diff, gradient, append and linspace with traced end points.
+roll, rot90, diff, gradient, append and linspace with traced end points; ``copy`` and the
+constants shaped like a node (``zeros_like``, ``ones_like``, ``full_like``).
 
 Each is a composition of the structural primitives (``reshape``, ``transpose``,
 ``getitem``, ``concatenate``) and arithmetic, so none needs a derivative rule of its own:
@@ -39,6 +40,10 @@ __all__ = [
     "sampled_gradient",
     "append",
     "linspace",
+    "copy",
+    "zeros_like",
+    "ones_like",
+    "full_like",
 ]
 
 
@@ -747,3 +752,111 @@ def linspace(
         raise ShapeError(f"linspace: axis {axis} is out of range for samples of shape {y.shape}")
     y = moveaxis(y, 0, axis)
     return (y, step) if retstep else y
+
+
+# ---- copy and constants shaped like a node ---------------------------------------------------
+
+
+@function(numpy=(np.copy,), samples=(Sample(((3, 4),)),))
+def copy(a, order="K", subok=False):
+    """``a`` itself (numpy's ``copy``): a node is never changed in place.
+
+    Args:
+        a: a node, or a number or array (taken as a constant).
+        order, subok: numpy's arguments (no effect on a node).
+
+    Returns:
+        Node: ``a``.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (3,))
+    >>> np.copy(x) is x
+    True
+    """
+    return as_node(a)
+
+
+def _like(name: str, a, fill, dtype, shape) -> Node:
+    if dtype is not None and np.dtype(dtype).kind not in "fc":
+        raise TypeError(f"{name}: the IR holds real or complex values, not {np.dtype(dtype)}")
+    if shape is None:
+        shape = as_node(a).shape
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    kind = np.complex128 if dtype is not None and np.dtype(dtype).kind == "c" else np.float64
+    return const(np.full(shape, fill, dtype=kind))
+
+
+_LIKE = (Sample(((3, 4),), zero_derivative=True),)
+
+
+@function(numpy=(np.zeros_like,), samples=_LIKE)
+def zeros_like(a, dtype=None, order="K", subok=True, shape=None):
+    """A constant of zeros shaped like ``a`` (numpy's ``zeros_like``); its derivative with
+    respect to ``a`` is zero. Constants take the dtype of the data they meet.
+
+    Args:
+        a: a node, or an array.
+        dtype: a float or complex dtype (integers and booleans are refused).
+        order, subok: numpy's arguments (no effect).
+        shape: another shape.
+
+    Returns:
+        Node: the constant.
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (2, 3))
+    >>> dk.evaluate(np.zeros_like(x) + 2 * x, at={"x": np.ones((2, 3))}).tolist()
+    [[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
+    """
+    return _like("zeros_like", a, 0.0, dtype, shape)
+
+
+@function(numpy=(np.ones_like,), samples=_LIKE)
+def ones_like(a, dtype=None, order="K", subok=True, shape=None):
+    """A constant of ones shaped like ``a`` (numpy's ``ones_like``).
+
+    Args:
+        a: a node, or an array.
+        dtype: a float or complex dtype (integers and booleans are refused).
+        order, subok: numpy's arguments (no effect).
+        shape: another shape.
+
+    Returns:
+        Node: the constant.
+
+    >>> import diffkit as dk, numpy as np
+    >>> np.ones_like(dk.variable("x", (2, 3))).shape
+    (2, 3)
+    """
+    return _like("ones_like", a, 1.0, dtype, shape)
+
+
+@function(
+    numpy=(np.full_like,),
+    arity=(2, 2),
+    samples=(Sample(((3, 4),), {"fill_value": 2.5}, zero_derivative=True),),
+)
+def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None):
+    """A constant filled with the number ``fill_value``, shaped like ``a`` (numpy's
+    ``full_like``).
+
+    Args:
+        a: a node, or an array.
+        fill_value: a number or constant node (a traced one is refused: write
+            ``fill * np.ones_like(a)``).
+        dtype: a float or complex dtype (integers and booleans are refused).
+        order, subok: numpy's arguments (no effect).
+        shape: another shape.
+
+    Returns:
+        Node: the constant.
+
+    >>> import diffkit as dk, numpy as np
+    >>> dk.evaluate(np.full_like(dk.variable("x", (2,)), 7.5), at={}).tolist()
+    [7.5, 7.5]
+    """
+    if isinstance(fill_value, Node):
+        if fill_value.kind != "const" or fill_value.shape != ():
+            raise TypeError("full_like: fill_value must be a number; write fill * np.ones_like(a)")
+        fill_value = fill_value.value[()]
+    return _like("full_like", a, fill_value, dtype, shape)

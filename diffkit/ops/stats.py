@@ -42,6 +42,7 @@ __all__ = [
     "cummax",
     "cummin",
     "median",
+    "ptp",
     "percentile",
     "quantile",
     "gather_by_key",
@@ -530,6 +531,35 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False) -> Nod
     """
     _check_common("median", out, overwrite_input)
     return _order_statistic("median", a, 0.5, axis, keepdims, "midpoint")
+
+
+@function(
+    numpy=(np.ptp,),
+    samples=(Sample(((7,),)), Sample(((3, 4),), {"axis": 1}), Sample(((4, 3),), {"axis": 0})),
+)
+def ptp(a, axis=None, out=None, keepdims=False) -> Node:
+    """The range max - min along ``axis`` (numpy's ``ptp``, "peak to peak"); tied maxima
+    and tied minima share their derivative evenly, as ``jnp.ptp``'s.
+
+    Args:
+        a: a node, or an array (taken as a constant).
+        axis: an axis or tuple of axes; None for all.
+        out: numpy's argument, refused on IR nodes.
+        keepdims: keep the reduced axes, with length 1.
+
+    Returns:
+        Node: the range(s).
+
+    >>> import diffkit as dk, numpy as np
+    >>> x = dk.variable("x", (4,))
+    >>> dk.gradient(np.ptp(x), at={"x": [4.0, 1.0, 3.0, 1.0]})["x"].tolist()
+    [1.0, -0.5, 0.0, -0.5]
+    """
+    from .reduce import max as _max, min as _min
+
+    if out is not None:
+        raise TypeError("ptp: out= is not supported on IR nodes")
+    return _max(a, axis=axis, keepdims=keepdims) - _min(a, axis=axis, keepdims=keepdims)
 
 
 @function(
