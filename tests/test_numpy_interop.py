@@ -107,3 +107,6 @@ def test_asarray_of_a_node():
         out[:] = x
     with pytest.raises(TypeError, match="would make one node per entry"):
         np.asarray(dk.variable("big", (1000, 1000)))
+    for convert in (float, int, complex):
+        with pytest.raises(TypeError, match=rf"{convert.__name__}\(\) of an IR node: it holds no"):
+            convert(dk.variable("s"))

@@ -137,6 +137,21 @@ class Node:
     def __bool__(self):
         raise TypeError("an IR node has no truth value; use dk.where(...) to select")
 
+    def _no_number(self, kind: str):
+        raise TypeError(
+            f"{kind}() of an IR node: it holds no number while diffkit traces; keep it a node "
+            f"(dk.exp, np.exp... work on nodes), or evaluate it with dk.evaluate"
+        )
+
+    def __float__(self):
+        self._no_number("float")
+
+    def __int__(self):
+        self._no_number("int")
+
+    def __complex__(self):
+        self._no_number("complex")
+
     # -- numpy's functions on nodes ---------------------------------------------------
     def __array__(self, dtype=None, copy=None):
         """numpy's conversion (``np.asarray``, ``np.array``): a traced node holds no numbers,
