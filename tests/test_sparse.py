@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 import diffkit as dk
+from diffkit.ir.op import Unsupported
 from diffkit.differentiators.coloring import (
     ORDERS,
     coloring,
@@ -91,20 +92,61 @@ def test_op_pattern_never_misses_a_nonzero(name, index):
         assert _outside(hessian_sparsity(f, wrt=names), H) == 0, f"{name}: Hessian pattern"
 
 
-def test_every_op_has_a_sparsity_rule_or_a_note():
-    """Ops without a rule are listed in the pattern's notes (widened, never narrowed)."""
-    x = dk.variable("x", (1, 1, 4, 4))
-    f = dk.apply(
-        OPS["max_pool2d_select"],
-        x,
-        dk.const(np.ones((1, 1, 4, 4))),
-        dk.const(np.ones((1, 1, 2, 2))),
-        kernel_size=(2, 2),
-        stride=(2, 2),
-        padding=(0, 0),
+def test_every_op_has_a_sparsity_rule():
+    """Written in its record or derived from its kind: no op of the registry widens a
+    pattern to dense."""
+    missing = [name for name, op in OPS.items() if not op.rule("sparsity")]
+    assert not missing, f"ops without a sparsity rule: {missing}"
+
+
+def _reversal(name, rules):
+    """A temporary op that reverses a vector, with the given rules."""
+    from diffkit.ir.op import Op, Sample, Unsupported, register
+
+    return register(
+        Op(
+            name=name,
+            shape=lambda shapes: shapes[0],
+            impl=lambda x: x[::-1],
+            vjp=lambda ct, out, x: (dk.apply(OPS_REVERSAL[name], ct),),
+            jvp=lambda tangents, out, x: dk.apply(OPS_REVERSAL[name], tangents[0]),
+            mpmath=Unsupported("a test op"),
+            sympy=Unsupported("a test op"),
+            samples=(Sample(((4,),)),),
+            analytic=True,
+            kind="other",
+            rules=rules,
+        )
     )
-    p = jacobian_sparsity(f)
-    assert p.toarray().all() and any("max_pool2d_select" in n for n in p.notes)
+
+
+OPS_REVERSAL: dict = {}
+
+
+@pytest.mark.parametrize(
+    "rules, note",
+    [
+        ({"batch": Unsupported("a test op")}, "no sparsity rule; taken as dense"),
+        (
+            {"batch": Unsupported("a test op"), "sparsity": lambda node, values=None: 1 / 0},
+            "its sparsity rule failed (division by zero); taken as dense",
+        ),
+    ],
+)
+def test_an_op_without_a_working_rule_widens_to_dense_with_a_note(rules, note):
+    from diffkit.ir.op import unregister
+
+    name = "test_reversal_" + str(len(rules))
+    OPS_REVERSAL[name] = _reversal(name, rules)
+    try:
+        x = dk.variable("x", (4,))
+        f = dk.apply(OPS_REVERSAL[name], dk.sin(x))
+        p = jacobian_sparsity(f)
+        assert p.toarray().all() and p.notes == (f"{name}: {note}",)
+        J = dk.jacobian(f, {"x": np.arange(4.0)}, sparse=True)["x"]  # still right
+        np.testing.assert_allclose(J.toarray(), np.diag(np.cos(np.arange(4.0)))[::-1])
+    finally:
+        unregister(name)
 
 
 # ---- random graphs -----------------------------------------------------------------------------
@@ -180,6 +222,37 @@ def test_patterns_are_exact_where_they_should_be():
     at = {"x": np.array([-1.0, 1, -1, 1, -1, 1])}
     assert jacobian_sparsity(r).nnz == 6
     assert jacobian_sparsity(r, at=at, local=True).nnz == 3
+
+
+@pytest.mark.parametrize("name", ["conv2d_input_grad", "conv2d_direct_weight_grad"])
+def test_convolution_gradient_patterns_are_exact(name):
+    """The rules of a convolution's input and weight gradients equal the nonzeros of their
+    dense Jacobians at a random point, on every sample (strides, padding, dilation, groups):
+    no entry is widened, none is missed."""
+    op = OPS[name]
+    for index, sample in enumerate(op.samples):
+        if any(0 in shape for shape in sample.shapes):
+            continue
+        rng = np.random.default_rng(index)
+        nodes, at = _inputs(op, sample, rng)
+        out = dk.apply(op, *nodes, **sample.attrs)
+        names = sorted(at)
+        dense = _dense_jacobian(out, at, names)
+        pattern = jacobian_sparsity(out, wrt=names).toarray()
+        np.testing.assert_array_equal(pattern, dense != 0, err_msg=f"{name} sample {index}")
+
+
+def test_pooling_gradient_patterns_hold_the_windows():
+    """A max-pooling's tangent reads each window (global pattern: the window's entries);
+    its cotangent is the transpose; the Hessian of a CNN loss through them is sparse."""
+    img = dk.variable("img", (1, 1, 4, 4))
+    pooled = dk.max_pool2d(img, kernel_size=2, stride=2)
+    loss = dk.sum(pooled**2)
+    H = hessian_sparsity(loss)
+    assert H.nnz == 4 * 16  # each 2x2 window couples its own 4 entries only
+    at = {"img": np.random.default_rng(0).standard_normal((1, 1, 4, 4))}
+    dense = np.asarray(dk.hessian(loss, at)).reshape(16, 16)
+    assert _outside(H, dense) == 0
 
 
 # ---- colourings --------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ __all__ = [
     "matmul_rule",
     "einsum_rule",
     "windows_rule",
+    "gradient_rule",
     "cumulative_rule",
     "elementwise_rule",
     "reduction_rule",
@@ -367,6 +368,38 @@ def windows_rule(unfold_impl, unfold_attrs, reduce_window: bool):
             in_keys = np.repeat(np.arange(extra.shape[0]), _size(extra.shape[1:]))
             rules.append(grouped(out_grid[1], in_keys))
         return rules
+
+    return rule
+
+
+class _StandIn:
+    """What a sparsity rule reads of a node (its first input's shape, its shape and its
+    attributes), with shapes of one's choosing."""
+
+    def __init__(self, node, in_shape, out_shape):
+        self.inputs = (_Shaped(in_shape),)
+        self.shape = tuple(out_shape)
+        self.attrs = node.attrs
+
+
+class _Shaped:
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+
+def gradient_rule(forward_rule, transpose: bool):
+    """The rule of a pooling's tangent (``transpose=False``: out of the pooled shape, from
+    a first input of the input's shape) or cotangent (``transpose=True``: the transpose)
+    op, from the pooling's own rule on the same geometry: an output depends on the
+    entries of its window, whatever the maxima (the other inputs, which only locate the
+    maxima, have derivative 0)."""
+
+    def rule(node, values=None) -> list:
+        first = node.inputs[0].shape
+        in_shape, out_shape = (node.shape, first) if transpose else (first, node.shape)
+        pattern = forward_rule(_StandIn(node, in_shape, out_shape))[0]
+        pattern = pattern.tocsr() if hasattr(pattern, "tocsr") else sp.csr_matrix(pattern)
+        return [pattern.T.tocsr() if transpose else pattern] + [None] * (len(node.inputs) - 1)
 
     return rule
 

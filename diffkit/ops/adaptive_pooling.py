@@ -18,7 +18,7 @@ from ..ir.op import Op, Sample, register
 from .pooling import _batch_into_images, _batched, _unbatched
 from .reduce import mean as reduce_mean
 from .shape import matmul
-from ._sparsity import windows_rule
+from ._sparsity import gradient_rule, windows_rule
 from .windows import _NO_SCALAR
 
 __all__ = [
@@ -148,6 +148,9 @@ def _adaptive_sample(rng, kind, n=1, hw=(5, 7), out=(2, 3)):
     return [rng.standard_normal(y.shape if kind == "grad" else x.shape), x]
 
 
+# max over a bin: an output depends on its bin's entries
+_SPARSITY_ADAPTIVE = windows_rule(_adaptive_windows, _adaptive_attrs, True)
+
 ADAPTIVE_MAX_POOL2D = register(
     Op(
         name="adaptive_max_pool2d",
@@ -167,7 +170,7 @@ ADAPTIVE_MAX_POOL2D = register(
         doc="max over PyTorch's adaptive bins of an NCHW input",
         rules={
             "batch": _batch_into_images,
-            "sparsity": windows_rule(_adaptive_windows, _adaptive_attrs, True),
+            "sparsity": _SPARSITY_ADAPTIVE,
         },
     )
 )
@@ -203,7 +206,7 @@ ADAPTIVE_MAX_POOL2D_BACKWARD = register(
         ),
         analytic=False,
         doc="the gradient of adaptive_max_pool2d: the cotangent at each bin's first maximum",
-        rules={"batch": _batch_into_images},
+        rules={"batch": _batch_into_images, "sparsity": gradient_rule(_SPARSITY_ADAPTIVE, True)},
     )
 )
 
@@ -235,7 +238,7 @@ ADAPTIVE_MAX_POOL2D_SELECT = register(
         ),
         analytic=False,
         doc="the tangent of adaptive_max_pool2d: t at each bin's first maximum",
-        rules={"batch": _batch_into_images},
+        rules={"batch": _batch_into_images, "sparsity": gradient_rule(_SPARSITY_ADAPTIVE, False)},
     )
 )
 

@@ -169,6 +169,60 @@ _DG = {"dilation": (2, 1), "groups": 2}
 _DW = {"dilation": (1, 2), "groups": 3}
 
 
+def _window_pairs(x_shape, w_shape, attrs):
+    """For every window entry that falls inside the input (not the padding) and every
+    output channel that reads it: the output channel, the column of the product
+    (N·OH·OW), the weight's flat index and the input's flat index."""
+    groups = attrs.get("groups", 1)
+    o, cg, kh, kw = w_shape
+    windows = _unfold_impl(
+        _numbered(x_shape),
+        (kh, kw),
+        attrs["stride"],
+        attrs["padding"],
+        dilation=attrs.get("dilation", (1, 1)),
+    )  # entry numbers (N, C, OH, OW, KH, KW), 0 in the padding
+    _, _, oh, ow = windows.shape[:4]
+    n, c, i, j, p, q = np.nonzero(windows > 0)
+    entry = windows[n, c, i, j, p, q].astype(np.int64) - 1
+    og = o // groups
+    channel = (c // cg)[:, None] * og + np.arange(og)[None, :]  # (entries, og)
+    column = np.broadcast_to(((n * oh + i) * ow + j)[:, None], channel.shape)
+    weight = ((channel * cg + (c % cg)[:, None]) * kh + p[:, None]) * kw + q[:, None]
+    return channel, column, weight, np.broadcast_to(entry[:, None], channel.shape)
+
+
+def _sparsity_input_grad(node, values=None) -> list:
+    """Input entry e of col2im(W2ᵀ ct) depends on ct (o, p) where window p reads e for
+    output channel o, and on the weight entries that multiply it there: the transpose of
+    ``conv2d_direct``'s input pattern, and its weight pattern entry by entry."""
+    ct, w = node.inputs
+    channel, column, weight, entry = _window_pairs(node.shape, w.shape, node.attrs)
+    m = ct.shape[1]
+    size = int(np.prod(node.shape, dtype=np.int64))
+    return [
+        _from_pairs(entry, channel * m + column, (size, _size(ct.shape))),
+        _from_pairs(entry, weight, (size, _size(w.shape))),
+    ]
+
+
+def _sparsity_weight_grad(node, values=None) -> list:
+    """Weight entry (o, c, kh, kw) of ct im2col(x)ᵀ depends on row o of ct at the windows
+    whose offset (kh, kw) falls inside the input, and on the input entries at that
+    offset of every window."""
+    ct, x = node.inputs
+    channel, column, weight, entry = _window_pairs(x.shape, node.shape, node.attrs)
+    size = int(np.prod(node.shape, dtype=np.int64))
+    return [
+        _from_pairs(weight, channel * ct.shape[1] + column, (size, _size(ct.shape))),
+        _from_pairs(weight, entry, (size, _size(x.shape))),
+    ]
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
 CONV2D_INPUT_GRAD = register(
     Op(
         name="conv2d_input_grad",
@@ -212,7 +266,7 @@ CONV2D_INPUT_GRAD = register(
         analytic=True,
         doc="the input gradient of conv2d_direct: col2im(w2ᵀ @ ct)",
         threaded=True,
-        rules={"batch": _NO_BATCH, "remat": "dot"},
+        rules={"batch": _NO_BATCH, "remat": "dot", "sparsity": _sparsity_input_grad},
     )
 )
 
@@ -308,7 +362,7 @@ CONV2D_DIRECT_WEIGHT_GRAD = register(
         analytic=True,
         doc="the weight gradient of conv2d_direct: ct @ im2col(x)^T, reshaped as the weight",
         threaded=True,
-        rules={"batch": _NO_BATCH, "remat": "dot"},
+        rules={"batch": _NO_BATCH, "remat": "dot", "sparsity": _sparsity_weight_grad},
     )
 )
 

@@ -24,7 +24,7 @@ from .comparison import RELU, relu
 from .reduce import sum as reduce_sum
 from .shape import reshape
 from ._batch import all_batched, with_attrs
-from ._sparsity import windows_rule
+from ._sparsity import gradient_rule, windows_rule
 from .windows import _NO_SCALAR, _unfold_impl, pair, unfold
 from .windows import _geometry as _window_geometry
 
@@ -269,7 +269,7 @@ MAX_POOL2D_BACKWARD = register(
         ),
         analytic=False,
         doc="the gradient of max_pool2d: the cotangent at each first maximum",
-        rules={"batch": _NO_BATCH},
+        rules={"batch": _NO_BATCH, "sparsity": gradient_rule(_SPARSITY_POOL, True)},
     )
 )
 
@@ -307,7 +307,7 @@ MAX_POOL2D_SELECT = register(
         ),
         analytic=False,
         doc="the tangent of max_pool2d: t at each window's first maximum",
-        rules={"batch": _NO_BATCH},
+        rules={"batch": _NO_BATCH, "sparsity": gradient_rule(_SPARSITY_POOL, False)},
     )
 )
 
