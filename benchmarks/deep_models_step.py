@@ -11,14 +11,13 @@ Run: python benchmarks/deep_models_step.py   (PyTorch from the `oracle` extra is
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
 
 import diffkit as dk
-from common import median_time
+from common import PAUSE, TorchChild, median_time, spread
 from diffkit.train import SGD, StepGraph
 from diffkit.train.data import one_hot
 
@@ -117,60 +116,6 @@ def torch_step(model_name: str, batch: int):
     return run
 
 
-class TorchChild:
-    """PyTorch in a child process that times a step on request (its OpenMP threads keep
-    spinning after its steps and would slow diffkit's in the same process)."""
-
-    CODE = (
-        "import json, sys; sys.path.insert(0, '.'); import torch;"
-        "torch.set_num_threads(int(sys.argv[1]));"
-        "import deep_models_step as b; from common import median_time;"
-        "print(torch.__version__, torch.get_num_threads(), flush=True); steps = {}\n"
-        "for line in sys.stdin:\n"
-        "    name, batch, repeats = line.split(); batch, repeats = int(batch), int(repeats)\n"
-        "    run = steps.setdefault((name, batch), b.torch_step(name, batch))\n"
-        "    print(json.dumps(median_time(run, repeats=repeats)[0]), flush=True)\n"
-    )
-
-    def __init__(self, threads: int):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", self.CODE, str(threads)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=__file__.rsplit("/", 1)[0] or ".",
-        )
-        header = self.proc.stdout.readline().split()
-        if len(header) != 2:
-            err = self.proc.stderr.read()
-            self.proc.wait()
-            if "No module named 'torch'" in err:
-                raise ModuleNotFoundError("torch")
-            raise RuntimeError(f"the PyTorch child process failed:\n{err}")
-        self.version = f"PyTorch {header[0]}, {header[1]} thread(s), in a child process"
-        self.threads = int(header[1])
-
-    def median(self, name: str, batch: int, repeats: int) -> float:
-        self.proc.stdin.write(f"{name} {batch} {repeats}\n")
-        self.proc.stdin.flush()
-        return float(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
-
-
-PAUSE = 0.3  # let the idle BLAS/OpenMP threads of the side that ran stop spinning
-
-
-def _ms(times: list) -> str:
-    return (
-        f"{statistics.median(times) * 1e3:7.1f} ms ({min(times) * 1e3:.1f} to "
-        f"{max(times) * 1e3:.1f})"
-    )
-
-
 def main(rounds: int = 5, repeats: int = 5) -> None:
     """``rounds`` times, for each model and batch: ``repeats`` diffkit steps (this
     process), then ``repeats`` PyTorch steps in each child; medians over rounds, their
@@ -178,7 +123,7 @@ def main(rounds: int = 5, repeats: int = 5) -> None:
     cases = [(m, b) for m in MODELS for b in BATCHES]
     steps = {case: diffkit_step(*case) for case in cases}
     try:
-        children = [TorchChild(1), TorchChild(2)]
+        children = [TorchChild("deep_models_step", 1), TorchChild("deep_models_step", 2)]
     except ModuleNotFoundError:
         children = []
         print("PyTorch is not installed (pip install -e '.[oracle]'): diffkit only")
@@ -189,7 +134,7 @@ def main(rounds: int = 5, repeats: int = 5) -> None:
             ours[case].append(median_time(steps[case], repeats=repeats)[0])
             for child in children:
                 time.sleep(PAUSE)
-                theirs[case, child.threads].append(child.median(*case, repeats))
+                theirs[case, child.threads].append(child.median(case, repeats))
                 time.sleep(PAUSE)
     for child in children:
         child.close()
@@ -197,12 +142,12 @@ def main(rounds: int = 5, repeats: int = 5) -> None:
     print(f"{rounds} rounds of {repeats} steps each, diffkit and PyTorch alternating; float32")
     for case in cases:
         a = ours[case]
-        print(f"{case[0]:6s} batch {case[1]:3d}: diffkit {_ms(a)}")
+        print(f"{case[0]:6s} batch {case[1]:3d}: diffkit {spread(a)}")
         for child in children:
             b = theirs[case, child.threads]
             ratios = [x / y for x, y in zip(a, b)]
             print(
-                f"{'':17s}PyTorch, {child.threads} thread(s) {_ms(b)}  ratio diffkit/PyTorch "
+                f"{'':17s}PyTorch, {child.threads} thread(s) {spread(b)}  ratio diffkit/PyTorch "
                 f"{statistics.median(ratios):.2f} (rounds: {min(ratios):.2f} to "
                 f"{max(ratios):.2f})"
             )

@@ -15,7 +15,7 @@ import tracemalloc
 import numpy as np
 
 import diffkit as dk
-from common import median_time
+from common import PAUSE, TorchChild, median_time
 from diffkit.train import SGD, StepGraph
 from diffkit.train.data import one_hot
 
@@ -70,53 +70,6 @@ def torch_step(batch: int):
     return run
 
 
-class TorchChild:
-    """PyTorch in a child process that times a step on request: its OpenMP threads keep
-    spinning after its steps and would slow whatever runs next in the same process. The
-    parent alternates short slices of diffkit and PyTorch, so that both see the same state
-    of this shared machine, whose speed drifts over seconds."""
-
-    CODE = (
-        "import json, sys; sys.path.insert(0, '.'); import torch; torch.set_num_threads(2);"
-        "import lenet_step as b; from common import median_time;"
-        "print(torch.__version__, torch.get_num_threads(), flush=True); steps = {}\n"
-        "for line in sys.stdin:\n"
-        "    batch, repeats = map(int, line.split())\n"
-        "    run = steps.setdefault(batch, b.torch_step(batch))\n"
-        "    print(json.dumps(median_time(run, repeats=repeats)[0]), flush=True)\n"
-    )
-
-    def __init__(self):
-        import subprocess
-        import sys
-
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", self.CODE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=__file__.rsplit("/", 1)[0] or ".",
-        )
-        header = self.proc.stdout.readline().split()
-        if len(header) != 2:
-            err = self.proc.stderr.read()
-            self.proc.wait()
-            if "No module named 'torch'" in err:
-                raise ModuleNotFoundError("torch")
-            raise RuntimeError(f"the PyTorch child process failed:\n{err}")
-        self.version = f"PyTorch {header[0]}, {header[1]} threads, in a child process"
-
-    def median(self, batch: int, repeats: int) -> float:
-        self.proc.stdin.write(f"{batch} {repeats}\n")
-        self.proc.stdin.flush()
-        return float(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
-
-
 MEMORY_CODE = """
 import gc, sys
 sys.path.insert(0, '.')
@@ -161,11 +114,6 @@ def step_memory(side: str, batch: int) -> int | None:
         return None
 
 
-# OpenBLAS's idle threads spin for up to about 0.1 s after a product before they sleep, and
-# would take a core from the other side
-PAUSE = 0.3
-
-
 def main(rounds: int = 9, repeats: int = 10) -> None:
     """``rounds`` times, for each batch size: ``repeats`` diffkit steps (this process),
     then ``repeats`` PyTorch steps (the child). Prints the medians over rounds and the
@@ -182,7 +130,7 @@ def main(rounds: int = 9, repeats: int = 10) -> None:
         peaks[batch] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     try:
-        child = TorchChild()
+        child = TorchChild("lenet_step", 2)
     except ModuleNotFoundError:
         child = None
         print("PyTorch is not installed (pip install -e '.[oracle]'): diffkit only")
@@ -193,7 +141,7 @@ def main(rounds: int = 9, repeats: int = 10) -> None:
             ours[batch].append(median_time(steps[batch], repeats=repeats)[0])
             if child is not None:
                 time.sleep(PAUSE)  # let the idle threads of both sides stop spinning
-                theirs[batch].append(child.median(batch, repeats))
+                theirs[batch].append(child.median((batch,), repeats))
                 time.sleep(PAUSE)
     if child is not None:
         child.close()
