@@ -5,6 +5,7 @@ from __future__ import annotations
 import autodiff_overhead
 import jacobians
 import lenet_step
+import normalization_records
 import sweep_wall_time
 import train_wall_time
 import transform_overhead
@@ -20,6 +21,8 @@ if __name__ == "__main__":
     transform_overhead.main()
     print("\n== one LeNet-5 training step, diffkit against PyTorch ==")
     lenet_step.main()
+    print("\n== the deeper models' step: normalization as separate ops against its records ==")
+    normalization_records.main()
     print("\n== the normalization study, serial against 2 worker processes ==")
     sweep_wall_time.main()
     print("\n== diffkit train against the same training in PyTorch ==")

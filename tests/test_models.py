@@ -158,8 +158,11 @@ def test_checkpointed_training_step_is_bit_identical(kind):
     chain = len(_small(kind).layers())
     for segments in (1, 3, chain):
         loss, logits, grads, state, program = one_step(segments)
-        if segments > 1:  # the recomputation is in the graph, and the peak is lower
+        if segments > 1:  # the recomputation is in the graph
             assert len(program) > len(plain[4])
+        if segments == 3:  # segments of several layers lower the peak; a segment per
+            # layer keeps every layer's input, as the unchecked step does, and adds the
+            # recomputed copies: no saving there, as with PyTorch's checkpoint_sequential
             assert program.peak_bytes < plain[4].peak_bytes
         assert loss == plain[0]
         np.testing.assert_array_equal(logits, plain[1])

@@ -36,11 +36,11 @@ __all__ = [
 
 
 def normalize(x: Node, axes: tuple, eps: float):
-    """(x̂, μ, σ²) over ``axes`` (keepdims), with the biased variance."""
-    mean = ops.mean(x, axes, keepdims=True)
-    centred = x - mean
-    var = ops.mean(centred * centred, axes, keepdims=True)
-    return centred / ops.sqrt(var + eps), mean, var
+    """(x̂, μ, σ²) over ``axes`` (keepdims), with the biased variance. The statistics are
+    the ``moments`` node that the derivative of x̂ reads too, so that a training step
+    computes them once for both."""
+    stats = ops.moments(x, axes)
+    return ops.normalize(x, axes, eps), stats[0], stats[1]
 
 
 class _BatchNorm(Module):

@@ -2,7 +2,8 @@
 
 Families: ``arithmetic`` (add ... mod), ``transcendental`` (exp, log, trigonometric,
 hyperbolic, erf ...), ``comparison`` (comparisons, selection, kinks, rounding),
-``reduce`` (sum, prod, max, cumsum, mean, var, std, the softmax family), ``shape``
+``reduce`` (sum, prod, max, cumsum, mean, var, std, the softmax family),
+``normalization`` (the moments and standardization of the norm layers), ``shape``
 (reshape, transpose, broadcasting, matmul), ``special`` (sigmoid, softplus, fmax,
 nan_to_num, sinc, erfinv, i0e ...), ``special_functions`` (scipy.special's gamma family,
 logit, xlogy, entr, the normal distribution ...), ``complex`` (real, imag, conj, angle),
@@ -21,6 +22,7 @@ from .reduce import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .special import *  # noqa: F401,F403
 from .special_functions import *  # noqa: F401,F403
+from .normalization import *  # noqa: F401,F403
 from .windows import *  # noqa: F401,F403
 from .convolution import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
@@ -31,7 +33,7 @@ from .updates import *  # noqa: F401,F403
 from ._batch import NotBatchable  # noqa: F401
 
 from . import arithmetic, comparison, convolution, pooling, reduce, shape, special  # noqa: E402
-from . import special_functions  # noqa: E402
+from . import normalization, special_functions  # noqa: E402
 from . import adaptive_pooling  # noqa: E402
 from . import indexing, joining, transcendental, updates, windows  # noqa: E402
 
@@ -46,6 +48,7 @@ __all__ = [
         shape,
         special,
         special_functions,
+        normalization,
         windows,
         convolution,
         pooling,
