@@ -9,6 +9,7 @@ they cannot drift: the op vocabulary (from the registry), the command line's hel
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax from the built site, not a CDN
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "_generated/*.md"]
@@ -181,5 +183,23 @@ def _generate(app) -> None:
     _gallery(out)
 
 
+_REMOTE = re.compile(r"""<(?:script|link)\b[^>]*\b(?:src|href)=["'](?:https?:)?//""", re.I)
+
+
+def _no_remote_assets(app, exc) -> None:
+    """Fail the build if a page loads a script or a stylesheet from the network: the site,
+    like the graph page, works offline."""
+    if exc is not None or app.builder.format != "html":
+        return
+    remote = sorted(
+        str(page.relative_to(app.outdir))
+        for page in Path(app.outdir).rglob("*.html")
+        if _REMOTE.search(page.read_text(errors="replace"))
+    )
+    if remote:
+        raise RuntimeError(f"pages load scripts or styles from the network: {remote[:5]}")
+
+
 def setup(app):
     app.connect("builder-inited", _generate)
+    app.connect("build-finished", _no_remote_assets)
