@@ -55,28 +55,26 @@ def vocabulary() -> dict[int, list[str]]:
 
 
 VOCABULARY = vocabulary()
+NAMED = [(name, arity) for arity in sorted(VOCABULARY) for name in VOCABULARY[arity]]
 STEP_OPS = {name for name, op in dk.registry().items() if op.discontinuous}
 # make test runs a few hundred; DIFFKIT_RANDOM_EXPRESSIONS=N and DIFFKIT_RANDOM_SEED=S
 # run a longer search
 N_EXPRESSIONS = int(os.environ.get("DIFFKIT_RANDOM_EXPRESSIONS", "400"))
-SEED = int(os.environ.get("DIFFKIT_RANDOM_SEED", "20261205"))
+SEED = int(os.environ.get("DIFFKIT_RANDOM_SEED", "20261125"))
 
 
 def _expression(rng, depth: int) -> str:
     if depth == 0 or rng.uniform() < 0.2:
         return "x" if rng.uniform() < 0.75 else str(rng.choice(CONSTANTS))
     kind = rng.uniform()
-    if kind < 0.45:
-        return f"{rng.choice(VOCABULARY[1])}({_expression(rng, depth - 1)})"
-    if kind < 0.85:
+    if kind < 0.52:  # a named function, every one of the vocabulary equally likely
+        fn, arity = NAMED[int(rng.integers(len(NAMED)))]
+        args = ", ".join(_expression(rng, depth - 1) for _ in range(arity))
+        return f"{fn}({args})"
+    if kind < 0.88:
         op = rng.choice(["+", "-", "*", "/"])
         return f"({_expression(rng, depth - 1)} {op} {_expression(rng, depth - 1)})"
-    if kind < 0.93:
-        return f"({_expression(rng, depth - 1)})**{rng.choice(['2', '3', '-1', '1/2', '0'])}"
-    arity = int(rng.choice([n for n in sorted(VOCABULARY) if n > 1]))
-    fn = rng.choice(VOCABULARY[arity])
-    args = ", ".join(_expression(rng, depth - 1) for _ in range(arity))
-    return f"{fn}({args})"
+    return f"({_expression(rng, depth - 1)})**{rng.choice(['2', '3', '-1', '1/2', '0'])}"
 
 
 def _point(rng) -> float:

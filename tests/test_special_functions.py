@@ -152,3 +152,27 @@ def test_float32_in_float32_out(name):
     f = dk.sum(getattr(dk, name)(x))
     assert dk.evaluate(getattr(dk, name)(x), at).dtype == np.float32
     assert dk.gradient(f, at)["x"].dtype == np.float32
+
+
+def test_complex_step_of_sinc_near_zero():
+    """sin(pi z) / (pi z) cancels in its imaginary part near 0, where the complex step
+    reads the derivative; the series there keeps every digit."""
+    x = dk.variable("x")
+    for p in (-8.62806436736865e-06, -0.001188091009557483, 1e-9, 0.1):
+        with mpmath.workdps(40):
+            truth = float(mpmath.diff(mpmath.sincpi, mpmath.mpf(p)))
+        got = dk.derivative(dk.sinc(x), "x", {"x": p}, method="complex-step")
+        assert got == pytest.approx(truth, rel=1e-14, abs=1e-300), p
+    z = np.array([1e-3 + 2e-3j, 0.1 - 0.05j, 0.4j])
+    np.testing.assert_allclose(dk.evaluate(dk.sinc(dk.variable("z", (3,))), {"z": z}),
+                               np.sinc(z), rtol=1e-15)  # fmt: skip
+
+
+def test_high_precision_gelu_derivative_in_the_far_tails():
+    """The 50-digit form of GELU's derivative is 1 or 0 far out, where mpmath's
+    exp(-x^2/2) would overflow its integer conversion."""
+    x = dk.variable("x")
+    g = dk.grad_graph(dk.nn.functional.gelu(x), "x")
+    for p, expected in ((1e300, 1.0), (-1e300, 0.0), (-50.0, 0.0)):
+        got = dk.evaluate(g, {"x": p}, precision=40)
+        assert float(got) == pytest.approx(expected, abs=1e-300)

@@ -226,7 +226,14 @@ def _gelu_mp(x, approximate="none"):
     return x * (1 + mpmath.erf(x / mpmath.sqrt(2))) / 2
 
 
+#: beyond this |x| the exact GELU derivative is 0 or 1 to far more digits than any
+#: truth needs (mpmath's exp(-x^2/2) would overflow Python's integer conversion first)
+_MP_TAIL = 1e4
+
+
 def _gelu_grad_mp(x, approximate="none"):
+    if abs(x) > _MP_TAIL:
+        return mpmath.mpf(1 if x > 0 else 0)
     if approximate == "tanh":
         k = mpmath.sqrt(2 / mpmath.pi)
         t = mpmath.tanh(k * (x + _TANH_C * x**3))

@@ -481,9 +481,34 @@ def _sinc_slope(x):
     return where(near, pi * p * series, (cos(p) - sinc(x)) / safe)
 
 
+#: below this |pi z| a complex sinc is summed from its Maclaurin series
+_SINC_COMPLEX_SERIES = 0.5
+
+
+def _sinc_impl(x):
+    """numpy's sinc; for complex entries near 0, the Maclaurin series sum_k (-1)^k
+    (pi z)^(2k) / (2k + 1)!, since sin(pi z) / (pi z) cancels there in its imaginary
+    part (the complex step's derivative would lose up to half its digits)."""
+    out = np.sinc(x)
+    if x.dtype.kind != "c":
+        return out
+    x, out = np.asarray(x), np.array(out)  # 0-d arrays, not scalars, can be assigned into
+    near = np.abs(x) * np.pi < _SINC_COMPLEX_SERIES
+    if not near.any():
+        return out
+    p2 = (np.pi * x[near]) ** 2
+    term = np.ones_like(p2)
+    total = np.ones_like(p2)
+    for k in range(1, 12):  # (0.5^2)^11 / 23! is far below an ulp
+        term = term * (-p2) / ((2 * k) * (2 * k + 1))
+        total = total + term
+    out[near] = total
+    return out
+
+
 SINC = unary(
     "sinc",
-    np.sinc,
+    _sinc_impl,
     # d/dx sin(pi x)/(pi x) = (cos(pi x) - sinc x) / x, 0 at x = 0
     lambda ct, out, x: (ct * _sinc_slope(x),),
     lambda x: mpmath.sincpi(x),
