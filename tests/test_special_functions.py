@@ -176,3 +176,17 @@ def test_high_precision_gelu_derivative_in_the_far_tails():
     for p, expected in ((1e300, 1.0), (-1e300, 0.0), (-50.0, 0.0)):
         got = dk.evaluate(g, {"x": p}, precision=40)
         assert float(got) == pytest.approx(expected, abs=1e-300)
+
+
+def test_symbolic_derivative_where_sympy_folds_an_argument_to_zero():
+    """(x - x) x is the number 0 to SymPy: entr and xlogy of it are 0 (scipy's value),
+    and the symbolic derivative is the 50-digit one; an expression SymPy reads as nan
+    (0 log 0) has a NaN derivative, never SymPy's derivative of a constant, 0."""
+    x = dk.variable("x")
+    at = {"x": 1.8787985420275994}
+    f = dk.sinc(x + x) / 2 + dk.entr((x - x) * x) + dk.xlogy((x - x) * x, x - x)
+    truth = dk.reference_derivative(f, "x", at)
+    assert dk.derivative(f, "x", at, method="symbolic") == pytest.approx(float(truth), rel=1e-14)
+    g = x + (x - x) * dk.log(x - x)
+    assert math.isnan(dk.derivative(g, "x", {"x": 2.0}, method="symbolic"))
+    assert math.isnan(dk.evaluate(g, {"x": 2.0}))  # as float64 evaluates it

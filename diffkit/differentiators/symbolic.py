@@ -220,7 +220,7 @@ def symbolic_derivative(
         if name not in symbols:
             raise SymbolicError(f"f does not depend on a variable named {name!r}")
         start = time.perf_counter()
-        d = sympy.diff(prepare_for_diff(expr), symbols[name])
+        d = _diff(prepare_for_diff(expr), symbols[name])
         t_diff = time.perf_counter() - start
         simp, t_simp = None, None
         if simplify:
@@ -250,6 +250,15 @@ def tree_size(expr, limit: int | None = None) -> int:
             if limit is not None and count > limit:
                 return limit + 1
     return count
+
+
+def _diff(expr, *wrt):
+    """``sympy.diff``, except that an expression holding SymPy's ``nan`` (an undefined
+    value such as 0 log 0 or oo - oo) has an undefined derivative, NaN, where SymPy's
+    would be 0 (the derivative of the constant ``nan``)."""
+    if isinstance(expr, sympy.Basic) and expr.has(sympy.nan):
+        return sympy.nan
+    return sympy.diff(expr, *wrt)
 
 
 def prepare_for_diff(expr):
@@ -341,10 +350,10 @@ class Symbolic(Differentiator):
             wrt = [s for n in names for s in np.ravel(np.asarray(symbols[n], dtype=object))]
             start = time.perf_counter()
             if order == 1:
-                ders = [sympy.diff(e, s) for e in outs for s in wrt]
+                ders = [_diff(e, s) for e in outs for s in wrt]
             else:
                 (e,) = outs
-                ders = [sympy.diff(e, a, b) for a in wrt for b in wrt]
+                ders = [_diff(e, a, b) for a in wrt for b in wrt]
             if self.simplify:
                 ders = [sympy.simplify(d) for d in ders]
             seconds = time.perf_counter() - start
@@ -413,7 +422,7 @@ class Symbolic(Differentiator):
             outs = [prepare_for_diff(e) for e in np.ravel(np.asarray(expr, dtype=object))]
             start = time.perf_counter()
             if name in symbols:
-                ders = [sympy.diff(e, symbols[name], int(order)) for e in outs]
+                ders = [_diff(e, symbols[name], int(order)) for e in outs]
             else:
                 ders = [sympy.S.Zero for _ in outs]
             if self.simplify:

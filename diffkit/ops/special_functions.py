@@ -359,7 +359,8 @@ XLOGY = binary(
         ct * _zero_where_x_is(x, x / where(equal(x, 0.0), 1.0, y)),
     ),
     _xlog_mp(mpmath.log),
-    lambda x, y: x * sympy.log(y),
+    # a literal 0 for x (SymPy folds (t - t) s to 0) gives 0, not 0 log(y) = nan at y = 0
+    lambda x, y: sympy.S.Zero if x == 0 else x * sympy.log(y),
     samples=binary_samples(low=0.2, high=3.0),
     analytic=False,
     doc="x log(y), and 0 where x = 0",
@@ -397,7 +398,7 @@ XLOG1PY = binary(
         ct * _zero_where_x_is(x, x / where(equal(x, 0.0), 1.0, 1 + y)),
     ),
     _xlog_mp(mpmath.log1p),
-    lambda x, y: x * sympy.log(1 + y),
+    lambda x, y: sympy.S.Zero if x == 0 else x * sympy.log(1 + y),
     samples=binary_samples(low=0.2, high=3.0),
     analytic=False,
     doc="x log(1 + y), and 0 where x = 0",
@@ -436,7 +437,7 @@ ENTR = unary(
     # d/dx (-x log x) = -(log x + 1): +inf at 0, NaN below
     lambda ct, out, x: (ct * -(log(x) + 1),),
     _entr_mp,
-    lambda x: -x * sympy.log(x),
+    lambda x: sympy.S.Zero if x == 0 else -x * sympy.log(x),  # entr(0) = 0, not nan
     samples=(Sample(((),), low=0.1, high=3.0), Sample(((3, 4),), low=0.1, high=3.0)),
     analytic=False,
     doc="-x log(x) for x > 0, 0 at 0, -inf below",
