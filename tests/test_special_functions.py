@@ -190,3 +190,12 @@ def test_symbolic_derivative_where_sympy_folds_an_argument_to_zero():
     g = x + (x - x) * dk.log(x - x)
     assert math.isnan(dk.derivative(g, "x", {"x": 2.0}, method="symbolic"))
     assert math.isnan(dk.evaluate(g, {"x": 2.0}))  # as float64 evaluates it
+
+
+def test_symbolic_outside_the_real_domain_is_nan_as_in_float64():
+    """logit(log(1/2)) is the logit of a negative number: NaN in float64 (scipy's), and
+    SymPy's complex log there becomes NaN too, not a crash on a complex value."""
+    f = dk.parse("arctan2(logit(log(1/2)), ((x / 0.75) - 5/3))")
+    at = {"x": -1.338364809521107}
+    for method in ("symbolic", "reverse", "forward"):
+        assert math.isnan(dk.derivative(f, "x", at, method=method)), method

@@ -252,6 +252,18 @@ def tree_size(expr, limit: int | None = None) -> int:
     return count
 
 
+def _as_dtype(values: list, dtype) -> np.ndarray:
+    """The derivatives' values as an array of ``dtype``. Where f is real, SymPy's form can
+    still leave the real line where the real function is undefined (the log of a negative
+    constant): a value with an imaginary part is NaN there, as numpy gives."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "c":
+        values = [np.asarray(v) for v in values]
+        values = [np.where(v.imag == 0, v.real, np.nan) if v.dtype.kind == "c" else v
+                  for v in values]  # fmt: skip
+    return np.array(values, dtype=dtype)
+
+
 def _diff(expr, *wrt):
     """``sympy.diff``, except that an expression holding SymPy's ``nan`` (an undefined
     value such as 0 log 0 or oo - oo) has an undefined derivative, NaN, where SymPy's
@@ -371,7 +383,7 @@ class Symbolic(Differentiator):
         if self.precision is not None:
             jac = np.array(values, dtype=object).reshape(m, n)
         else:
-            jac = np.array(values, dtype=dtype_of(at, f)).reshape(m, n)
+            jac = _as_dtype(values, dtype_of(at, f)).reshape(m, n)
         out, col = {}, 0
         for name in names:
             size = int(np.prod(shapes[name], dtype=np.int64))
@@ -387,8 +399,9 @@ class Symbolic(Differentiator):
         check_at(f, at)
         ders, symbols, _, n = self._derivatives(f, names, 2, at)
         values = self._evaluate(ders, symbols, at)
-        dtype = dtype_of(at, f) if self.precision is None else object
-        return np.array(values, dtype=dtype).reshape(n, n)
+        if self.precision is not None:
+            return np.array(values, dtype=object).reshape(n, n)
+        return _as_dtype(values, dtype_of(at, f)).reshape(n, n)
 
     def nth_derivative(self, f: Node, wrt, at, order: int, sizes: bool = True):
         """d^k f / d wrt^k at ``at`` for a scalar variable ``wrt`` (``sympy.diff(e, x, k)``),
@@ -439,7 +452,7 @@ class Symbolic(Differentiator):
         if self.precision is not None:
             out = np.array(values, dtype=object).reshape(f.shape)
             return out[()] if out.shape == () else out
-        return as_output(np.array(values, dtype=dtype_of(at, f)).reshape(f.shape))
+        return as_output(_as_dtype(values, dtype_of(at, f)).reshape(f.shape))
 
 
 register_method("symbolic", Symbolic)
