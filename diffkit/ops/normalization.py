@@ -324,6 +324,15 @@ NORMALIZE_GRAD = register(
 )
 
 
+def _eps(name: str, eps) -> float:
+    """``eps`` as a float, or a one-line ValueError naming ``name``."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}: eps must be a non-negative number, got {eps!r}")
+    if not eps >= 0:
+        raise ValueError(f"{name}: eps must be a non-negative number, got {eps!r}")
+    return float(eps)
+
+
 def normalize(x, axis, eps: float = 0.0) -> Node:
     """``(x - mean) / sqrt(var + eps)`` over ``axis`` (the biased variance), the
     standardization of the normalization layers, with its derivative written out.
@@ -338,6 +347,7 @@ def normalize(x, axis, eps: float = 0.0) -> Node:
 
     Raises:
         ShapeError: an axis is out of range.
+        ValueError: ``eps`` is not a non-negative number.
 
     >>> import diffkit as dk
     >>> x = dk.variable("x", (4,))
@@ -345,7 +355,8 @@ def normalize(x, axis, eps: float = 0.0) -> Node:
     [-1.341641, -0.447214, 0.447214, 1.341641]
     """
     x = as_node(x)
-    return apply(NORMALIZE, x, axis=normalize_axes("normalize", axis, x.ndim), eps=float(eps))
+    axis = normalize_axes("normalize", axis, x.ndim)
+    return apply(NORMALIZE, x, axis=axis, eps=_eps("normalize", eps))
 
 
 def normalize_grad(g, xhat, s, axis, eps: float = 0.0) -> Node:
@@ -374,4 +385,4 @@ def normalize_grad(g, xhat, s, axis, eps: float = 0.0) -> Node:
     """
     g, xhat = as_node(g), as_node(xhat)
     axis = normalize_axes("normalize_grad", axis, g.ndim)
-    return apply(NORMALIZE_GRAD, g, xhat, as_node(s), axis=axis, eps=float(eps))
+    return apply(NORMALIZE_GRAD, g, xhat, as_node(s), axis=axis, eps=_eps("normalize_grad", eps))
