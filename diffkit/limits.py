@@ -148,7 +148,7 @@ def _flush(thread: int) -> None:
     """Withdraw an asynchronous exception that may be pending for ``thread`` (the
     calling thread), leaving the interpreter as it was before any was sent.
 
-    Withdrawing by sending ``NULL`` leaves CPython (3.11, 3.12) with its "something is
+    Withdrawing by sending ``NULL`` leaves CPython 3.11 with its "something is
     pending" flag set and nothing to deliver: every later function call of the process
     then takes the slow path, and under a trace function (coverage, a debugger) the
     thread spins at the entry of the next function it calls. So the pending exception is

@@ -87,6 +87,9 @@ def test_copies_and_constants_shaped_like_a_node():
         np.zeros_like(x, dtype=int)
     with pytest.raises(TypeError, match="full_like: fill_value must be a number"):
         np.full_like(x, x)
+    for shape in ((10**12,), (-1,), ("a",)):  # fails at once, naming the function
+        with pytest.raises(ValueError, match="zeros_like: cannot make a constant of shape"):
+            np.zeros_like(x, shape=shape)
     ties = dk.variable("t", (4,))
     g = dk.gradient(np.ptp(ties), at={"t": [3.0, 1.0, 3.0, 1.0]})["t"]
     assert g.tolist() == [0.5, -0.5, 0.5, -0.5]  # shared evenly, as jnp.ptp

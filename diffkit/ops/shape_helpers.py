@@ -783,7 +783,10 @@ def _like(name: str, a, fill, dtype, shape) -> Node:
         shape = as_node(a).shape
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     kind = np.complex128 if dtype is not None and np.dtype(dtype).kind == "c" else np.float64
-    return const(np.full(shape, fill, dtype=kind))
+    try:
+        return const(np.full(shape, fill, dtype=kind))
+    except (MemoryError, ValueError, TypeError) as err:
+        raise ValueError(f"{name}: cannot make a constant of shape {shape}: {err}") from None
 
 
 _LIKE = (Sample(((3, 4),), zero_derivative=True),)
